@@ -1,0 +1,79 @@
+/* Tiny functions for the httpd/APR facilities that exist only as C macros. No logic lives
+ * here: each function is one macro, so the Rust side keeps every decision. */
+#include "rwsgi_glue.h"
+
+void *rwsgi_get_module_config(const ap_conf_vector_t *cv, const module *m)
+{
+    return ap_get_module_config(cv, m);
+}
+
+void rwsgi_set_module_config(ap_conf_vector_t *cv, const module *m, void *val)
+{
+    ap_set_module_config(cv, m, val);
+}
+
+int rwsgi_brigade_empty(apr_bucket_brigade *bb) { return APR_BRIGADE_EMPTY(bb); }
+apr_bucket *rwsgi_brigade_first(apr_bucket_brigade *bb) { return APR_BRIGADE_FIRST(bb); }
+apr_bucket *rwsgi_brigade_sentinel(apr_bucket_brigade *bb) { return APR_BRIGADE_SENTINEL(bb); }
+apr_bucket *rwsgi_bucket_next(apr_bucket *b) { return APR_BUCKET_NEXT(b); }
+void rwsgi_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b)
+{
+    APR_BRIGADE_INSERT_TAIL(bb, b);
+}
+int rwsgi_bucket_is_eos(apr_bucket *b) { return APR_BUCKET_IS_EOS(b); }
+int rwsgi_bucket_is_metadata(apr_bucket *b) { return APR_BUCKET_IS_METADATA(b); }
+apr_status_t rwsgi_bucket_read(apr_bucket *b, const char **str, apr_size_t *len,
+                               apr_read_type_e block)
+{
+    return apr_bucket_read(b, str, len, block);
+}
+void rwsgi_bucket_delete(apr_bucket *b) { apr_bucket_delete(b); }
+apr_size_t rwsgi_bucket_length(apr_bucket *b) { return b->length; }
+apr_status_t rwsgi_bucket_split(apr_bucket *b, apr_size_t point)
+{
+    return apr_bucket_split(b, point);
+}
+
+void rwsgi_brigade_add_transient(apr_bucket_brigade *bb, const char *buf, apr_size_t len)
+{
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(buf, len, bb->bucket_alloc));
+}
+void rwsgi_brigade_add_heap_copy(apr_bucket_brigade *bb, const char *buf, apr_size_t len)
+{
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_heap_create(buf, len, NULL, bb->bucket_alloc));
+}
+void rwsgi_brigade_add_flush(apr_bucket_brigade *bb)
+{
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(bb->bucket_alloc));
+}
+void rwsgi_brigade_add_eos(apr_bucket_brigade *bb)
+{
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(bb->bucket_alloc));
+}
+
+#include "http_core.h"
+#include "http_protocol.h"
+
+int rwsgi_sendfile_enabled(request_rec *r)
+{
+    core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
+    return d->enable_sendfile == ENABLE_SENDFILE_ON;
+}
+
+void rwsgi_brigade_add_broken(apr_bucket_brigade *bb, apr_pool_t *p)
+{
+    APR_BRIGADE_INSERT_TAIL(bb, ap_bucket_error_create(HTTP_BAD_GATEWAY, NULL, p,
+                                                       bb->bucket_alloc));
+}
+
+int rwsgi_cgi_pass_auth(request_rec *r)
+{
+    core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
+    return d->cgi_pass_auth == AP_CGI_PASS_AUTH_ON;
+}
+
+int rwsgi_has_content_filters(request_rec *r)
+{
+    return r->output_filters && r->output_filters->frec
+        && r->output_filters->frec->ftype < AP_FTYPE_PROTOCOL;
+}

@@ -1,0 +1,293 @@
+//! The directive table as data (name, where it may appear, help) and the pure setters.
+
+use super::alias::{self, AliasMatch, ScriptAlias};
+use super::{DirConfig, MapHeadToGet, ServerConfig, parse_on_off};
+use std::ffi::CStr;
+
+/// Where a directive may appear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Main server and `<VirtualHost>`.
+    ServerVhost,
+    /// Server, vhost, `<Directory>`/`<Location>`.
+    Dir,
+    /// As `Dir`, plus `.htaccess` under `AllowOverride FileInfo`.
+    DirFileInfo,
+}
+
+/// Which directive a table row is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Id {
+    ScriptAlias,
+    ScriptAliasMatch,
+    CallableObject,
+    PassAuthorization,
+    ChunkedRequest,
+    MapHeadToGet,
+    ApplicationGroup,
+    ProcessGroup,
+    ScriptReloading,
+}
+
+/// One directive of the table.
+pub struct Spec {
+    pub name: &'static CStr,
+    pub id: Id,
+    pub scope: Scope,
+    pub help: &'static CStr,
+}
+
+/// Every directive mod_rwsgi accepts.
+pub const TABLE: &[Spec] = &[
+    Spec {
+        name: c"WSGIScriptAlias",
+        id: Id::ScriptAlias,
+        scope: Scope::ServerVhost,
+        help: c"Map a URL prefix to a WSGI script file or directory, with optional \
+                process-group=, application-group=, callable-object=, pass-authorization=",
+    },
+    Spec {
+        name: c"WSGIScriptAliasMatch",
+        id: Id::ScriptAliasMatch,
+        scope: Scope::ServerVhost,
+        help: c"Map URLs matching a regular expression to a WSGI script file or directory",
+    },
+    Spec {
+        name: c"WSGICallableObject",
+        id: Id::CallableObject,
+        scope: Scope::DirFileInfo,
+        help: c"Name of the WSGI application object in the script (default: application)",
+    },
+    Spec {
+        name: c"WSGIPassAuthorization",
+        id: Id::PassAuthorization,
+        scope: Scope::DirFileInfo,
+        help: c"On|Off: pass the Authorization header to the application",
+    },
+    Spec {
+        name: c"WSGIChunkedRequest",
+        id: Id::ChunkedRequest,
+        scope: Scope::DirFileInfo,
+        help: c"On|Off: accept request bodies with Transfer-Encoding: chunked",
+    },
+    Spec {
+        name: c"WSGIMapHEADToGET",
+        id: Id::MapHeadToGet,
+        scope: Scope::DirFileInfo,
+        help: c"On|Off|Auto: present HEAD requests to the application as GET",
+    },
+    Spec {
+        name: c"WSGIApplicationGroup",
+        id: Id::ApplicationGroup,
+        scope: Scope::Dir,
+        help: c"Interpreter to run the application in: a name, %{GLOBAL}, %{SERVER}, \
+                %{HOST}, %{RESOURCE} or %{ENV:var}",
+    },
+    Spec {
+        name: c"WSGIProcessGroup",
+        id: Id::ProcessGroup,
+        scope: Scope::Dir,
+        help: c"Daemon process group to delegate to, or %{GLOBAL} for embedded mode",
+    },
+    Spec {
+        name: c"WSGIScriptReloading",
+        id: Id::ScriptReloading,
+        scope: Scope::DirFileInfo,
+        help: c"On|Off: reload a WSGI script when its modification time changes",
+    },
+];
+
+/// What the daemon process groups known so far are (none until daemon mode exists).
+pub struct Known<'a> {
+    pub daemon_groups: &'a [String],
+}
+
+fn check_process_group(directive: &str, group: &str, known: &Known<'_>) -> Result<(), String> {
+    if group.is_empty() {
+        return Err(format!("{directive}: the process group name is empty"));
+    }
+    if group == "%{GLOBAL}" || super::expand::is_dynamic(group) {
+        return Ok(());
+    }
+    if known.daemon_groups.iter().any(|g| g == group) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{directive}: no WSGI daemon process called '{group}' has been configured \
+             (define it with WSGIDaemonProcess before this line, or use %{{GLOBAL}})"
+        ))
+    }
+}
+
+fn one<'a>(name: &str, args: &[&'a str]) -> Result<&'a str, String> {
+    match args {
+        [v] => Ok(v),
+        _ => Err(format!("{name} takes one argument")),
+    }
+}
+
+/// Applies a server-scope directive. `compile` turns a regex into an opaque handle.
+pub fn apply_server(
+    id: Id,
+    name: &str,
+    args: &[&str],
+    conf: &mut ServerConfig,
+    known: &Known<'_>,
+    compile: &mut dyn FnMut(&str) -> Result<usize, String>,
+) -> Result<(), String> {
+    if args.len() < 2 {
+        return Err(format!(
+            "{name} needs a URL and a script path, then optional key=value options"
+        ));
+    }
+    let options = alias::parse_options(name, &args[2..])?;
+    if let Some(pg) = &options.process_group {
+        check_process_group(&format!("{name} process-group="), pg, known)?;
+    }
+    let matcher = match id {
+        Id::ScriptAlias => {
+            if !args[0].starts_with('/') {
+                return Err(format!(
+                    "{name}: the URL path '{}' must start with '/'",
+                    args[0]
+                ));
+            }
+            AliasMatch::Prefix(alias::normalise_prefix(args[0]))
+        }
+        Id::ScriptAliasMatch => AliasMatch::Regex {
+            pattern: args[0].to_string(),
+            compiled: compile(args[0]).map_err(|e| format!("{name}: {e}"))?,
+        },
+        _ => return Err(format!("{name} is not a server directive")),
+    };
+    conf.aliases.push(ScriptAlias {
+        matcher,
+        target: args[1].to_string(),
+        options,
+    });
+    Ok(())
+}
+
+/// Applies a per-directory directive.
+pub fn apply_dir(
+    id: Id,
+    name: &str,
+    args: &[&str],
+    conf: &mut DirConfig,
+    known: &Known<'_>,
+) -> Result<(), String> {
+    let v = one(name, args)?;
+    match id {
+        Id::CallableObject => {
+            if v.is_empty() {
+                return Err(format!("{name}: the name is empty"));
+            }
+            conf.callable_object = Some(v.to_string())
+        }
+        Id::PassAuthorization => conf.pass_authorization = Some(parse_on_off(name, v)?),
+        Id::ChunkedRequest => conf.chunked_request = Some(parse_on_off(name, v)?),
+        Id::ScriptReloading => conf.script_reloading = Some(parse_on_off(name, v)?),
+        Id::MapHeadToGet => {
+            conf.map_head_to_get = Some(match v.to_ascii_lowercase().as_str() {
+                "on" => MapHeadToGet::On,
+                "off" => MapHeadToGet::Off,
+                "auto" => MapHeadToGet::Auto,
+                _ => return Err(format!("{name}: '{v}' is not valid; use On, Off or Auto")),
+            })
+        }
+        Id::ApplicationGroup => conf.application_group = Some(v.to_string()),
+        Id::ProcessGroup => {
+            check_process_group(name, v, known)?;
+            conf.process_group = Some(v.to_string())
+        }
+        Id::ScriptAlias | Id::ScriptAliasMatch => {
+            return Err(format!("{name} is not a per-directory directive"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NONE: Known<'static> = Known { daemon_groups: &[] };
+
+    #[test]
+    fn script_alias() {
+        let mut c = ServerConfig::default();
+        let mut no_regex = |_: &str| -> Result<usize, String> { unreachable!() };
+        apply_server(
+            Id::ScriptAlias,
+            "WSGIScriptAlias",
+            &["/app/", "/x.wsgi"],
+            &mut c,
+            &NONE,
+            &mut no_regex,
+        )
+        .unwrap();
+        assert_eq!(c.aliases[0].matcher, AliasMatch::Prefix("/app".into()));
+        let e = apply_server(
+            Id::ScriptAlias,
+            "WSGIScriptAlias",
+            &["/a"],
+            &mut c,
+            &NONE,
+            &mut no_regex,
+        )
+        .unwrap_err();
+        assert!(e.contains("needs a URL"));
+        let e = apply_server(
+            Id::ScriptAlias,
+            "WSGIScriptAlias",
+            &["/a", "/x", "process-group=nope"],
+            &mut c,
+            &NONE,
+            &mut no_regex,
+        )
+        .unwrap_err();
+        assert!(e.contains("no WSGI daemon process called 'nope'"), "{e}");
+        apply_server(
+            Id::ScriptAlias,
+            "WSGIScriptAlias",
+            &["/a", "/x", "process-group=%{GLOBAL}"],
+            &mut c,
+            &NONE,
+            &mut no_regex,
+        )
+        .unwrap();
+        let mut bad_regex = |_: &str| Err("bad regex".to_string());
+        let e = apply_server(
+            Id::ScriptAliasMatch,
+            "M",
+            &["(", "/x"],
+            &mut c,
+            &NONE,
+            &mut bad_regex,
+        )
+        .unwrap_err();
+        assert_eq!(e, "M: bad regex");
+    }
+
+    #[test]
+    fn dir_directives() {
+        let mut d = DirConfig::default();
+        apply_dir(
+            Id::MapHeadToGet,
+            "WSGIMapHEADToGET",
+            &["auto"],
+            &mut d,
+            &NONE,
+        )
+        .unwrap();
+        assert_eq!(d.map_head_to_get, Some(MapHeadToGet::Auto));
+        assert!(apply_dir(Id::MapHeadToGet, "WSGIMapHEADToGET", &["x"], &mut d, &NONE).is_err());
+        assert!(apply_dir(Id::ChunkedRequest, "C", &["On", "Off"], &mut d, &NONE).is_err());
+        assert!(apply_dir(Id::ProcessGroup, "P", &["grp"], &mut d, &NONE).is_err());
+        apply_dir(Id::ProcessGroup, "P", &["%{ENV:X}"], &mut d, &NONE).unwrap();
+        let known = Known {
+            daemon_groups: &["grp".to_string()],
+        };
+        apply_dir(Id::ProcessGroup, "P", &["grp"], &mut d, &known).unwrap();
+    }
+}

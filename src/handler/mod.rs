@@ -1,0 +1,141 @@
+//! Request routing shared by both modes: `translate_name` maps script aliases to files, and
+//! the content handler checks the request, then runs it embedded (daemon hand-off arrives
+//! with daemon mode).
+
+pub mod embedded;
+pub mod facts;
+
+use crate::config::alias::{self, AliasMatch};
+use crate::config::{DirConfig, ScriptAlias, ServerConfig};
+use crate::httpd::config_store;
+use crate::httpd::log::Level;
+use crate::httpd::request::{FileKind, Request};
+use crate::sys;
+
+/// The handler names that mean "run this as a WSGI script".
+pub const HANDLER_NAMES: [&[u8]; 2] = [b"wsgi-script", b"application/x-httpd-wsgi"];
+
+/// Maps the request URI through the script aliases. Returns the file name to use (target
+/// plus the rest of the URI, from which Apache's directory walk derives PATH_INFO).
+pub fn map_uri<'a>(
+    conf: &'a ServerConfig,
+    uri: &[u8],
+    regex: &dyn Fn(usize, &str, &[u8]) -> Option<(Vec<u8>, usize)>,
+) -> Option<(&'a ScriptAlias, Vec<u8>)> {
+    for a in &conf.aliases {
+        match &a.matcher {
+            AliasMatch::Prefix(p) => {
+                if let Some(n) = alias::match_prefix(p, uri) {
+                    let mut f = a.target.as_bytes().to_vec();
+                    f.extend_from_slice(&uri[n..]);
+                    return Some((a, f));
+                }
+            }
+            AliasMatch::Regex { compiled, .. } => {
+                if let Some((mut target, end)) = regex(*compiled, &a.target, uri) {
+                    target.extend_from_slice(&uri[end..]);
+                    return Some((a, target));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// `translate_name` hook.
+pub fn translate_name(r: Request<'_>) -> i32 {
+    // SAFETY: the request's server is live for this generation.
+    let conf = unsafe { config_store::server_config(r.server()) };
+    if conf.aliases.is_empty() {
+        return sys::DECLINED;
+    }
+    let uri = r.uri();
+    if !uri.starts_with(b"/") {
+        return sys::DECLINED;
+    }
+    let regex = |re: usize, target: &str, uri: &[u8]| {
+        crate::httpd::hooks::regex_substitute(r, re, target, uri)
+    };
+    match map_uri(conf, uri, &regex) {
+        Some((a, filename)) => {
+            r.set_filename(&filename);
+            r.set_handler(c"wsgi-script");
+            // SAFETY: the alias lives in the server config of this generation.
+            unsafe { config_store::set_request_alias(r.as_ptr(), a) };
+            sys::OK as i32
+        }
+        None => sys::DECLINED,
+    }
+}
+
+/// The content handler.
+pub fn handle(r: Request<'_>) -> i32 {
+    match r.handler() {
+        Some(h) if HANDLER_NAMES.contains(&h) => {}
+        _ => return sys::DECLINED,
+    }
+    // SAFETY: the request is live.
+    let alias = unsafe { config_store::request_alias(r.as_ptr()) };
+    let filename = String::from_utf8_lossy(r.filename()).into_owned();
+    if alias.is_none() && !r.exec_cgi_allowed() {
+        r.log(
+            Level::Error,
+            &format!("RWSGI0020: Options ExecCGI is off in this directory: {filename}"),
+        );
+        return sys::HTTP_FORBIDDEN as i32;
+    }
+    match r.file_kind() {
+        FileKind::Regular => {}
+        FileKind::Missing => {
+            r.log(
+                Level::Error,
+                &format!("RWSGI0021: target WSGI script not found or unable to stat: {filename}"),
+            );
+            return sys::HTTP_NOT_FOUND as i32;
+        }
+        FileKind::Directory => {
+            r.log(
+                Level::Error,
+                &format!("RWSGI0022: attempt to invoke directory as WSGI application: {filename}"),
+            );
+            return sys::HTTP_FORBIDDEN as i32;
+        }
+        FileKind::Other => {
+            r.log(
+                Level::Error,
+                &format!("RWSGI0023: WSGI script is not a regular file: {filename}"),
+            );
+            return sys::HTTP_FORBIDDEN as i32;
+        }
+    }
+    // SAFETY: the request is live.
+    let dir = unsafe { config_store::dir_config(r.as_ptr()) };
+    if let Some(status) = check_body_framing(r, dir) {
+        return status;
+    }
+    embedded::run(r, alias, dir)
+}
+
+/// Rejects request bodies mod_rwsgi will not read: unknown transfer codings (501), chunked
+/// bodies unless `WSGIChunkedRequest On` (411).
+fn check_body_framing(r: Request<'_>, dir: &DirConfig) -> Option<i32> {
+    let te = r.headers_in().get(c"Transfer-Encoding")?;
+    if !te.eq_ignore_ascii_case(b"chunked") {
+        r.log(
+            Level::Warn,
+            &format!(
+                "RWSGI0024: unsupported Transfer-Encoding '{}'",
+                String::from_utf8_lossy(te)
+            ),
+        );
+        return Some(sys::HTTP_NOT_IMPLEMENTED as i32);
+    }
+    if !dir.chunked_request.unwrap_or(false) {
+        r.log(
+            Level::Warn,
+            "RWSGI0025: chunked request body refused; enable it with 'WSGIChunkedRequest On'",
+        );
+        return Some(sys::HTTP_LENGTH_REQUIRED as i32);
+    }
+    None
+}

@@ -1,0 +1,123 @@
+//! Turns the pure directive table (`config::directives::TABLE`) into Apache's `command_rec`
+//! array, and routes every directive through one `TAKE_ARGV` shim into the pure setters.
+
+use crate::config::directives::{self, Id, Known, Scope, TABLE};
+use crate::sys;
+use std::ffi::{CStr, c_void};
+
+const N: usize = TABLE.len();
+
+/// The command table handed to Apache (plus its null terminator).
+#[repr(transparent)]
+pub struct CommandTable(pub [sys::command_rec; N + 1]);
+
+// SAFETY: the table is immutable after construction; its raw pointers are to static strings.
+unsafe impl Sync for CommandTable {}
+
+const fn req_override(scope: Scope) -> libc::c_int {
+    (match scope {
+        Scope::ServerVhost => sys::RSRC_CONF,
+        Scope::Dir => sys::RSRC_CONF | sys::ACCESS_CONF,
+        Scope::DirFileInfo => sys::RSRC_CONF | sys::ACCESS_CONF | sys::OR_FILEINFO,
+    }) as libc::c_int
+}
+
+const fn build() -> CommandTable {
+    let mut out = [sys::command_rec {
+        name: std::ptr::null(),
+        func: sys::cmd_func { take_argv: None },
+        cmd_data: std::ptr::null_mut(),
+        req_override: 0,
+        args_how: 0,
+        errmsg: std::ptr::null(),
+    }; N + 1];
+    let mut i = 0;
+    while i < N {
+        out[i] = sys::command_rec {
+            name: TABLE[i].name.as_ptr(),
+            func: sys::cmd_func {
+                take_argv: Some(set_directive),
+            },
+            // The row index, so the shim finds the spec again.
+            cmd_data: i as *mut c_void,
+            req_override: req_override(TABLE[i].scope),
+            args_how: sys::cmd_how_TAKE_ARGV,
+            errmsg: TABLE[i].help.as_ptr(),
+        };
+        i += 1;
+    }
+    CommandTable(out)
+}
+
+/// The table referenced by the exported module struct.
+pub static COMMANDS: CommandTable = build();
+
+fn error_to_pool(pool: *mut sys::apr_pool_t, msg: &str) -> *const libc::c_char {
+    // SAFETY: the message must outlive the call, so it goes into the command pool.
+    unsafe { super::pstrdup(pool, msg.as_bytes()) }
+}
+
+fn compile_regex(pool: *mut sys::apr_pool_t, pattern: &str) -> Result<usize, String> {
+    let c = std::ffi::CString::new(pattern)
+        .map_err(|_| "regular expression contains NUL".to_string())?;
+    // SAFETY: ap_pregcomp registers the compiled regex's cleanup on `pool` (the config pool),
+    // so the handle lives as long as the alias that holds it.
+    let re = unsafe { sys::ap_pregcomp(pool, c.as_ptr(), sys::AP_REG_EXTENDED as libc::c_int) };
+    if re.is_null() {
+        Err(format!(
+            "regular expression '{pattern}' could not be compiled"
+        ))
+    } else {
+        Ok(re as usize)
+    }
+}
+
+unsafe extern "C" fn set_directive(
+    cmd: *mut sys::cmd_parms,
+    mconfig: *mut c_void,
+    argc: libc::c_int,
+    argv: *const *mut libc::c_char,
+) -> *const libc::c_char {
+    super::trampoline::guard(
+        "directive",
+        c"RWSGI0002: internal error reading a directive".as_ptr(),
+        || {
+            // SAFETY: Apache passes the live cmd_parms of the directive being read.
+            let cmd = unsafe { &mut *cmd };
+            let spec = &TABLE[cmd.info as usize];
+            let name = spec.name.to_str().unwrap_or("WSGI directive");
+            let mut args = Vec::with_capacity(argc.max(0) as usize);
+            for i in 0..argc.max(0) as usize {
+                // SAFETY: argv holds argc NUL-terminated words allocated in the command pool.
+                let word = unsafe { CStr::from_ptr(*argv.add(i)) };
+                match word.to_str() {
+                    Ok(w) => args.push(w),
+                    Err(_) => {
+                        return error_to_pool(cmd.pool, &format!("{name}: argument is not UTF-8"));
+                    }
+                }
+            }
+            let known = Known { daemon_groups: &[] };
+            let result = match spec.id {
+                Id::ScriptAlias | Id::ScriptAliasMatch => {
+                    // SAFETY: config reading is single-threaded and cmd.server is live.
+                    let conf = unsafe { super::config_store::server_config_mut(cmd.server) };
+                    let pool = cmd.pool;
+                    directives::apply_server(spec.id, name, &args, conf, &known, &mut |p| {
+                        compile_regex(pool, p)
+                    })
+                }
+                _ => {
+                    // SAFETY: for per-directory directives Apache passes our DirConfig for the
+                    // section being read (the server's defaults outside any section).
+                    let conf = unsafe { &mut *mconfig.cast::<crate::config::DirConfig>() };
+                    directives::apply_dir(spec.id, name, &args, conf, &known)
+                }
+            };
+            match result {
+                Ok(()) => std::ptr::null(),
+                Err(e) => error_to_pool(cmd.pool, &e),
+            }
+        },
+    )
+}

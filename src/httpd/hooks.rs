@@ -1,0 +1,188 @@
+//! The `extern "C"` hook entry points Apache calls; each runs through the trampoline and
+//! hands a typed view of its arguments to the layer that does the work.
+
+use super::log::{self, Level};
+use super::request::Request;
+use super::trampoline::guard;
+use crate::python::environ::ProcessFacts;
+use crate::sys;
+use std::ffi::{CStr, CString};
+use std::sync::OnceLock;
+
+static PROCESS: OnceLock<ProcessFacts> = OnceLock::new();
+
+/// Facts about this process for `wsgi.multithread`/`wsgi.multiprocess`.
+pub fn process_facts() -> ProcessFacts {
+    *PROCESS.get_or_init(compute_process_facts)
+}
+
+fn compute_process_facts() -> ProcessFacts {
+    let shape = super::mpm::shape();
+    ProcessFacts {
+        multithread: shape.max_threads > 1,
+        multiprocess: shape.max_daemons > 1,
+    }
+}
+
+/// The httpd version the module was built against, as `apache.version` reports it.
+pub fn apache_version() -> (u32, u32, u32) {
+    (
+        sys::AP_SERVER_MAJORVERSION_NUMBER,
+        sys::AP_SERVER_MINORVERSION_NUMBER,
+        sys::AP_SERVER_PATCHLEVEL_NUMBER,
+    )
+}
+
+/// Regex alias matching: the substituted target and where the match ended in the URI.
+pub fn regex_substitute(
+    r: Request<'_>,
+    re: usize,
+    target: &str,
+    uri: &[u8],
+) -> Option<(Vec<u8>, usize)> {
+    let curi = CString::new(uri).ok()?;
+    let ctarget = CString::new(target).ok()?;
+    let mut pm = [sys::ap_regmatch_t {
+        rm_so: -1,
+        rm_eo: -1,
+    }; 10];
+    // SAFETY: `re` is a regex compiled at config time in the config pool (alive for this
+    // generation); pmatch has room for 10 matches; ap_pregsub allocates in the request pool.
+    unsafe {
+        if sys::ap_regexec(
+            re as *const sys::ap_regex_t,
+            curi.as_ptr(),
+            pm.len(),
+            pm.as_mut_ptr(),
+            0,
+        ) != 0
+        {
+            return None;
+        }
+        let out = sys::ap_pregsub(
+            r.pool(),
+            ctarget.as_ptr(),
+            curi.as_ptr(),
+            pm.len(),
+            pm.as_mut_ptr(),
+        );
+        if out.is_null() {
+            return None;
+        }
+        Some((
+            CStr::from_ptr(out).to_bytes().to_vec(),
+            pm[0].rm_eo.max(0) as usize,
+        ))
+    }
+}
+
+unsafe extern "C" fn translate_name(r: *mut sys::request_rec) -> libc::c_int {
+    guard("translate_name", sys::DECLINED, || {
+        // SAFETY: Apache passes the live request.
+        crate::handler::translate_name(unsafe { Request::from_raw(r) })
+    })
+}
+
+unsafe extern "C" fn handler(r: *mut sys::request_rec) -> libc::c_int {
+    guard(
+        "handler",
+        sys::HTTP_INTERNAL_SERVER_ERROR as libc::c_int,
+        || {
+            // SAFETY: Apache passes the live request.
+            crate::handler::handle(unsafe { Request::from_raw(r) })
+        },
+    )
+}
+
+unsafe extern "C" fn post_config(
+    pconf: *mut sys::apr_pool_t,
+    _plog: *mut sys::apr_pool_t,
+    _ptemp: *mut sys::apr_pool_t,
+    _s: *mut sys::server_rec,
+) -> libc::c_int {
+    guard("post_config", sys::OK as libc::c_int, || {
+        let component = CString::new(format!(
+            "mod_rwsgi/{} Python/{}",
+            env!("CARGO_PKG_VERSION"),
+            crate::python::runtime::BUILD_PYTHON
+        ))
+        .expect("no NUL");
+        // SAFETY: the component is copied into pconf by Apache.
+        unsafe { sys::ap_add_version_component(pconf, component.as_ptr()) };
+        sys::OK as libc::c_int
+    })
+}
+
+unsafe extern "C" fn child_exit(_data: *mut libc::c_void) -> sys::apr_status_t {
+    guard("child exit", 0, || {
+        crate::python::runtime::finalize();
+        0
+    })
+}
+
+unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) {
+    guard("child_init", (), || {
+        let _ = PROCESS.set(compute_process_facts());
+        match crate::python::runtime::initialize(apache_version()) {
+            Ok(()) => {
+                // SAFETY: the cleanup runs when the child's pool is destroyed at exit.
+                unsafe {
+                    sys::apr_pool_cleanup_register(
+                        pchild,
+                        std::ptr::null(),
+                        Some(child_exit),
+                        Some(sys::apr_pool_cleanup_null),
+                    )
+                };
+            }
+            Err(e) => log::server_log(s, Level::Crit, &format!("RWSGI0010: {e}")),
+        }
+    })
+}
+
+/// A NULL-terminated list of module names for hook ordering.
+struct Names<const N: usize>([*const libc::c_char; N]);
+// SAFETY: immutable pointers to static strings.
+unsafe impl<const N: usize> Sync for Names<N> {}
+
+/// mod_wsgi's order: after mod_alias (so `Alias` wins), before userdir and vhost_alias.
+static PRE_ALIAS: Names<2> = Names([c"mod_alias.c".as_ptr(), std::ptr::null()]);
+static POST_ALIAS: Names<3> = Names([
+    c"mod_userdir.c".as_ptr(),
+    c"mod_vhost_alias.c".as_ptr(),
+    std::ptr::null(),
+]);
+
+/// Registers every hook (called by Apache through the module struct).
+pub unsafe extern "C" fn register_hooks(_p: *mut sys::apr_pool_t) {
+    guard("register_hooks", (), || {
+        // SAFETY: APR keeps pointers to the name lists until hooks are sorted, so they are
+        // statics.
+        unsafe {
+            sys::ap_hook_translate_name(
+                Some(translate_name),
+                PRE_ALIAS.0.as_ptr(),
+                POST_ALIAS.0.as_ptr(),
+                sys::APR_HOOK_MIDDLE as i32,
+            );
+            sys::ap_hook_handler(
+                Some(handler),
+                std::ptr::null(),
+                std::ptr::null(),
+                sys::APR_HOOK_MIDDLE as i32,
+            );
+            sys::ap_hook_post_config(
+                Some(post_config),
+                std::ptr::null(),
+                std::ptr::null(),
+                sys::APR_HOOK_MIDDLE as i32,
+            );
+            sys::ap_hook_child_init(
+                Some(child_init),
+                std::ptr::null(),
+                std::ptr::null(),
+                sys::APR_HOOK_MIDDLE as i32,
+            );
+        }
+    })
+}

@@ -1,0 +1,79 @@
+//! Writing to Apache's error log, always through a `"%s"` format and our module index, so
+//! `LogLevel rwsgi:...` applies and log text is never interpreted as a format.
+
+use crate::sys;
+use std::ffi::CString;
+
+/// Apache log levels we use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Crit,
+    Error,
+    Warn,
+    Notice,
+    Info,
+    Debug,
+}
+
+impl Level {
+    fn raw(self) -> libc::c_int {
+        (match self {
+            Level::Crit => sys::APLOG_CRIT,
+            Level::Error => sys::APLOG_ERR,
+            Level::Warn => sys::APLOG_WARNING,
+            Level::Notice => sys::APLOG_NOTICE,
+            Level::Info => sys::APLOG_INFO,
+            Level::Debug => sys::APLOG_DEBUG,
+        }) as libc::c_int
+    }
+}
+
+const FILE: &CStr = c"mod_rwsgi.c";
+const FMT: &CStr = c"%s";
+use std::ffi::CStr;
+
+fn c_message(msg: &str) -> CString {
+    CString::new(msg.replace('\0', "\\0")).unwrap_or_default()
+}
+
+/// Logs against a server (null: the main server as Apache knows it).
+pub fn server_log(s: *const sys::server_rec, level: Level, msg: &str) {
+    let m = c_message(msg);
+    // SAFETY: "%s" consumes exactly one C string argument, which lives across the call;
+    // ap_log_error_ accepts a null server.
+    unsafe {
+        sys::ap_log_error_(
+            FILE.as_ptr(),
+            0,
+            crate::httpd::config_store::module_index(),
+            level.raw(),
+            0,
+            s,
+            FMT.as_ptr(),
+            m.as_ptr(),
+        )
+    }
+}
+
+/// Logs an error against a server.
+pub fn server_error(s: *const sys::server_rec, msg: &str) {
+    server_log(s, Level::Error, msg);
+}
+
+/// Logs against a request: lands in its vhost's ErrorLog, tagged with the client.
+pub fn request_log(r: *const sys::request_rec, level: Level, msg: &str) {
+    let m = c_message(msg);
+    // SAFETY: `r` is the live request the caller is serving; "%s" takes the one argument.
+    unsafe {
+        sys::ap_log_rerror_(
+            FILE.as_ptr(),
+            0,
+            crate::httpd::config_store::module_index(),
+            level.raw(),
+            0,
+            r,
+            FMT.as_ptr(),
+            m.as_ptr(),
+        )
+    }
+}

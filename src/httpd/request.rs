@@ -1,0 +1,279 @@
+//! A borrowed, typed view of Apache's `request_rec`: the accessors the handler needs, each a
+//! thin read of one field or one httpd call.
+
+use super::table::Table;
+use super::{cstr_bytes, opt_cstr_bytes, pstrdup};
+use crate::sys;
+use std::marker::PhantomData;
+
+/// The request being served. Construction is the single unsafe step.
+#[derive(Clone, Copy)]
+pub struct Request<'r> {
+    r: *mut sys::request_rec,
+    _life: PhantomData<&'r mut sys::request_rec>,
+}
+
+/// What the request's filename points at after Apache's directory walk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    Missing,
+    Regular,
+    Directory,
+    Other,
+}
+
+impl<'r> Request<'r> {
+    /// # Safety
+    /// `r` is the live request Apache passed to the current hook, valid for `'r`.
+    pub unsafe fn from_raw(r: *mut sys::request_rec) -> Self {
+        Request {
+            r,
+            _life: PhantomData,
+        }
+    }
+
+    /// The raw pointer, for the layers that must hand it back to httpd.
+    pub fn as_ptr(&self) -> *mut sys::request_rec {
+        self.r
+    }
+
+    fn rec(&self) -> &'r sys::request_rec {
+        // SAFETY: from_raw's contract.
+        unsafe { &*self.r }
+    }
+
+    fn conn(&self) -> &'r sys::conn_rec {
+        // SAFETY: every request has a live connection.
+        unsafe { &*self.rec().connection }
+    }
+
+    pub fn pool(&self) -> *mut sys::apr_pool_t {
+        self.rec().pool
+    }
+
+    pub fn server(&self) -> *mut sys::server_rec {
+        self.rec().server
+    }
+
+    /// True for the request Apache read from the client (not a sub-request or redirect).
+    pub fn is_main(&self) -> bool {
+        self.rec().main.is_null()
+    }
+
+    pub fn uri(&self) -> &'r [u8] {
+        // SAFETY: request strings live in the request pool.
+        unsafe { cstr_bytes(self.rec().uri) }
+    }
+    pub fn unparsed_uri(&self) -> &'r [u8] {
+        // SAFETY: as above.
+        unsafe { cstr_bytes(self.rec().unparsed_uri) }
+    }
+    pub fn args(&self) -> &'r [u8] {
+        // SAFETY: as above.
+        unsafe { cstr_bytes(self.rec().args) }
+    }
+    pub fn method(&self) -> &'r [u8] {
+        // SAFETY: as above.
+        unsafe { cstr_bytes(self.rec().method) }
+    }
+    pub fn protocol(&self) -> &'r [u8] {
+        // SAFETY: as above.
+        unsafe { cstr_bytes(self.rec().protocol) }
+    }
+    pub fn filename(&self) -> &'r [u8] {
+        // SAFETY: as above.
+        unsafe { cstr_bytes(self.rec().filename) }
+    }
+    pub fn path_info(&self) -> &'r [u8] {
+        // SAFETY: as above.
+        unsafe { cstr_bytes(self.rec().path_info) }
+    }
+    pub fn handler(&self) -> Option<&'r [u8]> {
+        // SAFETY: as above.
+        unsafe { opt_cstr_bytes(self.rec().handler) }
+    }
+    pub fn user(&self) -> Option<&'r [u8]> {
+        // SAFETY: as above.
+        unsafe { opt_cstr_bytes(self.rec().user) }
+    }
+    pub fn auth_type(&self) -> Option<&'r [u8]> {
+        // SAFETY: as above.
+        unsafe { opt_cstr_bytes(self.rec().ap_auth_type) }
+    }
+    pub fn log_id(&self) -> Option<&'r [u8]> {
+        // SAFETY: as above.
+        unsafe { opt_cstr_bytes(self.rec().log_id) }
+    }
+    /// The Host the client asked for (without port), if any.
+    pub fn hostname(&self) -> Option<&'r [u8]> {
+        // SAFETY: as above.
+        unsafe { opt_cstr_bytes(self.rec().hostname) }
+    }
+    pub fn header_only(&self) -> bool {
+        self.rec().header_only != 0
+    }
+    /// Request start, microseconds since the epoch.
+    pub fn request_time(&self) -> i64 {
+        self.rec().request_time
+    }
+
+    pub fn headers_in(&self) -> Table<'r> {
+        // SAFETY: request tables live in the request pool.
+        unsafe { Table::from_raw(self.rec().headers_in, self.pool()) }
+    }
+    pub fn headers_out(&self) -> Table<'r> {
+        // SAFETY: as above.
+        unsafe { Table::from_raw(self.rec().headers_out, self.pool()) }
+    }
+    pub fn err_headers_out(&self) -> Table<'r> {
+        // SAFETY: as above.
+        unsafe { Table::from_raw(self.rec().err_headers_out, self.pool()) }
+    }
+    pub fn subprocess_env(&self) -> Table<'r> {
+        // SAFETY: as above.
+        unsafe { Table::from_raw(self.rec().subprocess_env, self.pool()) }
+    }
+    pub fn notes(&self) -> Table<'r> {
+        // SAFETY: as above.
+        unsafe { Table::from_raw(self.rec().notes, self.pool()) }
+    }
+
+    pub fn file_kind(&self) -> FileKind {
+        match self.rec().finfo.filetype {
+            sys::apr_filetype_e_APR_NOFILE => FileKind::Missing,
+            sys::apr_filetype_e_APR_REG => FileKind::Regular,
+            sys::apr_filetype_e_APR_DIR => FileKind::Directory,
+            _ => FileKind::Other,
+        }
+    }
+
+    /// Modification time of the request's file (µs since the epoch), as stat'ed by Apache.
+    pub fn file_mtime(&self) -> i64 {
+        self.rec().finfo.mtime
+    }
+
+    /// True when Apache's `CGIPassAuth On` applies.
+    pub fn cgi_pass_auth(&self) -> bool {
+        // SAFETY: reads core's merged per-dir config of the live request.
+        unsafe { sys::rwsgi_cgi_pass_auth(self.r) != 0 }
+    }
+
+    /// True when an output filter that transforms content (deflate, cache…) is installed.
+    pub fn has_content_filters(&self) -> bool {
+        // SAFETY: reads the live request's filter chain.
+        unsafe { sys::rwsgi_has_content_filters(self.r) != 0 }
+    }
+
+    /// True when `Options ExecCGI` applies to the request.
+    pub fn exec_cgi_allowed(&self) -> bool {
+        // SAFETY: the request is live.
+        (unsafe { sys::ap_allow_options(self.r) } & sys::OPT_EXECCGI as libc::c_int) != 0
+    }
+
+    pub fn set_filename(&self, name: &[u8]) {
+        // SAFETY: the copy lives in the request pool.
+        unsafe { (*self.r).filename = pstrdup(self.pool(), name) }
+    }
+    pub fn set_handler(&self, name: &'static std::ffi::CStr) {
+        // SAFETY: a static string outlives the request.
+        unsafe { (*self.r).handler = name.as_ptr() }
+    }
+
+    pub fn server_name(&self) -> &'r [u8] {
+        // SAFETY: ap_get_server_name returns a pool or config string.
+        unsafe { cstr_bytes(sys::ap_get_server_name(self.r)) }
+    }
+    /// The `ServerName` of the serving server, ignoring `UseCanonicalName`.
+    pub fn configured_server_name(&self) -> &'r [u8] {
+        // SAFETY: server_rec strings live in the config pool.
+        unsafe { cstr_bytes((*self.server()).server_hostname) }
+    }
+    pub fn server_port(&self) -> u16 {
+        // SAFETY: the request is live.
+        unsafe { sys::ap_get_server_port(self.r) }
+    }
+    pub fn server_admin(&self) -> &'r [u8] {
+        // SAFETY: server_rec strings live in the config pool.
+        unsafe { cstr_bytes((*self.server()).server_admin) }
+    }
+    pub fn document_root(&self) -> &'r [u8] {
+        // SAFETY: returns a config or pool string.
+        unsafe { cstr_bytes(sys::ap_document_root(self.r)) }
+    }
+    pub fn context_prefix(&self) -> &'r [u8] {
+        // SAFETY: as above.
+        unsafe { cstr_bytes(sys::ap_context_prefix(self.r)) }
+    }
+    pub fn context_document_root(&self) -> &'r [u8] {
+        // SAFETY: as above.
+        unsafe { cstr_bytes(sys::ap_context_document_root(self.r)) }
+    }
+    pub fn signature(&self) -> &'r [u8] {
+        // SAFETY: ap_psignature allocates in the request pool.
+        unsafe { cstr_bytes(sys::ap_psignature(c"".as_ptr(), self.r)) }
+    }
+    pub fn scheme(&self) -> &'r [u8] {
+        // SAFETY: the hook returns a static or pool string.
+        unsafe { cstr_bytes(sys::ap_run_http_scheme(self.r)) }
+    }
+    pub fn server_software() -> &'static [u8] {
+        // SAFETY: the banner is a static string for the server's life.
+        unsafe { cstr_bytes(sys::ap_get_server_banner()) }
+    }
+    pub fn local_ip(&self) -> &'r [u8] {
+        // SAFETY: connection strings live in the connection pool.
+        unsafe { cstr_bytes(self.conn().local_ip) }
+    }
+    pub fn local_port(&self) -> u16 {
+        // SAFETY: local_addr is set for every connection.
+        unsafe { (*self.conn().local_addr).port }
+    }
+    pub fn remote_ip(&self) -> &'r [u8] {
+        // SAFETY: useragent_ip is set for every request.
+        unsafe { cstr_bytes(self.rec().useragent_ip) }
+    }
+    pub fn remote_port(&self) -> u16 {
+        let a = self.rec().useragent_addr;
+        // SAFETY: the address lives in the connection pool when present.
+        if a.is_null() { 0 } else { unsafe { (*a).port } }
+    }
+
+    /// True when the client has gone away.
+    pub fn aborted(&self) -> bool {
+        self.conn().aborted != 0
+    }
+
+    /// Forces the connection closed after this response.
+    pub fn close_connection(&self) {
+        // SAFETY: the connection is live; keepalive is a plain enum field.
+        unsafe { (*self.rec().connection).keepalive = sys::ap_conn_keepalive_e_AP_CONN_CLOSE }
+    }
+
+    /// Stops Apache sending an interim `100 Continue` (the app answered without reading).
+    pub fn clear_expect_continue(&self) {
+        // SAFETY: plain field of the live request.
+        unsafe { (*self.r).expecting_100 = 0 }
+    }
+
+    /// Sets the response status and status line.
+    pub fn set_status(&self, code: u16, line: &[u8]) {
+        // SAFETY: the status line is copied into the request pool.
+        unsafe {
+            (*self.r).status = code as libc::c_int;
+            (*self.r).status_line = pstrdup(self.pool(), line);
+        }
+    }
+    pub fn set_content_type(&self, ct: &[u8]) {
+        // SAFETY: the value is copied into the request pool first.
+        unsafe { sys::ap_set_content_type(self.r, pstrdup(self.pool(), ct)) }
+    }
+    pub fn set_content_length(&self, n: u64) {
+        // SAFETY: the request is live.
+        unsafe { sys::ap_set_content_length(self.r, n as sys::apr_off_t) }
+    }
+
+    /// Logs against this request.
+    pub fn log(&self, level: super::log::Level, msg: &str) {
+        super::log::request_log(self.r, level, msg)
+    }
+}

@@ -1,0 +1,358 @@
+//! Running one request through a WSGI application: load the script, call the app, drive the
+//! iterable (or send a wrapped file straight from its descriptor), always call `close()`,
+//! map failures to a status or a cut response, and disarm the request's objects.
+
+use super::attach::Attached;
+use super::callback::traceback_lines;
+use super::environ::{self, ModWsgiFacts, ProcessFacts, RequestObjects};
+use super::interp::Interp;
+use super::objects::{input, log, start_response};
+use super::request::RequestCtx;
+use super::respond::{self, SendError};
+use super::script;
+use super::state::InterpState;
+use crate::wsgi::environ::RequestFacts;
+use crate::wsgi::gateway::{After, Gateway, RequestLog, Severity};
+use crate::wsgi::response::Phase;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+/// What to run.
+pub struct Job<'a> {
+    pub script: &'a str,
+    /// The script's current mtime when reloading is on (None: never reload).
+    pub reload_mtime: Option<i64>,
+    pub callable: &'a str,
+    pub facts: &'a RequestFacts<'a>,
+    pub mod_wsgi: ModWsgiFacts<'a>,
+    pub process: ProcessFacts,
+}
+
+/// How the request ended, for the transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The response was produced (possibly cut short).
+    Done,
+    /// Nothing was sent: the transport should answer with this error status.
+    Status(u16),
+}
+
+fn log_exception(py: Python<'_>, log: &RequestLog, what: &str, err: &PyErr) {
+    log.log(Severity::Error, what);
+    for line in traceback_lines(py, err) {
+        log.log(Severity::Error, &line);
+    }
+    if err.is_instance_of::<pyo3::exceptions::PyImportError>(py)
+        && err.to_string().contains("subinterpreter")
+    {
+        log.log(
+            Severity::Error,
+            "RWSGI0120: an extension module refused to load in a Python sub-interpreter; \
+             run this application in the main interpreter with 'WSGIApplicationGroup %{GLOBAL}'",
+        );
+    }
+}
+
+/// Runs `job` in `interp` over `gw`.
+pub fn run(interp: &Interp, job: &Job<'_>, gw: &mut dyn Gateway, log: RequestLog) -> Outcome {
+    // SAFETY: Python is initialised (the interpreter exists) and request threads are not
+    // attached between requests.
+    let guard = unsafe { Attached::new(interp.ptr) };
+    let py = guard.py();
+    let state = &interp.state;
+
+    let module = match script::load(py, state, job.script, job.reload_mtime) {
+        Ok(m) => m,
+        Err(e) => {
+            log_exception(
+                py,
+                &log,
+                &format!("RWSGI0101: failed to load WSGI script '{}'", job.script),
+                &e,
+            );
+            return Outcome::Status(500);
+        }
+    };
+    let app = match module.getattr_opt(job.callable) {
+        Ok(Some(app)) => app,
+        Ok(None) => {
+            log.log(
+                Severity::Error,
+                &format!(
+                    "RWSGI0102: WSGI script '{}' does not contain WSGI application '{}' \
+                     (set WSGICallableObject or callable-object= if it has another name)",
+                    job.script, job.callable
+                ),
+            );
+            return Outcome::Status(404);
+        }
+        Err(e) => {
+            log_exception(
+                py,
+                &log,
+                &format!(
+                    "RWSGI0102: looking up '{}' in '{}' failed",
+                    job.callable, job.script
+                ),
+                &e,
+            );
+            return Outcome::Status(500);
+        }
+    };
+
+    // SAFETY: the context outlives every object pointing at it: they are disarmed below
+    // before the box is dropped, and `gw` outlives this function.
+    let ctx_ptr = Box::into_raw(Box::new(unsafe { RequestCtx::new(gw, log) }));
+    // SAFETY: freshly allocated, not yet shared.
+    let logs = unsafe { (*ctx_ptr).logs() };
+    let outcome = match make_objects(py, state, ctx_ptr) {
+        Ok((objects, sr)) => {
+            RequestCtx::set_current(logs);
+            let outcome = call_app(py, state, job, &app, ctx_ptr, &objects, &sr);
+            RequestCtx::set_current(std::ptr::null_mut());
+            input::disarm(&objects.input);
+            log::disarm(&objects.errors);
+            start_response::disarm(&sr);
+            outcome
+        }
+        Err(e) => {
+            log_exception(
+                py,
+                &log,
+                "RWSGI0103: could not create the request objects",
+                &e,
+            );
+            Outcome::Status(500)
+        }
+    };
+    // SAFETY: every object was disarmed; we are the only owner now.
+    drop(unsafe { Box::from_raw(ctx_ptr) });
+
+    outcome
+}
+
+fn make_objects<'py>(
+    py: Python<'py>,
+    state: &InterpState,
+    ctx: *mut RequestCtx,
+) -> PyResult<(RequestObjects<'py>, Bound<'py, PyAny>)> {
+    // SAFETY: ctx is live (caller).
+    let logs = unsafe { (*ctx).logs() };
+    let objects = RequestObjects {
+        input: input::new(py, state.input_type.0, ctx)?,
+        errors: log::for_request(py, state.log_type.0, logs)?,
+    };
+    let sr = start_response::new(py, state.start_response_type.0, ctx)?;
+    Ok((objects, sr))
+}
+
+/// Runs `f` on the context (see [`RequestCtx::with`]).
+fn with_ctx<T>(
+    ctx: *mut RequestCtx,
+    f: impl FnOnce(&mut RequestCtx) -> PyResult<T>,
+) -> PyResult<T> {
+    // SAFETY: the runner's context is live for the whole request; GIL held.
+    unsafe { RequestCtx::with(ctx, f) }
+}
+
+fn call_app(
+    py: Python<'_>,
+    state: &InterpState,
+    job: &Job<'_>,
+    app: &Bound<'_, PyAny>,
+    ctx: *mut RequestCtx,
+    objects: &RequestObjects<'_>,
+    sr: &Bound<'_, PyAny>,
+) -> Outcome {
+    // SAFETY: live context; only a Copy value is read.
+    let log = unsafe { (*(*ctx).logs()).log };
+    let fail = |err: PyErr| -> Outcome {
+        log_exception(
+            py,
+            &log,
+            &format!(
+                "RWSGI0110: exception occurred processing WSGI script '{}'",
+                job.script
+            ),
+            &err,
+        );
+        finish_failed(ctx)
+    };
+    let env = match environ::build(py, state, job.facts, &job.mod_wsgi, job.process, objects) {
+        Ok(e) => e,
+        Err(e) => return fail(e),
+    };
+    let result = match app.call1((env, sr)) {
+        Ok(r) => r,
+        Err(e) => return fail(e),
+    };
+    let driven = drive(py, state, ctx, &result);
+    let closed = match result.getattr_opt("close") {
+        Ok(Some(close)) => close.call0().map(drop),
+        Ok(None) => Ok(()),
+        Err(e) => Err(e),
+    };
+    match (driven, closed) {
+        (Ok(()), Ok(())) => Outcome::Done,
+        (Err(e), _) | (Ok(()), Err(e)) => fail(e),
+    }
+}
+
+/// After an exception: a status if nothing went out yet, else a cut response.
+fn finish_failed(ctx: *mut RequestCtx) -> Outcome {
+    // SAFETY: live context, GIL held, no other borrow active.
+    let ctx = unsafe { &mut *ctx };
+    if ctx.response.phase() == Phase::HeadSent {
+        ctx.gateway().end_broken();
+        Outcome::Done
+    } else {
+        Outcome::Status(ctx.input.failed_status.unwrap_or(500))
+    }
+}
+
+fn send_err(e: SendError) -> PyErr {
+    match e {
+        SendError::NotStarted => PyRuntimeError::new_err(
+            "response has not been started (start_response() was not called)",
+        ),
+        SendError::ClientGone => unreachable!("client disconnects are handled by the caller"),
+    }
+}
+
+/// Sends a chunk; Ok(false) when the client is gone or the declared length is complete.
+fn send_chunk(ctx: *mut RequestCtx, data: &[u8], after: After) -> PyResult<bool> {
+    with_ctx(ctx, |c| match respond::send(c, data, after) {
+        Ok(()) => Ok(!c.response.complete() || after == After::End),
+        Err(SendError::ClientGone) => Ok(false),
+        Err(e) => Err(send_err(e)),
+    })
+}
+
+fn bytes_of<'a, 'py>(item: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyBytes>> {
+    item.cast::<PyBytes>().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "sequence of byte string values expected, value of type {} found",
+            item.get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    })
+}
+
+fn drive(
+    py: Python<'_>,
+    state: &InterpState,
+    ctx: *mut RequestCtx,
+    result: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    if result.get_type().is(&state.file_wrapper_type.bind(py)) && try_send_file(ctx, result)? {
+        return Ok(());
+    }
+    if let Ok(list) = result.cast::<PyList>() {
+        let n = list.len();
+        if n == 1 {
+            let item = list.get_item(0)?;
+            let b = bytes_of(&item)?;
+            with_ctx(ctx, |c| {
+                c.response.default_content_length(b.as_bytes().len() as u64);
+                Ok(())
+            })?;
+        }
+        for (i, item) in list.iter().enumerate() {
+            let b = bytes_of(&item)?;
+            let after = if i + 1 == n {
+                After::End
+            } else {
+                After::Buffer
+            };
+            if !send_chunk(ctx, b.as_bytes(), after)? {
+                break;
+            }
+            if after == After::End {
+                return Ok(());
+            }
+        }
+    } else if let Ok(tuple) = result.cast::<PyTuple>() {
+        for item in tuple.iter() {
+            if !send_chunk(ctx, bytes_of(&item)?.as_bytes(), After::Buffer)? {
+                break;
+            }
+        }
+    } else {
+        for item in result.try_iter()? {
+            let item = item?;
+            let b = bytes_of(&item)?;
+            if b.as_bytes().is_empty() {
+                continue;
+            }
+            if !send_chunk(ctx, b.as_bytes(), After::Flush)? {
+                break;
+            }
+        }
+    }
+    finish(ctx)
+}
+
+/// Ends the response after the iterable is exhausted (or stopped early).
+fn finish(ctx: *mut RequestCtx) -> PyResult<()> {
+    with_ctx(ctx, |c| {
+        if c.gateway().client_gone() {
+            return Ok(());
+        }
+        if c.response.short() && c.response.phase() == Phase::HeadSent {
+            // Fewer bytes than the declared Content-Length: the client must see the
+            // response is incomplete rather than wait for the rest.
+            c.gateway().end_broken();
+            return Ok(());
+        }
+        match respond::send(c, &[], After::End) {
+            Ok(()) | Err(SendError::ClientGone) => Ok(()),
+            Err(e) => Err(send_err(e)),
+        }
+    })
+}
+
+/// Sends a `wsgi.file_wrapper` over a real regular file from its descriptor. Ok(false)
+/// when the file-like has no usable descriptor (the caller iterates it instead).
+fn try_send_file(ctx: *mut RequestCtx, wrapper: &Bound<'_, PyAny>) -> PyResult<bool> {
+    let py = wrapper.py();
+    let filelike = wrapper.getattr("filelike")?;
+    let Ok(fd) = filelike
+        .call_method0("fileno")
+        .and_then(|f| f.extract::<i32>())
+    else {
+        let _ = PyErr::take(py);
+        return Ok(false);
+    };
+    let Ok(offset) = filelike
+        .call_method0("tell")
+        .and_then(|t| t.extract::<i64>())
+    else {
+        let _ = PyErr::take(py);
+        return Ok(false);
+    };
+    let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+    // SAFETY: fstat writes into the provided buffer.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        return Ok(false);
+    }
+    // SAFETY: initialised by the successful fstat.
+    let st = unsafe { st.assume_init() };
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Ok(false);
+    }
+    let offset = offset.max(0) as u64;
+    let available = (st.st_size as u64).saturating_sub(offset);
+    with_ctx(ctx, |c| {
+        if c.response.phase() == Phase::HeadSent {
+            return Ok(false);
+        }
+        c.response.default_content_length(available);
+        match respond::send_file(c, fd, offset, available) {
+            Ok(()) | Err(SendError::ClientGone) => Ok(true),
+            Err(e) => Err(send_err(e)),
+        }
+    })
+}

@@ -1,0 +1,161 @@
+//! Building the environ dict: CGI entries from the pure builder (interned keys, latin-1
+//! values), then the `wsgi.*` and `mod_wsgi.*` entries.
+
+use super::callback::latin1;
+use super::state::InterpState;
+use crate::wsgi::environ::{self, EnvironSink, Key, RequestFacts};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// The `mod_wsgi.*` facts of a request (strings as mod_wsgi 4.9.4 gives them).
+pub struct ModWsgiFacts<'a> {
+    pub process_group: &'a str,
+    pub application_group: &'a str,
+    pub callable_object: &'a str,
+    pub request_handler: &'a [u8],
+    pub script_name: &'a [u8],
+    pub path_info: &'a [u8],
+    pub listener_host: &'a [u8],
+    pub listener_port: u16,
+    pub request_id: &'a [u8],
+    pub request_start_us: i64,
+    pub script_reloading: bool,
+    pub enable_sendfile: bool,
+}
+
+/// Process-level facts that go into every environ.
+#[derive(Debug, Clone, Copy)]
+pub struct ProcessFacts {
+    pub multithread: bool,
+    pub multiprocess: bool,
+}
+
+struct DictSink<'a, 'py> {
+    py: Python<'py>,
+    dict: &'a Bound<'py, PyDict>,
+    state: &'a InterpState,
+    failed: bool,
+}
+
+impl DictSink<'_, '_> {
+    fn put(&mut self, key: *mut ffi::PyObject, value: &Bound<'_, PyAny>) {
+        // SAFETY: dict, key and value are live objects of this interpreter.
+        if unsafe { ffi::PyDict_SetItem(self.dict.as_ptr(), key, value.as_ptr()) } != 0 {
+            self.failed = true;
+        }
+    }
+}
+
+impl EnvironSink for DictSink<'_, '_> {
+    fn fixed(&mut self, key: Key, value: &[u8]) {
+        let v = latin1(self.py, value);
+        self.put(self.state.key(key), &v);
+    }
+    fn dynamic(&mut self, key: &[u8], value: &[u8]) {
+        let k = latin1(self.py, key);
+        let v = latin1(self.py, value);
+        self.put(k.as_ptr(), &v);
+    }
+}
+
+thread_local! {
+    static THREAD: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+}
+static NEXT_THREAD_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+static TOTAL_REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// (thread id, requests this thread served before, requests the process served before).
+fn counters() -> (u64, u64, u64) {
+    use std::sync::atomic::Ordering;
+    let total = TOTAL_REQUESTS.fetch_add(1, Ordering::Relaxed);
+    THREAD.with(|t| {
+        let (mut id, n) = t.get();
+        if id == 0 {
+            id = NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed);
+        }
+        t.set((id, n + 1));
+        (id, n, total)
+    })
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Objects the runner created for the request.
+pub struct RequestObjects<'py> {
+    pub input: Bound<'py, PyAny>,
+    pub errors: Bound<'py, PyAny>,
+}
+
+/// Builds the complete environ dict.
+pub fn build<'py>(
+    py: Python<'py>,
+    state: &InterpState,
+    facts: &RequestFacts<'_>,
+    mw: &ModWsgiFacts<'_>,
+    process: ProcessFacts,
+    objects: &RequestObjects<'py>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let dict = PyDict::new(py);
+    let mut sink = DictSink {
+        py,
+        dict: &dict,
+        state,
+        failed: false,
+    };
+    environ::build(facts, &mut sink);
+    let https = environ::is_https(facts);
+    let b = |v: bool| pyo3::types::PyBool::new(py, v).to_owned().into_any();
+    let s = |v: &str| pyo3::types::PyString::new(py, v).into_any();
+    let (thread_id, thread_requests, total_requests) = counters();
+    let entries: [(Key, Bound<'py, PyAny>); 29] = [
+        (Key::WsgiVersion, state.wsgi_version.bind(py)),
+        (Key::WsgiMultithread, b(process.multithread)),
+        (Key::WsgiMultiprocess, b(process.multiprocess)),
+        (Key::WsgiRunOnce, b(false)),
+        (Key::WsgiUrlScheme, s(if https { "https" } else { "http" })),
+        (Key::WsgiInput, objects.input.clone()),
+        (Key::WsgiInputTerminated, b(true)),
+        (Key::WsgiErrors, objects.errors.clone()),
+        (Key::WsgiFileWrapper, state.file_wrapper_type.bind(py)),
+        (Key::MwProcessGroup, s(mw.process_group)),
+        (Key::MwApplicationGroup, s(mw.application_group)),
+        (Key::MwCallableObject, s(mw.callable_object)),
+        (Key::MwRequestHandler, latin1(py, mw.request_handler)),
+        (Key::MwHandlerScript, s("")),
+        (Key::MwScriptName, latin1(py, mw.script_name)),
+        (Key::MwPathInfo, latin1(py, mw.path_info)),
+        (Key::MwListenerHost, latin1(py, mw.listener_host)),
+        (Key::MwListenerPort, s(&mw.listener_port.to_string())),
+        (Key::MwRequestId, latin1(py, mw.request_id)),
+        (Key::MwRequestStart, s(&mw.request_start_us.to_string())),
+        (Key::MwScriptStart, s(&now_us().to_string())),
+        (
+            Key::MwScriptReloading,
+            s(if mw.script_reloading { "1" } else { "0" }),
+        ),
+        (
+            Key::MwEnableSendfile,
+            s(if mw.enable_sendfile { "1" } else { "0" }),
+        ),
+        (Key::MwIgnoreActivity, s("0")),
+        (Key::MwThreadId, s(&thread_id.to_string())),
+        (Key::MwThreadRequests, s(&thread_requests.to_string())),
+        (Key::MwTotalRequests, s(&total_requests.to_string())),
+        (Key::MwVersion, state.mod_wsgi_version.bind(py)),
+        (Key::ApacheVersion, state.apache_version.bind(py)),
+    ];
+    for (k, v) in entries {
+        sink.put(state.key(k), &v);
+    }
+    sink.put(state.key(Key::RwsgiVersion), &state.rwsgi_version.bind(py));
+    if sink.failed {
+        return Err(PyErr::fetch(py));
+    }
+    Ok(dict)
+}

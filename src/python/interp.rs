@@ -1,0 +1,94 @@
+//! Application groups: the main interpreter (`%{GLOBAL}`, the empty name) and one
+//! sub-interpreter per other group name, created on first use and kept for the process.
+
+use super::attach::{self, Attached};
+use super::state::InterpState;
+use pyo3::ffi;
+use std::sync::Mutex;
+
+/// One interpreter and mod_rwsgi's state in it.
+pub struct Interp {
+    /// Application group name (`""` for the main interpreter).
+    pub name: String,
+    pub ptr: *mut ffi::PyInterpreterState,
+    pub state: InterpState,
+}
+
+// SAFETY: the interpreter pointer is only used to attach; the state's objects are used
+// only with this interpreter's GIL held.
+unsafe impl Send for Interp {}
+// SAFETY: as above.
+unsafe impl Sync for Interp {}
+
+/// Interpreters live until the process ends, so references are `'static`.
+static REGISTRY: Mutex<Vec<&'static Interp>> = Mutex::new(Vec::new());
+
+/// Registers the main interpreter (done once by runtime initialisation).
+pub fn register_main(interp: Interp) -> &'static Interp {
+    let leaked: &'static Interp = Box::leak(Box::new(interp));
+    REGISTRY
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(0, leaked);
+    leaked
+}
+
+/// The main interpreter, once Python is initialised.
+pub fn main() -> Option<&'static Interp> {
+    REGISTRY
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .first()
+        .copied()
+}
+
+/// Every interpreter created so far (main first).
+pub fn all() -> Vec<&'static Interp> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// The interpreter for an application group, creating a sub-interpreter on first use.
+/// Sub-interpreters arrive with the application-group work; until then every group runs in
+/// the main interpreter.
+pub fn for_group(name: &str, apache_version: (u32, u32, u32)) -> Result<&'static Interp, String> {
+    let _ = apache_version;
+    let _ = name;
+    main().ok_or_else(|| "Python is not initialised in this process".to_string())
+}
+
+/// Creates a sub-interpreter for `name`. The caller holds the registry lock.
+#[allow(dead_code)]
+fn create(name: &str, apache_version: (u32, u32, u32)) -> Result<Interp, String> {
+    let main = main().ok_or("Python is not initialised in this process")?;
+    // SAFETY: attach to main (some GIL must be held to create an interpreter); the guard is
+    // forgotten because Py_NewInterpreter swaps this thread to the new interpreter's state.
+    let guard = unsafe { Attached::new(main.ptr) };
+    let main_ts = guard.tstate();
+    std::mem::forget(guard);
+    // SAFETY: GIL held by this thread.
+    let ts = unsafe { ffi::Py_NewInterpreter() };
+    if ts.is_null() {
+        // SAFETY: back to the main state we hold, then release the GIL.
+        unsafe {
+            ffi::PyThreadState_Swap(main_ts);
+            ffi::PyEval_SaveThread();
+        }
+        return Err(format!(
+            "could not create the Python sub-interpreter '{name}'"
+        ));
+    }
+    // SAFETY: ts is this thread's new, current state.
+    let ptr = unsafe { ffi::PyThreadState_GetInterpreter(ts) };
+    attach::remember(ptr, ts);
+    // SAFETY: the new interpreter's GIL is held by this thread.
+    let py = unsafe { pyo3::Python::assume_attached() };
+    let state = InterpState::create(py, apache_version)
+        .map_err(|e| format!("could not set up the Python sub-interpreter '{name}': {e}"));
+    // SAFETY: release the GIL, saving the new interpreter's state for this thread.
+    unsafe { ffi::PyEval_SaveThread() };
+    Ok(Interp {
+        name: name.to_string(),
+        ptr,
+        state: state?,
+    })
+}

@@ -1,0 +1,54 @@
+//! Sending response body bytes for a request: commits the head with the first bytes,
+//! enforces Content-Length truncation, and calls the transport with the GIL released.
+
+use crate::python::callback::blocking;
+use crate::python::request::RequestCtx;
+use crate::wsgi::gateway::After;
+use crate::wsgi::response::Phase;
+
+/// Why body bytes could not be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendError {
+    /// The app produced body before calling start_response.
+    NotStarted,
+    /// The client is gone.
+    ClientGone,
+}
+
+/// Sends (a Content-Length-truncated prefix of) `data`, committing the head first if needed.
+pub fn send(ctx: &mut RequestCtx, data: &[u8], after: After) -> Result<(), SendError> {
+    if data.is_empty() && after != After::End {
+        // PEP 3333: the head goes out with the first non-empty chunk, not before.
+        return if ctx.response.head().is_some() {
+            Ok(())
+        } else {
+            Err(SendError::NotStarted)
+        };
+    }
+    let first = ctx.response.phase() != Phase::HeadSent;
+    let head = ctx.response.head().cloned().ok_or(SendError::NotStarted)?;
+    let allowed = ctx.response.accept(data.len());
+    let gw = ctx.gateway();
+    if first {
+        gw.set_head(&head);
+    }
+    if allowed == 0 && after == After::Buffer && !first {
+        return Ok(());
+    }
+    let chunk = &data[..allowed];
+    let after = if after != After::End && allowed < data.len() {
+        After::Flush
+    } else {
+        after
+    };
+    blocking(|| gw.write(chunk, after)).map_err(|_| SendError::ClientGone)
+}
+
+/// Sends part of an open regular file as the whole body.
+pub fn send_file(ctx: &mut RequestCtx, fd: i32, offset: u64, len: u64) -> Result<(), SendError> {
+    let head = ctx.response.head().cloned().ok_or(SendError::NotStarted)?;
+    let len = ctx.response.accept(len.min(usize::MAX as u64) as usize) as u64;
+    let gw = ctx.gateway();
+    gw.set_head(&head);
+    blocking(|| gw.send_file(fd, offset, len, After::End)).map_err(|_| SendError::ClientGone)
+}
