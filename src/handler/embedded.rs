@@ -86,7 +86,8 @@ fn log_to_request(data: *mut std::ffi::c_void, severity: Severity, msg: &str) {
         Severity::Info => Level::Info,
         Severity::Debug => Level::Debug,
     };
-    log::request_log(data.cast::<sys::request_rec>(), level, msg);
+    // SAFETY: `data` is the request the RequestLog was made for, live during the request.
+    unsafe { log::request_log(data.cast::<sys::request_rec>(), level, msg) };
 }
 
 /// Runs the request's app in this process.

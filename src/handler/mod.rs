@@ -15,12 +15,14 @@ use crate::sys;
 /// The handler names that mean "run this as a WSGI script".
 pub const HANDLER_NAMES: [&[u8]; 2] = [b"wsgi-script", b"application/x-httpd-wsgi"];
 
-/// Maps the request URI through the script aliases. Returns the file name to use (target
-/// plus the rest of the URI, from which Apache's directory walk derives PATH_INFO).
+/// Matches a compiled regex alias: the substituted target and where the match ended.
+pub type RegexMatcher<'a> = &'a dyn Fn(usize, &str, &[u8]) -> Option<(Vec<u8>, usize)>;
+
+/// Maps the request URI through the script aliases (see [`translate_name`]).
 pub fn map_uri<'a>(
     conf: &'a ServerConfig,
     uri: &[u8],
-    regex: &dyn Fn(usize, &str, &[u8]) -> Option<(Vec<u8>, usize)>,
+    regex: RegexMatcher<'_>,
 ) -> Option<(&'a ScriptAlias, Vec<u8>)> {
     for a in &conf.aliases {
         match &a.matcher {

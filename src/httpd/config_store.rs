@@ -10,7 +10,7 @@ use std::ffi::c_void;
 pub fn module_index() -> libc::c_int {
     // SAFETY: Apache writes module_index once while loading the module, before any hook or
     // directive runs; reading a plain int field of the exported static is sound.
-    unsafe { (*(&raw const crate::rwsgi_module)).module_index }
+    unsafe { crate::rwsgi_module.module_index }
 }
 
 fn module_ptr() -> *const sys::module {

@@ -135,7 +135,12 @@ unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::serve
                     )
                 };
             }
-            Err(e) => log::server_log(s, Level::Crit, &format!("RWSGI0010: {e}")),
+            // SAFETY: Apache passes the live main server.
+            Err(e) => log::server_log(
+                unsafe { s.as_ref() },
+                Level::Crit,
+                &format!("RWSGI0010: {e}"),
+            ),
         }
     })
 }
@@ -154,6 +159,9 @@ static POST_ALIAS: Names<3> = Names([
 ]);
 
 /// Registers every hook (called by Apache through the module struct).
+///
+/// # Safety
+/// Called by Apache only, with its configuration pool.
 pub unsafe extern "C" fn register_hooks(_p: *mut sys::apr_pool_t) {
     guard("register_hooks", (), || {
         // SAFETY: APR keeps pointers to the name lists until hooks are sorted, so they are

@@ -36,8 +36,9 @@ fn c_message(msg: &str) -> CString {
     CString::new(msg.replace('\0', "\\0")).unwrap_or_default()
 }
 
-/// Logs against a server (null: the main server as Apache knows it).
-pub fn server_log(s: *const sys::server_rec, level: Level, msg: &str) {
+/// Logs against a server (`None`: the main server as Apache knows it).
+pub fn server_log(s: Option<&sys::server_rec>, level: Level, msg: &str) {
+    let s: *const sys::server_rec = s.map_or(std::ptr::null(), |s| s);
     let m = c_message(msg);
     // SAFETY: "%s" consumes exactly one C string argument, which lives across the call;
     // ap_log_error_ accepts a null server.
@@ -56,14 +57,17 @@ pub fn server_log(s: *const sys::server_rec, level: Level, msg: &str) {
 }
 
 /// Logs an error against a server.
-pub fn server_error(s: *const sys::server_rec, msg: &str) {
+pub fn server_error(s: Option<&sys::server_rec>, msg: &str) {
     server_log(s, Level::Error, msg);
 }
 
 /// Logs against a request: lands in its vhost's ErrorLog, tagged with the client.
-pub fn request_log(r: *const sys::request_rec, level: Level, msg: &str) {
+///
+/// # Safety
+/// `r` is a live request.
+pub unsafe fn request_log(r: *const sys::request_rec, level: Level, msg: &str) {
     let m = c_message(msg);
-    // SAFETY: `r` is the live request the caller is serving; "%s" takes the one argument.
+    // SAFETY: `r` is live (contract); "%s" takes the one argument.
     unsafe {
         sys::ap_log_rerror_(
             FILE.as_ptr(),

@@ -100,9 +100,16 @@ impl<'r> Request<'r> {
         // SAFETY: as above.
         unsafe { opt_cstr_bytes(self.rec().ap_auth_type) }
     }
+    /// The request's log id (`%L`), generating it the way the log formatter would.
     pub fn log_id(&self) -> Option<&'r [u8]> {
-        // SAFETY: as above.
-        unsafe { opt_cstr_bytes(self.rec().log_id) }
+        // SAFETY: the generate_log_id hook stores a pool string into r->log_id.
+        unsafe {
+            if (*self.r).log_id.is_null() {
+                let c = (*self.r).connection;
+                sys::ap_run_generate_log_id(c, self.r, &mut (*self.r).log_id);
+            }
+            opt_cstr_bytes(self.rec().log_id)
+        }
     }
     /// The Host the client asked for (without port), if any.
     pub fn hostname(&self) -> Option<&'r [u8]> {
@@ -274,6 +281,7 @@ impl<'r> Request<'r> {
 
     /// Logs against this request.
     pub fn log(&self, level: super::log::Level, msg: &str) {
-        super::log::request_log(self.r, level, msg)
+        // SAFETY: the request is live.
+        unsafe { super::log::request_log(self.r, level, msg) }
     }
 }

@@ -14,7 +14,7 @@ pub fn guard<T>(what: &str, on_panic: T, f: impl FnOnce() -> T) -> T {
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_string());
             crate::httpd::log::server_error(
-                std::ptr::null(),
+                None,
                 &format!("RWSGI0001: internal error in {what}: {msg}; please report this bug"),
             );
             on_panic

@@ -140,10 +140,10 @@ fn make_objects<'py>(
     // SAFETY: ctx is live (caller).
     let logs = unsafe { (*ctx).logs() };
     let objects = RequestObjects {
-        input: input::new(py, state.input_type.0, ctx)?,
-        errors: log::for_request(py, state.log_type.0, logs)?,
+        input: input::new(py, &state.input_type.bind(py), ctx)?,
+        errors: log::for_request(py, &state.log_type.bind(py), logs)?,
     };
-    let sr = start_response::new(py, state.start_response_type.0, ctx)?;
+    let sr = start_response::new(py, &state.start_response_type.bind(py), ctx)?;
     Ok((objects, sr))
 }
 
@@ -247,7 +247,7 @@ fn drive(
     ctx: *mut RequestCtx,
     result: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
-    if result.get_type().is(&state.file_wrapper_type.bind(py)) && try_send_file(ctx, result)? {
+    if result.get_type().is(state.file_wrapper_type.bind(py)) && try_send_file(ctx, result)? {
         return Ok(());
     }
     if let Ok(list) = result.cast::<PyList>() {

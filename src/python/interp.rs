@@ -47,17 +47,40 @@ pub fn all() -> Vec<&'static Interp> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
-/// The interpreter for an application group, creating a sub-interpreter on first use.
-/// Sub-interpreters arrive with the application-group work; until then every group runs in
-/// the main interpreter.
-pub fn for_group(name: &str, apache_version: (u32, u32, u32)) -> Result<&'static Interp, String> {
-    let _ = apache_version;
-    let _ = name;
-    main().ok_or_else(|| "Python is not initialised in this process".to_string())
+/// Serialises interpreter creation (taken without the GIL; creation attaches itself).
+static CREATE: Mutex<()> = Mutex::new(());
+
+fn find(name: &str) -> Option<&'static Interp> {
+    REGISTRY
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|i| i.name == name)
+        .copied()
 }
 
-/// Creates a sub-interpreter for `name`. The caller holds the registry lock.
-#[allow(dead_code)]
+/// The interpreter for an application group (`""` is the main interpreter), creating a
+/// sub-interpreter on first use. The caller must not be attached to any interpreter.
+pub fn for_group(name: &str, apache_version: (u32, u32, u32)) -> Result<&'static Interp, String> {
+    if let Some(i) = find(name) {
+        return Ok(i);
+    }
+    if main().is_none() {
+        return Err("Python is not initialised in this process".to_string());
+    }
+    let _creating = CREATE.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = find(name) {
+        return Ok(i);
+    }
+    let interp: &'static Interp = Box::leak(Box::new(create(name, apache_version)?));
+    REGISTRY
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(interp);
+    Ok(interp)
+}
+
+/// Creates a sub-interpreter for `name` (the caller holds the creation lock).
 fn create(name: &str, apache_version: (u32, u32, u32)) -> Result<Interp, String> {
     let main = main().ok_or("Python is not initialised in this process")?;
     // SAFETY: attach to main (some GIL must be held to create an interpreter); the guard is

@@ -93,6 +93,8 @@ pub struct RequestCtx {
     gw: *mut (dyn Gateway + 'static),
     pub response: ResponseState,
     pub input: InputState,
+    /// Body bytes passed to the transport since its last flush.
+    pub unflushed: usize,
     logs: *mut LogShared,
     busy: bool,
 }
@@ -118,6 +120,7 @@ impl RequestCtx {
             gw,
             response: ResponseState::default(),
             input: InputState::default(),
+            unflushed: 0,
             logs,
             busy: false,
         }

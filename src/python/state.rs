@@ -76,8 +76,8 @@ impl InterpState {
             .iter()
             .map(|k| {
                 let s = pyo3::types::PyString::new(py, k.name());
-                // SAFETY: interning in place replaces our reference with the interned one.
                 let mut p = s.into_ptr();
+                // SAFETY: interning in place replaces our reference with the interned one.
                 unsafe { ffi::PyUnicode_InternInPlace(&mut p) };
                 Owned(p)
             })
@@ -103,9 +103,18 @@ impl InterpState {
             scripts: Mutex::new(HashMap::new()),
             load_lock: Mutex::new(()),
         };
+        // Imported here, on the thread that created the interpreter, so `threading` takes
+        // it (not the first request thread) as its main thread.
+        py.import("threading")?;
         let sys = py.import("sys")?;
-        sys.setattr("stdout", log::for_process(py, log_type.0, Stream::Stdout)?)?;
-        sys.setattr("stderr", log::for_process(py, log_type.0, Stream::Stderr)?)?;
+        sys.setattr(
+            "stdout",
+            log::for_process(py, &log_type.bind(py), Stream::Stdout)?,
+        )?;
+        sys.setattr(
+            "stderr",
+            log::for_process(py, &log_type.bind(py), Stream::Stderr)?,
+        )?;
         sys.setattr("argv", vec!["mod_wsgi"])?;
         Ok(state)
     }

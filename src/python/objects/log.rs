@@ -66,14 +66,14 @@ pub fn make_type(py: Python<'_>) -> PyResult<*mut ffi::PyObject> {
 }
 
 /// `wsgi.errors` for one request.
-pub fn for_request(
-    py: Python<'_>,
-    tp: *mut ffi::PyObject,
+pub fn for_request<'py>(
+    py: Python<'py>,
+    tp: &Bound<'py, PyAny>,
     shared: *mut LogShared,
-) -> PyResult<Bound<'_, PyAny>> {
+) -> PyResult<Bound<'py, PyAny>> {
     // SAFETY: tp was made by make_type with this layout.
     unsafe {
-        let obj = super::alloc::<LogObject>(py, tp)?;
+        let obj = super::alloc::<LogObject>(py, tp.as_ptr())?;
         (*obj).shared = shared;
         (*obj).stream = Stream::Errors as u8;
         Ok(Bound::from_owned_ptr(py, obj.cast()))
@@ -81,14 +81,14 @@ pub fn for_request(
 }
 
 /// A process-wide stream (`sys.stdout` or `sys.stderr`) for the current interpreter.
-pub fn for_process(
-    py: Python<'_>,
-    tp: *mut ffi::PyObject,
+pub fn for_process<'py>(
+    py: Python<'py>,
+    tp: &Bound<'py, PyAny>,
     stream: Stream,
-) -> PyResult<Bound<'_, PyAny>> {
+) -> PyResult<Bound<'py, PyAny>> {
     // SAFETY: as above; the pending buffer is owned by the object and freed in dealloc.
     unsafe {
-        let obj = super::alloc::<LogObject>(py, tp)?;
+        let obj = super::alloc::<LogObject>(py, tp.as_ptr())?;
         (*obj).stream = stream as u8;
         (*obj).pending = Box::into_raw(Box::default());
         Ok(Bound::from_owned_ptr(py, obj.cast()))
@@ -134,10 +134,7 @@ fn emit(slf: *mut ffi::PyObject, text: &str) -> PyResult<()> {
     buf.extend_from_slice(text.as_bytes());
     while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
         let line: Vec<u8> = buf.drain(..=nl).collect();
-        crate::httpd::log::server_error(
-            std::ptr::null(),
-            String::from_utf8_lossy(&line[..nl]).as_ref(),
-        );
+        crate::httpd::log::server_error(None, String::from_utf8_lossy(&line[..nl]).as_ref());
     }
     Ok(())
 }
@@ -214,10 +211,7 @@ unsafe extern "C" fn flush(slf: *mut ffi::PyObject, _u: *mut ffi::PyObject) -> *
             // SAFETY: owned buffer.
             let line = std::mem::take(unsafe { &mut *o.pending });
             if !line.is_empty() {
-                crate::httpd::log::server_error(
-                    std::ptr::null(),
-                    String::from_utf8_lossy(&line).as_ref(),
-                );
+                crate::httpd::log::server_error(None, String::from_utf8_lossy(&line).as_ref());
             }
         }
         Ok(super::none())

@@ -98,6 +98,9 @@ pub unsafe fn alloc<T>(py: Python<'_>, tp: *mut ffi::PyObject) -> PyResult<*mut 
 
 /// `tp_dealloc` for our heap types without GC: free the object, then drop the type
 /// reference every heap-type instance holds.
+///
+/// # Safety
+/// Installed as `Py_tp_dealloc`; only CPython calls it.
 pub unsafe extern "C" fn dealloc(obj: *mut ffi::PyObject) {
     // SAFETY: CPython calls tp_dealloc once, with the GIL held, on an object of a heap type.
     unsafe {

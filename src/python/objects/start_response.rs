@@ -36,14 +36,14 @@ pub fn make_type(py: Python<'_>) -> PyResult<*mut ffi::PyObject> {
 }
 
 /// Creates an instance bound to `ctx`.
-pub fn new(
-    py: Python<'_>,
-    tp: *mut ffi::PyObject,
+pub fn new<'py>(
+    py: Python<'py>,
+    tp: &Bound<'py, PyAny>,
     ctx: *mut RequestCtx,
-) -> PyResult<Bound<'_, PyAny>> {
+) -> PyResult<Bound<'py, PyAny>> {
     // SAFETY: tp was made by make_type with this layout.
     unsafe {
-        let obj = super::alloc::<StartResponseObject>(py, tp)?;
+        let obj = super::alloc::<StartResponseObject>(py, tp.as_ptr())?;
         (*obj).ctx = ctx;
         Ok(Bound::from_owned_ptr(py, obj.cast()))
     }
