@@ -65,7 +65,8 @@ pub fn remember(interp: *mut ffi::PyInterpreterState, tstate: *mut ffi::PyThread
     ALL.lock().unwrap_or_else(|e| e.into_inner()).push((i, t));
 }
 
-fn state_for(interp: *mut ffi::PyInterpreterState) -> *mut ffi::PyThreadState {
+/// This thread's state for `interp`, created (after the main interpreter's) on first use.
+pub fn state_for(interp: *mut ffi::PyInterpreterState) -> *mut ffi::PyThreadState {
     if let Some(t) = lookup(interp as usize) {
         return t as *mut ffi::PyThreadState;
     }

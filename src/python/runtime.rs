@@ -84,17 +84,36 @@ pub fn initialize(apache_version: (u32, u32, u32)) -> Result<(), String> {
     Ok(())
 }
 
-/// Finalises Python at process exit (request threads have stopped by then).
+/// Finalises Python at process exit (request threads have stopped by then): ends every
+/// sub-interpreter (its atexit callbacks run, its other thread states are cleared first, as
+/// `Py_EndInterpreter` requires), then the main interpreter.
 pub fn finalize() {
     if !READY.swap(false, Ordering::AcqRel) {
         return;
     }
     let Some(main) = interp::main() else { return };
-    // SAFETY: called on the thread that runs the child's exit cleanups once workers are
-    // gone; attaching to main then finalising is the documented order.
+    // SAFETY: runs on the thread doing the child's exit cleanups once the request threads
+    // are gone. The GIL is taken with this thread's main state; each sub-interpreter is
+    // entered by swapping to this thread's state for it, ended, and we swap back.
     unsafe {
-        let guard = attach::Attached::new(main.ptr);
-        std::mem::forget(guard);
+        let main_ts = attach::state_for(main.ptr);
+        ffi::PyEval_RestoreThread(main_ts);
+        for sub in interp::all()
+            .into_iter()
+            .rev()
+            .filter(|i| i.ptr != main.ptr)
+        {
+            let ts = attach::state_for(sub.ptr);
+            ffi::PyThreadState_Swap(ts);
+            for other in attach::states_of(sub.ptr) {
+                if other != ts {
+                    ffi::PyThreadState_Clear(other);
+                    ffi::PyThreadState_Delete(other);
+                }
+            }
+            ffi::Py_EndInterpreter(ts);
+            ffi::PyThreadState_Swap(main_ts);
+        }
         ffi::Py_FinalizeEx();
     }
 }
