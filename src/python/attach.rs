@@ -66,7 +66,10 @@ pub fn remember(interp: *mut ffi::PyInterpreterState, tstate: *mut ffi::PyThread
 }
 
 /// This thread's state for `interp`, created (after the main interpreter's) on first use.
-pub fn state_for(interp: *mut ffi::PyInterpreterState) -> *mut ffi::PyThreadState {
+///
+/// # Safety
+/// Python is initialised and `interp` is a live interpreter.
+pub unsafe fn state_for(interp: *mut ffi::PyInterpreterState) -> *mut ffi::PyThreadState {
     if let Some(t) = lookup(interp as usize) {
         return t as *mut ffi::PyThreadState;
     }
@@ -94,7 +97,8 @@ impl Attached {
     /// # Safety
     /// Python is initialised, `interp` is live, and this thread is not attached already.
     pub unsafe fn new(interp: *mut ffi::PyInterpreterState) -> Attached {
-        let tstate = state_for(interp);
+        // SAFETY: forwarded contract.
+        let tstate = unsafe { state_for(interp) };
         // SAFETY: our own thread state for this thread; we do not hold the GIL.
         unsafe { ffi::PyEval_RestoreThread(tstate) };
         Attached { tstate }
