@@ -3,7 +3,7 @@
 //! map failures to a status or a cut response, and disarm the request's objects.
 
 use super::attach::Attached;
-use super::callback::traceback_lines;
+use super::callback::{enter, traceback_lines};
 use super::environ::{self, ModWsgiFacts, ProcessFacts, RequestObjects};
 use super::interp::Interp;
 use super::objects::{input, log, start_response};
@@ -15,6 +15,7 @@ use crate::wsgi::environ::RequestFacts;
 use crate::wsgi::gateway::{After, Gateway, RequestLog, Severity};
 use crate::wsgi::response::Phase;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
@@ -58,10 +59,28 @@ fn log_exception(py: Python<'_>, log: &RequestLog, what: &str, err: &PyErr) {
 pub fn run(interp: &Interp, job: &Job<'_>, gw: &mut dyn Gateway, log: RequestLog) -> Outcome {
     // SAFETY: Python is initialised (the interpreter exists) and request threads are not
     // attached between requests.
-    let guard = unsafe { Attached::new(interp.ptr) };
-    let py = guard.py();
-    let state = &interp.state;
+    let _guard = unsafe { Attached::new(interp.ptr) };
+    match enter(|py| run_attached(py, &interp.state, job, gw, log)) {
+        Some(outcome) => outcome,
+        None => {
+            log.log(
+                Severity::Error,
+                "RWSGI0104: internal error (panic) while running the application",
+            );
+            // SAFETY: attached; the trampoline left the panic as the current exception.
+            unsafe { ffi::PyErr_Clear() };
+            Outcome::Status(500)
+        }
+    }
+}
 
+fn run_attached(
+    py: Python<'_>,
+    state: &InterpState,
+    job: &Job<'_>,
+    gw: &mut dyn Gateway,
+    log: RequestLog,
+) -> Outcome {
     let module = match script::load(py, state, job.script, job.reload_mtime) {
         Ok(m) => m,
         Err(e) => {
@@ -203,7 +222,10 @@ fn call_app(
 fn finish_failed(ctx: *mut RequestCtx) -> Outcome {
     // SAFETY: live context, GIL held, no other borrow active.
     let ctx = unsafe { &mut *ctx };
-    if ctx.response.phase() == Phase::HeadSent {
+    if ctx.ended {
+        // The response was complete; the failure (in close()) is only logged.
+        Outcome::Done
+    } else if ctx.response.phase() == Phase::HeadSent {
         ctx.gateway().end_broken();
         Outcome::Done
     } else {
@@ -223,7 +245,7 @@ fn send_err(e: SendError) -> PyErr {
 /// Sends a chunk; Ok(false) when the client is gone or the declared length is complete.
 fn send_chunk(ctx: *mut RequestCtx, data: &[u8], after: After) -> PyResult<bool> {
     with_ctx(ctx, |c| match respond::send(c, data, after) {
-        Ok(()) => Ok(!c.response.complete() || after == After::End),
+        Ok(()) => Ok(!c.response.complete()),
         Err(SendError::ClientGone) => Ok(false),
         Err(e) => Err(send_err(e)),
     })
@@ -270,9 +292,6 @@ fn drive(
             if !send_chunk(ctx, b.as_bytes(), after)? {
                 break;
             }
-            if after == After::End {
-                return Ok(());
-            }
         }
     } else if let Ok(tuple) = result.cast::<PyTuple>() {
         for item in tuple.iter() {
@@ -298,7 +317,7 @@ fn drive(
 /// Ends the response after the iterable is exhausted (or stopped early).
 fn finish(ctx: *mut RequestCtx) -> PyResult<()> {
     with_ctx(ctx, |c| {
-        if c.gateway().client_gone() {
+        if c.ended || c.gateway().client_gone() {
             return Ok(());
         }
         if c.response.short() && c.response.phase() == Phase::HeadSent {

@@ -1,29 +1,70 @@
-//! The trampoline for CPython → Rust callbacks (methods and slots of our heap types): the
-//! thread is attached when CPython calls us, so a token is minted; panics become Python
-//! exceptions and never unwind into C.
+//! Entering Rust code that uses PyO3 while this thread holds a GIL it took itself.
+//!
+//! PyO3 counts attachment in a private thread-local; with `pyo3_disable_reference_pool`,
+//! dropping any `Py<T>` (every `PyErr` holds some, and PyO3 drops errors internally, e.g. in
+//! `getattr_opt`) aborts the process unless that count is positive. We attach with raw
+//! thread states (PyO3's own `attach` would use PyGILState, which only knows the main
+//! interpreter), so every stretch of PyO3 use runs inside PyO3's callback trampoline, the
+//! one public path that marks the thread attached without touching PyGILState. The
+//! trampoline also turns a panic into a Python exception instead of unwinding into C.
 
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
+use pyo3::impl_::trampoline::{MethodDef, noargs};
 use pyo3::prelude::*;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::cell::Cell;
+
+type Body = dyn for<'py> FnMut(Python<'py>);
+
+thread_local! {
+    /// The body the trampoline entry runs (a plain pointer: no TLS destructor).
+    static BODY: Cell<Option<*mut Body>> = const { Cell::new(None) };
+}
+
+struct Entry;
+
+impl MethodDef<noargs::Func> for Entry {
+    const METH: noargs::Func = entry;
+}
+
+unsafe fn entry(_py: Python<'_>, _slf: *mut ffi::PyObject) -> PyResult<*mut ffi::PyObject> {
+    let body = BODY
+        .with(|b| b.replace(None))
+        .expect("trampoline body is set by `enter`");
+    // SAFETY: `enter` stored a pointer to a body that lives across this call.
+    unsafe { (*body)(Python::assume_attached()) };
+    Ok(super::objects::none())
+}
+
+/// Runs `f` with PyO3 knowing this thread is attached. The caller holds the GIL (of any
+/// interpreter). `None` means `f` panicked; a Python exception is then set.
+pub fn enter<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
+    let mut f = Some(f);
+    let mut out = None;
+    let mut body = |py: Python<'_>| out = f.take().map(|f| f(py));
+    let body: &mut (dyn for<'py> FnMut(Python<'py>) + '_) = &mut body;
+    // SAFETY: only the lifetime is erased; the pointer is used during the call below only.
+    let body: *mut Body = unsafe { std::mem::transmute(body) };
+    let outer = BODY.with(|b| b.replace(Some(body)));
+    // SAFETY: the thread holds the GIL (caller contract), as the trampoline requires.
+    let ret = unsafe { noargs::<Entry>(std::ptr::null_mut(), std::ptr::null_mut()) };
+    BODY.with(|b| b.set(outer));
+    if !ret.is_null() {
+        // SAFETY: the new reference to None returned by `entry`.
+        unsafe { ffi::Py_DECREF(ret) };
+    }
+    out
+}
 
 /// Runs a callback returning a new reference (null with an exception set on error).
 pub fn call(f: impl FnOnce(Python<'_>) -> PyResult<*mut ffi::PyObject>) -> *mut ffi::PyObject {
-    // SAFETY: CPython only calls our slots and methods on a thread that holds the GIL of the
-    // interpreter owning the object.
-    let py = unsafe { Python::assume_attached() };
-    match catch_unwind(AssertUnwindSafe(|| f(py))) {
-        Ok(Ok(obj)) => obj,
-        Ok(Err(e)) => {
+    enter(|py| match f(py) {
+        Ok(obj) => obj,
+        Err(e) => {
             e.restore(py);
             std::ptr::null_mut()
         }
-        Err(_) => {
-            PyRuntimeError::new_err("mod_rwsgi internal error (panic); see the Apache error log")
-                .restore(py);
-            std::ptr::null_mut()
-        }
-    }
+    })
+    .unwrap_or(std::ptr::null_mut())
 }
 
 /// Runs a callback returning a C int status (-1 with an exception set on error).

@@ -144,16 +144,21 @@ pub fn build<'py>(
             s(if mw.enable_sendfile { "1" } else { "0" }),
         ),
         (Key::MwIgnoreActivity, s("0")),
-        (Key::MwThreadId, s(&thread_id.to_string())),
-        (Key::MwThreadRequests, s(&thread_requests.to_string())),
-        (Key::MwTotalRequests, s(&total_requests.to_string())),
+        (Key::MwThreadId, thread_id.into_pyobject(py)?.into_any()),
+        (
+            Key::MwThreadRequests,
+            thread_requests.into_pyobject(py)?.into_any(),
+        ),
+        (
+            Key::MwTotalRequests,
+            total_requests.into_pyobject(py)?.into_any(),
+        ),
         (Key::MwVersion, state.mod_wsgi_version.bind(py)),
         (Key::ApacheVersion, state.apache_version.bind(py)),
     ];
     for (k, v) in entries {
         sink.put(state.key(k), &v);
     }
-    sink.put(state.key(Key::RwsgiVersion), &state.rwsgi_version.bind(py));
     if sink.failed {
         return Err(PyErr::fetch(py));
     }

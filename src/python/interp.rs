@@ -103,10 +103,12 @@ fn create(name: &str, apache_version: (u32, u32, u32)) -> Result<Interp, String>
     // SAFETY: ts is this thread's new, current state.
     let ptr = unsafe { ffi::PyThreadState_GetInterpreter(ts) };
     attach::remember(ptr, ts);
-    // SAFETY: the new interpreter's GIL is held by this thread.
-    let py = unsafe { pyo3::Python::assume_attached() };
-    let state = InterpState::create(py, apache_version)
-        .map_err(|e| format!("could not set up the Python sub-interpreter '{name}': {e}"));
+    // The new interpreter's GIL is held by this thread.
+    let state = super::callback::enter(|py| {
+        InterpState::create(py, apache_version).map_err(|e| e.to_string())
+    })
+    .unwrap_or_else(|| Err("panic while setting up the interpreter".to_string()))
+    .map_err(|e| format!("could not set up the Python sub-interpreter '{name}': {e}"));
     // SAFETY: release the GIL, saving the new interpreter's state for this thread.
     unsafe { ffi::PyEval_SaveThread() };
     Ok(Interp {

@@ -95,6 +95,8 @@ pub struct RequestCtx {
     pub input: InputState,
     /// Body bytes passed to the transport since its last flush.
     pub unflushed: usize,
+    /// The end of the response was passed to the transport.
+    pub ended: bool,
     logs: *mut LogShared,
     busy: bool,
 }
@@ -121,6 +123,7 @@ impl RequestCtx {
             response: ResponseState::default(),
             input: InputState::default(),
             unflushed: 0,
+            ended: false,
             logs,
             busy: false,
         }

@@ -35,11 +35,16 @@ pub fn send(ctx: &mut RequestCtx, data: &[u8], after: After) -> Result<(), SendE
         return Ok(());
     }
     let chunk = &data[..allowed];
-    let after = if after != After::End && allowed < data.len() {
+    let mut after = if after != After::End && allowed < data.len() {
         After::Flush
     } else {
         after
     };
+    if after == After::End && ctx.response.short() {
+        // Ending here would let Apache replace the declared Content-Length with the real
+        // one; the caller ends the response as broken instead.
+        after = After::Flush;
+    }
     // Apache's core output filter only blocks to flush, or once about 64 KiB are buffered;
     // below that a pass is a non-blocking write, and keeping the GIL saves two GIL hand-offs
     // (the dominant cost of a small response on a busy threaded MPM).
@@ -47,6 +52,9 @@ pub fn send(ctx: &mut RequestCtx, data: &[u8], after: After) -> Result<(), SendE
     let may_block = after == After::Flush || ctx.unflushed > NONBLOCKING_LIMIT;
     if after != After::Buffer {
         ctx.unflushed = 0;
+    }
+    if after == After::End {
+        ctx.ended = true;
     }
     let gw = ctx.gateway();
     let result = if may_block {
@@ -64,6 +72,7 @@ const NONBLOCKING_LIMIT: usize = 32 * 1024;
 pub fn send_file(ctx: &mut RequestCtx, fd: i32, offset: u64, len: u64) -> Result<(), SendError> {
     let head = ctx.response.head().cloned().ok_or(SendError::NotStarted)?;
     let len = ctx.response.accept(len.min(usize::MAX as u64) as usize) as u64;
+    ctx.ended = true;
     let gw = ctx.gateway();
     gw.set_head(&head);
     blocking(|| gw.send_file(fd, offset, len, After::End)).map_err(|_| SendError::ClientGone)

@@ -70,9 +70,11 @@ pub fn initialize(apache_version: (u32, u32, u32)) -> Result<(), String> {
         let main_ts = ffi::PyThreadState_Get();
         let main_interp = ffi::PyInterpreterState_Main();
         attach::remember(main_interp, main_ts);
-        let py = pyo3::Python::assume_attached();
-        let state = InterpState::create(py, apache_version)
-            .map_err(|e| format!("setting up the main Python interpreter failed: {e}"));
+        let state = super::callback::enter(|py| {
+            InterpState::create(py, apache_version).map_err(|e| e.to_string())
+        })
+        .unwrap_or_else(|| Err("panic while setting up the interpreter".to_string()))
+        .map_err(|e| format!("setting up the main Python interpreter failed: {e}"));
         ffi::PyEval_SaveThread();
         interp::register_main(Interp {
             name: String::new(),

@@ -43,7 +43,6 @@ pub struct InterpState {
     pub wsgi_version: Owned,
     pub mod_wsgi_version: Owned,
     pub apache_version: Owned,
-    pub rwsgi_version: Owned,
     /// Scripts by path.
     pub scripts: Mutex<HashMap<String, ScriptEntry>>,
     /// Serialises script loading (taken with the GIL released).
@@ -99,7 +98,6 @@ impl InterpState {
             wsgi_version: own((1, 0).into_pyobject(py)?.into_any()),
             mod_wsgi_version: own((4, 9, 4).into_pyobject(py)?.into_any()),
             apache_version: own(apache_version.into_pyobject(py)?.into_any()),
-            rwsgi_version: own(crate_version().into_pyobject(py)?.into_any()),
             scripts: Mutex::new(HashMap::new()),
             load_lock: Mutex::new(()),
         };
@@ -123,15 +121,4 @@ impl InterpState {
     pub fn key(&self, k: Key) -> *mut ffi::PyObject {
         self.keys[k as usize].0
     }
-}
-
-fn crate_version() -> (u32, u32, u32) {
-    let mut parts = env!("CARGO_PKG_VERSION")
-        .split('.')
-        .map(|p| p.parse().unwrap_or(0));
-    (
-        parts.next().unwrap_or(0),
-        parts.next().unwrap_or(0),
-        parts.next().unwrap_or(0),
-    )
 }

@@ -62,12 +62,11 @@ pub enum Key {
     MwTotalRequests,
     MwVersion,
     ApacheVersion,
-    RwsgiVersion,
 }
 
 impl Key {
     /// Every key, in discriminant order.
-    pub const ALL: [Key; 57] = [
+    pub const ALL: [Key; 56] = [
         Key::ContentType,
         Key::ContentLength,
         Key::HttpAuthorization,
@@ -124,7 +123,6 @@ impl Key {
         Key::MwTotalRequests,
         Key::MwVersion,
         Key::ApacheVersion,
-        Key::RwsgiVersion,
     ];
 
     /// The key's text.
@@ -186,7 +184,6 @@ impl Key {
             Key::MwTotalRequests => "mod_wsgi.total_requests",
             Key::MwVersion => "mod_wsgi.version",
             Key::ApacheVersion => "apache.version",
-            Key::RwsgiVersion => "mod_rwsgi.version",
         }
     }
 }

@@ -34,9 +34,9 @@ pub fn parse_status(status: &str) -> Result<u16, String> {
             "status '{status}' must start with a three-digit code"
         ));
     }
-    if b.len() > 3 && b[3] != b' ' {
+    if b.len() < 4 || b[3] != b' ' {
         return Err(format!(
-            "status '{status}' needs a space between code and reason"
+            "status '{status}' needs a reason phrase after the code, as in '200 OK'"
         ));
     }
     if status.chars().any(|c| c.is_control() || (c as u32) > 0xff) {
@@ -160,8 +160,12 @@ impl ResponseState {
         allowed
     }
 
-    /// Declares the body length when the app did not (a one-item list, a wrapped file).
+    /// Declares the body length when the app did not (a one-item list, a wrapped file) and
+    /// nothing was written yet.
     pub fn default_content_length(&mut self, len: u64) {
+        if self.phase == Phase::HeadSent {
+            return;
+        }
         if let Some(h) = self.head.as_mut() {
             if h.content_length.is_none() {
                 h.content_length = Some(len);
@@ -172,6 +176,12 @@ impl ResponseState {
     /// True when a declared Content-Length has been fully sent.
     pub fn complete(&self) -> bool {
         matches!(self.head.as_ref().and_then(|h| h.content_length), Some(cl) if self.sent >= cl)
+    }
+
+    /// True when the body sent plus `more` bytes would still fall short of the declared
+    /// Content-Length.
+    pub fn short_after(&self, more: u64) -> bool {
+        matches!(self.head.as_ref().and_then(|h| h.content_length), Some(cl) if self.sent + more < cl)
     }
 
     /// True when fewer bytes went out than the declared Content-Length.
@@ -187,7 +197,7 @@ mod tests {
     #[test]
     fn statuses() {
         assert_eq!(parse_status("200 OK"), Ok(200));
-        assert_eq!(parse_status("404"), Ok(404));
+        assert!(parse_status("404").is_err());
         assert_eq!(parse_status("599 Whatever you like"), Ok(599));
         for bad in [
             "",

@@ -1,0 +1,4 @@
+# Defines no `application`.
+def something_else(environ, start_response):
+    start_response('200 OK', [])
+    return [b'wrong']

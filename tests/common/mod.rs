@@ -1,0 +1,1626 @@
+//! Integration-test harness: renders a config from `httpd-test-conf/` templates into a private
+//! ServerRoot under /tmp, starts a real multi-process `apache2 -f CONF -k start`, talks HTTP/1.1
+//! to it over raw sockets, and on drop stops it and fails the test on unexpected
+//! `[error]`/`[crit]`/`[alert]`/`[emerg]`/`Traceback` lines in its error logs.
+//!
+//! Module under test: `target/<profile>/libmod_rwsgi.so` (symbol `rwsgi_module`), or
+//! `RWSGI_TEST_MODULE=/path/mod.so RWSGI_TEST_MODULE_SYM=wsgi_module` to run the same tests
+//! against the reference mod_wsgi (then the C name for `<IfModule>` is `mod_wsgi.c`; override with
+//! `RWSGI_TEST_MODULE_CNAME`).
+//!
+//! Std only, on purpose.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const APACHE: &str = "/usr/sbin/apache2";
+pub const REFERENCE_MOD_WSGI: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
+
+// ---------------------------------------------------------------------------------------------
+// Module under test
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug)]
+pub struct Module {
+    pub path: PathBuf,
+    pub sym: String,
+    /// Name `<IfModule>` matches: `mod_rwsgi.c` for us, `mod_wsgi.c` for the reference.
+    pub c_name: String,
+}
+
+impl Module {
+    /// True when the suite runs against Debian's mod_wsgi (the reference), not mod_rwsgi.
+    pub fn is_reference(&self) -> bool {
+        self.sym == "wsgi_module"
+    }
+
+    /// The reference mod_wsgi, when installed (for side-by-side comparisons).
+    pub fn reference() -> Option<Module> {
+        let p = PathBuf::from(REFERENCE_MOD_WSGI);
+        p.exists().then(|| Module {
+            path: p,
+            sym: "wsgi_module".into(),
+            c_name: "mod_wsgi.c".into(),
+        })
+    }
+}
+
+pub fn module() -> Module {
+    let sym = std::env::var("RWSGI_TEST_MODULE_SYM").unwrap_or_else(|_| "rwsgi_module".into());
+    let path = match std::env::var_os("RWSGI_TEST_MODULE") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            // current_exe = target/<profile>/deps/<test>-<hash>
+            let exe = std::env::current_exe().expect("current_exe");
+            exe.parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>")
+                .join("libmod_rwsgi.so")
+        }
+    };
+    assert!(
+        path.exists(),
+        "module under test not found: {}",
+        path.display()
+    );
+    let c_name = std::env::var("RWSGI_TEST_MODULE_CNAME").unwrap_or_else(|_| {
+        if sym == "wsgi_module" {
+            "mod_wsgi.c".into()
+        } else {
+            "mod_rwsgi.c".into()
+        }
+    });
+    Module { path, sym, c_name }
+}
+
+/// `apache2` with a clean, fixed environment (cargo's LD_LIBRARY_PATH etc. would otherwise leak
+/// into the CGI variables).
+fn apache_cmd() -> Command {
+    let mut c = Command::new(APACHE);
+    c.env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("LANG", "C");
+    c
+}
+
+fn repo_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Temp dirs, ports
+// ---------------------------------------------------------------------------------------------
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+fn make_root(tag: &str) -> PathBuf {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let tag: String = tag
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let p = std::env::temp_dir().join(format!(
+        "rwsgi-test-{}-{}-{}-{:x}",
+        tag,
+        std::process::id(),
+        n,
+        nanos
+    ));
+    fs::create_dir_all(&p).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    l.local_addr().unwrap().port()
+}
+
+/// Copy a tree, dirs 0755, files 0644 (readable by www-data).
+pub fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    fs::set_permissions(to, fs::Permissions::from_mode(0o755)).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let ft = e.file_type().unwrap();
+        let dst = to.join(e.file_name());
+        if ft.is_dir() {
+            if e.file_name() == "__pycache__" {
+                continue;
+            }
+            copy_tree(&e.path(), &dst);
+        } else if ft.is_file() {
+            fs::copy(e.path(), &dst).unwrap();
+            fs::set_permissions(&dst, fs::Permissions::from_mode(0o644)).unwrap();
+        }
+    }
+}
+
+fn mkdir_mode(p: &Path, mode: u32) {
+    fs::create_dir_all(p).unwrap();
+    fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Builder
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mpm {
+    Event,
+    Worker,
+    Prefork,
+}
+
+impl Mpm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mpm::Event => "event",
+            Mpm::Worker => "worker",
+            Mpm::Prefork => "prefork",
+        }
+    }
+}
+
+pub struct Builder {
+    name: String,
+    module: Module,
+    mpm: Mpm,
+    single_process: bool,
+    threads: u32,
+    fragments: Vec<String>,
+    lines: Vec<String>,
+    allow: Vec<String>,
+    log_level: String,
+    vars: Vec<(String, String)>,
+}
+
+/// A server named after the test (used in the temp dir name).
+pub fn server(name: &str) -> Builder {
+    Builder {
+        name: name.to_string(),
+        module: module(),
+        mpm: Mpm::Event,
+        single_process: false,
+        threads: 8,
+        fragments: Vec::new(),
+        lines: Vec::new(),
+        allow: Vec::new(),
+        log_level: "info".into(),
+        vars: Vec::new(),
+    }
+}
+
+pub struct ConfigTest {
+    pub ok: bool,
+    pub code: Option<i32>,
+    pub output: String,
+}
+
+impl Builder {
+    pub fn module(mut self, m: Module) -> Self {
+        self.module = m;
+        self
+    }
+    pub fn mpm(mut self, m: Mpm) -> Self {
+        self.mpm = m;
+        self
+    }
+    /// Exactly one child process (event/worker: ServerLimit 1; prefork: 1 server).
+    pub fn single_process(mut self) -> Self {
+        self.single_process = true;
+        self
+    }
+    pub fn threads(mut self, n: u32) -> Self {
+        self.threads = n;
+        self
+    }
+    /// Include `httpd-test-conf/<name>.conf.in`.
+    pub fn fragment(mut self, name: &str) -> Self {
+        self.fragments.push(name.to_string());
+        self
+    }
+    /// Extra config lines (placeholders are substituted), appended after the fragments.
+    pub fn conf(mut self, text: &str) -> Self {
+        self.lines.push(text.to_string());
+        self
+    }
+    /// Error-log lines containing this substring are expected (not a failure).
+    pub fn allow_log(mut self, pat: &str) -> Self {
+        self.allow.push(pat.to_string());
+        self
+    }
+    pub fn log_level(mut self, l: &str) -> Self {
+        self.log_level = l.to_string();
+        self
+    }
+    /// Extra placeholder `@NAME@` → value.
+    pub fn var(mut self, name: &str, value: &str) -> Self {
+        self.vars.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    fn mpm_conf(&self) -> String {
+        let t = self.threads;
+        match (self.mpm, self.single_process) {
+            (Mpm::Prefork, single) => {
+                let n = if single { 1 } else { 2 };
+                format!(
+                    "StartServers {n}\nMinSpareServers 1\nMaxSpareServers {n}\nServerLimit {n}\nMaxRequestWorkers {n}\nMaxConnectionsPerChild 0"
+                )
+            }
+            (_, single) => {
+                let servers = if single { 1 } else { 2 };
+                format!(
+                    "StartServers 1\nServerLimit {servers}\nThreadLimit {t}\nThreadsPerChild {t}\nMaxRequestWorkers {}\nMinSpareThreads 1\nMaxSpareThreads {}\nMaxConnectionsPerChild 0",
+                    servers * t,
+                    servers * t
+                )
+            }
+        }
+    }
+
+    /// Lay out the ServerRoot and write the config. Returns (root, conf path, port).
+    fn render(&self) -> Rendered {
+        let root = make_root(&self.name);
+        let apps = root.join("apps");
+        let data = root.join("data");
+        copy_tree(&repo_dir().join("tests/apps"), &apps);
+        mkdir_mode(&data, 0o777);
+        mkdir_mode(&root.join("logs"), 0o755);
+        mkdir_mode(&root.join("run"), 0o755);
+        mkdir_mode(&root.join("htdocs"), 0o755);
+        mkdir_mode(&root.join("conf"), 0o755);
+        let port = free_port();
+        let mut text = read_template("base");
+        for f in &self.fragments {
+            text.push_str(&format!("\n# ---- fragment {f}\n"));
+            text.push_str(&read_template(f));
+        }
+        for l in &self.lines {
+            text.push('\n');
+            text.push_str(l);
+        }
+        text.push('\n');
+        let mut subst: Vec<(String, String)> = vec![
+            ("@MPM_CONF@".into(), self.mpm_conf()),
+            ("@ROOT@".into(), root.display().to_string()),
+            ("@APPS@".into(), apps.display().to_string()),
+            ("@DATA@".into(), data.display().to_string()),
+            ("@PORT@".into(), port.to_string()),
+            ("@MPM@".into(), self.mpm.name().into()),
+            ("@MODULE_SYM@".into(), self.module.sym.clone()),
+            (
+                "@MODULE_PATH@".into(),
+                self.module.path.display().to_string(),
+            ),
+            ("@MODULE_C@".into(), self.module.c_name.clone()),
+            ("@LOGLEVEL@".into(), self.log_level.clone()),
+        ];
+        for (k, v) in &self.vars {
+            subst.push((format!("@{k}@"), v.clone()));
+        }
+        for (k, v) in &subst {
+            text = text.replace(k.as_str(), v);
+        }
+        let conf = root.join("conf/httpd.conf");
+        fs::write(&conf, &text).unwrap();
+        fs::set_permissions(&conf, fs::Permissions::from_mode(0o644)).unwrap();
+        Rendered {
+            root,
+            apps,
+            data,
+            conf,
+            port,
+        }
+    }
+
+    /// `apache2 -f CONF -t`: config-time validation only. The temp root is removed.
+    pub fn config_test(self) -> ConfigTest {
+        let r = self.render();
+        let out = apache_cmd()
+            .arg("-f")
+            .arg(&r.conf)
+            .arg("-t")
+            .output()
+            .expect("run apache2 -t");
+        let mut output = String::from_utf8_lossy(&out.stdout).into_owned();
+        output.push_str(&String::from_utf8_lossy(&out.stderr));
+        let _ = fs::remove_dir_all(&r.root);
+        ConfigTest {
+            ok: out.status.success(),
+            code: out.status.code(),
+            output,
+        }
+    }
+
+    /// Start the server and wait until it accepts connections.
+    pub fn start(self) -> Server {
+        let r = self.render();
+        let pid_file = r.root.join("run/httpd.pid");
+        let error_log = r.root.join("logs/error.log");
+        let mut server = Server {
+            name: self.name.clone(),
+            module: self.module.clone(),
+            mpm: self.mpm,
+            port: r.port,
+            root: r.root,
+            apps: r.apps,
+            data: r.data,
+            conf: r.conf,
+            pid_file,
+            error_log,
+            allow: self.allow.clone(),
+            stopped: false,
+            parent: None,
+            stop_took: None,
+        };
+        let out = apache_cmd()
+            .arg("-f")
+            .arg(&server.conf)
+            .arg("-k")
+            .arg("start")
+            .output()
+            .expect("run apache2 -k start");
+        if !out.status.success() {
+            server.stopped = true;
+            panic!(
+                "apache2 -k start failed ({:?}) for {}:\n{}{}\nerror log:\n{}\nconfig kept at {}",
+                out.status.code(),
+                server.name,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+                server.error_log_text(),
+                server.conf.display()
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let pid_ok = fs::read_to_string(&server.pid_file)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok());
+            let port_ok = TcpStream::connect_timeout(
+                &format!("127.0.0.1:{}", server.port).parse().unwrap(),
+                Duration::from_millis(200),
+            )
+            .is_ok();
+            if let (Some(pid), true) = (pid_ok, port_ok) {
+                server.parent = Some(pid);
+                break;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "apache2 did not come up within 10 s (port {}, root {}):\n{}",
+                    server.port,
+                    server.root.display(),
+                    server.error_log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+}
+
+struct Rendered {
+    root: PathBuf,
+    apps: PathBuf,
+    data: PathBuf,
+    conf: PathBuf,
+    port: u16,
+}
+
+fn read_template(name: &str) -> String {
+    let p = repo_dir()
+        .join("httpd-test-conf")
+        .join(format!("{name}.conf.in"));
+    fs::read_to_string(&p).unwrap_or_else(|e| panic!("template {}: {e}", p.display()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------------------------
+
+pub struct Server {
+    pub name: String,
+    pub module: Module,
+    pub mpm: Mpm,
+    pub port: u16,
+    pub root: PathBuf,
+    pub apps: PathBuf,
+    pub data: PathBuf,
+    pub conf: PathBuf,
+    pub pid_file: PathBuf,
+    pub error_log: PathBuf,
+    allow: Vec<String>,
+    stopped: bool,
+    parent: Option<u32>,
+    /// How long `apache2 -k stop` took until the parent exited.
+    pub stop_took: Option<Duration>,
+}
+
+/// Safety net on shutdown time (decisions §4: "stop finishes in under 4 s").
+pub const MAX_STOP: Duration = Duration::from_secs(4);
+
+/// Log lines that fail a test unless allowed. "exit signal" catches AH00052 (a child died of a
+/// signal, e.g. a segfault), which Apache logs at notice level only.
+const BAD_MARKERS: &[&str] = &[
+    "[error]",
+    ":error]",
+    "[crit]",
+    ":crit]",
+    "[alert]",
+    ":alert]",
+    "[emerg]",
+    ":emerg]",
+    "Traceback",
+    "exit signal",
+];
+
+impl Server {
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn connect(&self) -> Conn {
+        Conn::connect(&self.addr())
+    }
+
+    /// GET with `Connection: close`.
+    pub fn get(&self, path: &str) -> Response {
+        self.request("GET", path, &[], b"")
+    }
+
+    pub fn head(&self, path: &str) -> Response {
+        self.request("HEAD", path, &[], b"")
+    }
+
+    pub fn post(&self, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Response {
+        self.request("POST", path, headers, body)
+    }
+
+    /// One request on a fresh connection (Content-Length set when a body is given or the method
+    /// is POST/PUT; `Connection: close`).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let mut c = self.connect();
+        let mut req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost:{}\r\n",
+            self.port
+        );
+        let mut has_cl = false;
+        for (k, v) in headers {
+            if k.eq_ignore_ascii_case("content-length")
+                || k.eq_ignore_ascii_case("transfer-encoding")
+            {
+                has_cl = true;
+            }
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !has_cl && (!body.is_empty() || method == "POST" || method == "PUT") {
+            req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        req.push_str("Connection: close\r\n\r\n");
+        let mut bytes = req.into_bytes();
+        bytes.extend_from_slice(body);
+        c.send(&bytes).expect("send request");
+        c.read_response(method == "HEAD")
+            .unwrap_or_else(|e| panic!("{method} {path}: reading response failed: {e}"))
+    }
+
+    /// Send raw bytes on a fresh connection, read one response.
+    pub fn raw(&self, bytes: &[u8]) -> Response {
+        let mut c = self.connect();
+        c.send(bytes).expect("send raw");
+        let head = bytes.starts_with(b"HEAD ");
+        c.read_response(head)
+            .unwrap_or_else(|e| panic!("raw request: reading response failed: {e}"))
+    }
+
+    /// Error log text (main log).
+    pub fn error_log_text(&self) -> String {
+        fs::read(&self.error_log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Text of another log in the logs dir (e.g. a vhost's ErrorLog).
+    pub fn log_text(&self, file: &str) -> String {
+        fs::read(self.root.join("logs").join(file))
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Wait (bounded) until `file` in the logs dir contains `needle`.
+    pub fn wait_log_file(&self, file: &str, needle: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.log_text(file).contains(needle) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Wait (bounded) until the main error log contains `needle`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> bool {
+        self.wait_log_file("error.log", needle, timeout)
+    }
+
+    /// Assert the main error log contains `needle` (waiting up to 5 s).
+    pub fn assert_log(&self, needle: &str) {
+        assert!(
+            self.wait_log(needle, Duration::from_secs(5)),
+            "expected {needle:?} in the error log; tail:\n{}",
+            tail(&self.error_log_text(), 40)
+        );
+    }
+
+    /// The error-log tag of requests made on the connection with this local port.
+    pub fn client_tag(port: u16) -> String {
+        format!("[client 127.0.0.1:{port}]")
+    }
+
+    /// Error-log lines (all logs) of requests from the connection with local port `port`.
+    pub fn log_lines_of(&self, port: u16) -> Vec<String> {
+        let tag = Self::client_tag(port);
+        let mut out = Vec::new();
+        if let Ok(rd) = fs::read_dir(self.root.join("logs")) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with("access") {
+                    continue;
+                }
+                let text =
+                    String::from_utf8_lossy(&fs::read(e.path()).unwrap_or_default()).into_owned();
+                out.extend(
+                    text.lines()
+                        .filter(|l| l.contains(&tag))
+                        .map(str::to_string),
+                );
+            }
+        }
+        out
+    }
+
+    /// Errors logged for this connection are expected: allow them, and assert (waiting up to
+    /// 5 s) that some line for it contains `needle`. Returns that request's log lines.
+    pub fn expect_error(&mut self, client_port: u16, needle: &str) -> Vec<String> {
+        self.allow.push(Self::client_tag(client_port));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let lines = self.log_lines_of(client_port);
+            if lines.iter().any(|l| l.contains(needle)) {
+                return lines;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "expected {needle:?} in the error log for client port {client_port}; its lines:\n{}\n--- log tail:\n{}",
+                    lines.join("\n"),
+                    tail(&self.error_log_text(), 40)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Declare more allowed error-log substrings after start.
+    pub fn allow_log(&mut self, pat: &str) {
+        self.allow.push(pat.to_string());
+    }
+
+    /// Wait (bounded) for a file in the data dir to appear; returns its content.
+    pub fn wait_data_file(&self, name: &str, timeout: Duration) -> Option<String> {
+        let p = self.data.join(name);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(s) = fs::read_to_string(&p) {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    pub fn parent_pid(&self) -> u32 {
+        self.parent.expect("server running")
+    }
+
+    /// Pids of the Apache children (processes whose ppid is the parent).
+    pub fn child_pids(&self) -> Vec<u32> {
+        children_of(self.parent_pid())
+    }
+
+    /// Unexpected lines in all error logs (everything in logs/ except access.log).
+    pub fn unexpected_log_lines(&self) -> Vec<String> {
+        let mut bad = Vec::new();
+        if let Ok(rd) = fs::read_dir(self.root.join("logs")) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if name.starts_with("access") {
+                    continue;
+                }
+                let text =
+                    String::from_utf8_lossy(&fs::read(e.path()).unwrap_or_default()).into_owned();
+                for line in text.lines() {
+                    if BAD_MARKERS.iter().any(|m| line.contains(m))
+                        && !self.allow.iter().any(|a| line.contains(a.as_str()))
+                    {
+                        bad.push(format!("{name}: {line}"));
+                    }
+                }
+            }
+        }
+        bad
+    }
+
+    /// Stop the server (bounded). Idempotent.
+    pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let started = Instant::now();
+        let children = self.parent.map(children_of).unwrap_or_default();
+        let _ = apache_cmd()
+            .arg("-f")
+            .arg(&self.conf)
+            .arg("-k")
+            .arg("stop")
+            .output();
+        if self.module.is_reference() {
+            // mod_wsgi 4.9.4 + Python 3.11: a child that ran a request in a sub-interpreter hangs
+            // in Py_EndInterpreter -> threading._shutdown at exit (GrahamDumpleton/mod_wsgi#730,
+            // #799) until the parent SIGKILLs it 10 s later. Not what these tests are about: give
+            // it a moment, then kill those children (by pid; we started them).
+            let deadline = Instant::now() + Duration::from_millis(1500);
+            while children.iter().any(|&c| alive(c)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            for &c in &children {
+                if alive(c) {
+                    let _ = Command::new("kill").arg("-9").arg(c.to_string()).status();
+                }
+            }
+        }
+        if let Some(pid) = self.parent {
+            // Apache itself SIGKILLs stuck children after ~10 s; give it time to do so and log it.
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while alive(pid) {
+                if Instant::now() > deadline {
+                    eprintln!(
+                        "apache2 parent {pid} did not exit within 15 s; SIGKILL to it and its children"
+                    );
+                    let mut pids = children_of(pid);
+                    pids.push(pid);
+                    for p in pids {
+                        let _ = Command::new("kill").arg("-9").arg(p.to_string()).status();
+                    }
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.stop_took = Some(started.elapsed());
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!(
+                "test server {} failed; root kept at {}\nerror log tail:\n{}",
+                self.name,
+                self.root.display(),
+                tail(&self.error_log_text(), 60)
+            );
+            return;
+        }
+        let mut bad = self.unexpected_log_lines();
+        if let Some(t) = self.stop_took {
+            if t > MAX_STOP && !self.module.is_reference() {
+                bad.push(format!("apache2 -k stop took {t:?} (limit {MAX_STOP:?})"));
+            }
+        }
+        if !bad.is_empty() {
+            panic!(
+                "unexpected error-log lines in {} (root kept at {}):\n{}\n--- error log tail:\n{}",
+                self.name,
+                self.root.display(),
+                bad.join("\n"),
+                tail(&self.error_log_text(), 60)
+            );
+        }
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+pub fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    lines[start..].join("\n")
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc helpers
+// ---------------------------------------------------------------------------------------------
+
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let close = s.rfind(')')?;
+    Some(
+        s[close + 2..]
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+fn alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid)
+}
+
+fn is_zombie(pid: u32) -> bool {
+    stat_fields(pid).map(|f| f[0] == "Z").unwrap_or(true)
+}
+
+pub fn children_of(ppid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() {
+            if let Some(f) = stat_fields(pid) {
+                if f.get(1).and_then(|p| p.parse::<u32>().ok()) == Some(ppid) && f[0] != "Z" {
+                    out.push(pid);
+                }
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A `kB` field of /proc/PID/status (e.g. "VmRSS", "VmHWM"), in bytes.
+pub fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    for line in s.lines() {
+        if let Some(rest) = line.strip_prefix(field).and_then(|r| r.strip_prefix(':')) {
+            let n: u64 = rest.trim().trim_end_matches("kB").trim().parse().ok()?;
+            return Some(n * 1024);
+        }
+    }
+    None
+}
+
+pub fn rss(pid: u32) -> u64 {
+    proc_status_kb(pid, "VmRSS").unwrap_or(0)
+}
+
+/// Peak RSS (VmHWM) of a process, bytes.
+pub fn peak_rss(pid: u32) -> u64 {
+    proc_status_kb(pid, "VmHWM").unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/1.1 client
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    pub version: String,
+    pub status: u16,
+    pub reason: String,
+    /// In order, duplicates kept.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Status codes of interim (1xx) responses received before this one.
+    pub interim: Vec<u16>,
+    /// Body was framed by `Transfer-Encoding: chunked`.
+    pub chunked: bool,
+    /// The body ended as framed (Content-Length reached, terminating chunk seen, or close-delimited).
+    pub complete: bool,
+    /// Framing problem seen while reading the body (EOF too early, bad chunk), if any.
+    pub error: Option<String>,
+    /// Local (client) port of the connection: the error log tags request lines with
+    /// `[client 127.0.0.1:PORT]`.
+    pub client_port: u16,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn headers_all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn json(&self) -> Json {
+        Json::parse(&self.text()).unwrap_or_else(|e| {
+            panic!(
+                "bad JSON ({e}) in response {}: {}",
+                self.status,
+                self.text()
+            )
+        })
+    }
+    /// Summary for assertion messages.
+    pub fn describe(&self) -> String {
+        let body = self.text();
+        let body = if body.len() > 2000 {
+            format!("{}…", &body[..2000])
+        } else {
+            body
+        };
+        format!(
+            "{} {} {:?}\n{}",
+            self.status, self.reason, self.headers, body
+        )
+    }
+}
+
+pub struct Conn {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+    pos: usize,
+    eof: bool,
+}
+
+impl Conn {
+    pub fn connect(addr: &str) -> Conn {
+        let stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream
+            .set_write_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Conn {
+            stream,
+            buf: Vec::new(),
+            pos: 0,
+            eof: false,
+        }
+    }
+
+    pub fn local_port(&self) -> u16 {
+        self.stream.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn set_timeout(&mut self, d: Duration) {
+        self.stream.set_read_timeout(Some(d)).unwrap();
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    pub fn shutdown_write(&mut self) {
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    fn fill(&mut self) -> io::Result<usize> {
+        if self.pos > 0 && self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+        let mut tmp = [0u8; 65536];
+        let n = self.stream.read(&mut tmp)?;
+        if n == 0 {
+            self.eof = true;
+        }
+        self.buf.extend_from_slice(&tmp[..n]);
+        Ok(n)
+    }
+
+    fn available(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    /// Read one CRLF-terminated line (without CRLF). Err(UnexpectedEof) on EOF.
+    fn read_line(&mut self) -> io::Result<String> {
+        loop {
+            if let Some(i) = self.available().iter().position(|&b| b == b'\n') {
+                let line = self.buf[self.pos..self.pos + i].to_vec();
+                self.pos += i + 1;
+                let mut s: String = line.iter().map(|&b| b as char).collect();
+                if s.ends_with('\r') {
+                    s.pop();
+                }
+                return Ok(s);
+            }
+            if self.fill()? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "EOF while reading a line",
+                ));
+            }
+        }
+    }
+
+    /// Read exactly n bytes; returns what was read if EOF comes first (and false).
+    fn read_exact_n(&mut self, n: usize, out: &mut Vec<u8>) -> io::Result<bool> {
+        let mut need = n;
+        while need > 0 {
+            if self.available().is_empty() && self.fill()? == 0 {
+                return Ok(false);
+            }
+            let take = need.min(self.available().len());
+            out.extend_from_slice(&self.buf[self.pos..self.pos + take]);
+            self.pos += take;
+            need -= take;
+        }
+        Ok(true)
+    }
+
+    /// Read status line + headers of the next response head (may be an interim 1xx).
+    pub fn read_head(&mut self) -> io::Result<Response> {
+        let status_line = self.read_line()?;
+        let mut parts = status_line.splitn(3, ' ');
+        let version = parts.next().unwrap_or("").to_string();
+        let status: u16 = parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("bad status line {status_line:?}"),
+            )
+        })?;
+        let reason = parts.next().unwrap_or("").to_string();
+        let mut headers = Vec::new();
+        loop {
+            let line = self.read_line()?;
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                headers.push((k.to_string(), v.trim().to_string()));
+            } else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("bad header line {line:?}"),
+                ));
+            }
+        }
+        Ok(Response {
+            version,
+            status,
+            reason,
+            headers,
+            ..Default::default()
+        })
+    }
+
+    /// Read a full response (skipping and recording interim 1xx responses).
+    pub fn read_response(&mut self, head_request: bool) -> io::Result<Response> {
+        let mut interim = Vec::new();
+        loop {
+            let mut r = self.read_head()?;
+            if (100..200).contains(&r.status) {
+                interim.push(r.status);
+                continue;
+            }
+            r.interim = interim;
+            r.client_port = self.local_port();
+            self.read_body(&mut r, head_request)?;
+            return Ok(r);
+        }
+    }
+
+    /// Read the body of a response whose head was read by `read_head`.
+    pub fn read_body(&mut self, r: &mut Response, head_request: bool) -> io::Result<()> {
+        if head_request || r.status == 204 || r.status == 304 || (100..200).contains(&r.status) {
+            r.complete = true;
+            return Ok(());
+        }
+        let te = r
+            .header("Transfer-Encoding")
+            .map(|s| s.to_ascii_lowercase());
+        if te
+            .as_deref()
+            .map(|t| t.contains("chunked"))
+            .unwrap_or(false)
+        {
+            r.chunked = true;
+            loop {
+                let line = match self.read_line() {
+                    Ok(l) => l,
+                    Err(e) if is_eof_like(&e) => {
+                        r.error = Some(format!("EOF before chunk size: {e}"));
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                };
+                let size_s = line.split(';').next().unwrap_or("").trim();
+                let size = usize::from_str_radix(size_s, 16).map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("bad chunk size {line:?}"),
+                    )
+                })?;
+                if size == 0 {
+                    // trailers
+                    loop {
+                        match self.read_line() {
+                            Ok(l) if l.is_empty() => break,
+                            Ok(_) => continue,
+                            Err(e) if is_eof_like(&e) => {
+                                r.error = Some("EOF in trailers".into());
+                                return Ok(());
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    r.complete = true;
+                    return Ok(());
+                }
+                match self.read_exact_n(size, &mut r.body) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        r.error = Some("EOF inside chunk".into());
+                        return Ok(());
+                    }
+                    Err(e) if is_eof_like(&e) => {
+                        r.error = Some(format!("error inside chunk: {e}"));
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                }
+                match self.read_line() {
+                    Ok(l) if l.is_empty() => {}
+                    Ok(l) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("junk after chunk {l:?}"),
+                        ));
+                    }
+                    Err(e) if is_eof_like(&e) => {
+                        r.error = Some("EOF after chunk".into());
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        } else if let Some(cl) = r.header("Content-Length") {
+            let n: usize = cl
+                .trim()
+                .parse()
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "bad Content-Length"))?;
+            match self.read_exact_n(n, &mut r.body) {
+                Ok(true) => r.complete = true,
+                Ok(false) => r.error = Some(format!("EOF after {} of {} bytes", r.body.len(), n)),
+                Err(e) if is_eof_like(&e) => {
+                    r.error = Some(format!("{e} after {} of {n} bytes", r.body.len()))
+                }
+                Err(e) => return Err(e),
+            }
+            Ok(())
+        } else {
+            // close-delimited
+            loop {
+                let avail = self.available().len();
+                if avail > 0 {
+                    r.body.extend_from_slice(&self.buf[self.pos..]);
+                    self.pos = self.buf.len();
+                }
+                match self.fill() {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if is_eof_like(&e) => {
+                        r.error = Some(format!("{e}"));
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            r.complete = true;
+            Ok(())
+        }
+    }
+
+    /// Read and discard a body of `Content-Length`/chunked/close framing, counting bytes
+    /// (for huge responses). Returns (bytes, complete).
+    pub fn drain_body(&mut self, r: &Response) -> io::Result<(u64, bool)> {
+        let mut total: u64 = 0;
+        let chunked = r
+            .header("Transfer-Encoding")
+            .map(|t| t.to_ascii_lowercase().contains("chunked"))
+            .unwrap_or(false);
+        if chunked {
+            loop {
+                let line = self.read_line()?;
+                let size = u64::from_str_radix(line.split(';').next().unwrap_or("").trim(), 16)
+                    .map_err(|_| {
+                        io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!("bad chunk size {line:?}"),
+                        )
+                    })?;
+                if size == 0 {
+                    while !self.read_line()?.is_empty() {}
+                    return Ok((total, true));
+                }
+                let mut left = size;
+                while left > 0 {
+                    if self.available().is_empty() && self.fill()? == 0 {
+                        return Ok((total, false));
+                    }
+                    let take = (left as usize).min(self.available().len());
+                    self.pos += take;
+                    left -= take as u64;
+                    total += take as u64;
+                }
+                self.read_line()?;
+            }
+        } else {
+            let want: Option<u64> = r.header("Content-Length").and_then(|v| v.parse().ok());
+            loop {
+                if let Some(w) = want {
+                    if total >= w {
+                        return Ok((total, true));
+                    }
+                }
+                if self.available().is_empty() && self.fill()? == 0 {
+                    return Ok((total, want.is_none()));
+                }
+                let mut take = self.available().len();
+                if let Some(w) = want {
+                    take = take.min((w - total) as usize);
+                }
+                self.pos += take;
+                total += take as u64;
+            }
+        }
+    }
+
+    /// True if the peer closed the connection within `timeout` (EOF or reset) without sending
+    /// more data. Data arriving is reported as Err.
+    pub fn wait_closed(&mut self, timeout: Duration) -> Result<bool, Vec<u8>> {
+        if !self.available().is_empty() {
+            return Err(self.available().to_vec());
+        }
+        let old = self.stream.read_timeout().ok().flatten();
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        let mut tmp = [0u8; 4096];
+        let res = match self.stream.read(&mut tmp) {
+            Ok(0) => Ok(true),
+            Ok(n) => Err(tmp[..n].to_vec()),
+            Err(e)
+                if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
+            {
+                Ok(false)
+            }
+            Err(_) => Ok(true),
+        };
+        self.stream.set_read_timeout(old).unwrap();
+        res
+    }
+
+    /// Bytes already received and not consumed, plus whatever arrives within `timeout`.
+    pub fn read_available(&mut self, timeout: Duration) -> Vec<u8> {
+        let old = self.stream.read_timeout().ok().flatten();
+        self.stream.set_read_timeout(Some(timeout)).unwrap();
+        let _ = self.fill();
+        self.stream.set_read_timeout(old).unwrap();
+        let v = self.available().to_vec();
+        self.pos = self.buf.len();
+        v
+    }
+}
+
+fn is_eof_like(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::UnexpectedEof
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
+}
+
+/// Encode a request with the given method, path, headers and body (adds Host).
+pub fn request_bytes(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut b = req.into_bytes();
+    b.extend_from_slice(body);
+    b
+}
+
+/// Chunked transfer encoding of `body` in pieces of `piece` bytes.
+pub fn chunked(body: &[u8], piece: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for c in body.chunks(piece.max(1)) {
+        out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"0\r\n\r\n");
+    out
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn pattern(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A unique token for marker files.
+pub fn token(tag: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{tag}-{}-{n}-{:x}", std::process::id(), nanos & 0xffff_ffff)
+}
+
+// ---------------------------------------------------------------------------------------------
+// SHA-256 (std only) for checking bodies against the apps' hashes
+// ---------------------------------------------------------------------------------------------
+
+pub struct Sha256 {
+    h: [u32; 8],
+    buf: Vec<u8>,
+    len: u64,
+}
+
+const K: [u32; 64] = [
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+];
+
+impl Sha256 {
+    pub fn new() -> Self {
+        Sha256 {
+            h: [
+                0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
+                0x5be0cd19,
+            ],
+            buf: Vec::new(),
+            len: 0,
+        }
+    }
+    fn block(&mut self, b: &[u8]) {
+        let mut w = [0u32; 64];
+        for i in 0..16 {
+            w[i] = u32::from_be_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]);
+        }
+        for i in 16..64 {
+            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
+            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
+            w[i] = w[i - 16]
+                .wrapping_add(s0)
+                .wrapping_add(w[i - 7])
+                .wrapping_add(s1);
+        }
+        let mut v = self.h;
+        for i in 0..64 {
+            let s1 = v[4].rotate_right(6) ^ v[4].rotate_right(11) ^ v[4].rotate_right(25);
+            let ch = (v[4] & v[5]) ^ (!v[4] & v[6]);
+            let t1 = v[7]
+                .wrapping_add(s1)
+                .wrapping_add(ch)
+                .wrapping_add(K[i])
+                .wrapping_add(w[i]);
+            let s0 = v[0].rotate_right(2) ^ v[0].rotate_right(13) ^ v[0].rotate_right(22);
+            let maj = (v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]);
+            let t2 = s0.wrapping_add(maj);
+            v[7] = v[6];
+            v[6] = v[5];
+            v[5] = v[4];
+            v[4] = v[3].wrapping_add(t1);
+            v[3] = v[2];
+            v[2] = v[1];
+            v[1] = v[0];
+            v[0] = t1.wrapping_add(t2);
+        }
+        for i in 0..8 {
+            self.h[i] = self.h[i].wrapping_add(v[i]);
+        }
+    }
+    pub fn update(&mut self, data: &[u8]) {
+        self.len += data.len() as u64;
+        let mut data = data;
+        if !self.buf.is_empty() {
+            let need = 64 - self.buf.len();
+            let take = need.min(data.len());
+            self.buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if self.buf.len() == 64 {
+                let b = std::mem::take(&mut self.buf);
+                self.block(&b);
+            }
+        }
+        while data.len() >= 64 {
+            self.block(&data[..64]);
+            data = &data[64..];
+        }
+        self.buf.extend_from_slice(data);
+    }
+    pub fn hex(mut self) -> String {
+        let bits = self.len * 8;
+        let mut pad = vec![0x80u8];
+        while (self.buf.len() + pad.len()) % 64 != 56 {
+            pad.push(0);
+        }
+        pad.extend_from_slice(&bits.to_be_bytes());
+        let len = self.len;
+        self.update(&pad);
+        self.len = len;
+        self.h.iter().map(|x| format!("{x:08x}")).collect()
+    }
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(data);
+    h.hex()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Minimal JSON reader (the apps answer in JSON)
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(BTreeMap<String, Json>),
+}
+
+impl Json {
+    pub fn parse(s: &str) -> Result<Json, String> {
+        let chars: Vec<char> = s.chars().collect();
+        let mut p = 0usize;
+        let v = parse_value(&chars, &mut p)?;
+        skip_ws(&chars, &mut p);
+        if p != chars.len() {
+            return Err(format!("trailing data at {p}"));
+        }
+        Ok(v)
+    }
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        match self {
+            Json::Obj(m) => m.get(key),
+            _ => None,
+        }
+    }
+    /// `obj[key]`, panicking with the object when missing.
+    pub fn at(&self, key: &str) -> &Json {
+        self.get(key)
+            .unwrap_or_else(|| panic!("key {key:?} missing in {self:?}"))
+    }
+    pub fn str(&self) -> &str {
+        match self {
+            Json::Str(s) => s,
+            other => panic!("not a string: {other:?}"),
+        }
+    }
+    pub fn s(&self, key: &str) -> &str {
+        self.at(key).str()
+    }
+    pub fn opt_s(&self, key: &str) -> Option<&str> {
+        match self.get(key) {
+            Some(Json::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn num(&self) -> f64 {
+        match self {
+            Json::Num(n) => *n,
+            other => panic!("not a number: {other:?}"),
+        }
+    }
+    pub fn n(&self, key: &str) -> f64 {
+        self.at(key).num()
+    }
+    pub fn b(&self, key: &str) -> bool {
+        match self.at(key) {
+            Json::Bool(b) => *b,
+            other => panic!("not a bool: {other:?}"),
+        }
+    }
+    pub fn arr(&self) -> &Vec<Json> {
+        match self {
+            Json::Arr(a) => a,
+            other => panic!("not an array: {other:?}"),
+        }
+    }
+    pub fn obj(&self) -> &BTreeMap<String, Json> {
+        match self {
+            Json::Obj(m) => m,
+            other => panic!("not an object: {other:?}"),
+        }
+    }
+    pub fn keys(&self) -> Vec<String> {
+        self.obj().keys().cloned().collect()
+    }
+}
+
+fn skip_ws(c: &[char], p: &mut usize) {
+    while *p < c.len() && c[*p].is_whitespace() {
+        *p += 1;
+    }
+}
+
+fn parse_value(c: &[char], p: &mut usize) -> Result<Json, String> {
+    skip_ws(c, p);
+    if *p >= c.len() {
+        return Err("unexpected end".into());
+    }
+    match c[*p] {
+        '{' => {
+            *p += 1;
+            let mut m = BTreeMap::new();
+            skip_ws(c, p);
+            if *p < c.len() && c[*p] == '}' {
+                *p += 1;
+                return Ok(Json::Obj(m));
+            }
+            loop {
+                skip_ws(c, p);
+                let k = match parse_value(c, p)? {
+                    Json::Str(s) => s,
+                    _ => return Err(format!("object key not a string at {p}")),
+                };
+                skip_ws(c, p);
+                if *p >= c.len() || c[*p] != ':' {
+                    return Err(format!("expected ':' at {p}"));
+                }
+                *p += 1;
+                let v = parse_value(c, p)?;
+                m.insert(k, v);
+                skip_ws(c, p);
+                match c.get(*p) {
+                    Some(',') => *p += 1,
+                    Some('}') => {
+                        *p += 1;
+                        return Ok(Json::Obj(m));
+                    }
+                    _ => return Err(format!("expected ',' or '}}' at {p}")),
+                }
+            }
+        }
+        '[' => {
+            *p += 1;
+            let mut a = Vec::new();
+            skip_ws(c, p);
+            if *p < c.len() && c[*p] == ']' {
+                *p += 1;
+                return Ok(Json::Arr(a));
+            }
+            loop {
+                a.push(parse_value(c, p)?);
+                skip_ws(c, p);
+                match c.get(*p) {
+                    Some(',') => *p += 1,
+                    Some(']') => {
+                        *p += 1;
+                        return Ok(Json::Arr(a));
+                    }
+                    _ => return Err(format!("expected ',' or ']' at {p}")),
+                }
+            }
+        }
+        '"' => {
+            *p += 1;
+            let mut s = String::new();
+            while *p < c.len() {
+                let ch = c[*p];
+                *p += 1;
+                match ch {
+                    '"' => return Ok(Json::Str(s)),
+                    '\\' => {
+                        let e = *c.get(*p).ok_or("bad escape")?;
+                        *p += 1;
+                        match e {
+                            'n' => s.push('\n'),
+                            't' => s.push('\t'),
+                            'r' => s.push('\r'),
+                            'b' => s.push('\u{8}'),
+                            'f' => s.push('\u{c}'),
+                            '/' => s.push('/'),
+                            '\\' => s.push('\\'),
+                            '"' => s.push('"'),
+                            'u' => {
+                                let hex = |p: &mut usize| -> Result<u32, String> {
+                                    let h: String =
+                                        c.get(*p..*p + 4).ok_or("short \\u")?.iter().collect();
+                                    *p += 4;
+                                    u32::from_str_radix(&h, 16).map_err(|e| e.to_string())
+                                };
+                                let mut u = hex(p)?;
+                                if (0xD800..0xDC00).contains(&u)
+                                    && c.get(*p) == Some(&'\\')
+                                    && c.get(*p + 1) == Some(&'u')
+                                {
+                                    *p += 2;
+                                    let lo = hex(p)?;
+                                    u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+                                }
+                                s.push(char::from_u32(u).unwrap_or('\u{FFFD}'));
+                            }
+                            _ => return Err(format!("bad escape \\{e}")),
+                        }
+                    }
+                    _ => s.push(ch),
+                }
+            }
+            Err("unterminated string".into())
+        }
+        't' if c[*p..].starts_with(&['t', 'r', 'u', 'e']) => {
+            *p += 4;
+            Ok(Json::Bool(true))
+        }
+        'f' if c[*p..].starts_with(&['f', 'a', 'l', 's', 'e']) => {
+            *p += 5;
+            Ok(Json::Bool(false))
+        }
+        'n' if c[*p..].starts_with(&['n', 'u', 'l', 'l']) => {
+            *p += 4;
+            Ok(Json::Null)
+        }
+        _ => {
+            let start = *p;
+            while *p < c.len() && (c[*p].is_ascii_digit() || "+-.eE".contains(c[*p])) {
+                *p += 1;
+            }
+            let t: String = c[start..*p].iter().collect();
+            t.parse::<f64>()
+                .map(Json::Num)
+                .map_err(|_| format!("bad value at {start}: {t:?}"))
+        }
+    }
+}

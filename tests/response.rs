@@ -1,0 +1,430 @@
+//! start_response and the response iterable: status/header validation, repeated headers,
+//! exc_info, write(), iterables, close(), Content-Length handling, HEAD/204/304, exceptions,
+//! bounded memory for huge responses.
+mod common;
+use common::*;
+use std::time::Duration;
+
+fn srv(name: &str) -> Server {
+    server(name).fragment("apps").start()
+}
+
+fn get_keepalive(c: &mut Conn, path: &str) -> Response {
+    c.send(&request_bytes("GET", path, &[], b"")).unwrap();
+    c.read_response(false).unwrap()
+}
+
+/// After a response, the same connection still serves a clean request.
+fn assert_connection_reusable(c: &mut Conn) {
+    let r = get_keepalive(c, "/hello");
+    assert_eq!(
+        r.status,
+        200,
+        "follow-up on the same connection: {}",
+        r.describe()
+    );
+    assert_eq!(r.body, b"Hello World!\n");
+}
+
+// ---- status -----------------------------------------------------------------------------------
+
+#[test]
+fn valid_statuses() {
+    let s = srv("resp_status_ok");
+    for (q, code, reason) in [
+        ("200%20OK", 200, "OK"),
+        ("404%20Not%20Here", 404, "Not Here"),
+        ("299%20Custom", 299, "Custom"),
+    ] {
+        let r = s.get(&format!("/response?mode=status&s={q}"));
+        assert_eq!(r.status, code, "{q}: {}", r.describe());
+        assert_eq!(r.reason, reason);
+        assert_eq!(r.body, b"status body");
+    }
+}
+
+#[test]
+fn invalid_statuses_give_500() {
+    let mut s = srv("resp_status_bad");
+    for q in [
+        "200",
+        "20%20OK",
+        "2000%20OK",
+        "abc%20OK",
+        "200OK",
+        "200%20O%0AK",
+        "200%20O%0DK",
+        "%20200%20OK",
+    ] {
+        let r = s.get(&format!("/response?mode=status&s={q}"));
+        assert_eq!(r.status, 500, "status {q:?} accepted: {}", r.describe());
+        s.expect_error(r.client_port, "status");
+    }
+}
+
+// ---- headers ----------------------------------------------------------------------------------
+
+#[test]
+fn invalid_headers_give_500_never_injected() {
+    let mut s = srv("resp_hdr_bad");
+    for case in [
+        "nonstr_name",
+        "nonstr_value",
+        "nonlatin1_value",
+        "nonlatin1_name",
+        "crlf_value",
+        "lf_value",
+        "cr_value",
+        "crlf_name",
+        "space_name",
+        "empty_name",
+        "not_tuple",
+        "three_tuple",
+    ] {
+        let r = s.get(&format!("/response?mode=header&case={case}"));
+        assert_eq!(r.status, 500, "{case}: {}", r.describe());
+        assert!(r.header("X-Injected").is_none(), "{case}: header injected");
+        assert!(!r.text().contains("header body"), "{case}: app body sent");
+        s.expect_error(r.client_port, "Error");
+    }
+    let r = s.get("/response?mode=headers_tuple");
+    assert_eq!(r.status, 500, "headers as a tuple: {}", r.describe());
+    s.expect_error(r.client_port, "list");
+}
+
+#[test]
+fn latin1_and_empty_header_values() {
+    let s = srv("resp_hdr_ok");
+    let r = s.get("/response?mode=header&case=latin1_value");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(
+        r.header("X-Latin"),
+        Some("caf\u{e9}"),
+        "sent as the single byte 0xE9"
+    );
+    let r = s.get("/response?mode=header&case=empty_value");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.header("X-Empty"), Some(""));
+}
+
+#[test]
+fn repeated_headers_kept_in_order() {
+    let s = srv("resp_cookies");
+    let r = s.get("/response?mode=set_cookie");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(
+        r.headers_all("Set-Cookie"),
+        vec!["a=1; Path=/", "b=2; Path=/", "c=3; Path=/"]
+    );
+    let multi = r.headers_all("X-Multi");
+    // Either kept as two headers or (Apache table merge) joined: order must be preserved.
+    assert!(
+        multi == vec!["first", "second"] || multi == vec!["first, second"],
+        "{multi:?}"
+    );
+}
+
+// ---- start_response / exc_info ----------------------------------------------------------------
+
+/// PEP 3333: a second start_response call without exc_info is an error. mod_rwsgi follows the
+/// PEP here (decisions.md §1); mod_wsgi 4.9.4 just replaces the status (201), so this test is
+/// expected to FAIL under mod_wsgi.
+#[test]
+fn second_start_response_without_exc_info_is_an_error() {
+    let mut s = srv("resp_second_sr");
+    let r = s.get("/response?mode=second_sr");
+    assert_eq!(r.status, 500, "{}", r.describe());
+    s.expect_error(r.client_port, "start_response");
+}
+
+#[test]
+fn exc_info_before_headers_replaces_the_response() {
+    let s = srv("resp_excinfo_before");
+    let r = s.get("/response?mode=exc_info_before");
+    assert_eq!(r.status, 500, "{}", r.describe());
+    assert_eq!(r.reason, "Oops");
+    assert_eq!(r.header("X-Error"), Some("yes"));
+    assert_eq!(r.body, b"error page");
+}
+
+#[test]
+fn exc_info_after_headers_reraises_and_cuts_the_response() {
+    let mut s = srv("resp_excinfo_after");
+    let tok = token("excafter");
+    let r = s.get(&format!("/response?mode=exc_info_after&token={tok}"));
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert!(r.body.starts_with(b"partial"), "{}", r.describe());
+    assert!(!r.text().contains("never"));
+    assert!(
+        !r.complete,
+        "response should be cut, got a complete body: {}",
+        r.describe()
+    );
+    s.expect_error(r.client_port, "exc_info after headers");
+    assert_eq!(
+        s.wait_data_file(&format!("closed-{tok}"), Duration::from_secs(5))
+            .as_deref(),
+        Some("1 exc")
+    );
+}
+
+// ---- iterables and write() --------------------------------------------------------------------
+
+#[test]
+fn iterables_and_write() {
+    let s = srv("resp_iter");
+    for (mode, body) in [
+        ("list", &b"Hello World"[..]),
+        ("generator", b"abc"),
+        ("write", b"onetwothree"),
+        ("write_only", b"only"),
+        ("empty_chunks", b"abcdef"),
+        ("all_empty", b""),
+    ] {
+        let r = s.get(&format!("/response?mode={mode}"));
+        assert_eq!(r.status, 200, "{mode}: {}", r.describe());
+        assert!(r.complete, "{mode}: {:?}", r.error);
+        assert_eq!(r.body, body, "{mode}");
+    }
+}
+
+#[test]
+fn close_is_always_called() {
+    let mut s = srv("resp_close");
+    for (mode, expect) in [
+        ("list", "2"),
+        ("generator", "3"),
+        ("empty_chunks", "5"),
+        ("write", "1"),
+    ] {
+        let tok = token(mode);
+        let r = s.get(&format!("/response?mode={mode}&token={tok}"));
+        assert_eq!(r.status, 200);
+        let got = s.wait_data_file(&format!("closed-{tok}"), Duration::from_secs(5));
+        assert_eq!(got.as_deref(), Some(expect), "close() of {mode}");
+    }
+    // Also when iteration raises.
+    let tok = token("exc");
+    let r = s.get(&format!("/response?mode=exc_after_headers&token={tok}"));
+    s.expect_error(r.client_port, "boom-after-headers");
+    assert_eq!(
+        s.wait_data_file(&format!("closed-{tok}"), Duration::from_secs(5))
+            .as_deref(),
+        Some("1 exc")
+    );
+    // And on HEAD (body discarded by Apache, iterable still closed).
+    let tok = token("head");
+    let r = s.head(&format!("/response?mode=list&token={tok}"));
+    assert_eq!(r.status, 200);
+    assert!(
+        s.wait_data_file(&format!("closed-{tok}"), Duration::from_secs(5))
+            .is_some(),
+        "close() after HEAD"
+    );
+}
+
+#[test]
+fn exception_in_close_is_logged() {
+    let mut s = srv("resp_close_raises");
+    let r = s.get("/response?mode=close_raises");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"close raises");
+    s.expect_error(r.client_port, "boom-in-close");
+}
+
+// ---- Content-Length handling -----------------------------------------------------------------
+
+#[test]
+fn content_length_shorter_than_body_truncates() {
+    let s = srv("resp_cl_short");
+    let mut c = s.connect();
+    let r = get_keepalive(&mut c, "/response?mode=cl_short");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Length"), Some("5"));
+    assert_eq!(r.body, b"01234");
+    assert_connection_reusable(&mut c);
+}
+
+#[test]
+fn content_length_longer_than_body_closes_connection() {
+    let s = srv("resp_cl_long");
+    let mut c = s.connect();
+    c.set_timeout(Duration::from_secs(15));
+    let r = get_keepalive(&mut c, "/response?mode=cl_long");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Content-Length"), Some("100"));
+    assert_eq!(r.body, b"0123456789");
+    assert!(
+        !r.complete,
+        "a 100-byte Content-Length with 10 bytes sent cannot complete"
+    );
+}
+
+// ---- bodiless responses -----------------------------------------------------------------------
+
+#[test]
+fn head_sends_no_body() {
+    let s = srv("resp_head");
+    let mut c = s.connect();
+    for path in [
+        "/hello",
+        "/response?mode=list",
+        "/response?mode=write",
+        "/response?mode=big&mib=4",
+    ] {
+        c.send(&request_bytes("HEAD", path, &[], b"")).unwrap();
+        let r = c.read_response(true).unwrap();
+        assert_eq!(r.status, 200, "{path}");
+        // Nothing may follow the head: the next response must parse cleanly.
+        assert_connection_reusable(&mut c);
+    }
+}
+
+#[test]
+fn no_body_for_204_and_304() {
+    let s = srv("resp_204");
+    let mut c = s.connect();
+    for q in ["204%20No%20Content", "304%20Not%20Modified"] {
+        let r = get_keepalive(&mut c, &format!("/response?mode=status_body&s={q}"));
+        assert!(r.status == 204 || r.status == 304, "{}", r.describe());
+        assert!(
+            r.header("Transfer-Encoding").is_none(),
+            "{q}: {:?}",
+            r.headers
+        );
+        assert_connection_reusable(&mut c);
+    }
+}
+
+// ---- errors -----------------------------------------------------------------------------------
+
+#[test]
+fn str_instead_of_bytes_is_an_error() {
+    let mut s = srv("resp_str");
+    let r = s.get("/response?mode=str_body");
+    assert_eq!(r.status, 500, "{}", r.describe());
+    s.expect_error(r.client_port, "TypeError");
+    // After some bytes went out: the response is cut.
+    let r = s.get("/response?mode=str_body_after");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"bytes first");
+    assert!(!r.complete, "{}", r.describe());
+    s.expect_error(r.client_port, "TypeError");
+}
+
+#[test]
+fn exception_before_headers_is_500_with_traceback() {
+    let mut s = srv("resp_exc_before");
+    let r = s.get("/response?mode=exc_before");
+    assert_eq!(r.status, 500, "{}", r.describe());
+    assert!(!r.text().contains("boom"), "traceback leaked to the client");
+    let lines = s.expect_error(r.client_port, "boom-before-start-response");
+    assert!(
+        lines.iter().any(|l| l.contains("Traceback")),
+        "no traceback:\n{}",
+        lines.join("\n")
+    );
+    let r = s.get("/response?mode=exc_after_sr");
+    assert_eq!(r.status, 500, "{}", r.describe());
+    s.expect_error(r.client_port, "boom-after-start-response");
+    // The server is fine afterwards.
+    assert_eq!(s.get("/hello").status, 200);
+}
+
+#[test]
+fn exception_after_headers_cuts_the_response() {
+    let mut s = srv("resp_exc_after");
+    let r = s.get("/response?mode=exc_after_headers");
+    assert_eq!(r.status, 200);
+    assert!(r.chunked, "expected a chunked response: {}", r.describe());
+    assert_eq!(r.body, b"partial");
+    assert!(
+        !r.complete,
+        "the terminating chunk must be suppressed: {}",
+        r.describe()
+    );
+    let lines = s.expect_error(r.client_port, "boom-after-headers");
+    assert!(
+        lines.iter().any(|l| l.contains("Traceback")),
+        "{}",
+        lines.join("\n")
+    );
+
+    let r = s.get("/response?mode=exc_after_headers_cl");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"partial");
+    assert!(!r.complete);
+    s.expect_error(r.client_port, "boom-after-headers-cl");
+}
+
+// ---- bounded memory ---------------------------------------------------------------------------
+
+#[test]
+fn generator_response_512mib_bounded_memory() {
+    let s = server("resp_512m")
+        .single_process()
+        .fragment("apps")
+        .start();
+    let r = s.get("/response?mode=big&mib=2");
+    assert_eq!(r.body.len(), 2 << 20);
+    let pids = s.child_pids();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    let pid = pids[0];
+    let before = peak_rss(pid);
+    for cl in ["", "&cl=1"] {
+        let mut c = s.connect();
+        c.send(&request_bytes(
+            "GET",
+            &format!("/response?mode=big&mib=512{cl}"),
+            &[("Connection", "close")],
+            b"",
+        ))
+        .unwrap();
+        let head = c.read_head().unwrap();
+        assert_eq!(head.status, 200);
+        let (n, complete) = c.drain_body(&head).unwrap();
+        assert_eq!(n, 512 << 20);
+        assert!(complete);
+    }
+    let after = peak_rss(pid);
+    eprintln!(
+        "generator 512 MiB: child peak RSS {} -> {} MiB",
+        before >> 20,
+        after >> 20
+    );
+    assert!(
+        after.saturating_sub(before) < 32 << 20,
+        "peak RSS grew by {} MiB",
+        (after - before) >> 20
+    );
+}
+
+// ---- prefork (MPM-sensitive paths: one thread per process) ----------------------------------
+
+#[test]
+fn prefork_iterables_close_and_errors() {
+    let mut s = server("resp_prefork")
+        .mpm(Mpm::Prefork)
+        .fragment("apps")
+        .start();
+    for (mode, body) in [
+        ("list", &b"Hello World"[..]),
+        ("generator", b"abc"),
+        ("write", b"onetwothree"),
+    ] {
+        let tok = token(mode);
+        let r = s.get(&format!("/response?mode={mode}&token={tok}"));
+        assert_eq!(r.status, 200, "{mode}: {}", r.describe());
+        assert_eq!(r.body, body, "{mode}");
+        assert!(
+            s.wait_data_file(&format!("closed-{tok}"), Duration::from_secs(5))
+                .is_some(),
+            "{mode}: close()"
+        );
+    }
+    let r = s.get("/response?mode=exc_before");
+    assert_eq!(r.status, 500);
+    s.expect_error(r.client_port, "boom-before-start-response");
+    let j = s.get("/environ").json();
+    assert_eq!(j.at("environ").s("wsgi.multithread"), "False");
+}
