@@ -3,7 +3,7 @@
 //! map failures to a status or a cut response, and disarm the request's objects.
 
 use super::attach::Attached;
-use super::callback::{enter, traceback_lines};
+use super::callback::{enter, log_exception};
 use super::environ::{self, ModWsgiFacts, ProcessFacts, RequestObjects};
 use super::interp::Interp;
 use super::objects::{input, log, start_response};
@@ -39,22 +39,6 @@ pub enum Outcome {
     Status(u16),
 }
 
-fn log_exception(py: Python<'_>, log: &RequestLog, what: &str, err: &PyErr) {
-    log.log(Severity::Error, what);
-    for line in traceback_lines(py, err) {
-        log.log(Severity::Error, &line);
-    }
-    if err.is_instance_of::<pyo3::exceptions::PyImportError>(py)
-        && err.to_string().contains("subinterpreter")
-    {
-        log.log(
-            Severity::Error,
-            "RWSGI0120: an extension module refused to load in a Python sub-interpreter; \
-             run this application in the main interpreter with 'WSGIApplicationGroup %{GLOBAL}'",
-        );
-    }
-}
-
 /// Runs `job` in `interp` over `gw`.
 pub fn run(interp: &Interp, job: &Job<'_>, gw: &mut dyn Gateway, log: RequestLog) -> Outcome {
     // SAFETY: Python is initialised (the interpreter exists) and request threads are not
@@ -81,7 +65,7 @@ fn run_attached(
     gw: &mut dyn Gateway,
     log: RequestLog,
 ) -> Outcome {
-    let module = match script::load(py, state, job.script, job.reload_mtime) {
+    let module = match script::load(py, state, job.script, job.reload_mtime, &log) {
         Ok(m) => m,
         Err(e) => {
             log_exception(

@@ -8,6 +8,7 @@
 //! one public path that marks the thread attached without touching PyGILState. The
 //! trampoline also turns a panic into a Python exception instead of unwinding into C.
 
+use crate::wsgi::gateway::{RequestLog, Severity};
 use pyo3::ffi;
 use pyo3::impl_::trampoline::{MethodDef, noargs};
 use pyo3::prelude::*;
@@ -127,4 +128,21 @@ pub fn traceback_lines(py: Python<'_>, err: &PyErr) -> Vec<String> {
         Err(_) => out.push(format!("{err}")),
     }
     out
+}
+
+/// Logs an exception (what happened, then the traceback) against a request.
+pub fn log_exception(py: Python<'_>, log: &RequestLog, what: &str, err: &PyErr) {
+    log.log(Severity::Error, what);
+    for line in traceback_lines(py, err) {
+        log.log(Severity::Error, &line);
+    }
+    if err.is_instance_of::<pyo3::exceptions::PyImportError>(py)
+        && err.to_string().contains("subinterpreter")
+    {
+        log.log(
+            Severity::Error,
+            "RWSGI0120: an extension module refused to load in a Python sub-interpreter; \
+             run this application in the main interpreter with 'WSGIApplicationGroup %{GLOBAL}'",
+        );
+    }
 }

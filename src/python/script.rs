@@ -1,8 +1,9 @@
 //! Loading WSGI script files as modules, once per interpreter (under a lock, so two threads
 //! never load one script twice), and reloading them when their mtime changes.
 
-use super::callback::blocking;
+use super::callback::{blocking, log_exception};
 use super::state::{InterpState, Owned, ScriptEntry};
+use crate::wsgi::gateway::RequestLog;
 use pyo3::exceptions::PyOSError;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -30,20 +31,61 @@ fn cached<'py>(
     }
 }
 
-/// Returns the script's module, loading it (or reloading it when `mtime` is given and
-/// differs from the loaded one's).
+/// True when the script's own `reload_required(path)` hook asks for a reload. An exception
+/// in the hook is logged and does not force one.
+fn hook_wants_reload(
+    py: Python<'_>,
+    module: &Bound<'_, PyAny>,
+    path: &str,
+    log: &RequestLog,
+) -> bool {
+    // A dict lookup, not getattr: no AttributeError is raised and discarded per request.
+    // SAFETY: `module` is a module object; both calls return borrowed references or null.
+    let hook = unsafe {
+        let dict = ffi::PyModule_GetDict(module.as_ptr());
+        if dict.is_null() {
+            return false;
+        }
+        let f = ffi::PyDict_GetItemString(dict, c"reload_required".as_ptr());
+        if f.is_null() {
+            return false;
+        }
+        Bound::from_borrowed_ptr(py, f)
+    };
+    match hook.call1((path,)).and_then(|v| v.is_truthy()) {
+        Ok(reload) => reload,
+        Err(e) => {
+            let what = format!(
+                "RWSGI0105: reload_required() of WSGI script '{path}' raised; not reloading"
+            );
+            log_exception(py, log, &what, &e);
+            false
+        }
+    }
+}
+
+/// Returns the script's module, loading it, or reloading it when `mtime` is given (script
+/// reloading on) and differs from the loaded one's, or the script's `reload_required` hook
+/// asks for it.
 pub fn load<'py>(
     py: Python<'py>,
     state: &InterpState,
     path: &str,
     mtime: Option<i64>,
+    log: &RequestLog,
 ) -> PyResult<Bound<'py, PyAny>> {
+    let mut forced = false;
     if let Some(m) = cached(py, state, path, mtime) {
-        return Ok(m);
+        if mtime.is_none() || !hook_wants_reload(py, &m, path, log) {
+            return Ok(m);
+        }
+        forced = true;
     }
     let _loading = blocking(|| state.load_lock.lock().unwrap_or_else(|e| e.into_inner()));
-    if let Some(m) = cached(py, state, path, mtime) {
-        return Ok(m);
+    if !forced {
+        if let Some(m) = cached(py, state, path, mtime) {
+            return Ok(m);
+        }
     }
     let name = module_name(py, path)?;
     let source = std::fs::read(path)
