@@ -6,6 +6,7 @@ pub mod handler;
 pub mod httpd;
 pub mod python;
 pub mod sys;
+pub mod util;
 pub mod wsgi;
 
 /// The module record Apache loads. Apache writes `module_index`, `next` and

@@ -5,6 +5,9 @@
 use crate::sys;
 pub use crate::wsgi::gateway::{After, ClientGone};
 
+/// Final chunks larger than this are flushed rather than left for Apache to copy aside.
+const COPY_LIMIT: usize = 16 * 1024;
+
 /// Passes body data for one request.
 pub struct BodyWriter {
     r: *mut sys::request_rec,
@@ -60,6 +63,12 @@ impl BodyWriter {
             // SAFETY: a transient bucket borrows `data`; any filter that keeps it past this
             // pass must set it aside (copy), which is the transient bucket contract.
             unsafe { sys::rwsgi_brigade_add_transient(self.bb, data.as_ptr().cast(), data.len()) };
+            if after == After::End && data.len() > COPY_LIMIT {
+                // Without a flush, the core filter would copy whatever the socket does not
+                // take at once; flushing writes the caller's bytes in place.
+                // SAFETY: a flush bucket from the brigade's allocator.
+                unsafe { sys::rwsgi_brigade_add_flush(self.bb) };
+            }
         }
         self.pass(after)
     }

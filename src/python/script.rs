@@ -9,12 +9,8 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 
 /// The module name mod_wsgi gives a script: `_mod_wsgi_` + md5 of its path.
-fn module_name(py: Python<'_>, path: &str) -> PyResult<String> {
-    let digest = py
-        .import("hashlib")?
-        .call_method1("md5", (path.as_bytes(),))?
-        .call_method0("hexdigest")?;
-    Ok(format!("_mod_wsgi_{}", digest.extract::<String>()?))
+fn module_name(path: &str) -> String {
+    format!("_mod_wsgi_{}", crate::util::md5::hex(path.as_bytes()))
 }
 
 fn cached<'py>(
@@ -87,7 +83,7 @@ pub fn load<'py>(
             return Ok(m);
         }
     }
-    let name = module_name(py, path)?;
+    let name = module_name(path);
     let source = std::fs::read(path)
         .map_err(|e| PyOSError::new_err(format!("cannot read WSGI script '{path}': {e}")))?;
     let sys_modules = py.import("sys")?.getattr("modules")?;

@@ -135,6 +135,63 @@ fn read_bytes(ctx: &mut RequestCtx, size: Option<usize>) -> PyResult<Vec<u8>> {
     Ok(out)
 }
 
+/// read(n) up to this size reads straight into the result object (no intermediate copies).
+const DIRECT_READ_LIMIT: usize = 8 * 1024 * 1024;
+
+/// read(n): fills a new bytes object in place, with the GIL released for the whole read.
+fn read_direct(py: Python<'_>, ctx: &mut RequestCtx, n: usize) -> PyResult<*mut ffi::PyObject> {
+    // SAFETY: a fresh bytes object of n bytes; nobody else can see it until we return it,
+    // so filling it with the GIL released is sound. On error it is released again.
+    unsafe {
+        let mut obj = ffi::PyBytes_FromStringAndSize(std::ptr::null(), n as ffi::Py_ssize_t);
+        if obj.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        let base = ffi::PyBytes_AsString(obj).cast::<u8>();
+        let dst = std::slice::from_raw_parts_mut(base, n);
+        let take = ctx.input.buffered().len().min(n);
+        dst[..take].copy_from_slice(&ctx.input.buffered()[..take]);
+        ctx.input.consume(take);
+        let mut filled = take;
+        if filled < n && !ctx.input.eof {
+            let gw = ctx.gateway_ptr();
+            let rest = &mut dst[filled..];
+            let result = blocking(|| {
+                let mut got = 0;
+                while got < rest.len() {
+                    match (*gw).read(&mut rest[got..]) {
+                        Ok(0) => return Ok((got, true)),
+                        Ok(k) => got += k,
+                        Err(e) => return Err((got, e)),
+                    }
+                }
+                Ok((got, false))
+            });
+            match result {
+                Ok((got, eof)) => {
+                    filled += got;
+                    ctx.input.eof |= eof;
+                }
+                Err((_, e)) => {
+                    ffi::Py_DECREF(obj);
+                    ctx.input.failed_status = Some(e.status);
+                    return Err(PyOSError::new_err(format!("mod_wsgi {}", e.message)));
+                }
+            }
+        }
+        if filled < n {
+            // Short read (end of body): hand back an exact-size copy of what arrived.
+            let exact = ffi::PyBytes_FromStringAndSize(base.cast(), filled as ffi::Py_ssize_t);
+            ffi::Py_DECREF(obj);
+            obj = exact;
+            if obj.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+        }
+        Ok(obj)
+    }
+}
+
 fn read_line(ctx: &mut RequestCtx, size: Option<usize>) -> PyResult<Vec<u8>> {
     let limit = size.unwrap_or(usize::MAX);
     let mut scanned = 0;
@@ -178,8 +235,12 @@ unsafe extern "C" fn read(
         // SAFETY: fast-call arguments.
         let size = size_arg(py, unsafe { args(a, n) }, "read")?;
         // SAFETY: the object's context pointer is live or null (disarmed); GIL held.
-        let data = unsafe { RequestCtx::with(ctx_of(slf), |ctx| read_bytes(ctx, size)) }?;
-        Ok(bytes(py, &data))
+        unsafe {
+            RequestCtx::with(ctx_of(slf), |ctx| match size {
+                Some(n) if n <= DIRECT_READ_LIMIT => read_direct(py, ctx, n),
+                _ => read_bytes(ctx, size).map(|data| bytes(py, &data)),
+            })
+        }
     })
 }
 

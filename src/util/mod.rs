@@ -1,0 +1,3 @@
+//! Small pure helpers with no Apache or Python dependency.
+
+pub mod md5;
