@@ -58,14 +58,7 @@ pub fn module() -> Module {
     let sym = std::env::var("RWSGI_TEST_MODULE_SYM").unwrap_or_else(|_| "rwsgi_module".into());
     let path = match std::env::var_os("RWSGI_TEST_MODULE") {
         Some(p) => PathBuf::from(p),
-        None => {
-            // current_exe = target/<profile>/deps/<test>-<hash>
-            let exe = std::env::current_exe().expect("current_exe");
-            exe.parent()
-                .and_then(Path::parent)
-                .expect("target/<profile>")
-                .join("libmod_rwsgi.so")
-        }
+        None => built_module(),
     };
     assert!(
         path.exists(),
@@ -80,6 +73,42 @@ pub fn module() -> Module {
         }
     });
     Module { path, sym, c_name }
+}
+
+/// The module built from this checkout. `cargo test` only builds the rlib the tests link, so
+/// the cdylib Apache loads is built here, once per test binary, with the same profile and
+/// target dir (a no-op when it is current), so a test never runs against a stale module.
+fn built_module() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            // current_exe = <target>/<profile>/deps/<test>-<hash>
+            let exe = std::env::current_exe().expect("current_exe");
+            let profile_dir = exe
+                .parent()
+                .and_then(Path::parent)
+                .expect("target/<profile>")
+                .to_path_buf();
+            let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
+            let release = profile_dir.file_name().is_some_and(|n| n == "release");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut cmd = Command::new(cargo);
+            cmd.args(["build", "--lib", "--quiet"])
+                .arg("--manifest-path")
+                .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+                .env("CARGO_TARGET_DIR", &target_dir);
+            if release {
+                cmd.arg("--release");
+            }
+            let out = cmd.output().expect("run cargo build for the module");
+            assert!(
+                out.status.success(),
+                "building the module failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            profile_dir.join("libmod_rwsgi.so")
+        })
+        .clone()
 }
 
 /// `apache2` with a clean, fixed environment (cargo's LD_LIBRARY_PATH etc. would otherwise leak

@@ -1,0 +1,41 @@
+# mod_rwsgi: build, serve, test and benchmark entry points. See README.md.
+#
+#   make / make build  cargo build --release, then copy the module to target/mod_rwsgi.so
+#   make serve         install deps, build, serve examples/hello.wsgi on http://127.0.0.1:8000
+#   make test          install deps, run the whole test suite (cargo test)
+#   make bench         install deps, run bench/run.sh (see bench/README.md)
+#   make deps          install the Debian packages (.ci/install-deps)
+
+# rustup installs cargo into ~/.cargo/bin, which non-login shells may not have on PATH.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+CARGO ?= cargo
+MODULE := target/mod_rwsgi.so
+
+.PHONY: all build serve test bench deps clean
+.NOTPARALLEL:
+
+all: build
+
+# Copy then rename, so that an Apache which has the old file mapped keeps running.
+build:
+	$(CARGO) build --release
+	cp target/release/libmod_rwsgi.so $(MODULE).tmp
+	chmod 0644 $(MODULE).tmp
+	mv -f $(MODULE).tmp $(MODULE)
+	@echo "built $(CURDIR)/$(MODULE)"
+
+serve: deps build
+	bash examples/serve.sh
+
+test: deps
+	$(CARGO) test
+
+bench: deps
+	bash bench/run.sh
+
+deps:
+	bash .ci/install-deps
+
+clean:
+	$(CARGO) clean
