@@ -10,9 +10,7 @@ use crate::httpd::request::Request;
 use crate::httpd::{config_store, hooks};
 use crate::python::{self, app, environ::ModWsgiFacts};
 use crate::sys;
-use crate::wsgi::gateway::{
-    After, ClientGone, Gateway, ReadFailure, RequestLog, ResponseHead, Severity,
-};
+use crate::wsgi::gateway::{After, ClientGone, Gateway, ReadFailure, ResponseHead};
 
 /// Apache request + brigades as a WSGI transport.
 struct EmbeddedGateway<'r> {
@@ -79,25 +77,13 @@ fn latin1(s: &str) -> Vec<u8> {
     s.chars().map(|c| c as u32 as u8).collect()
 }
 
-fn log_to_request(data: *mut std::ffi::c_void, severity: Severity, msg: &str) {
-    let level = match severity {
-        Severity::Error => Level::Error,
-        Severity::Warning => Level::Warn,
-        Severity::Info => Level::Info,
-        Severity::Debug => Level::Debug,
-    };
-    // SAFETY: `data` is the request the RequestLog was made for, live during the request.
-    unsafe { log::request_log(data.cast::<sys::request_rec>(), level, msg) };
-}
-
 /// Runs the request's app in this process.
 pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 {
     if !python::runtime::is_ready() {
         r.log(Level::Error, "RWSGI0030: Python is not available in this Apache child; see the start-up errors in the main error log");
         return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
     }
-    // SAFETY: the request's server config is live.
-    let conf = unsafe { config_store::server_config(r.server()) };
+    let conf = config_store::request_server_config(&r);
     let opts = alias.map(|a| &a.options);
     let map_head = match dir.map_head_to_get.unwrap_or(MapHeadToGet::Auto) {
         MapHeadToGet::On => true,
@@ -201,19 +187,13 @@ pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 
         },
         process: hooks::process_facts(),
     };
-    // SAFETY: the reader and writer are used only during this handler call.
-    let mut gw = unsafe {
-        EmbeddedGateway {
-            r,
-            reader: BodyReader::new(r.as_ptr()),
-            writer: BodyWriter::new(r.as_ptr()),
-            read_started: false,
-        }
+    let mut gw = EmbeddedGateway {
+        r,
+        reader: BodyReader::new(&r),
+        writer: BodyWriter::new(&r),
+        read_started: false,
     };
-    let log = RequestLog {
-        data: r.as_ptr().cast(),
-        write: log_to_request,
-    };
+    let log = log::request_logger(&r);
     match app::run(interp, &job, &mut gw, log) {
         app::Outcome::Done => sys::OK as i32,
         app::Outcome::Status(s) => s as i32,

@@ -46,8 +46,7 @@ pub fn map_uri<'a>(
 
 /// `translate_name` hook.
 pub fn translate_name(r: Request<'_>) -> i32 {
-    // SAFETY: the request's server is live for this generation.
-    let conf = unsafe { config_store::server_config(r.server()) };
+    let conf = config_store::request_server_config(&r);
     if conf.aliases.is_empty() {
         return sys::DECLINED;
     }
@@ -62,8 +61,7 @@ pub fn translate_name(r: Request<'_>) -> i32 {
         Some((a, filename)) => {
             r.set_filename(&filename);
             r.set_handler(c"wsgi-script");
-            // SAFETY: the alias lives in the server config of this generation.
-            unsafe { config_store::set_request_alias(r.as_ptr(), a) };
+            config_store::remember_alias(&r, a);
             sys::OK as i32
         }
         None => sys::DECLINED,
@@ -76,8 +74,7 @@ pub fn handle(r: Request<'_>) -> i32 {
         Some(h) if HANDLER_NAMES.contains(&h) => {}
         _ => return sys::DECLINED,
     }
-    // SAFETY: the request is live.
-    let alias = unsafe { config_store::request_alias(r.as_ptr()) };
+    let alias = config_store::matched_alias(&r);
     let filename = String::from_utf8_lossy(r.filename()).into_owned();
     if alias.is_none() && !r.exec_cgi_allowed() {
         r.log(
@@ -110,8 +107,7 @@ pub fn handle(r: Request<'_>) -> i32 {
             return sys::HTTP_FORBIDDEN as i32;
         }
     }
-    // SAFETY: the request is live.
-    let dir = unsafe { config_store::dir_config(r.as_ptr()) };
+    let dir = config_store::request_dir_config(&r);
     if let Some(status) = check_body_framing(r, dir) {
         return status;
     }

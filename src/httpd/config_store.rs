@@ -2,6 +2,7 @@
 //! pointer handed to Apache, and dropped by a cleanup on the pool it was created in (pools
 //! die at every restart, so nothing outlives its generation).
 
+use super::request::Request;
 use crate::config::{DirConfig, Merge, ServerConfig};
 use crate::sys;
 use std::ffi::c_void;
@@ -88,6 +89,30 @@ pub(crate) unsafe extern "C" fn merge_dir_config(
         // SAFETY: `p` is the live pool the merged config must live in.
         unsafe { store(p, base.merge(add)) }
     })
+}
+
+/// The server configuration of the request's (virtual) server.
+pub fn request_server_config<'r>(r: &Request<'r>) -> &'r ServerConfig {
+    // SAFETY: a live request's server_rec belongs to the current generation.
+    unsafe { server_config(r.server()) }
+}
+
+/// The merged per-directory configuration of a request.
+pub fn request_dir_config<'r>(r: &Request<'r>) -> &'r DirConfig {
+    // SAFETY: the request is live (Request's construction contract).
+    unsafe { dir_config(r.as_ptr()) }
+}
+
+/// The alias that matched this request in translate_name, if any.
+pub fn matched_alias<'r>(r: &Request<'r>) -> Option<&'r crate::config::ScriptAlias> {
+    // SAFETY: the request is live.
+    unsafe { request_alias(r.as_ptr()) }
+}
+
+/// Remembers the alias that matched this request (it lives in the server configuration).
+pub fn remember_alias(r: &Request<'_>, alias: &crate::config::ScriptAlias) {
+    // SAFETY: the request is live; aliases live in the server config of this generation.
+    unsafe { set_request_alias(r.as_ptr(), alias) }
 }
 
 /// The server configuration of `s`.

@@ -15,9 +15,9 @@ pub struct BodyReader {
 }
 
 impl BodyReader {
-    /// # Safety
-    /// `r` is the live request; the reader is used only while it lives.
-    pub unsafe fn new(r: *mut sys::request_rec) -> Self {
+    /// A reader for the request's body, used only while the request lives.
+    pub fn new(req: &super::request::Request<'_>) -> Self {
+        let r = req.as_ptr();
         // SAFETY: the brigade lives in the request pool with the connection's allocator.
         let bb = unsafe { sys::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc) };
         BodyReader {

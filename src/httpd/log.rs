@@ -2,6 +2,7 @@
 //! `LogLevel rwsgi:...` applies and log text is never interpreted as a format.
 
 use crate::sys;
+use crate::wsgi::gateway::{RequestLog, Severity};
 use std::ffi::CString;
 
 /// Apache log levels we use.
@@ -79,5 +80,25 @@ pub unsafe fn request_log(r: *const sys::request_rec, level: Level, msg: &str) {
             FMT.as_ptr(),
             m.as_ptr(),
         )
+    }
+}
+
+fn log_to_request(data: *mut std::ffi::c_void, severity: Severity, msg: &str) {
+    let level = match severity {
+        Severity::Error => Level::Error,
+        Severity::Warning => Level::Warn,
+        Severity::Info => Level::Info,
+        Severity::Debug => Level::Debug,
+    };
+    // SAFETY: `data` is the request a RequestLog was made for by `request_logger`, which
+    // the transport keeps alive while the RequestLog is in use.
+    unsafe { request_log(data.cast::<sys::request_rec>(), level, msg) };
+}
+
+/// A [`RequestLog`] writing to this request's error log (usable from any thread).
+pub fn request_logger(r: &super::request::Request<'_>) -> RequestLog {
+    RequestLog {
+        data: r.as_ptr().cast(),
+        write: log_to_request,
     }
 }

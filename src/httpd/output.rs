@@ -16,9 +16,9 @@ pub struct BodyWriter {
 }
 
 impl BodyWriter {
-    /// # Safety
-    /// `r` is the live request; the writer is used only while it lives.
-    pub unsafe fn new(r: *mut sys::request_rec) -> Self {
+    /// A writer for the request's response, used only while the request lives.
+    pub fn new(req: &super::request::Request<'_>) -> Self {
+        let r = req.as_ptr();
         // SAFETY: the brigade lives in the request pool.
         let bb = unsafe { sys::apr_brigade_create((*r).pool, (*(*r).connection).bucket_alloc) };
         BodyWriter {
