@@ -6,7 +6,7 @@ use super::attach::Attached;
 use super::callback::{enter, log_exception};
 use super::environ::{self, ModWsgiFacts, ProcessFacts, RequestObjects};
 use super::interp::Interp;
-use super::objects::{input, log, start_response};
+use super::objects::{self, log};
 use super::request::RequestCtx;
 use super::respond::{self, SendError};
 use super::script;
@@ -114,9 +114,9 @@ fn run_attached(
             RequestCtx::set_current(logs);
             let outcome = call_app(py, state, job, &app, ctx_ptr, &objects, &sr);
             RequestCtx::set_current(std::ptr::null_mut());
-            input::disarm(&objects.input);
+            objects::disarm(&objects.input);
             log::disarm(&objects.errors);
-            start_response::disarm(&sr);
+            objects::disarm(&sr);
             outcome
         }
         Err(e) => {
@@ -143,10 +143,10 @@ fn make_objects<'py>(
     // SAFETY: ctx is live (caller).
     let logs = unsafe { (*ctx).logs() };
     let objects = RequestObjects {
-        input: input::new(py, &state.input_type.bind(py), ctx)?,
+        input: objects::new_bound(py, &state.input_type.bind(py), ctx)?,
         errors: log::for_request(py, &state.log_type.bind(py), logs)?,
     };
-    let sr = start_response::new(py, &state.start_response_type.bind(py), ctx)?;
+    let sr = objects::new_bound(py, &state.start_response_type.bind(py), ctx)?;
     Ok((objects, sr))
 }
 

@@ -2,20 +2,13 @@
 //! through the gateway with the GIL released and never ask for more than the app wants
 //! (except readline, which reads ahead in small blocks and keeps the rest buffered).
 
-use super::{END, Methods, args, fastcall, noargs};
+use super::{END, Methods, args, ctx_of, fastcall, noargs};
 use crate::python::callback::{blocking, call};
 use crate::python::request::RequestCtx;
 use pyo3::exceptions::{PyOSError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-
-/// Instance layout.
-#[repr(C)]
-pub struct InputObject {
-    ob_base: ffi::PyObject,
-    pub ctx: *mut RequestCtx,
-}
 
 const CHUNK: usize = 64 * 1024;
 const LINE_CHUNK: usize = 8 * 1024;
@@ -33,7 +26,7 @@ pub fn make_type(py: Python<'_>) -> PyResult<*mut ffi::PyObject> {
     super::make_type(
         py,
         c"mod_wsgi.Input",
-        std::mem::size_of::<InputObject>(),
+        std::mem::size_of::<super::RequestBound>(),
         &[
             (ffi::Py_tp_dealloc, super::dealloc as *mut _),
             (ffi::Py_tp_methods, METHODS.0.as_ptr() as *mut _),
@@ -41,31 +34,6 @@ pub fn make_type(py: Python<'_>) -> PyResult<*mut ffi::PyObject> {
             (ffi::Py_tp_iternext, iternext as *mut _),
         ],
     )
-}
-
-/// Creates an instance bound to `ctx`.
-pub fn new<'py>(
-    py: Python<'py>,
-    tp: &Bound<'py, PyAny>,
-    ctx: *mut RequestCtx,
-) -> PyResult<Bound<'py, PyAny>> {
-    // SAFETY: tp was made by make_type with this layout.
-    unsafe {
-        let obj = super::alloc::<InputObject>(py, tp.as_ptr())?;
-        (*obj).ctx = ctx;
-        Ok(Bound::from_owned_ptr(py, obj.cast()))
-    }
-}
-
-/// Disarms an instance (the request is over).
-pub fn disarm(obj: &Bound<'_, PyAny>) {
-    // SAFETY: only called on objects created by `new`.
-    unsafe { (*obj.as_ptr().cast::<InputObject>()).ctx = std::ptr::null_mut() }
-}
-
-fn ctx_of(slf: *mut ffi::PyObject) -> *mut RequestCtx {
-    // SAFETY: CPython passes an instance of our type as self.
-    unsafe { (*slf.cast::<InputObject>()).ctx }
 }
 
 /// Optional size argument: None or negative means "no limit".

@@ -5,9 +5,44 @@ pub mod input;
 pub mod log;
 pub mod start_response;
 
+use super::request::RequestCtx;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use std::ffi::{CStr, c_void};
+
+/// Layout of the objects bound to one request (`wsgi.input`, start_response): the request
+/// context pointer, nulled when the request ends.
+#[repr(C)]
+pub struct RequestBound {
+    ob_base: ffi::PyObject,
+    ctx: *mut RequestCtx,
+}
+
+/// Creates an instance of a [`RequestBound`] type, armed with `ctx`.
+pub fn new_bound<'py>(
+    py: Python<'py>,
+    tp: &Bound<'py, PyAny>,
+    ctx: *mut RequestCtx,
+) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: our request-bound types are made with basicsize = size_of::<RequestBound>().
+    unsafe {
+        let obj = alloc::<RequestBound>(py, tp.as_ptr())?;
+        (*obj).ctx = ctx;
+        Ok(Bound::from_owned_ptr(py, obj.cast()))
+    }
+}
+
+/// Disarms a request-bound instance: later use raises instead of touching the request.
+pub fn disarm(obj: &Bound<'_, PyAny>) {
+    // SAFETY: only called on objects created by `new_bound`.
+    unsafe { (*obj.as_ptr().cast::<RequestBound>()).ctx = std::ptr::null_mut() }
+}
+
+/// The context of a request-bound instance (null once disarmed).
+pub fn ctx_of(slf: *mut ffi::PyObject) -> *mut RequestCtx {
+    // SAFETY: CPython passes an instance of one of our request-bound types as self.
+    unsafe { (*slf.cast::<RequestBound>()).ctx }
+}
 
 /// A static method table (CPython keeps pointers into it for the type's life).
 #[repr(transparent)]

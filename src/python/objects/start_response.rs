@@ -1,7 +1,7 @@
 //! The `start_response` callable and the `write` callable it returns (a bound method of the
 //! same object, so a request allocates one object for both).
 
-use super::{END, Methods, args, fastcall};
+use super::{END, Methods, args, ctx_of, fastcall};
 use crate::python::callback::call;
 use crate::python::request::RequestCtx;
 use crate::python::respond::{self, SendError};
@@ -12,13 +12,6 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 
-/// Instance layout.
-#[repr(C)]
-pub struct StartResponseObject {
-    ob_base: ffi::PyObject,
-    pub ctx: *mut RequestCtx,
-}
-
 static METHODS: Methods<2> = Methods([fastcall(c"write", write), END]);
 
 /// Creates the type in the current interpreter.
@@ -26,38 +19,13 @@ pub fn make_type(py: Python<'_>) -> PyResult<*mut ffi::PyObject> {
     super::make_type(
         py,
         c"mod_wsgi.StartResponse",
-        std::mem::size_of::<StartResponseObject>(),
+        std::mem::size_of::<super::RequestBound>(),
         &[
             (ffi::Py_tp_dealloc, super::dealloc as *mut _),
             (ffi::Py_tp_methods, METHODS.0.as_ptr() as *mut _),
             (ffi::Py_tp_call, start_response as *mut _),
         ],
     )
-}
-
-/// Creates an instance bound to `ctx`.
-pub fn new<'py>(
-    py: Python<'py>,
-    tp: &Bound<'py, PyAny>,
-    ctx: *mut RequestCtx,
-) -> PyResult<Bound<'py, PyAny>> {
-    // SAFETY: tp was made by make_type with this layout.
-    unsafe {
-        let obj = super::alloc::<StartResponseObject>(py, tp.as_ptr())?;
-        (*obj).ctx = ctx;
-        Ok(Bound::from_owned_ptr(py, obj.cast()))
-    }
-}
-
-/// Disarms an instance (the request is over).
-pub fn disarm(obj: &Bound<'_, PyAny>) {
-    // SAFETY: only called on objects created by `new`.
-    unsafe { (*obj.as_ptr().cast::<StartResponseObject>()).ctx = std::ptr::null_mut() }
-}
-
-fn ctx_of(slf: *mut ffi::PyObject) -> *mut RequestCtx {
-    // SAFETY: CPython passes an instance of our type as self.
-    unsafe { (*slf.cast::<StartResponseObject>()).ctx }
 }
 
 fn str_arg(v: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
