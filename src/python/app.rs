@@ -301,7 +301,18 @@ fn drive(
 /// Ends the response after the iterable is exhausted (or stopped early).
 fn finish(ctx: *mut RequestCtx) -> PyResult<()> {
     with_ctx(ctx, |c| {
-        if c.ended || c.gateway().client_gone() {
+        if c.ended {
+            return Ok(());
+        }
+        if c.gateway().client_gone() {
+            c.log(
+                Severity::Info,
+                &format!(
+                    "RWSGI0111: client closed the connection after {} response bytes; \
+                     iteration stopped",
+                    c.response.sent()
+                ),
+            );
             return Ok(());
         }
         if c.response.short() && c.response.phase() == Phase::HeadSent {
