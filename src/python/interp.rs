@@ -50,13 +50,36 @@ pub fn all() -> Vec<&'static Interp> {
 /// Serialises interpreter creation (taken without the GIL; creation attaches itself).
 static CREATE: Mutex<()> = Mutex::new(());
 
+const RECENT: usize = 4;
+
+thread_local! {
+    /// The interpreters this thread used last: the per-request lookup then takes no lock
+    /// that all request threads would contend for. Plain pointers, so no TLS destructor.
+    static RECENT_USED: std::cell::Cell<[usize; RECENT]> = const { std::cell::Cell::new([0; RECENT]) };
+}
+
 fn find(name: &str) -> Option<&'static Interp> {
-    REGISTRY
+    let recent = RECENT_USED.with(|r| r.get());
+    for p in recent.iter().filter(|p| **p != 0) {
+        // SAFETY: only pointers to leaked ('static) interpreters are stored.
+        let i: &'static Interp = unsafe { &*(*p as *const Interp) };
+        if i.name == name {
+            return Some(i);
+        }
+    }
+    let found = REGISTRY
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .iter()
         .find(|i| i.name == name)
-        .copied()
+        .copied()?;
+    RECENT_USED.with(|r| {
+        let mut v = r.get();
+        v.rotate_right(1);
+        v[0] = found as *const Interp as usize;
+        r.set(v);
+    });
+    Some(found)
 }
 
 /// The interpreter for an application group (`""` is the main interpreter), creating a
