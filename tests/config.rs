@@ -219,6 +219,7 @@ fn config_fails(line: &str) -> ConfigTest {
 }
 
 const BAD_LINES: &[(&str, &str)] = &[
+    ("WSGIEnableSendfile", "WSGIEnableSendfile sometimes"),
     (
         "WSGIScriptAlias",
         "WSGIScriptAlias /x \"@APPS@/hello.wsgi\" foo=bar",
@@ -297,7 +298,7 @@ fn good_directives_accepted() {
     let t = server("conf_good")
         .conf("WSGIScriptAlias /a \"@APPS@/hello.wsgi\" process-group=%{GLOBAL} application-group=%{GLOBAL} callable-object=application pass-authorization=Off")
         .conf("WSGIScriptAliasMatch ^/m/([a-z]+) \"@APPS@/$1.wsgi\" application-group=%{RESOURCE}")
-        .conf("<Location /a>\n  WSGICallableObject application\n  WSGIPassAuthorization On\n  WSGIChunkedRequest On\n  WSGIMapHEADToGET Auto\n</Location>")
+        .conf("<Location /a>\n  WSGICallableObject application\n  WSGIPassAuthorization On\n  WSGIChunkedRequest On\n  WSGIMapHEADToGET Auto\n  WSGIEnableSendfile On\n</Location>")
         .conf("WSGIMapHEADToGET Off\nWSGIChunkedRequest Off\nWSGIPassAuthorization Off\nWSGICallableObject application")
         .config_test();
     assert!(t.ok, "{}", t.output);

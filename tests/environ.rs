@@ -422,6 +422,20 @@ fn wsgi_keys() {
 }
 
 #[test]
+fn enable_sendfile_and_reloading_flags_show_in_environ() {
+    let srv = server("environ_flags")
+        .fragment("apps")
+        .conf(
+            "<Location /environ>\n  WSGIEnableSendfile On\n  WSGIScriptReloading Off\n</Location>",
+        )
+        .start();
+    let j = srv.get("/environ/x").json();
+    let e = j.at("environ");
+    assert_eq!(e.s("mod_wsgi.enable_sendfile"), "1");
+    assert_eq!(e.s("mod_wsgi.script_reloading"), "0");
+}
+
+#[test]
 fn mod_wsgi_keys() {
     let srv = server("environ_modwsgi").fragment("apps").start();
     let j = srv.get("/environ/x").json();

@@ -1,12 +1,15 @@
 //! The directive table as data (name, where it may appear, help) and the pure setters.
 
 use super::alias::{self, AliasMatch, ScriptAlias};
+pub use super::python::apply as apply_python;
 use super::{DirConfig, MapHeadToGet, ServerConfig, parse_on_off};
 use std::ffi::CStr;
 
 /// Where a directive may appear.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
+    /// Main server only, outside `<VirtualHost>` (mod_wsgi's `GLOBAL_ONLY`).
+    Global,
     /// Main server and `<VirtualHost>`.
     ServerVhost,
     /// Server, vhost, `<Directory>`/`<Location>`.
@@ -27,6 +30,46 @@ pub enum Id {
     ApplicationGroup,
     ProcessGroup,
     ScriptReloading,
+    EnableSendfile,
+    PythonHome,
+    PythonPath,
+    PythonOptimize,
+    PythonHashSeed,
+    PythonWarnings,
+    DontWriteBytecode,
+    PythonEggs,
+    SwitchInterval,
+    RestrictStdin,
+    RestrictStdout,
+    RestrictSignal,
+    CaseSensitivity,
+    ImportScript,
+    LazyInitialization,
+    DestroyInterpreter,
+}
+
+impl Id {
+    /// True for the directives kept in `ServerConfig::python` / `import_scripts`.
+    pub fn is_python_runtime(self) -> bool {
+        matches!(
+            self,
+            Id::PythonHome
+                | Id::PythonPath
+                | Id::PythonOptimize
+                | Id::PythonHashSeed
+                | Id::PythonWarnings
+                | Id::DontWriteBytecode
+                | Id::PythonEggs
+                | Id::SwitchInterval
+                | Id::RestrictStdin
+                | Id::RestrictStdout
+                | Id::RestrictSignal
+                | Id::CaseSensitivity
+                | Id::ImportScript
+                | Id::LazyInitialization
+                | Id::DestroyInterpreter
+        )
+    }
 }
 
 /// One directive of the table.
@@ -94,6 +137,102 @@ pub const TABLE: &[Spec] = &[
         id: Id::ScriptReloading,
         scope: Scope::DirFileInfo,
         help: c"On|Off: reload a WSGI script when its modification time changes",
+    },
+    Spec {
+        name: c"WSGIEnableSendfile",
+        id: Id::EnableSendfile,
+        scope: Scope::DirFileInfo,
+        help: c"On|Off: send wsgi.file_wrapper files with sendfile even where EnableSendfile is Off",
+    },
+    Spec {
+        name: c"WSGIPythonHome",
+        id: Id::PythonHome,
+        scope: Scope::Global,
+        help: c"Python installation prefix or virtual environment directory for the embedded Python",
+    },
+    Spec {
+        name: c"WSGIPythonPath",
+        id: Id::PythonPath,
+        scope: Scope::Global,
+        help: c"dir[:dir...]: directories added with site.addsitedir() in every interpreter (.pth files honoured)",
+    },
+    Spec {
+        name: c"WSGIPythonOptimize",
+        id: Id::PythonOptimize,
+        scope: Scope::Global,
+        help: c"0|1|2: Python optimisation level, as python -O / -OO",
+    },
+    Spec {
+        name: c"WSGIPythonHashSeed",
+        id: Id::PythonHashSeed,
+        scope: Scope::Global,
+        help: c"random|0..4294967295: seed for str/bytes hashing, as PYTHONHASHSEED",
+    },
+    Spec {
+        name: c"WSGIPythonWarnings",
+        id: Id::PythonWarnings,
+        scope: Scope::Global,
+        help: c"A warning filter, as python -W action:message:category:module:lineno (repeatable)",
+    },
+    Spec {
+        name: c"WSGIDontWriteBytecode",
+        id: Id::DontWriteBytecode,
+        scope: Scope::Global,
+        help: c"On|Off: do not write .pyc files, as python -B",
+    },
+    Spec {
+        name: c"WSGIPythonEggs",
+        id: Id::PythonEggs,
+        scope: Scope::Global,
+        help: c"Directory for PYTHON_EGG_CACHE",
+    },
+    Spec {
+        name: c"WSGISwitchInterval",
+        id: Id::SwitchInterval,
+        scope: Scope::Global,
+        help: c"Seconds between Python thread switches (sys.setswitchinterval), a positive number",
+    },
+    Spec {
+        name: c"WSGIRestrictStdin",
+        id: Id::RestrictStdin,
+        scope: Scope::Global,
+        help: c"On|Off: make any use of sys.stdin raise OSError",
+    },
+    Spec {
+        name: c"WSGIRestrictStdout",
+        id: Id::RestrictStdout,
+        scope: Scope::Global,
+        help: c"On|Off: make any use of sys.stdout raise OSError (Off: it goes to the error log)",
+    },
+    Spec {
+        name: c"WSGIRestrictSignal",
+        id: Id::RestrictSignal,
+        scope: Scope::Global,
+        help: c"On|Off: ignore (and log) signal.signal() calls from applications (default On)",
+    },
+    Spec {
+        name: c"WSGICaseSensitivity",
+        id: Id::CaseSensitivity,
+        scope: Scope::Global,
+        help: c"On|Off: treat script paths as case-sensitive for module names and %{RESOURCE}",
+    },
+    Spec {
+        name: c"WSGIImportScript",
+        id: Id::ImportScript,
+        scope: Scope::ServerVhost,
+        help: c"path process-group=%{GLOBAL} application-group=GROUP: load a script when each process starts",
+    },
+    Spec {
+        name: c"WSGILazyInitialization",
+        id: Id::LazyInitialization,
+        scope: Scope::Global,
+        help: c"On|Off: accepted for old configurations; Python always starts in each child",
+    },
+    Spec {
+        name: c"WSGIDestroyInterpreter",
+        id: Id::DestroyInterpreter,
+        scope: Scope::Global,
+        help: c"On|Off: end the interpreters and Py_Finalize at child exit (default On)",
     },
 ];
 
@@ -187,6 +326,7 @@ pub fn apply_dir(
         Id::PassAuthorization => conf.pass_authorization = Some(parse_on_off(name, v)?),
         Id::ChunkedRequest => conf.chunked_request = Some(parse_on_off(name, v)?),
         Id::ScriptReloading => conf.script_reloading = Some(parse_on_off(name, v)?),
+        Id::EnableSendfile => conf.enable_sendfile = Some(parse_on_off(name, v)?),
         Id::MapHeadToGet => {
             conf.map_head_to_get = Some(match v.to_ascii_lowercase().as_str() {
                 "on" => MapHeadToGet::On,
@@ -200,9 +340,7 @@ pub fn apply_dir(
             check_process_group(name, v, known)?;
             conf.process_group = Some(v.to_string())
         }
-        Id::ScriptAlias | Id::ScriptAliasMatch => {
-            return Err(format!("{name} is not a per-directory directive"));
-        }
+        _ => return Err(format!("{name} is not a per-directory directive")),
     }
     Ok(())
 }

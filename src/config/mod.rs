@@ -4,8 +4,10 @@
 pub mod alias;
 pub mod directives;
 pub mod expand;
+pub mod python;
 
 pub use alias::{AliasOptions, ScriptAlias};
+pub use python::{ImportScript, PythonOptions};
 
 /// Per-server (main server or virtual host) settings.
 #[derive(Debug, Default, Clone)]
@@ -13,6 +15,12 @@ pub struct ServerConfig {
     /// `WSGIScriptAlias`/`WSGIScriptAliasMatch` entries in config order (a vhost's own first
     /// after merging, then the main server's).
     pub aliases: Vec<ScriptAlias>,
+    /// The Python runtime directives. Set at main-server scope only; a virtual host carries
+    /// a copy of the main server's after merging, so a request sees them through its server.
+    pub python: PythonOptions,
+    /// `WSGIImportScript` lines of this server itself (never inherited, so walking the
+    /// server list visits each once).
+    pub import_scripts: Vec<ImportScript>,
 }
 
 /// Per-directory settings (server, vhost, `<Directory>`, `<Location>`, `.htaccess`).
@@ -25,6 +33,7 @@ pub struct DirConfig {
     pub application_group: Option<String>,
     pub process_group: Option<String>,
     pub script_reloading: Option<bool>,
+    pub enable_sendfile: Option<bool>,
 }
 
 /// `WSGIMapHEADToGET` values.
@@ -45,7 +54,11 @@ impl Merge for ServerConfig {
     fn merge(&self, child: &Self) -> Self {
         let mut aliases = child.aliases.clone();
         aliases.extend(self.aliases.iter().cloned());
-        ServerConfig { aliases }
+        ServerConfig {
+            aliases,
+            python: self.python.clone(),
+            import_scripts: child.import_scripts.clone(),
+        }
     }
 }
 
@@ -62,6 +75,7 @@ impl Merge for DirConfig {
             application_group: pick(&self.application_group, &child.application_group),
             process_group: pick(&self.process_group, &child.process_group),
             script_reloading: pick(&self.script_reloading, &child.script_reloading),
+            enable_sendfile: pick(&self.enable_sendfile, &child.enable_sendfile),
         }
     }
 }
@@ -98,6 +112,26 @@ mod tests {
         assert_eq!(m.callable_object.as_deref(), Some("other"));
         assert_eq!(m.chunked_request, Some(true));
         assert_eq!(m.pass_authorization, None);
+    }
+
+    #[test]
+    fn server_merge_python_from_main_import_scripts_own() {
+        let main = ServerConfig {
+            python: PythonOptions {
+                optimize: Some(1),
+                ..Default::default()
+            },
+            import_scripts: vec![ImportScript {
+                path: "/m.py".into(),
+                process_group: String::new(),
+                application_group: String::new(),
+            }],
+            ..Default::default()
+        };
+        let vhost = ServerConfig::default();
+        let m = main.merge(&vhost);
+        assert_eq!(m.python.optimize, Some(1));
+        assert!(m.import_scripts.is_empty());
     }
 
     #[test]

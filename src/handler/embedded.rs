@@ -18,6 +18,8 @@ struct EmbeddedGateway<'r> {
     reader: BodyReader,
     writer: BodyWriter,
     read_started: bool,
+    /// `WSGIEnableSendfile On`.
+    enable_sendfile: bool,
 }
 
 impl Gateway for EmbeddedGateway<'_> {
@@ -60,7 +62,8 @@ impl Gateway for EmbeddedGateway<'_> {
         len: u64,
         after: After,
     ) -> Result<(), ClientGone> {
-        self.writer.send_file(fd, offset, len, after)
+        self.writer
+            .send_file(fd, offset, len, after, self.enable_sendfile)
     }
 
     fn end_broken(&mut self) {
@@ -109,7 +112,7 @@ pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 
         port: r.server_port(),
         host: host.as_deref(),
         script_name: &script_name,
-        case_sensitive: true,
+        case_sensitive: conf.python.case_sensitive(),
         env: &env,
     };
     let pick = |from_alias: Option<&Option<String>>, from_dir: &Option<String>, default: &str| {
@@ -164,6 +167,7 @@ pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 
         }
     };
     let reloading = dir.script_reloading.unwrap_or(true);
+    let enable_sendfile = dir.enable_sendfile.unwrap_or(false);
     let script = String::from_utf8_lossy(r.filename()).into_owned();
     let facts = facts::facts(r, &storage, pass_authorization);
     let job = app::Job {
@@ -183,7 +187,7 @@ pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 
             request_id: r.log_id().unwrap_or(b""),
             request_start_us: r.request_time(),
             script_reloading: reloading,
-            enable_sendfile: false,
+            enable_sendfile,
         },
         process: hooks::process_facts(),
     };
@@ -192,6 +196,7 @@ pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 
         reader: BodyReader::new(&r),
         writer: BodyWriter::new(&r),
         read_started: false,
+        enable_sendfile,
     };
     let log = log::request_logger(&r);
     match app::run(interp, &job, &mut gw, log) {

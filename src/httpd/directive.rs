@@ -16,7 +16,7 @@ unsafe impl Sync for CommandTable {}
 
 const fn req_override(scope: Scope) -> libc::c_int {
     (match scope {
-        Scope::ServerVhost => sys::RSRC_CONF,
+        Scope::Global | Scope::ServerVhost => sys::RSRC_CONF,
         Scope::Dir => sys::RSRC_CONF | sys::ACCESS_CONF,
         Scope::DirFileInfo => sys::RSRC_CONF | sys::ACCESS_CONF | sys::OR_FILEINFO,
     }) as libc::c_int
@@ -97,8 +97,31 @@ unsafe extern "C" fn set_directive(
                     }
                 }
             }
+            if spec.scope == Scope::Global {
+                // RSRC_CONF alone admits <VirtualHost>; these directives configure the one
+                // Python of each process, so only the main server may set them.
+                // SAFETY: cmd is the live cmd_parms; the returned message (if any) is
+                // allocated by Apache in the command pool.
+                let err =
+                    unsafe { sys::ap_check_cmd_context(cmd, sys::GLOBAL_ONLY as libc::c_uint) };
+                if !err.is_null() {
+                    return err;
+                }
+            }
             let known = Known { daemon_groups: &[] };
             let result = match spec.id {
+                id if id.is_python_runtime() => {
+                    // SAFETY: config reading is single-threaded and cmd.server is live.
+                    let conf = unsafe { super::config_store::server_config_mut(cmd.server) };
+                    directives::apply_python(
+                        id,
+                        name,
+                        &args,
+                        &mut conf.python,
+                        &mut conf.import_scripts,
+                        &known,
+                    )
+                }
                 Id::ScriptAlias | Id::ScriptAliasMatch => {
                     // SAFETY: config reading is single-threaded and cmd.server is live.
                     let conf = unsafe { super::config_store::server_config_mut(cmd.server) };

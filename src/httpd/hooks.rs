@@ -1,11 +1,13 @@
 //! The `extern "C"` hook entry points Apache calls; each runs through the trampoline and
 //! hands a typed view of its arguments to the layer that does the work.
 
+use super::config_store;
 use super::log::{self, Level};
 use super::request::Request;
 use super::trampoline::guard;
 use crate::python::environ::ProcessFacts;
 use crate::sys;
+use crate::wsgi::gateway::{RequestLog, Severity};
 use std::ffi::{CStr, CString};
 use std::sync::OnceLock;
 
@@ -120,10 +122,45 @@ unsafe extern "C" fn child_exit(_data: *mut libc::c_void) -> sys::apr_status_t {
     })
 }
 
+fn log_to_server(_data: *mut libc::c_void, severity: Severity, msg: &str) {
+    let level = match severity {
+        Severity::Critical => Level::Crit,
+        Severity::Error => Level::Error,
+        Severity::Warning => Level::Warn,
+        Severity::Info => Level::Info,
+        Severity::Debug => Level::Debug,
+    };
+    log::server_log(None, level, msg);
+}
+
+/// Every server's own `WSGIImportScript` lines, main server first, in config order.
+///
+/// # Safety
+/// `s` is the live main server of this generation.
+unsafe fn import_scripts(s: *const sys::server_rec) -> Vec<crate::config::ImportScript> {
+    let mut out = Vec::new();
+    let mut cur = s;
+    while !cur.is_null() {
+        // SAFETY: every server in Apache's list is live and has our config.
+        unsafe {
+            out.extend(
+                config_store::server_config(cur)
+                    .import_scripts
+                    .iter()
+                    .cloned(),
+            );
+            cur = (*cur).next;
+        }
+    }
+    out
+}
+
 unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) {
     guard("child_init", (), || {
         let _ = PROCESS.set(compute_process_facts());
-        match crate::python::runtime::initialize(apache_version()) {
+        // SAFETY: Apache passes the live main server; its config holds the runtime options.
+        let opts = unsafe { &config_store::server_config(s).python };
+        match crate::python::runtime::initialize(apache_version(), opts) {
             Ok(()) => {
                 // SAFETY: the cleanup runs when the child's pool is destroyed at exit.
                 unsafe {
@@ -134,12 +171,22 @@ unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::serve
                         Some(sys::apr_pool_cleanup_null),
                     )
                 };
+                let log = RequestLog {
+                    data: std::ptr::null_mut(),
+                    write: log_to_server,
+                };
+                // SAFETY: as above.
+                let scripts = unsafe { import_scripts(s) };
+                crate::python::preload::run(&scripts, apache_version(), &log);
             }
             // SAFETY: Apache passes the live main server.
             Err(e) => log::server_log(
                 unsafe { s.as_ref() },
                 Level::Crit,
-                &format!("RWSGI0010: {e}"),
+                &format!(
+                    "RWSGI0010: {e} (Python did not start in this child; its WSGI requests \
+                     get 500 until this is fixed)"
+                ),
             ),
         }
     })

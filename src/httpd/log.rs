@@ -85,6 +85,7 @@ pub unsafe fn request_log(r: *const sys::request_rec, level: Level, msg: &str) {
 
 fn log_to_request(data: *mut std::ffi::c_void, severity: Severity, msg: &str) {
     let level = match severity {
+        Severity::Critical => Level::Crit,
         Severity::Error => Level::Error,
         Severity::Warning => Level::Warn,
         Severity::Info => Level::Info,

@@ -76,12 +76,15 @@ impl BodyWriter {
     /// Sends `len` bytes of an open file from `offset`. The descriptor is duplicated (with
     /// APR's own cleanup, so Apache may set the bucket aside), so the caller may close its
     /// own at once.
+    /// `sendfile` is used where core's `EnableSendfile` allows it, or when `force_sendfile`
+    /// (`WSGIEnableSendfile On`) asks for it.
     pub fn send_file(
         &mut self,
         fd: i32,
         offset: u64,
         len: u64,
         after: After,
+        force_sendfile: bool,
     ) -> Result<(), ClientGone> {
         if len > 0 {
             let mut borrowed: *mut sys::apr_file_t = std::ptr::null_mut();
@@ -93,7 +96,7 @@ impl BodyWriter {
             unsafe {
                 let pool = (*self.r).pool;
                 let mut flags = sys::APR_FOPEN_READ as i32;
-                if sys::rwsgi_sendfile_enabled(self.r) != 0 {
+                if force_sendfile || sys::rwsgi_sendfile_enabled(self.r) != 0 {
                     flags |= sys::APR_SENDFILE_ENABLED as i32;
                 }
                 if sys::apr_os_file_put(&mut borrowed, &mut raw_fd, flags, pool) != 0

@@ -6,6 +6,7 @@ use super::attach::Attached;
 use super::callback::{enter, log_exception};
 use super::environ::{self, ModWsgiFacts, ProcessFacts, RequestObjects};
 use super::interp::Interp;
+use super::modules::RequestScope;
 use super::objects::{self, log};
 use super::request::RequestCtx;
 use super::respond::{self, SendError};
@@ -65,6 +66,27 @@ fn run_attached(
     gw: &mut dyn Gateway,
     log: RequestLog,
 ) -> Outcome {
+    let mw = &job.mod_wsgi;
+    let scope = RequestScope::begin(
+        py,
+        &state.modules,
+        mw.application_group,
+        mw.request_id,
+        mw.request_start_us,
+    );
+    let outcome = run_scoped(py, state, job, gw, log, &scope);
+    scope.end(py, &state.modules);
+    outcome
+}
+
+fn run_scoped(
+    py: Python<'_>,
+    state: &InterpState,
+    job: &Job<'_>,
+    gw: &mut dyn Gateway,
+    log: RequestLog,
+    scope: &RequestScope,
+) -> Outcome {
     let module = match script::load(py, state, job.script, job.reload_mtime, &log) {
         Ok(m) => m,
         Err(e) => {
@@ -112,7 +134,11 @@ fn run_attached(
     let outcome = match make_objects(py, state, ctx_ptr) {
         Ok((objects, sr)) => {
             RequestCtx::set_current(logs);
-            let outcome = call_app(py, state, job, &app, ctx_ptr, &objects, &sr);
+            let outcome = call_app(py, state, job, &app, ctx_ptr, &objects, &sr, scope);
+            // SAFETY: live context, no borrow active; a plain counter is read.
+            scope
+                .output_length
+                .set(unsafe { (*ctx_ptr).response.sent() });
             RequestCtx::set_current(std::ptr::null_mut());
             objects::disarm(&objects.input);
             log::disarm(&objects.errors);
@@ -159,6 +185,9 @@ fn with_ctx<T>(
     unsafe { RequestCtx::with(ctx, f) }
 }
 
+// The request's pieces are passed apart because each is borrowed differently (the context
+// as a raw pointer, the objects as GIL-bound references).
+#[allow(clippy::too_many_arguments)]
 fn call_app(
     py: Python<'_>,
     state: &InterpState,
@@ -167,10 +196,12 @@ fn call_app(
     ctx: *mut RequestCtx,
     objects: &RequestObjects<'_>,
     sr: &Bound<'_, PyAny>,
+    scope: &RequestScope,
 ) -> Outcome {
     // SAFETY: live context; only a Copy value is read.
     let log = unsafe { (*(*ctx).logs()).log };
     let fail = |err: PyErr| -> Outcome {
+        scope.exception(py, &state.modules, &err);
         log_exception(
             py,
             &log,
@@ -186,6 +217,8 @@ fn call_app(
         Ok(e) => e,
         Err(e) => return fail(e),
     };
+    let replaced = scope.started(py, &state.modules, &env, app, sr);
+    let (app, sr) = replaced.as_ref().map_or((app, sr), |(a, s)| (a, s));
     let result = match app.call1((env, sr)) {
         Ok(r) => r,
         Err(e) => return fail(e),

@@ -139,10 +139,126 @@ pub fn log_exception(py: Python<'_>, log: &RequestLog, what: &str, err: &PyErr) 
     if err.is_instance_of::<pyo3::exceptions::PyImportError>(py)
         && err.to_string().contains("subinterpreter")
     {
+        let module = match refused_module(py, err) {
+            Some(m) => format!("extension module '{m}'"),
+            None => "an extension module".to_string(),
+        };
         log.log(
             Severity::Error,
-            "RWSGI0120: an extension module refused to load in a Python sub-interpreter; \
-             run this application in the main interpreter with 'WSGIApplicationGroup %{GLOBAL}'",
+            &format!(
+                "RWSGI0120: {module} refused to load in a Python sub-interpreter; \
+                 run this application in the main interpreter with 'WSGIApplicationGroup %{{GLOBAL}}'"
+            ),
         );
+    }
+}
+
+/// The module an ImportError is about: its `.name`, else the module imported by the source
+/// line of the innermost traceback frame (PyO3's "do not yet support subinterpreters" error
+/// leaves `.name` unset; the frame is then e.g. `from .rpds import *` in `rpds/__init__.py`).
+fn refused_module(py: Python<'_>, err: &PyErr) -> Option<String> {
+    if let Ok(name) = err
+        .value(py)
+        .getattr("name")
+        .and_then(|n| n.extract::<String>())
+    {
+        if !name.is_empty() {
+            return Some(name);
+        }
+    }
+    let mut tb = err.traceback(py)?.into_any();
+    while let Ok(next) = tb.getattr("tb_next") {
+        if next.is_none() {
+            break;
+        }
+        tb = next;
+    }
+    let frame = tb.getattr("tb_frame").ok()?;
+    let file = frame.getattr("f_code").ok()?.getattr("co_filename").ok()?;
+    let line: String = py
+        .import("linecache")
+        .ok()?
+        .call_method1("getline", (file, tb.getattr("tb_lineno").ok()?))
+        .ok()?
+        .extract()
+        .ok()?;
+    let package = frame
+        .getattr("f_globals")
+        .and_then(|g| g.get_item("__package__"))
+        .and_then(|p| p.extract::<String>())
+        .ok();
+    imported_module(&line, package.as_deref())
+}
+
+/// The first module an `import` statement (one source line) imports: `import a.b as c, d` →
+/// `a.b`; `from .x import y` → `<package>.x`; `from . import y` → `<package>.y`. A relative
+/// name stays relative when the package is unknown.
+fn imported_module(line: &str, package: Option<&str>) -> Option<String> {
+    let line = line.split('#').next()?.trim();
+    let first_name = |names: &str| -> Option<String> {
+        let n = names.trim().trim_start_matches('(').split(',').next()?;
+        let n = n.split_whitespace().next()?;
+        Some(n.to_string())
+    };
+    let name = if let Some(rest) = line.strip_prefix("import ") {
+        first_name(rest)?
+    } else if let Some(rest) = line.strip_prefix("from ") {
+        let (from, names) = rest.split_once(" import ")?;
+        let from = from.trim();
+        if from.chars().all(|c| c == '.') {
+            format!("{from}{}", first_name(names)?)
+        } else {
+            from.to_string()
+        }
+    } else {
+        return None;
+    };
+    let dots = name.chars().take_while(|&c| c == '.').count();
+    if dots == 0 {
+        return Some(name);
+    }
+    let Some(package) = package.filter(|p| !p.is_empty()) else {
+        return Some(name);
+    };
+    let parts: Vec<&str> = package.split('.').collect();
+    let keep = parts.len().checked_sub(dots - 1).filter(|&k| k > 0)?;
+    Some(format!("{}.{}", parts[..keep].join("."), &name[dots..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::imported_module;
+
+    #[test]
+    fn import_lines_name_their_module() {
+        let m = |l: &str, p: Option<&str>| imported_module(l, p);
+        assert_eq!(m("import rpds", None).as_deref(), Some("rpds"));
+        assert_eq!(
+            m("    import a.b as c, d  # x", None).as_deref(),
+            Some("a.b")
+        );
+        assert_eq!(
+            m("from .rpds import *\n", Some("rpds")).as_deref(),
+            Some("rpds.rpds")
+        );
+        assert_eq!(m("from .rpds import *", None).as_deref(), Some(".rpds"));
+        assert_eq!(
+            m("from . import _ext as e", Some("pkg.sub")).as_deref(),
+            Some("pkg.sub._ext")
+        );
+        assert_eq!(
+            m("from .. import (x, y)", Some("pkg.sub")).as_deref(),
+            Some("pkg.x")
+        );
+        assert_eq!(
+            m("from ..core import x", Some("pkg.sub")).as_deref(),
+            Some("pkg.core")
+        );
+        assert_eq!(
+            m("from orjson import dumps", Some("app")).as_deref(),
+            Some("orjson")
+        );
+        assert_eq!(m("x = compute()", None), None);
+        assert_eq!(m("from ... import x", Some("pkg")), None);
     }
 }

@@ -59,24 +59,10 @@ impl EnvironSink for DictSink<'_, '_> {
     }
 }
 
-thread_local! {
-    static THREAD: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
-}
-static NEXT_THREAD_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-static TOTAL_REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// (thread id, requests this thread served before, requests the process served before).
+/// (thread id, requests this thread served before, requests the process served before),
+/// from the request accounting that `mod_wsgi.process_metrics()` reports too.
 fn counters() -> (u64, u64, u64) {
-    use std::sync::atomic::Ordering;
-    let total = TOTAL_REQUESTS.fetch_add(1, Ordering::Relaxed);
-    THREAD.with(|t| {
-        let (mut id, n) = t.get();
-        if id == 0 {
-            id = NEXT_THREAD_ID.fetch_add(1, Ordering::Relaxed);
-        }
-        t.set((id, n + 1));
-        (id, n, total)
-    })
+    super::modules::metrics::current_counters()
 }
 
 fn now_us() -> i64 {

@@ -5,6 +5,8 @@
 use super::attach;
 use super::interp::{self, Interp};
 use super::state::InterpState;
+use crate::config::PythonOptions;
+use crate::config::python::HashSeed;
 use pyo3::ffi;
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,14 +45,106 @@ fn check_status(what: &str, status: ffi::PyStatus) -> Result<(), String> {
     Err(format!("{what}: {msg}"))
 }
 
+/// A wide (`wchar_t`) NUL-terminated copy of `s`, as PyConfig wants its strings; converted
+/// here rather than with `Py_DecodeLocale` so paths do not depend on the child's locale.
+fn wide(s: &str) -> Vec<libc::wchar_t> {
+    s.chars()
+        .map(|c| c as libc::wchar_t)
+        .chain(std::iter::once(0))
+        .collect()
+}
+
+/// Refuses a `WSGIPythonHome` made for another Python major.minor before CPython sees it (it
+/// would fail to start, or worse, load mismatched stdlib and extension modules).
+fn check_home(home: &str) -> Result<(), String> {
+    let prefix = std::path::Path::new(home.split(':').next().unwrap_or(home));
+    if !prefix.is_dir() {
+        return Err(format!(
+            "WSGIPythonHome '{home}' is not a directory this process can read; create it, or \
+             make it readable by the Apache user"
+        ));
+    }
+    let cfg = std::fs::read_to_string(prefix.join("pyvenv.cfg")).ok();
+    let libs: Vec<String> = std::fs::read_dir(prefix.join("lib"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    crate::config::python::check_home_version(home, cfg.as_deref(), &libs, BUILD_PYTHON)
+}
+
+/// Sets the PyConfig fields the runtime directives control.
+///
+/// # Safety
+/// `config` was initialised by `PyConfig_InitPythonConfig`.
+unsafe fn configure(config: &mut ffi::PyConfig, opts: &PythonOptions) -> Result<(), String> {
+    if let Some(home) = &opts.home {
+        // One raw pointer for the struct and the field CPython writes through, so no
+        // `&mut` to the struct is alive while the field pointer is used.
+        let cfg: *mut ffi::PyConfig = config;
+        let set = move |field: *mut *mut libc::wchar_t, what: &str, v: &str| {
+            let w = wide(v);
+            // SAFETY: `field` points into `*cfg`, which is live; CPython copies the string.
+            check_status(what, unsafe {
+                ffi::PyConfig_SetString(cfg, field, w.as_ptr())
+            })
+        };
+        let prefix = home.split(':').next().unwrap_or(home);
+        if std::path::Path::new(prefix).join("pyvenv.cfg").is_file() {
+            // getpath finds pyvenv.cfg beside the executable, so sys.prefix becomes the venv
+            // and its site-packages are used, while the stdlib comes from the venv's base.
+            let program = format!("{}/bin/python", prefix.trim_end_matches('/'));
+            // SAFETY: a field address of the live struct (no reference is formed).
+            let field = unsafe { &raw mut (*cfg).program_name };
+            set(field, "setting the program name", &program)?;
+        } else {
+            // SAFETY: as above.
+            let field = unsafe { &raw mut (*cfg).home };
+            set(field, "setting the Python home", home)?;
+        }
+    }
+    for w in &opts.warnings {
+        let item = wide(w);
+        // SAFETY: the list belongs to `config`; CPython copies the item.
+        let st = unsafe { ffi::PyWideStringList_Append(&mut config.warnoptions, item.as_ptr()) };
+        check_status("adding a warning option", st)?;
+    }
+    if let Some(level) = opts.optimize {
+        config.optimization_level = level.into();
+    }
+    if opts.dont_write_bytecode == Some(true) {
+        config.write_bytecode = 0;
+    }
+    match opts.hash_seed {
+        Some(HashSeed::Fixed(n)) => {
+            config.use_hash_seed = 1;
+            config.hash_seed = n.into();
+        }
+        Some(HashSeed::Random) => config.use_hash_seed = 0,
+        None => {}
+    }
+    Ok(())
+}
+
 /// Initialises Python in this process and sets up the main interpreter.
-pub fn initialize(apache_version: (u32, u32, u32)) -> Result<(), String> {
+pub fn initialize(apache_version: (u32, u32, u32), opts: &PythonOptions) -> Result<(), String> {
     let runtime = runtime_version();
     if runtime != BUILD_PYTHON {
         return Err(format!(
             "mod_rwsgi was built for Python {BUILD_PYTHON} but the Python library loaded is {runtime}; \
              rebuild mod_rwsgi against Python {runtime} (PYO3_PYTHON) or install Python {BUILD_PYTHON}"
         ));
+    }
+    if let Some(home) = &opts.home {
+        check_home(home)?;
+    }
+    super::options::set(opts);
+    if let Some(eggs) = &opts.eggs {
+        // SAFETY: child_init runs before the MPM starts this child's threads, so nothing
+        // reads the environment concurrently.
+        unsafe { std::env::set_var("PYTHON_EGG_CACHE", eggs) };
     }
     // SAFETY: PyConfig is initialised by PyConfig_InitPythonConfig before any field is used,
     // and cleared after initialisation; this runs once, before any other Python call.
@@ -62,9 +156,11 @@ pub fn initialize(apache_version: (u32, u32, u32)) -> Result<(), String> {
         let argv0: *const libc::c_char = c"mod_wsgi".as_ptr();
         let mut argv = [argv0];
         let st = ffi::PyConfig_SetBytesArgv(&mut config, 1, argv.as_mut_ptr());
-        let st = check_status("setting sys.argv", st).and_then(|_| {
-            check_status("initialising Python", ffi::Py_InitializeFromConfig(&config))
-        });
+        let st = check_status("setting sys.argv", st)
+            .and_then(|_| configure(&mut config, opts))
+            .and_then(|_| {
+                check_status("initialising Python", ffi::Py_InitializeFromConfig(&config))
+            });
         ffi::PyConfig_Clear(&mut config);
         st?;
         let main_ts = ffi::PyThreadState_Get();
@@ -88,9 +184,11 @@ pub fn initialize(apache_version: (u32, u32, u32)) -> Result<(), String> {
 
 /// Finalises Python at process exit (request threads have stopped by then): ends every
 /// sub-interpreter (its atexit callbacks run, its other thread states are cleared first, as
-/// `Py_EndInterpreter` requires), then the main interpreter.
+/// `Py_EndInterpreter` requires), then the main interpreter. Nothing with
+/// `WSGIDestroyInterpreter Off`: the process then exits without running Python's shutdown
+/// (and so without atexit callbacks), the cure for threads that would hang it.
 pub fn finalize() {
-    if !READY.swap(false, Ordering::AcqRel) {
+    if !READY.swap(false, Ordering::AcqRel) || !super::options::get().destroy_interpreter() {
         return;
     }
     let Some(main) = interp::main() else { return };
@@ -100,6 +198,8 @@ pub fn finalize() {
     unsafe {
         let main_ts = attach::state_for(main.ptr);
         ffi::PyEval_RestoreThread(main_ts);
+        // Before any interpreter ends, so `process_stopping` subscribers still find theirs.
+        super::modules::process_stopping();
         for sub in interp::all()
             .into_iter()
             .rev()

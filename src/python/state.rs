@@ -47,6 +47,8 @@ pub struct InterpState {
     pub scripts: Mutex<HashMap<String, ScriptEntry>>,
     /// Serialises script loading (taken with the GIL released).
     pub load_lock: Mutex<()>,
+    /// The `mod_wsgi` and `apache` modules of this interpreter.
+    pub modules: super::modules::ModState,
 }
 
 const HELPERS: &std::ffi::CStr = c"
@@ -88,6 +90,7 @@ impl InterpState {
             .get_item("FileWrapper")?
             .expect("FileWrapper defined");
         let log_type = Owned(log::make_type(py)?);
+        let modules = super::modules::install(py, &fw)?;
         let own = |b: Bound<'_, PyAny>| Owned(b.into_ptr());
         let state = InterpState {
             input_type: Owned(input::make_type(py)?),
@@ -100,6 +103,7 @@ impl InterpState {
             apache_version: own(apache_version.into_pyobject(py)?.into_any()),
             scripts: Mutex::new(HashMap::new()),
             load_lock: Mutex::new(()),
+            modules,
         };
         // Imported here, on the thread that created the interpreter, so `threading` takes
         // it (not the first request thread) as its main thread.
@@ -114,6 +118,8 @@ impl InterpState {
             log::for_process(py, &log_type.bind(py), Stream::Stderr)?,
         )?;
         sys.setattr("argv", vec!["mod_wsgi"])?;
+        // Last, so a restricted sys.stdout replaces the log stream installed above.
+        super::options::apply(py)?;
         Ok(state)
     }
 

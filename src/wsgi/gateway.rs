@@ -16,6 +16,7 @@ pub enum After {
 /// Log severity for messages about a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
+    Critical,
     Error,
     Warning,
     Info,

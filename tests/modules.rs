@@ -1,0 +1,386 @@
+//! The `mod_wsgi` and `apache` Python modules: importable in sub-interpreters and in
+//! `%{GLOBAL}`, attributes matching the environ and the MPM, LogHandler lines at the mapped
+//! Apache level in the request's vhost log, events in order with mod_wsgi's arguments,
+//! per-request `request_data()`, `active_requests`, metrics that grow with real work, and
+//! `subscribe_shutdown` callbacks run at `apache2 -k stop`.
+mod common;
+use common::*;
+use std::time::Duration;
+
+fn modules_server(b: Builder) -> Server {
+    b.conf("WSGIScriptAlias /sub \"@APPS@/modules.wsgi\"")
+        .conf("WSGIScriptAlias /global \"@APPS@/modules.wsgi\" application-group=%{GLOBAL}")
+        .start()
+}
+
+fn get_json(s: &Server, path: &str) -> Json {
+    let r = s.get(path);
+    assert_eq!(r.status, 200, "{path}: {}", r.describe());
+    r.json()
+}
+
+fn check_info(s: &Server, prefix: &str, threads: f64, processes: f64, mpm: &str) {
+    let j = get_json(s, &format!("{prefix}/info"));
+    let nums = |k: &str| -> Vec<f64> { j.at(k).arr().iter().map(Json::num).collect() };
+    assert_eq!(nums("version"), vec![4.0, 9.0, 4.0]);
+    assert_eq!(nums("environ_version"), nums("version"));
+    assert_eq!(nums("mod_rwsgi_version").len(), 3);
+    assert_eq!(j.s("process_group"), "");
+    let group = j.s("environ_group");
+    assert_eq!(j.s("application_group"), group, "{prefix}");
+    assert_eq!(j.s("group_at_import"), group, "{prefix}");
+    if prefix == "/global" {
+        assert_eq!(group, "");
+    } else {
+        assert!(group.ends_with("|/sub"), "{group}");
+    }
+    assert_eq!(j.n("threads_per_process"), threads, "{prefix}");
+    assert_eq!(j.n("maximum_processes"), processes, "{prefix}");
+    assert_eq!(j.n("apache_threads_per_process"), threads);
+    assert_eq!(j.n("apache_maximum_processes"), processes);
+    assert!(j.b("file_wrapper_same"));
+    assert!(j.b("log_handler_is_handler"));
+    assert!(j.b("request_data_same"));
+    assert!(j.b("active_has_current"));
+    assert!(j.b("active_is_data"));
+    assert_eq!(j.at("functions").arr().len(), 6);
+    assert_eq!(nums("apache_version"), nums("environ_apache_version"));
+    assert_eq!(nums("apache_version")[0], 2.0);
+    assert_eq!(j.s("mpm_name"), mpm);
+    assert!(
+        j.s("description").starts_with("Apache/2.4"),
+        "{}",
+        j.s("description")
+    );
+    assert!(!j.s("build_date").is_empty());
+    // request_data() is fresh for every request.
+    let again = get_json(s, &format!("{prefix}/info"));
+    assert_eq!(
+        again.at("request_data_keys").arr().len(),
+        0,
+        "request data leaked from an earlier request"
+    );
+    assert_ne!(again.s("request_id"), j.s("request_id"));
+}
+
+#[test]
+fn modules_import_in_sub_interpreter_and_global() {
+    let s = modules_server(server("modules_info"));
+    for prefix in ["/sub", "/global"] {
+        check_info(&s, prefix, 8.0, 2.0, "event");
+    }
+}
+
+#[test]
+fn modules_report_prefork_shape() {
+    let s = modules_server(server("modules_prefork").mpm(Mpm::Prefork));
+    check_info(&s, "/sub", 1.0, 2.0, "prefork");
+    check_info(&s, "/global", 1.0, 2.0, "prefork");
+}
+
+#[test]
+fn log_handler_writes_mapped_levels_to_the_vhost_log() {
+    // The first vhost is the default for the address; the second has its own ErrorLog.
+    let mut s = server("modules_log")
+        .conf(
+            "<VirtualHost 127.0.0.1:@PORT@>\n  ServerName main.test\n  \
+             WSGIScriptAlias /sub \"@APPS@/modules.wsgi\"\n</VirtualHost>\n\
+             <VirtualHost 127.0.0.1:@PORT@>\n  ServerName vhost.test\n  \
+             ErrorLog \"@ROOT@/logs/vhost_error.log\"\n  \
+             WSGIScriptAlias /sub \"@APPS@/modules.wsgi\"\n</VirtualHost>",
+        )
+        .start();
+    let tok = token("lh");
+    s.allow_log(&tok);
+    let req = format!(
+        "GET /sub/log?token={tok} HTTP/1.1\r\nHost: vhost.test\r\nConnection: close\r\n\r\n"
+    );
+    let r = s.raw(req.as_bytes());
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let needle = format!("CRITICAL critical line {tok}");
+    assert!(
+        s.wait_log_file("vhost_error.log", &needle, Duration::from_secs(5)),
+        "{}",
+        tail(&s.log_text("vhost_error.log"), 30)
+    );
+    let text = s.log_text("vhost_error.log");
+    let line = |what: &str| -> String {
+        text.lines()
+            .find(|l| l.contains(&format!("{what} line {tok}")))
+            .unwrap_or_else(|| panic!("no {what} line:\n{text}"))
+            .to_string()
+    };
+    assert!(
+        line("warning").contains("[rwsgi:warn]"),
+        "{}",
+        line("warning")
+    );
+    assert!(line("error").contains("[rwsgi:error]"), "{}", line("error"));
+    assert!(
+        line("critical").contains("[rwsgi:crit]"),
+        "{}",
+        line("critical")
+    );
+    assert!(line("info").contains("[rwsgi:info]"), "{}", line("info"));
+    assert!(
+        line("warning").contains(&Server::client_tag(r.client_port)),
+        "not tagged with the request"
+    );
+    assert!(
+        !text.contains(&format!("debug line {tok}")),
+        "debug passed LogLevel info"
+    );
+    assert!(
+        !s.error_log_text().contains(&tok),
+        "vhost lines leaked into the main log"
+    );
+}
+
+#[test]
+fn log_handler_debug_shows_with_loglevel_debug() {
+    let mut s = modules_server(server("modules_log_debug").log_level("info rwsgi:debug"));
+    let tok = token("lhd");
+    s.allow_log(&tok);
+    let r = s.get(&format!("/global/log?token={tok}"));
+    assert_eq!(r.status, 200, "{}", r.describe());
+    s.assert_log(&format!("DEBUG debug line {tok}"));
+    let text = s.error_log_text();
+    let l = text.lines().find(|l| l.contains("debug line")).unwrap();
+    assert!(l.contains("[rwsgi:debug]"), "{l}");
+}
+
+fn events_of<'a>(all: &'a [Json], request_id: &str) -> Vec<&'a Json> {
+    all.iter()
+        .filter(|e| e.opt_s("request_id") == Some(request_id))
+        .collect()
+}
+
+fn names(evs: &[&Json]) -> Vec<String> {
+    evs.iter().map(|e| e.s("name").to_string()).collect()
+}
+
+fn keys(e: &Json) -> Vec<String> {
+    e.at("keys")
+        .arr()
+        .iter()
+        .map(|k| k.str().to_string())
+        .collect()
+}
+
+fn check_events(prefix: &str) {
+    let mut s = modules_server(server("modules_events").single_process());
+    let hello = s.get(&format!("{prefix}/ev/hello"));
+    assert_eq!(hello.status, 200, "{}", hello.describe());
+    let ok = hello.json();
+    let rid = ok.s("request_id").to_string();
+    let r = s.get(&format!("{prefix}/ev/raise"));
+    assert_eq!(r.status, 500);
+    s.expect_error(r.client_port, "app failure on purpose");
+    let bad = s.get(&format!("{prefix}/ev/badcb"));
+    assert_eq!(bad.status, 200, "a failing callback broke the request");
+    s.expect_error(bad.client_port, "RWSGI0301");
+    s.allow_log("callback failure on purpose");
+    let all = get_json(&s, &format!("{prefix}/events"));
+    let all = all.at("events").arr();
+
+    let evs = events_of(all, &rid);
+    assert_eq!(
+        names(&evs),
+        ["request_started", "response_started", "request_finished"],
+        "{prefix}"
+    );
+    let started = evs[0];
+    for k in [
+        "application_object",
+        "application_start",
+        "request_data",
+        "request_environ",
+        "request_id",
+        "request_start",
+        "thread_id",
+    ] {
+        assert!(
+            keys(started).iter().any(|x| x == k),
+            "request_started lacks {k}"
+        );
+    }
+    assert!(started.b("app_is_callable"));
+    assert_eq!(started.s("path"), "/ev/hello");
+    assert!(started.n("application_start") >= started.n("request_start"));
+    assert!(started.n("request_start") > 1.6e9);
+    assert_eq!(evs[1].s("status"), "200 OK");
+    for k in [
+        "exception_info",
+        "response_headers",
+        "response_status",
+        "request_data",
+    ] {
+        assert!(
+            keys(evs[1]).iter().any(|x| x == k),
+            "response_started lacks {k}"
+        );
+    }
+    let finished = evs[2];
+    for k in [
+        "application_finish",
+        "application_time",
+        "cpu_system_time",
+        "cpu_user_time",
+        "output_length",
+        "request_data",
+        "request_environ",
+    ] {
+        assert!(
+            keys(finished).iter().any(|x| x == k),
+            "request_finished lacks {k}"
+        );
+    }
+    assert!(finished.n("application_time") >= 0.0);
+    assert_eq!(finished.n("output_length"), hello.body.len() as f64);
+    // One request_data dict through the request: the one request_data() returned.
+    assert!(finished.b("seen_started"));
+    for e in &evs {
+        assert_eq!(e.n("data_id"), ok.n("data_id"), "{}", e.s("name"));
+    }
+
+    let raised: Vec<&Json> = all
+        .iter()
+        .filter(|e| e.s("path") == "/ev/raise" || e.s("name") == "request_exception")
+        .collect();
+    assert_eq!(
+        names(&raised),
+        ["request_started", "request_exception", "request_finished"],
+        "{prefix}"
+    );
+    assert_eq!(raised[1].s("exc_type"), "RuntimeError");
+    assert!(keys(raised[1]).iter().any(|x| x == "exception_info"));
+}
+
+#[test]
+fn events_fire_in_order_with_mod_wsgi_arguments_in_sub_interpreter() {
+    check_events("/sub");
+}
+
+#[test]
+fn events_fire_in_order_with_mod_wsgi_arguments_in_global() {
+    check_events("/global");
+}
+
+#[test]
+fn process_metrics_counters_and_cpu_grow_after_requests() {
+    let s = modules_server(server("modules_metrics").single_process());
+    let first_rm = get_json(&s, "/sub/rmetrics");
+    assert!(
+        first_rm.keys().is_empty(),
+        "first request_metrics() starts sampling"
+    );
+    let m1 = get_json(&s, "/sub/metrics");
+    for k in [
+        "pid",
+        "request_count",
+        "request_busy_time",
+        "memory_rss",
+        "memory_max_rss",
+        "cpu_user_time",
+        "cpu_system_time",
+        "restart_time",
+        "current_time",
+        "running_time",
+        "request_threads",
+        "active_requests",
+        "threads",
+    ] {
+        assert!(m1.get(k).is_some(), "process_metrics() lacks {k}");
+    }
+    assert_eq!(m1.keys().len(), 13);
+    let pid = m1.n("pid") as u32;
+    assert!(s.child_pids().contains(&pid));
+    assert!(m1.n("memory_rss") > 1e6);
+    assert!(m1.n("memory_max_rss") >= m1.n("memory_rss") * 0.5);
+    assert!(
+        m1.n("active_requests") >= 1.0,
+        "the asking request is in flight"
+    );
+    assert!(m1.n("current_time") >= m1.n("restart_time"));
+    let n = 20;
+    for _ in 0..n {
+        let b = get_json(&s, "/global/burn");
+        assert_eq!(b.n("pid") as u32, pid);
+    }
+    let m2 = get_json(&s, "/sub/metrics");
+    assert_eq!(m2.n("pid") as u32, pid);
+    assert!(
+        m2.n("request_count") >= m1.n("request_count") + n as f64,
+        "request_count {} -> {}",
+        m1.n("request_count"),
+        m2.n("request_count")
+    );
+    let cpu = |m: &Json| m.n("cpu_user_time") + m.n("cpu_system_time");
+    assert!(cpu(&m2) > cpu(&m1), "cpu {} -> {}", cpu(&m1), cpu(&m2));
+    assert!(m2.n("request_busy_time") > m1.n("request_busy_time"));
+    assert!(m2.n("current_time") > m1.n("current_time"));
+    let threads = m2.at("threads").arr();
+    assert_eq!(threads.len() as f64, m2.n("request_threads"));
+    let served: f64 = threads.iter().map(|t| t.n("request_count")).sum();
+    // Every begun request, including the one asking (not yet counted as completed).
+    assert_eq!(served, m2.n("request_count") + 1.0);
+    for t in threads {
+        assert!(t.n("thread_id") >= 1.0);
+    }
+    let rm = get_json(&s, "/sub/rmetrics");
+    assert!(rm.n("request_count") >= n as f64, "{:?}", rm.keys());
+    assert!(rm.n("sample_period") > 0.0);
+    assert!(rm.n("application_time") > 0.0);
+    assert_eq!(rm.at("application_time_buckets").arr().len(), 16);
+    assert_eq!(rm.n("request_threads_maximum"), 8.0);
+    let sm = get_json(&s, "/sub/smetrics");
+    let smk: Vec<String> = sm
+        .at("keys")
+        .arr()
+        .iter()
+        .map(|k| k.str().to_string())
+        .collect();
+    for k in [
+        "current_time",
+        "processes",
+        "restart_time",
+        "running_generation",
+        "running_time",
+        "server_limit",
+        "thread_limit",
+    ] {
+        assert!(smk.iter().any(|x| x == k), "server_metrics() lacks {k}");
+    }
+    assert!(sm.at("pids").arr().iter().any(|p| p.num() as u32 == pid));
+}
+
+#[test]
+fn subscribe_shutdown_runs_at_stop_in_every_interpreter() {
+    let mut s = modules_server(server("modules_shutdown").single_process());
+    let sub = get_json(&s, "/sub/shutdown");
+    let global = get_json(&s, "/global/shutdown");
+    let pid = sub.n("pid") as u32;
+    assert_eq!(global.n("pid") as u32, pid);
+    let safe = |g: &str| -> String {
+        let g = if g.is_empty() { "GLOBAL" } else { g };
+        g.chars()
+            .map(|c| if c.is_alphanumeric() { c } else { '_' })
+            .collect()
+    };
+    let names = [
+        format!("shutdown-{}-{pid}", safe(sub.s("group"))),
+        format!("shutdown-{}-{pid}", safe(global.s("group"))),
+    ];
+    for n in &names {
+        assert!(!s.data.join(n).exists(), "{n} written before stop");
+    }
+    s.stop();
+    for n in &names {
+        let text = s
+            .wait_data_file(n, Duration::from_secs(2))
+            .unwrap_or_else(|| panic!("{n} not written at stop"));
+        let j = Json::parse(&text).unwrap();
+        assert_eq!(j.s("name"), "process_stopping");
+        assert_eq!(j.n("active"), 0.0);
+    }
+}
