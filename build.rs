@@ -114,8 +114,14 @@ fn compile_glue(ab: &ApacheBuild) {
 }
 
 fn python_version() {
-    let v = pyo3_build_config::get().version();
+    let cfg = pyo3_build_config::get();
+    let v = cfg.version();
     println!("cargo:rustc-env=RWSGI_BUILD_PYTHON={}.{}", v.major, v.minor);
+    // The interpreter the build used: the embedded Python reports it as sys.executable.
+    println!(
+        "cargo:rustc-env=RWSGI_BUILD_PYTHON_EXE={}",
+        cfg.executable().unwrap_or("")
+    );
 }
 
 fn main() {

@@ -80,6 +80,9 @@ fn defaults_are_pythons() {
         assert!((j.n("switchinterval") - 0.005).abs() < 1e-9);
         assert_eq!(j.at("egg_cache"), &Json::Null);
         assert_eq!(j.at("site_marker"), &Json::Null);
+        // As under mod_wsgi: the Python the module was built with.
+        assert_eq!(j.s("executable"), "/usr/bin/python3");
+        assert_eq!(j.s("prefix"), "/usr");
     }
 }
 

@@ -9,6 +9,7 @@ pub mod log;
 pub mod mpm;
 pub mod output;
 pub mod request;
+pub mod scoreboard;
 pub mod table;
 pub mod trampoline;
 

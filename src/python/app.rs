@@ -67,13 +67,7 @@ fn run_attached(
     log: RequestLog,
 ) -> Outcome {
     let mw = &job.mod_wsgi;
-    let scope = RequestScope::begin(
-        py,
-        &state.modules,
-        mw.application_group,
-        mw.request_id,
-        mw.request_start_us,
-    );
+    let scope = RequestScope::begin(py, &state.modules, mw.request_id, mw.request_start_us);
     let outcome = run_scoped(py, state, job, gw, log, &scope);
     scope.end(py, &state.modules);
     outcome

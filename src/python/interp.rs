@@ -128,7 +128,7 @@ fn create(name: &str, apache_version: (u32, u32, u32)) -> Result<Interp, String>
     attach::remember(ptr, ts);
     // The new interpreter's GIL is held by this thread.
     let state = super::callback::enter(|py| {
-        InterpState::create(py, apache_version).map_err(|e| e.to_string())
+        InterpState::create(py, name, apache_version).map_err(|e| e.to_string())
     })
     .unwrap_or_else(|| Err("panic while setting up the interpreter".to_string()))
     .map_err(|e| format!("could not set up the Python sub-interpreter '{name}': {e}"));

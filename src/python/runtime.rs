@@ -16,6 +16,9 @@ static READY: AtomicBool = AtomicBool::new(false);
 /// The Python major.minor this module was compiled against.
 pub const BUILD_PYTHON: &str = env!("RWSGI_BUILD_PYTHON");
 
+/// The Python executable the build used.
+const BUILD_PYTHON_EXE: &str = env!("RWSGI_BUILD_PYTHON_EXE");
+
 /// True once Python is initialised in this process.
 pub fn is_ready() -> bool {
     READY.load(Ordering::Acquire)
@@ -80,6 +83,15 @@ fn check_home(home: &str) -> Result<(), String> {
 /// # Safety
 /// `config` was initialised by `PyConfig_InitPythonConfig`.
 unsafe fn configure(config: &mut ffi::PyConfig, opts: &PythonOptions) -> Result<(), String> {
+    if opts.home.is_none() && std::path::Path::new(BUILD_PYTHON_EXE).is_file() {
+        // As mod_wsgi does: sys.executable names the Python the module was built with (apps
+        // use it to start helper processes), and its prefix is the default one.
+        let w = wide(BUILD_PYTHON_EXE);
+        let cfg: *mut ffi::PyConfig = config;
+        // SAFETY: a field address of the live struct; CPython copies the string.
+        let st = unsafe { ffi::PyConfig_SetString(cfg, &raw mut (*cfg).program_name, w.as_ptr()) };
+        check_status("setting the program name", st)?;
+    }
     if let Some(home) = &opts.home {
         // One raw pointer for the struct and the field CPython writes through, so no
         // `&mut` to the struct is alive while the field pointer is used.
@@ -167,7 +179,7 @@ pub fn initialize(apache_version: (u32, u32, u32), opts: &PythonOptions) -> Resu
         let main_interp = ffi::PyInterpreterState_Main();
         attach::remember(main_interp, main_ts);
         let state = super::callback::enter(|py| {
-            InterpState::create(py, apache_version).map_err(|e| e.to_string())
+            InterpState::create(py, "", apache_version).map_err(|e| e.to_string())
         })
         .unwrap_or_else(|| Err("panic while setting up the interpreter".to_string()))
         .map_err(|e| format!("setting up the main Python interpreter failed: {e}"));
@@ -188,10 +200,22 @@ pub fn initialize(apache_version: (u32, u32, u32), opts: &PythonOptions) -> Resu
 /// `WSGIDestroyInterpreter Off`: the process then exits without running Python's shutdown
 /// (and so without atexit callbacks), the cure for threads that would hang it.
 pub fn finalize() {
-    if !READY.swap(false, Ordering::AcqRel) || !super::options::get().destroy_interpreter() {
+    if !READY.swap(false, Ordering::AcqRel) {
         return;
     }
     let Some(main) = interp::main() else { return };
+    if !super::options::get().destroy_interpreter() {
+        // WSGIDestroyInterpreter Off: subscribers still hear that the process stops, but no
+        // interpreter is torn down.
+        // SAFETY: as below; the GIL is released again and Python is left as it is.
+        unsafe {
+            let main_ts = attach::state_for(main.ptr);
+            ffi::PyEval_RestoreThread(main_ts);
+            super::modules::process_stopping();
+            ffi::PyEval_SaveThread();
+        }
+        return;
+    }
     // SAFETY: runs on the thread doing the child's exit cleanups once the request threads
     // are gone. The GIL is taken with this thread's main state; each sub-interpreter is
     // entered by swapping to this thread's state for it, ended, and we swap back.

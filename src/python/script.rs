@@ -8,9 +8,15 @@ use pyo3::exceptions::PyOSError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 
-/// The module name mod_wsgi gives a script: `_mod_wsgi_` + md5 of its path.
+/// The module name mod_wsgi gives a script: `_mod_wsgi_` + md5 of its path (lower-cased
+/// first with `WSGICaseSensitivity Off`, so two spellings of one file share a module).
 fn module_name(path: &str) -> String {
-    format!("_mod_wsgi_{}", crate::util::md5::hex(path.as_bytes()))
+    let key = if super::options::get().case_sensitive() {
+        path.to_string()
+    } else {
+        path.to_lowercase()
+    };
+    format!("_mod_wsgi_{}", crate::util::md5::hex(key.as_bytes()))
 }
 
 fn cached<'py>(

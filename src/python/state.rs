@@ -72,7 +72,11 @@ FileWrapper.__module__ = 'mod_wsgi'
 
 impl InterpState {
     /// Builds the state in the current interpreter and installs its `sys.stdout`/`stderr`.
-    pub fn create(py: Python<'_>, apache_version: (u32, u32, u32)) -> PyResult<InterpState> {
+    pub fn create(
+        py: Python<'_>,
+        group: &str,
+        apache_version: (u32, u32, u32),
+    ) -> PyResult<InterpState> {
         let keys = Key::ALL
             .iter()
             .map(|k| {
@@ -90,7 +94,7 @@ impl InterpState {
             .get_item("FileWrapper")?
             .expect("FileWrapper defined");
         let log_type = Owned(log::make_type(py)?);
-        let modules = super::modules::install(py, &fw)?;
+        let modules = super::modules::install(py, &fw, group)?;
         let own = |b: Bound<'_, PyAny>| Owned(b.into_ptr());
         let state = InterpState {
             input_type: Owned(input::make_type(py)?),

@@ -53,6 +53,7 @@ def report(environ):
             switchinterval=sys.getswitchinterval(),
             path=sys.path,
             prefix=sys.prefix,
+            executable=sys.executable,
             base_prefix=sys.base_prefix,
             egg_cache=os.environ.get('PYTHON_EGG_CACHE'),
             site_marker=_marker('rt_site_marker'),

@@ -4,7 +4,7 @@
 //! path never takes a lock unless `request_metrics()` sampling was switched on); the Python
 //! dicts are built on demand in whichever interpreter asks.
 
-use crate::sys;
+use crate::httpd::scoreboard;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use std::cell::Cell;
@@ -316,81 +316,53 @@ pub fn request_metrics(py: Python<'_>, max_threads: i32) -> PyResult<Bound<'_, P
 
 // ---- server_metrics(): Apache's scoreboard ----
 
-fn c_text(bytes: &[libc::c_char]) -> String {
-    let b: Vec<u8> = bytes
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
-    String::from_utf8_lossy(&b).into_owned()
-}
-
 /// The scoreboard status flags mod_wsgi reports (Apache's SERVER_* order).
 const STATUS: &[&str] = &[".", "S", "_", "R", "W", "K", "L", "D", "C", "G", "I"];
 
 /// `mod_wsgi.server_metrics()`: the scoreboard, or None when there is none.
 pub fn server_metrics(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    // SAFETY: read-only queries of the scoreboard Apache keeps in shared memory for the
-    // life of the generation; record pointers are checked for null.
-    unsafe {
-        if sys::ap_exists_scoreboard_image() == 0 {
-            return Ok(py.None().into_bound(py));
+    let Some(sb) = scoreboard::snapshot() else {
+        return Ok(py.None().into_bound(py));
+    };
+    let now = now_us();
+    let d = PyDict::new(py);
+    d.set_item("server_limit", sb.server_limit)?;
+    d.set_item("thread_limit", sb.thread_limit)?;
+    d.set_item("running_generation", sb.running_generation)?;
+    d.set_item("restart_time", secs(sb.restart_time))?;
+    d.set_item("current_time", secs(now))?;
+    d.set_item("running_time", ((now - sb.restart_time) / 1_000_000).max(0))?;
+    let processes = PyList::empty(py);
+    for (i, ps) in sb.processes.iter().enumerate() {
+        let p = PyDict::new(py);
+        p.set_item("process_num", i)?;
+        p.set_item("pid", ps.pid)?;
+        p.set_item("generation", ps.generation)?;
+        p.set_item("quiescing", ps.quiescing)?;
+        let workers = PyList::empty(py);
+        for ws in &ps.workers {
+            let w = PyDict::new(py);
+            w.set_item("thread_num", ws.thread_num)?;
+            w.set_item("generation", ws.generation)?;
+            w.set_item(
+                "status",
+                STATUS.get(ws.status as usize).copied().unwrap_or("?"),
+            )?;
+            w.set_item("access_count", ws.access_count)?;
+            w.set_item("bytes_served", ws.bytes_served)?;
+            w.set_item("start_time", secs(ws.start_time))?;
+            w.set_item("stop_time", secs(ws.stop_time))?;
+            w.set_item("last_used", secs(ws.last_used))?;
+            w.set_item("client", &ws.client)?;
+            w.set_item("request", &ws.request)?;
+            w.set_item("vhost", &ws.vhost)?;
+            workers.append(w)?;
         }
-        let gs = sys::ap_get_scoreboard_global();
-        if gs.is_null() {
-            return Ok(py.None().into_bound(py));
-        }
-        let gs = &*gs;
-        let now = now_us();
-        let d = PyDict::new(py);
-        d.set_item("server_limit", gs.server_limit)?;
-        d.set_item("thread_limit", gs.thread_limit)?;
-        d.set_item("running_generation", gs.running_generation)?;
-        d.set_item("restart_time", secs(gs.restart_time))?;
-        d.set_item("current_time", secs(now))?;
-        d.set_item("running_time", ((now - gs.restart_time) / 1_000_000).max(0))?;
-        let processes = PyList::empty(py);
-        for i in 0..gs.server_limit {
-            let ps = sys::ap_get_scoreboard_process(i);
-            if ps.is_null() {
-                continue;
-            }
-            let ps = &*ps;
-            let p = PyDict::new(py);
-            p.set_item("process_num", i)?;
-            p.set_item("pid", ps.pid)?;
-            p.set_item("generation", ps.generation)?;
-            p.set_item("quiescing", ps.quiescing != 0)?;
-            let workers = PyList::empty(py);
-            for j in 0..gs.thread_limit {
-                let ws = sys::ap_get_scoreboard_worker_from_indexes(i, j);
-                if ws.is_null() {
-                    continue;
-                }
-                let ws = &*ws;
-                let w = PyDict::new(py);
-                w.set_item("thread_num", ws.thread_num)?;
-                w.set_item("generation", ws.generation)?;
-                w.set_item(
-                    "status",
-                    STATUS.get(ws.status as usize).copied().unwrap_or("?"),
-                )?;
-                w.set_item("access_count", ws.access_count)?;
-                w.set_item("bytes_served", ws.bytes_served)?;
-                w.set_item("start_time", secs(ws.start_time))?;
-                w.set_item("stop_time", secs(ws.stop_time))?;
-                w.set_item("last_used", secs(ws.last_used))?;
-                w.set_item("client", c_text(&ws.client))?;
-                w.set_item("request", c_text(&ws.request))?;
-                w.set_item("vhost", c_text(&ws.vhost))?;
-                workers.append(w)?;
-            }
-            p.set_item("workers", workers)?;
-            processes.append(p)?;
-        }
-        d.set_item("processes", processes)?;
-        Ok(d.into_any())
+        p.set_item("workers", workers)?;
+        processes.append(p)?;
     }
+    d.set_item("processes", processes)?;
+    Ok(d.into_any())
 }
 
 #[cfg(test)]

@@ -18,31 +18,30 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What mod_wsgi 4.9.4 reports as `mod_wsgi.version` (and the environ's `mod_wsgi.version`).
 pub const MOD_WSGI_VERSION: (u32, u32, u32) = (4, 9, 4);
 
 /// The modules' objects in one interpreter (strong references owned by it).
 pub struct ModState {
-    module: Owned,
     event_callbacks: Owned,
     active_requests: Owned,
     publish: Owned,
     wrap_start_response: Owned,
-    /// `application_group` was filled in from the first request.
-    group_known: AtomicBool,
 }
 
 /// Builds `mod_wsgi` and `apache` in the current interpreter and registers them in
-/// `sys.modules`. `file_wrapper` is the interpreter's `wsgi.file_wrapper` class.
-pub fn install(py: Python<'_>, file_wrapper: &Bound<'_, PyAny>) -> PyResult<ModState> {
+/// `sys.modules`. `file_wrapper` is the interpreter's `wsgi.file_wrapper` class and
+/// `group` its application group name (`""` for the main interpreter).
+pub fn install(py: Python<'_>, file_wrapper: &Bound<'_, PyAny>, group: &str) -> PyResult<ModState> {
     metrics::mark_process_start();
     let shape = crate::httpd::mpm::shape();
     let modules = py.import("sys")?.getattr("modules")?;
     let apache = apache::build(py, shape)?;
     modules.set_item("apache", &apache)?;
     let m = mod_wsgi::build(py, file_wrapper, shape)?;
+    m.setattr("application_group", group)?;
     modules.set_item("mod_wsgi", &m)?;
     let own = |name: &str| -> PyResult<Owned> { Ok(Owned(m.getattr(name)?.into_ptr())) };
     Ok(ModState {
@@ -50,8 +49,6 @@ pub fn install(py: Python<'_>, file_wrapper: &Bound<'_, PyAny>) -> PyResult<ModS
         active_requests: own("active_requests")?,
         publish: own("_publish")?,
         wrap_start_response: own("_wrap_start_response")?,
-        module: Owned(m.into_any().into_ptr()),
-        group_known: AtomicBool::new(false),
     })
 }
 
@@ -108,18 +105,13 @@ pub struct RequestScope {
 }
 
 impl RequestScope {
-    /// Starts a request on this thread. `group` fills in `mod_wsgi.application_group` on the
-    /// interpreter's first request (the interpreter does not know its name when built).
+    /// Starts a request on this thread.
     pub fn begin(
         py: Python<'_>,
         ms: &ModState,
-        group: &str,
         request_id: &[u8],
         request_start_us: i64,
     ) -> RequestScope {
-        if !ms.group_known.swap(true, Ordering::Relaxed) {
-            let _ = ms.module.bind(py).setattr("application_group", group);
-        }
         let run = metrics::begin(request_start_us);
         let request_id = if request_id.is_empty() {
             let n = FALLBACK_ID.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,117 @@
+//! Read-only snapshots of Apache's scoreboard and server identity, as plain Rust values (for
+//! `mod_wsgi.server_metrics()` and the `apache` module).
+
+use crate::sys;
+
+/// One worker slot.
+#[derive(Debug, Clone)]
+pub struct Worker {
+    pub thread_num: i32,
+    pub generation: i32,
+    /// Apache's status code (SERVER_DEAD, SERVER_READY, …).
+    pub status: u8,
+    pub access_count: u64,
+    pub bytes_served: u64,
+    pub start_time: i64,
+    pub stop_time: i64,
+    pub last_used: i64,
+    pub client: String,
+    pub request: String,
+    pub vhost: String,
+}
+
+/// One process slot.
+#[derive(Debug, Clone)]
+pub struct Process {
+    pub pid: i32,
+    pub generation: i32,
+    pub quiescing: bool,
+    pub workers: Vec<Worker>,
+}
+
+/// The whole scoreboard.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub server_limit: i32,
+    pub thread_limit: i32,
+    pub running_generation: i32,
+    /// µs since the epoch.
+    pub restart_time: i64,
+    pub processes: Vec<Process>,
+}
+
+fn c_text(bytes: &[libc::c_char]) -> String {
+    let b: Vec<u8> = bytes
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
+    String::from_utf8_lossy(&b).into_owned()
+}
+
+/// The scoreboard, or `None` when this process has none.
+pub fn snapshot() -> Option<Snapshot> {
+    // SAFETY: read-only queries of the scoreboard Apache keeps in shared memory for the
+    // life of the generation; every record pointer is checked for null before use.
+    unsafe {
+        if sys::ap_exists_scoreboard_image() == 0 {
+            return None;
+        }
+        let gs = sys::ap_get_scoreboard_global().as_ref()?;
+        let mut processes = Vec::new();
+        for i in 0..gs.server_limit {
+            let Some(ps) = sys::ap_get_scoreboard_process(i).as_ref() else {
+                continue;
+            };
+            let mut workers = Vec::new();
+            for j in 0..gs.thread_limit {
+                let Some(ws) = sys::ap_get_scoreboard_worker_from_indexes(i, j).as_ref() else {
+                    continue;
+                };
+                workers.push(Worker {
+                    thread_num: ws.thread_num,
+                    generation: ws.generation,
+                    status: ws.status,
+                    access_count: ws.access_count,
+                    bytes_served: ws.bytes_served,
+                    start_time: ws.start_time,
+                    stop_time: ws.stop_time,
+                    last_used: ws.last_used,
+                    client: c_text(&ws.client),
+                    request: c_text(&ws.request),
+                    vhost: c_text(&ws.vhost),
+                });
+            }
+            processes.push(Process {
+                pid: ps.pid,
+                generation: ps.generation,
+                quiescing: ps.quiescing != 0,
+                workers,
+            });
+        }
+        Some(Snapshot {
+            server_limit: gs.server_limit,
+            thread_limit: gs.thread_limit,
+            running_generation: gs.running_generation,
+            restart_time: gs.restart_time,
+            processes,
+        })
+    }
+}
+
+fn static_text(p: *const libc::c_char) -> String {
+    // SAFETY: httpd returns static NUL-terminated strings (or null) from these queries.
+    String::from_utf8_lossy(unsafe { super::cstr_bytes(p) }).into_owned()
+}
+
+/// The full server description ("Apache/2.4.x (Debian) mod_rwsgi/…").
+pub fn description() -> String {
+    // SAFETY: no preconditions after configuration.
+    static_text(unsafe { sys::ap_get_server_description() })
+}
+
+/// When httpd was built.
+pub fn build_date() -> String {
+    // SAFETY: no preconditions.
+    static_text(unsafe { sys::ap_get_server_built() })
+}
