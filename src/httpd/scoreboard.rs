@@ -73,7 +73,7 @@ pub fn snapshot() -> Option<Snapshot> {
                     generation: ws.generation,
                     status: ws.status,
                     access_count: ws.access_count,
-                    bytes_served: ws.bytes_served,
+                    bytes_served: ws.bytes_served.max(0) as u64,
                     start_time: ws.start_time,
                     stop_time: ws.stop_time,
                     last_used: ws.last_used,
