@@ -7,7 +7,6 @@ use super::request::Request;
 use super::trampoline::guard;
 use crate::python::environ::ProcessFacts;
 use crate::sys;
-use crate::wsgi::gateway::{RequestLog, Severity};
 use std::ffi::{CStr, CString};
 use std::sync::OnceLock;
 
@@ -122,17 +121,6 @@ unsafe extern "C" fn child_exit(_data: *mut libc::c_void) -> sys::apr_status_t {
     })
 }
 
-fn log_to_server(_data: *mut libc::c_void, severity: Severity, msg: &str) {
-    let level = match severity {
-        Severity::Critical => Level::Crit,
-        Severity::Error => Level::Error,
-        Severity::Warning => Level::Warn,
-        Severity::Info => Level::Info,
-        Severity::Debug => Level::Debug,
-    };
-    log::server_log(None, level, msg);
-}
-
 /// Every server's own `WSGIImportScript` lines, main server first, in config order.
 ///
 /// # Safety
@@ -171,10 +159,7 @@ unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::serve
                         Some(sys::apr_pool_cleanup_null),
                     )
                 };
-                let log = RequestLog {
-                    data: std::ptr::null_mut(),
-                    write: log_to_server,
-                };
+                let log = log::server_logger();
                 // SAFETY: as above.
                 let scripts = unsafe { import_scripts(s) };
                 crate::python::preload::run(&scripts, apache_version(), &log);

@@ -83,14 +83,32 @@ pub unsafe fn request_log(r: *const sys::request_rec, level: Level, msg: &str) {
     }
 }
 
+impl From<Severity> for Level {
+    fn from(severity: Severity) -> Level {
+        match severity {
+            Severity::Critical => Level::Crit,
+            Severity::Error => Level::Error,
+            Severity::Warning => Level::Warn,
+            Severity::Info => Level::Info,
+            Severity::Debug => Level::Debug,
+        }
+    }
+}
+
+fn log_to_server(_data: *mut std::ffi::c_void, severity: Severity, msg: &str) {
+    server_log(None, severity.into(), msg);
+}
+
+/// A [`RequestLog`] writing to the main server's error log, for work outside any request.
+pub fn server_logger() -> RequestLog {
+    RequestLog {
+        data: std::ptr::null_mut(),
+        write: log_to_server,
+    }
+}
+
 fn log_to_request(data: *mut std::ffi::c_void, severity: Severity, msg: &str) {
-    let level = match severity {
-        Severity::Critical => Level::Crit,
-        Severity::Error => Level::Error,
-        Severity::Warning => Level::Warn,
-        Severity::Info => Level::Info,
-        Severity::Debug => Level::Debug,
-    };
+    let level = severity.into();
     // SAFETY: `data` is the request a RequestLog was made for by `request_logger`, which
     // the transport keeps alive while the RequestLog is in use.
     unsafe { request_log(data.cast::<sys::request_rec>(), level, msg) };
