@@ -126,9 +126,9 @@ fn run_scoped(
     // SAFETY: freshly allocated, not yet shared.
     let logs = unsafe { (*ctx_ptr).logs() };
     let outcome = match make_objects(py, state, ctx_ptr) {
-        Ok((objects, sr)) => {
+        Ok(objects) => {
             RequestCtx::set_current(logs);
-            let outcome = call_app(py, state, job, &app, ctx_ptr, &objects, &sr, scope);
+            let outcome = call_app(py, state, job, &app, ctx_ptr, &objects, scope);
             // SAFETY: live context, no borrow active; a plain counter is read.
             scope
                 .output_length
@@ -136,7 +136,7 @@ fn run_scoped(
             RequestCtx::set_current(std::ptr::null_mut());
             objects::disarm(&objects.input);
             log::disarm(&objects.errors);
-            objects::disarm(&sr);
+            objects::disarm(&objects.start_response);
             outcome
         }
         Err(e) => {
@@ -159,15 +159,14 @@ fn make_objects<'py>(
     py: Python<'py>,
     state: &InterpState,
     ctx: *mut RequestCtx,
-) -> PyResult<(RequestObjects<'py>, Bound<'py, PyAny>)> {
+) -> PyResult<RequestObjects<'py>> {
     // SAFETY: ctx is live (caller).
     let logs = unsafe { (*ctx).logs() };
-    let objects = RequestObjects {
+    Ok(RequestObjects {
         input: objects::new_bound(py, &state.input_type.bind(py), ctx)?,
         errors: log::for_request(py, &state.log_type.bind(py), logs)?,
-    };
-    let sr = objects::new_bound(py, &state.start_response_type.bind(py), ctx)?;
-    Ok((objects, sr))
+        start_response: objects::new_bound(py, &state.start_response_type.bind(py), ctx)?,
+    })
 }
 
 /// Runs `f` on the context (see [`RequestCtx::with`]).
@@ -181,7 +180,6 @@ fn with_ctx<T>(
 
 // The request's pieces are passed apart because each is borrowed differently (the context
 // as a raw pointer, the objects as GIL-bound references).
-#[allow(clippy::too_many_arguments)]
 fn call_app(
     py: Python<'_>,
     state: &InterpState,
@@ -189,7 +187,6 @@ fn call_app(
     app: &Bound<'_, PyAny>,
     ctx: *mut RequestCtx,
     objects: &RequestObjects<'_>,
-    sr: &Bound<'_, PyAny>,
     scope: &RequestScope,
 ) -> Outcome {
     // SAFETY: live context; only a Copy value is read.
@@ -211,6 +208,7 @@ fn call_app(
         Ok(e) => e,
         Err(e) => return fail(e),
     };
+    let sr = &objects.start_response;
     let replaced = scope.started(py, &state.modules, &env, app, sr);
     let (app, sr) = replaced.as_ref().map_or((app, sr), |(a, s)| (a, s));
     let result = match app.call1((env, sr)) {

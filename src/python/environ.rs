@@ -76,6 +76,7 @@ fn now_us() -> i64 {
 pub struct RequestObjects<'py> {
     pub input: Bound<'py, PyAny>,
     pub errors: Bound<'py, PyAny>,
+    pub start_response: Bound<'py, PyAny>,
 }
 
 /// Builds the complete environ dict.
