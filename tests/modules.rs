@@ -226,7 +226,12 @@ fn check_events(prefix: &str) {
         "application_time",
         "cpu_system_time",
         "cpu_user_time",
+        "input_length",
+        "input_reads",
+        "input_time",
         "output_length",
+        "output_time",
+        "output_writes",
         "request_data",
         "request_environ",
     ] {
@@ -237,6 +242,8 @@ fn check_events(prefix: &str) {
     }
     assert!(finished.n("application_time") >= 0.0);
     assert_eq!(finished.n("output_length"), hello.body.len() as f64);
+    assert!(finished.n("output_writes") >= 1.0);
+    assert_eq!(finished.n("input_length"), 0.0, "a GET reads no body");
     // One request_data dict through the request: the one request_data() returned.
     assert!(finished.b("seen_started"));
     for e in &evs {

@@ -129,10 +129,10 @@ fn run_scoped(
         Ok(objects) => {
             RequestCtx::set_current(logs);
             let outcome = call_app(py, state, job, &app, ctx_ptr, &objects, scope);
-            // SAFETY: live context, no borrow active; a plain counter is read.
+            // SAFETY: live context, no borrow active; plain counters are read.
             scope
-                .output_length
-                .set(unsafe { (*ctx_ptr).response.sent() });
+                .io
+                .set(unsafe { ((*ctx_ptr).response.sent(), (*ctx_ptr).io) });
             RequestCtx::set_current(std::ptr::null_mut());
             objects::disarm(&objects.input);
             log::disarm(&objects.errors);

@@ -17,6 +17,31 @@ pub enum Stream {
     Stderr = 2,
 }
 
+/// Transport activity of one request (mod_wsgi's `request_finished` figures).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct IoStats {
+    pub input_reads: u64,
+    pub input_length: u64,
+    pub input_time_us: u64,
+    pub output_writes: u64,
+    pub output_time_us: u64,
+}
+
+impl IoStats {
+    /// Adds one body read that delivered `bytes` after waiting since `since`.
+    pub fn read(&mut self, bytes: usize, since: std::time::Instant) {
+        self.input_reads += 1;
+        self.input_length += bytes as u64;
+        self.input_time_us += since.elapsed().as_micros() as u64;
+    }
+
+    /// Adds one response write that took since `since`.
+    pub fn wrote(&mut self, since: std::time::Instant) {
+        self.output_writes += 1;
+        self.output_time_us += since.elapsed().as_micros() as u64;
+    }
+}
+
 /// Request body read state (buffer for readline, end and failure seen).
 #[derive(Default)]
 pub struct InputState {
@@ -97,6 +122,8 @@ pub struct RequestCtx {
     pub unflushed: usize,
     /// The end of the response was passed to the transport.
     pub ended: bool,
+    /// Reads and writes so far.
+    pub io: IoStats,
     logs: *mut LogShared,
     busy: bool,
 }
@@ -124,6 +151,7 @@ impl RequestCtx {
             input: InputState::default(),
             unflushed: 0,
             ended: false,
+            io: IoStats::default(),
             logs,
             busy: false,
         }

@@ -56,12 +56,14 @@ pub fn send(ctx: &mut RequestCtx, data: &[u8], after: After) -> Result<(), SendE
     if after == After::End {
         ctx.ended = true;
     }
+    let since = std::time::Instant::now();
     let gw = ctx.gateway();
     let result = if may_block {
         blocking(|| gw.write(chunk, after))
     } else {
         gw.write(chunk, after)
     };
+    ctx.io.wrote(since);
     result.map_err(|_| SendError::ClientGone)
 }
 
@@ -73,7 +75,10 @@ pub fn send_file(ctx: &mut RequestCtx, fd: i32, offset: u64, len: u64) -> Result
     let head = ctx.response.head().cloned().ok_or(SendError::NotStarted)?;
     let len = ctx.response.accept(len.min(usize::MAX as u64) as usize) as u64;
     ctx.ended = true;
+    let since = std::time::Instant::now();
     let gw = ctx.gateway();
     gw.set_head(&head);
-    blocking(|| gw.send_file(fd, offset, len, After::End)).map_err(|_| SendError::ClientGone)
+    let result = blocking(|| gw.send_file(fd, offset, len, After::End));
+    ctx.io.wrote(since);
+    result.map_err(|_| SendError::ClientGone)
 }

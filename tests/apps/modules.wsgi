@@ -43,6 +43,8 @@ def recorder(name, **kwargs):
         entry['status'] = kwargs['response_status']
     elif name == 'request_finished':
         entry['output_length'] = kwargs['output_length']
+        entry['output_writes'] = kwargs['output_writes']
+        entry['input_length'] = kwargs['input_length']
         entry['application_time'] = kwargs['application_time']
         entry['seen_started'] = kwargs['request_data'].get('seen_started', False)
     elif name == 'request_exception':

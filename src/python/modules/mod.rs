@@ -14,6 +14,7 @@ pub mod mod_wsgi;
 
 use super::callback::{self, enter};
 use super::state::Owned;
+use crate::python::request::IoStats;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -100,8 +101,9 @@ pub struct RequestScope {
     /// The environ, kept for `request_finished` when there are subscribers (a strong
     /// reference, or null).
     environ: Cell<*mut ffi::PyObject>,
-    /// Response body bytes sent (set by the runner before the request's context goes).
-    pub output_length: Cell<u64>,
+    /// Response body bytes sent and the transport activity (set by the runner before the
+    /// request's context goes).
+    pub io: Cell<(u64, IoStats)>,
 }
 
 impl RequestScope {
@@ -132,7 +134,7 @@ impl RequestScope {
             run,
             cpu_start: Cell::new(None),
             environ: Cell::new(std::ptr::null_mut()),
-            output_length: Cell::new(0),
+            io: Cell::new((0, IoStats::default())),
             data: Owned(data.into_any().into_ptr()),
             request_id: Owned(request_id.into_ptr()),
         }
@@ -220,7 +222,7 @@ impl RequestScope {
     pub fn end(self, py: Python<'_>, ms: &ModState) {
         // SAFETY: null or our strong reference to the environ dict, GIL held.
         let environ = unsafe { Bound::from_owned_ptr_or_opt(py, self.environ.get()) };
-        let output_length = self.output_length.get();
+        let (output_length, io) = self.io.get();
         let finish = metrics::end(&self.run);
         if ms.subscribed() {
             let event = PyDict::new(py);
@@ -230,7 +232,12 @@ impl RequestScope {
                 if let Some(env) = &environ {
                     event.set_item("request_environ", env)?;
                 }
+                event.set_item("input_reads", io.input_reads)?;
+                event.set_item("input_length", io.input_length)?;
+                event.set_item("input_time", io.input_time_us as f64 / 1e6)?;
+                event.set_item("output_writes", io.output_writes)?;
                 event.set_item("output_length", output_length)?;
+                event.set_item("output_time", io.output_time_us as f64 / 1e6)?;
                 if let Some((u0, s0)) = self.cpu_start.get() {
                     let (u1, s1) = metrics::cpu_times(libc::RUSAGE_THREAD);
                     event.set_item("cpu_user_time", (u1 - u0).max(0.0))?;

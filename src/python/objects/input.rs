@@ -64,12 +64,14 @@ fn fill(ctx: &mut RequestCtx, want: usize) -> PyResult<bool> {
     }
     let start = ctx.input.buf.len();
     ctx.input.buf.resize(start + want, 0);
+    let since = std::time::Instant::now();
     let result = {
         let gw = ctx.gateway_ptr();
         let buf = &mut ctx.input.buf[start..];
         // SAFETY: gw is the context's gateway, used exclusively (busy flag) during this read.
         blocking(|| unsafe { (*gw).read(buf) })
     };
+    ctx.io.read(*result.as_ref().unwrap_or(&0), since);
     match result {
         Ok(n) => {
             ctx.input.buf.truncate(start + n);
@@ -124,6 +126,7 @@ fn read_direct(py: Python<'_>, ctx: &mut RequestCtx, n: usize) -> PyResult<*mut 
         if filled < n && !ctx.input.eof {
             let gw = ctx.gateway_ptr();
             let rest = &mut dst[filled..];
+            let since = std::time::Instant::now();
             let result = blocking(|| {
                 let mut got = 0;
                 while got < rest.len() {
@@ -135,6 +138,8 @@ fn read_direct(py: Python<'_>, ctx: &mut RequestCtx, n: usize) -> PyResult<*mut 
                 }
                 Ok((got, false))
             });
+            ctx.io
+                .read(result.as_ref().map_or_else(|(g, _)| *g, |(g, _)| *g), since);
             match result {
                 Ok((got, eof)) => {
                     filled += got;
