@@ -43,9 +43,11 @@ impl PythonOptions {
     pub fn restrict_signal(&self) -> bool {
         self.restrict_signal.unwrap_or(true)
     }
+    /// `WSGIRestrictStdin` (default Off).
     pub fn restrict_stdin(&self) -> bool {
         self.restrict_stdin.unwrap_or(false)
     }
+    /// `WSGIRestrictStdout` (default Off).
     pub fn restrict_stdout(&self) -> bool {
         self.restrict_stdout.unwrap_or(false)
     }

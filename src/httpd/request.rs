@@ -47,10 +47,12 @@ impl<'r> Request<'r> {
         unsafe { &*self.rec().connection }
     }
 
+    /// The request's pool (freed when the request ends).
     pub fn pool(&self) -> *mut sys::apr_pool_t {
         self.rec().pool
     }
 
+    /// The (virtual) server serving the request.
     pub fn server(&self) -> *mut sys::server_rec {
         self.rec().server
     }
@@ -60,42 +62,52 @@ impl<'r> Request<'r> {
         self.rec().main.is_null()
     }
 
+    /// The decoded URI path (`r->uri`).
     pub fn uri(&self) -> &'r [u8] {
         // SAFETY: request strings live in the request pool.
         unsafe { cstr_bytes(self.rec().uri) }
     }
+    /// The URI exactly as the client sent it (REQUEST_URI).
     pub fn unparsed_uri(&self) -> &'r [u8] {
         // SAFETY: as above.
         unsafe { cstr_bytes(self.rec().unparsed_uri) }
     }
+    /// The raw query string, empty when there is none.
     pub fn args(&self) -> &'r [u8] {
         // SAFETY: as above.
         unsafe { cstr_bytes(self.rec().args) }
     }
+    /// The request method.
     pub fn method(&self) -> &'r [u8] {
         // SAFETY: as above.
         unsafe { cstr_bytes(self.rec().method) }
     }
+    /// The protocol of the request line ("HTTP/1.1").
     pub fn protocol(&self) -> &'r [u8] {
         // SAFETY: as above.
         unsafe { cstr_bytes(self.rec().protocol) }
     }
+    /// The file the URI maps to (the WSGI script after the directory walk).
     pub fn filename(&self) -> &'r [u8] {
         // SAFETY: as above.
         unsafe { cstr_bytes(self.rec().filename) }
     }
+    /// The part of the URI after the script (PATH_INFO, decoded).
     pub fn path_info(&self) -> &'r [u8] {
         // SAFETY: as above.
         unsafe { cstr_bytes(self.rec().path_info) }
     }
+    /// The content handler name Apache chose, if any.
     pub fn handler(&self) -> Option<&'r [u8]> {
         // SAFETY: as above.
         unsafe { opt_cstr_bytes(self.rec().handler) }
     }
+    /// The authenticated user, if any.
     pub fn user(&self) -> Option<&'r [u8]> {
         // SAFETY: as above.
         unsafe { opt_cstr_bytes(self.rec().user) }
     }
+    /// The authentication scheme used, if any.
     pub fn auth_type(&self) -> Option<&'r [u8]> {
         // SAFETY: as above.
         unsafe { opt_cstr_bytes(self.rec().ap_auth_type) }
@@ -116,6 +128,7 @@ impl<'r> Request<'r> {
         // SAFETY: as above.
         unsafe { opt_cstr_bytes(self.rec().hostname) }
     }
+    /// True for HEAD requests: Apache sends no body.
     pub fn header_only(&self) -> bool {
         self.rec().header_only != 0
     }
@@ -124,27 +137,33 @@ impl<'r> Request<'r> {
         self.rec().request_time
     }
 
+    /// The request headers.
     pub fn headers_in(&self) -> Table<'r> {
         // SAFETY: request tables live in the request pool.
         unsafe { Table::from_raw(self.rec().headers_in, self.pool()) }
     }
+    /// The response headers.
     pub fn headers_out(&self) -> Table<'r> {
         // SAFETY: as above.
         unsafe { Table::from_raw(self.rec().headers_out, self.pool()) }
     }
+    /// Response headers kept on error responses too.
     pub fn err_headers_out(&self) -> Table<'r> {
         // SAFETY: as above.
         unsafe { Table::from_raw(self.rec().err_headers_out, self.pool()) }
     }
+    /// The request's environment table (SetEnv, mod_ssl, mod_rewrite…).
     pub fn subprocess_env(&self) -> Table<'r> {
         // SAFETY: as above.
         unsafe { Table::from_raw(self.rec().subprocess_env, self.pool()) }
     }
+    /// The request notes.
     pub fn notes(&self) -> Table<'r> {
         // SAFETY: as above.
         unsafe { Table::from_raw(self.rec().notes, self.pool()) }
     }
 
+    /// What the request's file is, as Apache's directory walk stat'ed it.
     pub fn file_kind(&self) -> FileKind {
         match self.rec().finfo.filetype {
             sys::apr_filetype_e_APR_NOFILE => FileKind::Missing,
@@ -177,15 +196,18 @@ impl<'r> Request<'r> {
         (unsafe { sys::ap_allow_options(self.r) } & sys::OPT_EXECCGI as libc::c_int) != 0
     }
 
+    /// Replaces the file the request maps to.
     pub fn set_filename(&self, name: &[u8]) {
         // SAFETY: the copy lives in the request pool.
         unsafe { (*self.r).filename = pstrdup(self.pool(), name) }
     }
+    /// Sets the content handler name.
     pub fn set_handler(&self, name: &'static std::ffi::CStr) {
         // SAFETY: a static string outlives the request.
         unsafe { (*self.r).handler = name.as_ptr() }
     }
 
+    /// SERVER_NAME as Apache computes it (UseCanonicalName).
     pub fn server_name(&self) -> &'r [u8] {
         // SAFETY: ap_get_server_name returns a pool or config string.
         unsafe { cstr_bytes(sys::ap_get_server_name(self.r)) }
@@ -195,50 +217,62 @@ impl<'r> Request<'r> {
         // SAFETY: server_rec strings live in the config pool.
         unsafe { cstr_bytes((*self.server()).server_hostname) }
     }
+    /// The server port of the request.
     pub fn server_port(&self) -> u16 {
         // SAFETY: the request is live.
         unsafe { sys::ap_get_server_port(self.r) }
     }
+    /// The ServerAdmin of the serving server.
     pub fn server_admin(&self) -> &'r [u8] {
         // SAFETY: server_rec strings live in the config pool.
         unsafe { cstr_bytes((*self.server()).server_admin) }
     }
+    /// The DocumentRoot of the serving server.
     pub fn document_root(&self) -> &'r [u8] {
         // SAFETY: returns a config or pool string.
         unsafe { cstr_bytes(sys::ap_document_root(self.r)) }
     }
+    /// CONTEXT_PREFIX (the URL prefix of an alias, if any).
     pub fn context_prefix(&self) -> &'r [u8] {
         // SAFETY: as above.
         unsafe { cstr_bytes(sys::ap_context_prefix(self.r)) }
     }
+    /// CONTEXT_DOCUMENT_ROOT (the directory an alias maps to, if any).
     pub fn context_document_root(&self) -> &'r [u8] {
         // SAFETY: as above.
         unsafe { cstr_bytes(sys::ap_context_document_root(self.r)) }
     }
+    /// The server signature line (ServerSignature).
     pub fn signature(&self) -> &'r [u8] {
         // SAFETY: ap_psignature allocates in the request pool.
         unsafe { cstr_bytes(sys::ap_psignature(c"".as_ptr(), self.r)) }
     }
+    /// The request scheme ("http" or "https").
     pub fn scheme(&self) -> &'r [u8] {
         // SAFETY: the hook returns a static or pool string.
         unsafe { cstr_bytes(sys::ap_run_http_scheme(self.r)) }
     }
+    /// The server banner (ServerTokens).
     pub fn server_software() -> &'static [u8] {
         // SAFETY: the banner is a static string for the server's life.
         unsafe { cstr_bytes(sys::ap_get_server_banner()) }
     }
+    /// The local address the connection came in on.
     pub fn local_ip(&self) -> &'r [u8] {
         // SAFETY: connection strings live in the connection pool.
         unsafe { cstr_bytes(self.conn().local_ip) }
     }
+    /// The local port the connection came in on.
     pub fn local_port(&self) -> u16 {
         // SAFETY: local_addr is set for every connection.
         unsafe { (*self.conn().local_addr).port }
     }
+    /// The client's address (as mod_remoteip may have rewritten it).
     pub fn remote_ip(&self) -> &'r [u8] {
         // SAFETY: useragent_ip is set for every request.
         unsafe { cstr_bytes(self.rec().useragent_ip) }
     }
+    /// The client's port.
     pub fn remote_port(&self) -> u16 {
         let a = self.rec().useragent_addr;
         // SAFETY: the address lives in the connection pool when present.
@@ -270,10 +304,12 @@ impl<'r> Request<'r> {
             (*self.r).status_line = pstrdup(self.pool(), line);
         }
     }
+    /// Sets the response Content-Type (so filters and mod_mime see it).
     pub fn set_content_type(&self, ct: &[u8]) {
         // SAFETY: the value is copied into the request pool first.
         unsafe { sys::ap_set_content_type(self.r, pstrdup(self.pool(), ct)) }
     }
+    /// Sets the response Content-Length.
     pub fn set_content_length(&self, n: u64) {
         // SAFETY: the request is live.
         unsafe { sys::ap_set_content_length(self.r, n as sys::apr_off_t) }

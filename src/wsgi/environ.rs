@@ -223,7 +223,9 @@ pub struct RequestFacts<'r> {
 
 /// Receives environ entries. Keys from `fixed` are static (cacheable); others are built.
 pub trait EnvironSink {
+    /// An entry whose key is one of mod_rwsgi's own.
     fn fixed(&mut self, key: Key, value: &[u8]);
+    /// An entry whose key comes from the request (HTTP_*, SetEnv…).
     fn dynamic(&mut self, key: &[u8], value: &[u8]);
 }
 

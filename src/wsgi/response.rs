@@ -102,6 +102,7 @@ impl Default for ResponseState {
 }
 
 impl ResponseState {
+    /// Where the response is.
     pub fn phase(&self) -> Phase {
         self.phase
     }
