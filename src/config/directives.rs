@@ -31,6 +31,7 @@ pub enum Id {
     ProcessGroup,
     ScriptReloading,
     EnableSendfile,
+    DaemonProcess,
     PythonHome,
     PythonPath,
     PythonOptimize,
@@ -137,6 +138,12 @@ pub const TABLE: &[Spec] = &[
         id: Id::ScriptReloading,
         scope: Scope::DirFileInfo,
         help: c"On|Off: reload a WSGI script when its modification time changes",
+    },
+    Spec {
+        name: c"WSGIDaemonProcess",
+        id: Id::DaemonProcess,
+        scope: Scope::ServerVhost,
+        help: c"Daemon process groups are not available yet in this version of mod_rwsgi",
     },
     Spec {
         name: c"WSGIEnableSendfile",
@@ -274,6 +281,15 @@ pub fn apply_server(
     known: &Known<'_>,
     compile: &mut dyn FnMut(&str) -> Result<usize, String>,
 ) -> Result<(), String> {
+    if id == Id::DaemonProcess {
+        // Said plainly at config time rather than "Invalid command", and never a silent
+        // fall-back to embedded mode.
+        return Err(format!(
+            "{name}: daemon mode is not available yet in this version of mod_rwsgi; remove the \
+             WSGIDaemonProcess, WSGIProcessGroup and process-group= lines to run the \
+             application embedded in the Apache children"
+        ));
+    }
     if args.len() < 2 {
         return Err(format!(
             "{name} needs a URL and a script path, then optional key=value options"

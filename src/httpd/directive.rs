@@ -122,7 +122,7 @@ unsafe extern "C" fn set_directive(
                         &known,
                     )
                 }
-                Id::ScriptAlias | Id::ScriptAliasMatch => {
+                Id::ScriptAlias | Id::ScriptAliasMatch | Id::DaemonProcess => {
                     // SAFETY: config reading is single-threaded and cmd.server is live.
                     let conf = unsafe { super::config_store::server_config_mut(cmd.server) };
                     let pool = cmd.pool;
