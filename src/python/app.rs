@@ -120,23 +120,23 @@ fn run_scoped(
         }
     };
 
-    // SAFETY: the context outlives every object pointing at it: they are disarmed below
-    // before the box is dropped, and `gw` outlives this function.
+    // SAFETY: the context outlives every object pointing at it: `RequestEnd` disarms them
+    // before it frees the box (also when a panic unwinds), and `gw` outlives this function.
     let ctx_ptr = Box::into_raw(Box::new(unsafe { RequestCtx::new(gw, log) }));
-    // SAFETY: freshly allocated, not yet shared.
-    let logs = unsafe { (*ctx_ptr).logs() };
-    let outcome = match make_objects(py, state, ctx_ptr) {
+    let mut end = RequestEnd {
+        ctx: ctx_ptr,
+        objects: None,
+    };
+    match make_objects(py, state, ctx_ptr) {
         Ok(objects) => {
-            RequestCtx::set_current(logs);
-            let outcome = call_app(py, state, job, &app, ctx_ptr, &objects, scope);
+            // SAFETY: freshly allocated, not yet shared.
+            RequestCtx::set_current(unsafe { (*ctx_ptr).logs() });
+            let objects = end.objects.insert(objects);
+            let outcome = call_app(py, state, job, &app, ctx_ptr, objects, scope);
             // SAFETY: live context, no borrow active; plain counters are read.
             scope
                 .io
                 .set(unsafe { ((*ctx_ptr).response.sent(), (*ctx_ptr).io) });
-            RequestCtx::set_current(std::ptr::null_mut());
-            objects::disarm(&objects.input);
-            log::disarm(&objects.errors);
-            objects::disarm(&objects.start_response);
             outcome
         }
         Err(e) => {
@@ -148,11 +148,27 @@ fn run_scoped(
             );
             Outcome::Status(500)
         }
-    };
-    // SAFETY: every object was disarmed; we are the only owner now.
-    drop(unsafe { Box::from_raw(ctx_ptr) });
+    }
+}
 
-    outcome
+/// Ends a request's Python side on every path out of it, panics included: the objects the
+/// app may have kept are disarmed, then the context they pointed to is freed.
+struct RequestEnd<'py> {
+    ctx: *mut RequestCtx,
+    objects: Option<RequestObjects<'py>>,
+}
+
+impl Drop for RequestEnd<'_> {
+    fn drop(&mut self) {
+        RequestCtx::set_current(std::ptr::null_mut());
+        if let Some(o) = &self.objects {
+            objects::disarm(&o.input);
+            log::disarm(&o.errors);
+            objects::disarm(&o.start_response);
+        }
+        // SAFETY: every object pointing at the context is disarmed; we are its only owner.
+        drop(unsafe { Box::from_raw(self.ctx) });
+    }
 }
 
 fn make_objects<'py>(
