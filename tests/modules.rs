@@ -275,7 +275,11 @@ fn events_fire_in_order_with_mod_wsgi_arguments_in_global() {
 
 #[test]
 fn process_metrics_counters_and_cpu_grow_after_requests() {
-    let s = modules_server(server("modules_metrics").single_process());
+    let s = modules_server(
+        server("modules_metrics")
+            .single_process()
+            .conf("WSGIServerMetrics On"),
+    );
     let first_rm = get_json(&s, "/sub/rmetrics");
     assert!(
         first_rm.keys().is_empty(),
@@ -359,6 +363,18 @@ fn process_metrics_counters_and_cpu_grow_after_requests() {
         assert!(smk.iter().any(|x| x == k), "server_metrics() lacks {k}");
     }
     assert!(sm.at("pids").arr().iter().any(|p| p.num() as u32 == pid));
+}
+
+#[test]
+fn server_metrics_needs_wsgi_server_metrics_on() {
+    let s = modules_server(server("modules_smetrics_off"));
+    let r = s.get("/sub/smetrics");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(
+        r.text().trim(),
+        "null",
+        "server_metrics() answered without WSGIServerMetrics On"
+    );
 }
 
 #[test]

@@ -47,6 +47,7 @@ pub enum Id {
     ImportScript,
     LazyInitialization,
     DestroyInterpreter,
+    ServerMetrics,
 }
 
 impl Id {
@@ -69,6 +70,7 @@ impl Id {
                 | Id::ImportScript
                 | Id::LazyInitialization
                 | Id::DestroyInterpreter
+                | Id::ServerMetrics
         )
     }
 }
@@ -240,6 +242,12 @@ pub const TABLE: &[Spec] = &[
         id: Id::DestroyInterpreter,
         scope: Scope::Global,
         help: c"On|Off: end the interpreters and Py_Finalize at child exit (default On)",
+    },
+    Spec {
+        name: c"WSGIServerMetrics",
+        id: Id::ServerMetrics,
+        scope: Scope::Global,
+        help: c"On|Off: let mod_wsgi.server_metrics() report Apache's scoreboard (default Off)",
     },
 ];
 

@@ -36,6 +36,8 @@ pub struct PythonOptions {
     /// `WSGILazyInitialization`: accepted for old configs; Python always starts after fork.
     pub lazy_initialization: Option<bool>,
     pub destroy_interpreter: Option<bool>,
+    /// `WSGIServerMetrics`: `mod_wsgi.server_metrics()` answers only when On.
+    pub server_metrics: Option<bool>,
 }
 
 impl PythonOptions {
@@ -58,6 +60,10 @@ impl PythonOptions {
     /// `WSGIDestroyInterpreter` (default On).
     pub fn destroy_interpreter(&self) -> bool {
         self.destroy_interpreter.unwrap_or(true)
+    }
+    /// `WSGIServerMetrics` (default Off).
+    pub fn server_metrics(&self) -> bool {
+        self.server_metrics.unwrap_or(false)
     }
 }
 
@@ -267,6 +273,7 @@ pub fn apply(
         Id::CaseSensitivity => opts.case_sensitivity = Some(on_off(args)?),
         Id::LazyInitialization => opts.lazy_initialization = Some(on_off(args)?),
         Id::DestroyInterpreter => opts.destroy_interpreter = Some(on_off(args)?),
+        Id::ServerMetrics => opts.server_metrics = Some(on_off(args)?),
         _ => return Err(format!("{name} is not a Python runtime directive")),
     }
     Ok(())
