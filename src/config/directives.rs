@@ -247,7 +247,7 @@ pub const TABLE: &[Spec] = &[
         name: c"WSGIServerMetrics",
         id: Id::ServerMetrics,
         scope: Scope::Global,
-        help: c"On|Off: let mod_wsgi.server_metrics() report Apache's scoreboard (default Off)",
+        help: c"On|Off: allow mod_wsgi.server_metrics() in daemon processes (embedded code may always call it)",
     },
 ];
 

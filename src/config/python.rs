@@ -36,7 +36,8 @@ pub struct PythonOptions {
     /// `WSGILazyInitialization`: accepted for old configs; Python always starts after fork.
     pub lazy_initialization: Option<bool>,
     pub destroy_interpreter: Option<bool>,
-    /// `WSGIServerMetrics`: `mod_wsgi.server_metrics()` answers only when On.
+    /// `WSGIServerMetrics`: accepted; it will gate daemon processes' `server_metrics()`
+    /// (embedded code may always call it, as under mod_wsgi 4.9.4).
     pub server_metrics: Option<bool>,
 }
 
@@ -60,10 +61,6 @@ impl PythonOptions {
     /// `WSGIDestroyInterpreter` (default On).
     pub fn destroy_interpreter(&self) -> bool {
         self.destroy_interpreter.unwrap_or(true)
-    }
-    /// `WSGIServerMetrics` (default Off).
-    pub fn server_metrics(&self) -> bool {
-        self.server_metrics.unwrap_or(false)
     }
 }
 

@@ -319,12 +319,9 @@ pub fn request_metrics(py: Python<'_>, max_threads: i32) -> PyResult<Bound<'_, P
 /// The scoreboard status flags mod_wsgi reports (Apache's SERVER_* order).
 const STATUS: &[&str] = &[".", "S", "_", "R", "W", "K", "L", "D", "C", "G", "I"];
 
-/// `mod_wsgi.server_metrics()`: the scoreboard; None unless `WSGIServerMetrics On` (as in
-/// mod_wsgi: the scoreboard shows every client and request line of the server).
+/// `mod_wsgi.server_metrics()`: the scoreboard, or None when there is none. In embedded
+/// mode it answers whatever `WSGIServerMetrics` says, as mod_wsgi 4.9.4 does there.
 pub fn server_metrics(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    if !crate::python::options::get().server_metrics() {
-        return Ok(py.None().into_bound(py));
-    }
     let Some(sb) = scoreboard::snapshot() else {
         return Ok(py.None().into_bound(py));
     };
