@@ -232,7 +232,14 @@ fn call_app(
         Err(e) => return fail(e),
     };
     let driven = drive(py, state, ctx, &result);
-    let closed = match result.getattr_opt("close") {
+    // Plain lists and tuples (the common case) have no close(); asking would build and
+    // discard an AttributeError on every request.
+    let plain = result.is_exact_instance_of::<PyList>() || result.is_exact_instance_of::<PyTuple>();
+    let closed = match if plain {
+        Ok(None)
+    } else {
+        result.getattr_opt("close")
+    } {
         Ok(Some(close)) => close.call0().map(drop),
         Ok(None) => Ok(()),
         Err(e) => Err(e),
