@@ -12,14 +12,9 @@ void rwsgi_set_module_config(ap_conf_vector_t *cv, const module *m, void *val)
     ap_set_module_config(cv, m, val);
 }
 
-int rwsgi_brigade_empty(apr_bucket_brigade *bb) { return APR_BRIGADE_EMPTY(bb); }
 apr_bucket *rwsgi_brigade_first(apr_bucket_brigade *bb) { return APR_BRIGADE_FIRST(bb); }
 apr_bucket *rwsgi_brigade_sentinel(apr_bucket_brigade *bb) { return APR_BRIGADE_SENTINEL(bb); }
 apr_bucket *rwsgi_bucket_next(apr_bucket *b) { return APR_BUCKET_NEXT(b); }
-void rwsgi_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b)
-{
-    APR_BRIGADE_INSERT_TAIL(bb, b);
-}
 int rwsgi_bucket_is_eos(apr_bucket *b) { return APR_BUCKET_IS_EOS(b); }
 int rwsgi_bucket_is_metadata(apr_bucket *b) { return APR_BUCKET_IS_METADATA(b); }
 apr_status_t rwsgi_bucket_read(apr_bucket *b, const char **str, apr_size_t *len,
@@ -27,20 +22,10 @@ apr_status_t rwsgi_bucket_read(apr_bucket *b, const char **str, apr_size_t *len,
 {
     return apr_bucket_read(b, str, len, block);
 }
-void rwsgi_bucket_delete(apr_bucket *b) { apr_bucket_delete(b); }
-apr_size_t rwsgi_bucket_length(apr_bucket *b) { return b->length; }
-apr_status_t rwsgi_bucket_split(apr_bucket *b, apr_size_t point)
-{
-    return apr_bucket_split(b, point);
-}
 
 void rwsgi_brigade_add_transient(apr_bucket_brigade *bb, const char *buf, apr_size_t len)
 {
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(buf, len, bb->bucket_alloc));
-}
-void rwsgi_brigade_add_heap_copy(apr_bucket_brigade *bb, const char *buf, apr_size_t len)
-{
-    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_heap_create(buf, len, NULL, bb->bucket_alloc));
 }
 void rwsgi_brigade_add_flush(apr_bucket_brigade *bb)
 {

@@ -9,26 +9,18 @@
 void *rwsgi_get_module_config(const ap_conf_vector_t *cv, const module *m);
 void rwsgi_set_module_config(ap_conf_vector_t *cv, const module *m, void *val);
 
-int rwsgi_brigade_empty(apr_bucket_brigade *bb);
 apr_bucket *rwsgi_brigade_first(apr_bucket_brigade *bb);
 apr_bucket *rwsgi_brigade_sentinel(apr_bucket_brigade *bb);
 apr_bucket *rwsgi_bucket_next(apr_bucket *b);
-void rwsgi_brigade_insert_tail(apr_bucket_brigade *bb, apr_bucket *b);
 int rwsgi_bucket_is_eos(apr_bucket *b);
 int rwsgi_bucket_is_metadata(apr_bucket *b);
 apr_status_t rwsgi_bucket_read(apr_bucket *b, const char **str, apr_size_t *len,
                                apr_read_type_e block);
-void rwsgi_bucket_delete(apr_bucket *b);
-apr_size_t rwsgi_bucket_length(apr_bucket *b);
-apr_status_t rwsgi_bucket_split(apr_bucket *b, apr_size_t point);
 
 /* Adds one bucket of each kind at the brigade's tail. */
 void rwsgi_brigade_add_transient(apr_bucket_brigade *bb, const char *buf, apr_size_t len);
-void rwsgi_brigade_add_heap_copy(apr_bucket_brigade *bb, const char *buf, apr_size_t len);
 void rwsgi_brigade_add_flush(apr_bucket_brigade *bb);
 void rwsgi_brigade_add_eos(apr_bucket_brigade *bb);
-
-
 
 /* True when core's EnableSendfile is On for the request. */
 int rwsgi_sendfile_enabled(request_rec *r);
@@ -38,4 +30,5 @@ void rwsgi_brigade_add_broken(apr_bucket_brigade *bb, apr_pool_t *p);
 int rwsgi_cgi_pass_auth(request_rec *r);
 /* True when a content- or resource-level output filter sits at the top of the chain. */
 int rwsgi_has_content_filters(request_rec *r);
+
 #endif

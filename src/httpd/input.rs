@@ -11,7 +11,6 @@ pub struct BodyReader {
     bb: *mut sys::apr_bucket_brigade,
     eos: bool,
     failed: Option<ReadError>,
-    total: u64,
 }
 
 impl BodyReader {
@@ -25,23 +24,7 @@ impl BodyReader {
             bb,
             eos: false,
             failed: None,
-            total: 0,
         }
-    }
-
-    /// True once the end of the body was seen.
-    pub fn at_eof(&self) -> bool {
-        self.eos
-    }
-
-    /// Bytes read so far.
-    pub fn total(&self) -> u64 {
-        self.total
-    }
-
-    /// The sticky error of an earlier failed read.
-    pub fn failure(&self) -> Option<&ReadError> {
-        self.failed.as_ref()
     }
 
     /// Reads up to `buf.len()` bytes; `Ok(0)` means end of body. Blocks for the client.
@@ -106,7 +89,6 @@ impl BodyReader {
                 }
                 sys::apr_brigade_cleanup(self.bb.cast());
             }
-            self.total += copied as u64;
             if copied > 0 || self.eos {
                 return Ok(copied);
             }

@@ -57,11 +57,6 @@ impl<'r> Request<'r> {
         self.rec().server
     }
 
-    /// True for the request Apache read from the client (not a sub-request or redirect).
-    pub fn is_main(&self) -> bool {
-        self.rec().main.is_null()
-    }
-
     /// The decoded URI path (`r->uri`).
     pub fn uri(&self) -> &'r [u8] {
         // SAFETY: request strings live in the request pool.
@@ -127,10 +122,6 @@ impl<'r> Request<'r> {
     pub fn hostname(&self) -> Option<&'r [u8]> {
         // SAFETY: as above.
         unsafe { opt_cstr_bytes(self.rec().hostname) }
-    }
-    /// True for HEAD requests: Apache sends no body.
-    pub fn header_only(&self) -> bool {
-        self.rec().header_only != 0
     }
     /// Request start, microseconds since the epoch.
     pub fn request_time(&self) -> i64 {

@@ -76,10 +76,4 @@ impl<'r> Table<'r> {
             )
         }
     }
-
-    /// Removes every entry for `key`.
-    pub fn unset(&self, key: &std::ffi::CStr) {
-        // SAFETY: the table is live.
-        unsafe { sys::apr_table_unset(self.t, key.as_ptr()) }
-    }
 }

@@ -179,12 +179,6 @@ impl ResponseState {
         matches!(self.head.as_ref().and_then(|h| h.content_length), Some(cl) if self.sent >= cl)
     }
 
-    /// True when the body sent plus `more` bytes would still fall short of the declared
-    /// Content-Length.
-    pub fn short_after(&self, more: u64) -> bool {
-        matches!(self.head.as_ref().and_then(|h| h.content_length), Some(cl) if self.sent + more < cl)
-    }
-
     /// True when fewer bytes went out than the declared Content-Length.
     pub fn short(&self) -> bool {
         matches!(self.head.as_ref().and_then(|h| h.content_length), Some(cl) if self.sent < cl)
