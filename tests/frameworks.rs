@@ -463,16 +463,19 @@ fn django_project_from_a_venv() {
     let data = pattern(3 * 1024 * 1024 + 5, 11);
     let body = multipart(&[("note", "big one")], "data", "upload.bin", &data);
     let ct = multipart_type();
-    let r = s.request(
-        "POST",
-        "/django/upload/",
-        &[
-            ("Content-Type", &ct),
-            ("Cookie", &cookie_hdr),
-            ("X-CSRFToken", &token),
-        ],
-        &body,
-    );
+    let upload = |body: &[u8]| {
+        s.request(
+            "POST",
+            "/django/upload/",
+            &[
+                ("Content-Type", &ct),
+                ("Cookie", &cookie_hdr),
+                ("X-CSRFToken", &token),
+            ],
+            body,
+        )
+    };
+    let r = upload(&body);
     ok(&r, "upload");
     let j = r.json();
     assert_eq!(j.s("name"), "upload.bin");
@@ -483,16 +486,7 @@ fn django_project_from_a_venv() {
     // A small one stays in memory.
     let small = pattern(1000, 12);
     let body = multipart(&[], "data", "small.bin", &small);
-    let r = s.request(
-        "POST",
-        "/django/upload/",
-        &[
-            ("Content-Type", &ct),
-            ("Cookie", &cookie_hdr),
-            ("X-CSRFToken", &token),
-        ],
-        &body,
-    );
+    let r = upload(&body);
     ok(&r, "small upload");
     let j = r.json();
     assert_eq!(j.s("sha256"), sha256_hex(&small));
