@@ -159,6 +159,9 @@ pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 
         );
         return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
     }
+    // From here until the response is done this request may hold the GIL; a prefork stop
+    // that interrupts it must not finalise Python.
+    let _in_python = python::shutdown::in_python();
     let interp = match python::interp::for_group(&application_group, hooks::apache_version()) {
         Ok(i) => i,
         Err(e) => {

@@ -116,7 +116,7 @@ unsafe extern "C" fn post_config(
 
 unsafe extern "C" fn child_exit(_data: *mut libc::c_void) -> sys::apr_status_t {
     guard("child exit", 0, || {
-        crate::python::runtime::finalize();
+        crate::python::shutdown::finalize(&log::server_logger());
         0
     })
 }

@@ -19,4 +19,5 @@ pub mod request;
 pub mod respond;
 pub mod runtime;
 pub mod script;
+pub mod shutdown;
 pub mod state;

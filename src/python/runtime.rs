@@ -194,52 +194,7 @@ pub fn initialize(apache_version: (u32, u32, u32), opts: &PythonOptions) -> Resu
     Ok(())
 }
 
-/// Finalises Python at process exit (request threads have stopped by then): ends every
-/// sub-interpreter (its atexit callbacks run, its other thread states are cleared first, as
-/// `Py_EndInterpreter` requires), then the main interpreter. Nothing with
-/// `WSGIDestroyInterpreter Off`: the process then exits without running Python's shutdown
-/// (and so without atexit callbacks), the cure for threads that would hang it.
-pub fn finalize() {
-    if !READY.swap(false, Ordering::AcqRel) {
-        return;
-    }
-    let Some(main) = interp::main() else { return };
-    if !super::options::get().destroy_interpreter() {
-        // WSGIDestroyInterpreter Off: subscribers still hear that the process stops, but no
-        // interpreter is torn down.
-        // SAFETY: as below; the GIL is released again and Python is left as it is.
-        unsafe {
-            let main_ts = attach::state_for(main.ptr);
-            ffi::PyEval_RestoreThread(main_ts);
-            super::modules::process_stopping();
-            ffi::PyEval_SaveThread();
-        }
-        return;
-    }
-    // SAFETY: runs on the thread doing the child's exit cleanups once the request threads
-    // are gone. The GIL is taken with this thread's main state; each sub-interpreter is
-    // entered by swapping to this thread's state for it, ended, and we swap back.
-    unsafe {
-        let main_ts = attach::state_for(main.ptr);
-        ffi::PyEval_RestoreThread(main_ts);
-        // Before any interpreter ends, so `process_stopping` subscribers still find theirs.
-        super::modules::process_stopping();
-        for sub in interp::all()
-            .into_iter()
-            .rev()
-            .filter(|i| i.ptr != main.ptr)
-        {
-            let ts = attach::state_for(sub.ptr);
-            ffi::PyThreadState_Swap(ts);
-            for other in attach::states_of(sub.ptr) {
-                if other != ts {
-                    ffi::PyThreadState_Clear(other);
-                    ffi::PyThreadState_Delete(other);
-                }
-            }
-            ffi::Py_EndInterpreter(ts);
-            ffi::PyThreadState_Swap(main_ts);
-        }
-        ffi::Py_FinalizeEx();
-    }
+/// Marks Python as stopping; true for the one caller that then finalises it.
+pub(super) fn mark_stopped() -> bool {
+    READY.swap(false, Ordering::AcqRel)
 }

@@ -22,6 +22,8 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod control;
+
 pub const APACHE: &str = "/usr/sbin/apache2";
 pub const REFERENCE_MOD_WSGI: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
 

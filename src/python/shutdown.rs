@@ -1,0 +1,214 @@
+//! Stopping Python when an Apache child exits, in a bounded time and without crashing on what
+//! apps leave running. Apps start their own threads (SDKs do it at import); CPython 3.11
+//! aborts the process in `Py_EndInterpreter` when another thread state exists, and both
+//! `Py_EndInterpreter` and `Py_FinalizeEx` join non-daemon threads without a limit. So each
+//! interpreter first joins its non-daemon threads with a shared deadline and runs its atexit
+//! callbacks; one that still has threads is then left as it is (the process exits anyway),
+//! and only interpreters without foreign threads are torn down.
+//!
+//! In prefork the child's exit cleanups run in the SIGTERM/SIGHUP handler, on the thread that
+//! may be in the middle of a request inside Python (holding the GIL it would wait for), so
+//! nothing is finalised while a request is in Python.
+
+use super::attach;
+use super::callback::{blocking, enter};
+use super::interp::{self, Interp};
+use crate::wsgi::gateway::{RequestLog, Severity};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How long, in all, the child waits for app threads at exit: non-daemon threads to finish
+/// before atexit, and threads that atexit callbacks told to stop.
+const THREAD_WAIT: Duration = Duration::from_millis(500);
+
+/// How long, at most, an interpreter waits after its atexit callbacks for its threads to end.
+const AFTER_ATEXIT: Duration = Duration::from_millis(100);
+
+/// Requests of this process running in (or between calls into) Python.
+static IN_PYTHON: AtomicUsize = AtomicUsize::new(0);
+
+/// Marks a request as inside Python for as long as it lives.
+pub struct InPython(());
+
+/// Marks the calling request as inside Python until the guard drops.
+pub fn in_python() -> InPython {
+    IN_PYTHON.fetch_add(1, Ordering::SeqCst);
+    InPython(())
+}
+
+impl Drop for InPython {
+    fn drop(&mut self) {
+        IN_PYTHON.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Per interpreter: join non-daemon threads until the deadline (as `threading._shutdown`
+/// does, but bounded), run the atexit callbacks, and name the threads still alive. Threads
+/// of requests (dummy threads) and the thread that created the interpreter are not the app's.
+const WIND_DOWN: &std::ffi::CStr = c"
+def wind_down(seconds):
+    import atexit, threading, time
+    end = time.monotonic() + seconds
+    me = threading.current_thread()
+    first = threading.main_thread()
+    def theirs():
+        return [t for t in threading.enumerate()
+                if t is not me and t is not first
+                and not isinstance(t, threading._DummyThread) and t.is_alive()]
+    for t in theirs():
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        if not t.daemon:
+            t.join(left)
+    atexit._run_exitfuncs()
+    return [t.name for t in theirs()]
+";
+
+/// Runs [`WIND_DOWN`] in the current interpreter; the names of the app's threads still alive.
+fn wind_down(py: Python<'_>, deadline: Instant) -> PyResult<Vec<String>> {
+    let globals = pyo3::types::PyDict::new(py);
+    globals.set_item("__builtins__", py.import("builtins")?)?;
+    py.run(WIND_DOWN, Some(&globals), None)?;
+    let f = globals.get_item("wind_down")?.expect("wind_down defined");
+    let left = deadline.saturating_duration_since(Instant::now());
+    f.call1((left.as_secs_f64(),))?.extract()
+}
+
+/// Thread states of `interp` that mod_rwsgi did not create (the app's threads).
+///
+/// # Safety
+/// The GIL is held, so the interpreter's thread list does not change under us.
+unsafe fn foreign_states(interp: *mut ffi::PyInterpreterState) -> usize {
+    let ours = attach::states_of(interp);
+    let mut n = 0;
+    // SAFETY: walking the live list of a live interpreter with the GIL held.
+    unsafe {
+        let mut ts = ffi::PyInterpreterState_ThreadHead(interp);
+        while !ts.is_null() {
+            if !ours.contains(&ts) {
+                n += 1;
+            }
+            ts = ffi::PyThreadState_Next(ts);
+        }
+    }
+    n
+}
+
+fn group_label(i: &Interp) -> &str {
+    if i.name.is_empty() {
+        "%{GLOBAL}"
+    } else {
+        &i.name
+    }
+}
+
+/// Winds the current interpreter down; true when it has no foreign thread left and may be
+/// ended. The caller holds the GIL with its own thread state of `i`.
+fn settle(i: &Interp, deadline: Instant, log: &RequestLog) -> bool {
+    let names = enter(|py| {
+        wind_down(py, deadline).unwrap_or_else(|e| {
+            let msg = format!(
+                "RWSGI0052: running atexit callbacks in application group '{}' failed at \
+                 child exit: {e}",
+                group_label(i)
+            );
+            log.log(Severity::Warning, &msg);
+            Vec::new()
+        })
+    })
+    .unwrap_or_default();
+    // Threads told to stop by an atexit callback get a moment, with the GIL released.
+    let grace = deadline.min(Instant::now() + AFTER_ATEXIT);
+    // SAFETY: GIL held (caller contract).
+    while unsafe { foreign_states(i.ptr) } > 0 && Instant::now() < grace {
+        blocking(|| std::thread::sleep(Duration::from_millis(5)));
+    }
+    // SAFETY: as above.
+    let left = unsafe { foreign_states(i.ptr) };
+    if left == 0 {
+        return true;
+    }
+    let names = if names.is_empty() {
+        "threads not started through the threading module".to_string()
+    } else {
+        names.join(", ")
+    };
+    log.log(
+        Severity::Warning,
+        &format!(
+            "RWSGI0050: application group '{}' still has {left} thread(s) of its own at \
+             child exit ({names}); its atexit callbacks ran, but the interpreter is left as \
+             it is instead of being destroyed, which would abort or hang the process. Stop \
+             such threads from an atexit callback, or make them daemon threads",
+            group_label(i)
+        ),
+    );
+    false
+}
+
+/// Finalises Python at process exit (request threads have stopped by then): runs atexit in
+/// every interpreter and ends those that have no threads of their own left, main last.
+/// Nothing with `WSGIDestroyInterpreter Off`: the process then exits without running
+/// Python's shutdown (and so without atexit callbacks), the cure for threads that would
+/// hang it.
+pub fn finalize(log: &RequestLog) {
+    if !super::runtime::mark_stopped() {
+        return;
+    }
+    if IN_PYTHON.load(Ordering::SeqCst) > 0 {
+        // Only a signal handler interrupting a request gets here (prefork's stop and
+        // restart); the interrupted frame may hold the GIL, so waiting for it would never end.
+        log.log(
+            Severity::Warning,
+            "RWSGI0051: the child was stopped while a request was running Python; Python is \
+             not finalised in it and atexit callbacks do not run",
+        );
+        return;
+    }
+    let Some(main) = interp::main() else { return };
+    // SAFETY: runs on the thread doing the child's exit cleanups once no request is in
+    // Python. The GIL is taken with this thread's main state; each sub-interpreter is
+    // entered by swapping to this thread's state for it, and we swap back.
+    unsafe {
+        let main_ts = attach::state_for(main.ptr);
+        ffi::PyEval_RestoreThread(main_ts);
+        // Before any interpreter ends, so `process_stopping` subscribers still find theirs.
+        super::modules::process_stopping();
+        if !super::options::get().destroy_interpreter() {
+            // WSGIDestroyInterpreter Off: subscribers heard that the process stops; no
+            // interpreter is torn down.
+            ffi::PyEval_SaveThread();
+            return;
+        }
+        let deadline = Instant::now() + THREAD_WAIT;
+        let mut all_ended = true;
+        for sub in interp::all()
+            .into_iter()
+            .rev()
+            .filter(|i| i.ptr != main.ptr)
+        {
+            let ts = attach::state_for(sub.ptr);
+            ffi::PyThreadState_Swap(ts);
+            if settle(sub, deadline, log) {
+                for other in attach::states_of(sub.ptr) {
+                    if other != ts {
+                        ffi::PyThreadState_Clear(other);
+                        ffi::PyThreadState_Delete(other);
+                    }
+                }
+                ffi::Py_EndInterpreter(ts);
+            } else {
+                all_ended = false;
+            }
+            ffi::PyThreadState_Swap(main_ts);
+        }
+        if settle(main, deadline, log) && all_ended {
+            ffi::Py_FinalizeEx();
+        }
+        // Otherwise the GIL stays with this thread: the app threads left running cannot run
+        // Python while the process tears down the rest of its state and exits.
+    }
+}
