@@ -52,6 +52,21 @@ fn assert_clean_exit(s: &Server, markers: &[String]) {
             tail(&log, 40)
         );
     }
+    // The module's own share of the exit, as each child reports it, is under a second.
+    let times: Vec<u64> = log
+        .lines()
+        .filter_map(|l| {
+            l.split("RWSGI0054: Python stopped at child exit in ")
+                .nth(1)
+        })
+        .filter_map(|rest| rest.split(' ').next()?.parse().ok())
+        .collect();
+    eprintln!("module time at child exit (ms): {times:?}");
+    assert!(!times.is_empty(), "no RWSGI0054 line:\n{}", tail(&log, 40));
+    assert!(
+        times.iter().all(|&ms| ms < 1000),
+        "module time {times:?} ms"
+    );
     // The interpreters kept alive because of their threads are named, with the threads.
     assert!(
         log.contains("RWSGI0050") && log.contains("app-daemon-") && log.contains("app-worker-"),
@@ -156,6 +171,16 @@ fn busy_server(name: &str, mpm: Mpm) -> Server {
         .start()
 }
 
+/// What the child logs about the request it could not finish: prefork's stop arrives as a
+/// signal on the request's own thread (Python is then not finalised); a threaded child
+/// interrupts the request.
+fn busy_outcome(mpm: Mpm) -> &'static str {
+    match mpm {
+        Mpm::Prefork => "RWSGI0051",
+        _ => "RWSGI0053: request to WSGI script",
+    }
+}
+
 fn stop_during_cpu_bound_request(mpm: Mpm) {
     let mut s = busy_server(&format!("shutdown_busy_stop_{}", mpm.name()), mpm);
     let _c = start_busy(&s);
@@ -163,6 +188,7 @@ fn stop_during_cpu_bound_request(mpm: Mpm) {
     let took = s.stop_took.expect("stop measured");
     eprintln!("{} stop with a CPU-bound request: {took:?}", mpm.name());
     assert!(took < Duration::from_secs(3), "stop took {took:?}");
+    s.assert_log(busy_outcome(mpm));
 }
 
 fn restart_during_cpu_bound_request(mpm: Mpm) {
@@ -178,6 +204,7 @@ fn restart_during_cpu_bound_request(mpm: Mpm) {
     );
     let took = took.expect("old children exit");
     assert!(took < Duration::from_secs(3), "restart took {took:?}");
+    s.assert_log(busy_outcome(mpm));
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let r = s.get("/hello");
@@ -197,4 +224,14 @@ fn prefork_stop_during_cpu_bound_request_is_prompt() {
 #[test]
 fn prefork_restart_during_cpu_bound_request_is_prompt() {
     restart_during_cpu_bound_request(Mpm::Prefork);
+}
+
+#[test]
+fn event_stop_during_cpu_bound_request_is_prompt() {
+    stop_during_cpu_bound_request(Mpm::Event);
+}
+
+#[test]
+fn event_restart_during_cpu_bound_request_is_prompt() {
+    restart_during_cpu_bound_request(Mpm::Event);
 }

@@ -114,10 +114,21 @@ unsafe extern "C" fn post_config(
     })
 }
 
-unsafe extern "C" fn child_exit(_data: *mut libc::c_void) -> sys::apr_status_t {
+unsafe extern "C" fn child_exit(data: *mut libc::c_void) -> sys::apr_status_t {
     guard("child exit", 0, || {
-        crate::python::shutdown::finalize(&log::server_logger());
+        // SAFETY: `data` is the main server, registered in child_init; it lives in the
+        // configuration pool, which outlives the child pool running this cleanup.
+        let log = unsafe { log::logger_for(data.cast::<sys::server_rec>()) };
+        crate::python::shutdown::finalize(&log);
         0
+    })
+}
+
+unsafe extern "C" fn child_stopping(_pchild: *mut sys::apr_pool_t, graceful: libc::c_int) {
+    guard("child stopping", (), || {
+        if graceful == 0 {
+            crate::python::shutdown::interrupt_requests();
+        }
     })
 }
 
@@ -154,7 +165,7 @@ unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::serve
                 unsafe {
                     sys::apr_pool_cleanup_register(
                         pchild,
-                        std::ptr::null(),
+                        s.cast::<libc::c_void>(),
                         Some(child_exit),
                         Some(sys::apr_pool_cleanup_null),
                     )
@@ -219,6 +230,12 @@ pub unsafe extern "C" fn register_hooks(_p: *mut sys::apr_pool_t) {
             );
             sys::ap_hook_child_init(
                 Some(child_init),
+                std::ptr::null(),
+                std::ptr::null(),
+                sys::APR_HOOK_MIDDLE as i32,
+            );
+            sys::ap_hook_child_stopping(
+                Some(child_stopping),
                 std::ptr::null(),
                 std::ptr::null(),
                 sys::APR_HOOK_MIDDLE as i32,

@@ -95,8 +95,22 @@ impl From<Severity> for Level {
     }
 }
 
-fn log_to_server(_data: *mut std::ffi::c_void, severity: Severity, msg: &str) {
-    server_log(None, severity.into(), msg);
+fn log_to_server(data: *mut std::ffi::c_void, severity: Severity, msg: &str) {
+    // SAFETY: `data` is null or the live server a logger was made for by `logger_for`.
+    let s = unsafe { data.cast::<sys::server_rec>().as_ref() };
+    server_log(s, severity.into(), msg);
+}
+
+/// A [`RequestLog`] writing to `s`'s error log at its `LogLevel` (a logger without a server
+/// drops everything below notice).
+///
+/// # Safety
+/// `s` outlives every use of the logger.
+pub unsafe fn logger_for(s: *const sys::server_rec) -> RequestLog {
+    RequestLog {
+        data: s.cast_mut().cast(),
+        write: log_to_server,
+    }
 }
 
 /// A [`RequestLog`] writing to the main server's error log, for work outside any request.

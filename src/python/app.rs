@@ -45,6 +45,7 @@ pub fn run(interp: &Interp, job: &Job<'_>, gw: &mut dyn Gateway, log: RequestLog
     // SAFETY: Python is initialised (the interpreter exists) and request threads are not
     // attached between requests.
     let _guard = unsafe { Attached::new(interp.ptr) };
+    let _running = super::shutdown::running(interp);
     match enter(|py| run_attached(py, &interp.state, job, gw, log)) {
         Some(outcome) => outcome,
         None => {
@@ -209,6 +210,17 @@ fn call_app(
     let log = unsafe { (*(*ctx).logs()).log };
     let fail = |err: PyErr| -> Outcome {
         scope.exception(py, &state.modules, &err);
+        if super::shutdown::is_interruption(py, &err) {
+            log.log(
+                Severity::Warning,
+                &format!(
+                    "RWSGI0053: request to WSGI script '{}' interrupted because the child is \
+                     stopping (apache2 -k stop or restart)",
+                    job.script
+                ),
+            );
+            return finish_failed(ctx);
+        }
         log_exception(
             py,
             &log,

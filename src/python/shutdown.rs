@@ -9,6 +9,11 @@
 //! In prefork the child's exit cleanups run in the SIGTERM/SIGHUP handler, on the thread that
 //! may be in the middle of a request inside Python (holding the GIL it would wait for), so
 //! nothing is finalised while a request is in Python.
+//!
+//! A threaded MPM's ungraceful stop (`-k stop`, `-k restart`) joins its worker threads before
+//! the exit cleanups run; a request looping in Python would keep the child alive until
+//! Apache's SIGKILL, so such requests are interrupted with `SystemExit` when the child starts
+//! stopping.
 
 use super::attach;
 use super::callback::{blocking, enter};
@@ -16,12 +21,15 @@ use super::interp::{self, Interp};
 use crate::wsgi::gateway::{RequestLog, Severity};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long, in all, the child waits for app threads at exit: non-daemon threads to finish
 /// before atexit, and threads that atexit callbacks told to stop.
-const THREAD_WAIT: Duration = Duration::from_millis(500);
+/// Kept under half a second: Apache's parent polls for exited children at doubling intervals
+/// (about 0.48 s, then 0.98 s), so a longer wait shows up as a whole second of stop time.
+const THREAD_WAIT: Duration = Duration::from_millis(250);
 
 /// How long, at most, an interpreter waits after its atexit callbacks for its threads to end.
 const AFTER_ATEXIT: Duration = Duration::from_millis(100);
@@ -41,6 +49,79 @@ pub fn in_python() -> InPython {
 impl Drop for InPython {
     fn drop(&mut self) {
         IN_PYTHON.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Requests running an app: (interpreter, thread ident as `threading.get_ident()` has it).
+static RUNNING: Mutex<Vec<(usize, libc::c_ulong)>> = Mutex::new(Vec::new());
+
+/// Set once an ungraceful stop has interrupted the running requests.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Registers the calling thread as running an app in an interpreter until it drops.
+pub struct Running(libc::c_ulong);
+
+/// Registers the calling thread as running an app in `interp` (for [`interrupt_requests`]).
+pub fn running(interp: &Interp) -> Running {
+    // SAFETY: pthread_self has no preconditions; CPython's thread ident is this value.
+    let me = unsafe { libc::pthread_self() };
+    RUNNING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((interp.ptr as usize, me));
+    Running(me)
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut r = RUNNING.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(i) = r.iter().position(|(_, t)| *t == self.0) {
+            r.swap_remove(i);
+        }
+    }
+}
+
+/// True when `err` is the `SystemExit` an ungraceful stop raised in a running request.
+pub fn is_interruption(py: Python<'_>, err: &PyErr) -> bool {
+    INTERRUPTED.load(Ordering::SeqCst) && err.is_instance_of::<pyo3::exceptions::PySystemExit>(py)
+}
+
+/// At the start of an ungraceful stop of a threaded child: raises `SystemExit` in every
+/// request running an app, so worker threads can be joined instead of the child being
+/// killed. Does nothing on a thread that is itself running a request (prefork runs this
+/// from a signal handler), or when that cannot be told.
+pub fn interrupt_requests() {
+    if !super::runtime::is_ready() {
+        return;
+    }
+    // SAFETY: no preconditions.
+    let me = unsafe { libc::pthread_self() };
+    // try_lock: in a signal handler the interrupted thread may hold the lock.
+    let running = match RUNNING.try_lock() {
+        Ok(r) => r.clone(),
+        Err(_) => return,
+    };
+    if running.is_empty() || running.iter().any(|(_, t)| *t == me) {
+        return;
+    }
+    INTERRUPTED.store(true, Ordering::SeqCst);
+    for i in interp::all() {
+        let threads: Vec<_> = running
+            .iter()
+            .filter(|(p, _)| *p == i.ptr as usize)
+            .map(|(_, t)| *t)
+            .collect();
+        if threads.is_empty() {
+            continue;
+        }
+        // SAFETY: Python is initialised and this thread is not attached (it runs no
+        // request); the async exception is looked up among this interpreter's threads.
+        unsafe {
+            let _attached = attach::Attached::new(i.ptr);
+            for t in threads {
+                ffi::PyThreadState_SetAsyncExc(t as libc::c_long, ffi::PyExc_SystemExit);
+            }
+        }
     }
 }
 
@@ -183,7 +264,8 @@ pub fn finalize(log: &RequestLog) {
             ffi::PyEval_SaveThread();
             return;
         }
-        let deadline = Instant::now() + THREAD_WAIT;
+        let started = Instant::now();
+        let deadline = started + THREAD_WAIT;
         let mut all_ended = true;
         for sub in interp::all()
             .into_iter()
@@ -205,9 +287,22 @@ pub fn finalize(log: &RequestLog) {
             }
             ffi::PyThreadState_Swap(main_ts);
         }
-        if settle(main, deadline, log) && all_ended {
+        let finalized = settle(main, deadline, log) && all_ended;
+        if finalized {
             ffi::Py_FinalizeEx();
         }
+        log.log(
+            Severity::Info,
+            &format!(
+                "RWSGI0054: Python stopped at child exit in {} ms ({})",
+                started.elapsed().as_millis(),
+                if finalized {
+                    "finalised"
+                } else {
+                    "left running: app threads"
+                }
+            ),
+        );
         // Otherwise the GIL stays with this thread: the app threads left running cannot run
         // Python while the process tears down the rest of its state and exits.
     }
