@@ -235,3 +235,50 @@ fn event_stop_during_cpu_bound_request_is_prompt() {
 fn event_restart_during_cpu_bound_request_is_prompt() {
     restart_during_cpu_bound_request(Mpm::Event);
 }
+
+fn stop_with_polite_threads(mpm: Mpm) {
+    let mut s = server(&format!("shutdown_polite_{}", mpm.name()))
+        .mpm(mpm)
+        .single_process()
+        .conf("WSGIScriptAlias /sub \"@APPS@/shutdown_polite.wsgi\"")
+        .conf("WSGIScriptAlias /global \"@APPS@/shutdown_polite.wsgi\" application-group=%{GLOBAL}")
+        .start();
+    let markers: Vec<String> = ["/sub", "/global"]
+        .iter()
+        .map(|p| {
+            let r = s.get(p);
+            assert_eq!(r.status, 200, "{p}: {}", r.describe());
+            r.json().s("marker").to_string()
+        })
+        .collect();
+    s.stop();
+    let took = s.stop_took.expect("stop measured");
+    eprintln!("{} stop with atexit-stopped threads: {took:?}", mpm.name());
+    assert!(took < FAST_STOP, "stop took {took:?}");
+    let log = s.error_log_text();
+    assert!(
+        !log.contains("Fatal Python error") && !log.contains("exit signal"),
+        "a child crashed at exit:\n{}",
+        tail(&log, 40)
+    );
+    for m in &markers {
+        assert!(std::path::Path::new(m).exists(), "atexit did not run: {m}");
+    }
+    // Every interpreter was ended and Python finalised: nothing was left behind.
+    assert!(!log.contains("RWSGI0050"), "{}", tail(&log, 40));
+    assert!(
+        log.contains("RWSGI0054: Python stopped at child exit in ") && log.contains("(finalised)"),
+        "{}",
+        tail(&log, 40)
+    );
+}
+
+#[test]
+fn threads_stopped_by_atexit_let_interpreters_end_event() {
+    stop_with_polite_threads(Mpm::Event);
+}
+
+#[test]
+fn threads_stopped_by_atexit_let_interpreters_end_prefork() {
+    stop_with_polite_threads(Mpm::Prefork);
+}

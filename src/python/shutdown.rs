@@ -25,13 +25,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// How long, in all, the child waits for app threads at exit: non-daemon threads to finish
-/// before atexit, and threads that atexit callbacks told to stop.
-/// Kept under half a second: Apache's parent polls for exited children at doubling intervals
-/// (about 0.48 s, then 0.98 s), so a longer wait shows up as a whole second of stop time.
-const THREAD_WAIT: Duration = Duration::from_millis(250);
+/// How long, in all, the child waits for non-daemon app threads to finish before atexit.
+const JOIN_WAIT: Duration = Duration::from_millis(200);
 
-/// How long, at most, an interpreter waits after its atexit callbacks for its threads to end.
+/// How long, in all, the child waits for app threads that atexit callbacks told to stop.
+/// With [`JOIN_WAIT`] kept under half a second: Apache's parent polls for exited children at
+/// doubling intervals (about 0.48 s, then 0.98 s), so a longer wait costs a whole second.
 const AFTER_ATEXIT: Duration = Duration::from_millis(100);
 
 /// Requests of this process running in (or between calls into) Python.
@@ -188,9 +187,10 @@ fn group_label(i: &Interp) -> &str {
 
 /// Winds the current interpreter down; true when it has no foreign thread left and may be
 /// ended. The caller holds the GIL with its own thread state of `i`.
-fn settle(i: &Interp, deadline: Instant, log: &RequestLog) -> bool {
+fn settle(i: &Interp, deadlines: (Instant, Instant), log: &RequestLog) -> bool {
+    let (joins, after) = deadlines;
     let names = enter(|py| {
-        wind_down(py, deadline).unwrap_or_else(|e| {
+        wind_down(py, joins).unwrap_or_else(|e| {
             let msg = format!(
                 "RWSGI0052: running atexit callbacks in application group '{}' failed at \
                  child exit: {e}",
@@ -202,7 +202,7 @@ fn settle(i: &Interp, deadline: Instant, log: &RequestLog) -> bool {
     })
     .unwrap_or_default();
     // Threads told to stop by an atexit callback get a moment, with the GIL released.
-    let grace = deadline.min(Instant::now() + AFTER_ATEXIT);
+    let grace = after.min(Instant::now() + AFTER_ATEXIT);
     // SAFETY: GIL held (caller contract).
     while unsafe { foreign_states(i.ptr) } > 0 && Instant::now() < grace {
         blocking(|| std::thread::sleep(Duration::from_millis(5)));
@@ -265,7 +265,8 @@ pub fn finalize(log: &RequestLog) {
             return;
         }
         let started = Instant::now();
-        let deadline = started + THREAD_WAIT;
+        let joins = started + JOIN_WAIT;
+        let deadlines = (joins, joins + AFTER_ATEXIT);
         let mut all_ended = true;
         for sub in interp::all()
             .into_iter()
@@ -274,7 +275,7 @@ pub fn finalize(log: &RequestLog) {
         {
             let ts = attach::state_for(sub.ptr);
             ffi::PyThreadState_Swap(ts);
-            if settle(sub, deadline, log) {
+            if settle(sub, deadlines, log) {
                 for other in attach::states_of(sub.ptr) {
                     if other != ts {
                         ffi::PyThreadState_Clear(other);
@@ -287,7 +288,7 @@ pub fn finalize(log: &RequestLog) {
             }
             ffi::PyThreadState_Swap(main_ts);
         }
-        let finalized = settle(main, deadline, log) && all_ended;
+        let finalized = settle(main, deadlines, log) && all_ended;
         if finalized {
             ffi::Py_FinalizeEx();
         }
