@@ -113,7 +113,9 @@ fn graceful_with_threads(mpm: Mpm) {
             tail(&s.error_log_text(), 40)
         )
     });
-    assert!(took < FAST_STOP, "graceful took {took:?}");
+    // Apache itself takes about 1 s to retire a generation gracefully (lifecycle.rs measures
+    // the same without app threads), hence a bound above FAST_STOP.
+    assert!(took < Duration::from_secs(3), "graceful took {took:?}");
     assert_clean_exit(&s, &markers);
     // The new generation serves both interpreters.
     let deadline = Instant::now() + Duration::from_secs(5);
