@@ -124,9 +124,12 @@ pub fn interrupt_requests() {
     }
 }
 
-/// Per interpreter: join non-daemon threads until the deadline (as `threading._shutdown`
-/// does, but bounded), run the atexit callbacks, and name the threads still alive. Threads
-/// of requests (dummy threads) and the thread that created the interpreter are not the app's.
+/// Per interpreter, as `threading._shutdown` and then `atexit` do at interpreter exit, but
+/// bounded: run threading's own exit hooks (they stop `concurrent.futures` executors, whose
+/// workers are non-daemon threads; they join those without a limit, hence a helper thread),
+/// join non-daemon threads until the deadline, run the atexit callbacks, and name the
+/// threads still alive. Threads of requests (dummy threads) and the thread that created the
+/// interpreter are not the app's.
 const WIND_DOWN: &std::ffi::CStr = c"
 def wind_down(seconds):
     import atexit, threading, time
@@ -137,6 +140,15 @@ def wind_down(seconds):
         return [t for t in threading.enumerate()
                 if t is not me and t is not first
                 and not isinstance(t, threading._DummyThread) and t.is_alive()]
+    hooks = list(reversed(getattr(threading, '_threading_atexits', [])))
+    if hooks:
+        threading._SHUTTING_DOWN = True
+        def run_hooks():
+            for hook in hooks:
+                hook()
+        helper = threading.Thread(target=run_hooks, name='mod_wsgi-exit-hooks', daemon=True)
+        helper.start()
+        helper.join(max(0.0, end - time.monotonic()))
     for t in theirs():
         left = end - time.monotonic()
         if left <= 0:

@@ -1,7 +1,9 @@
-# A background thread started at import that an atexit callback stops (as APScheduler and
-# sentry-sdk do with their daemon threads): the interpreter can then be ended normally. The
-# callback writes a marker file named after the application group.
+# Threads an app leaves that Python's own exit stops: a daemon thread that an atexit callback
+# stops (as APScheduler and sentry-sdk do) and the non-daemon workers of a
+# concurrent.futures executor (stopped by threading's exit hooks). The interpreter can then
+# be ended normally. The callback writes a marker file named after the application group.
 import atexit
+import concurrent.futures
 import json
 import os
 import threading
@@ -23,6 +25,9 @@ def _poll():
 
 worker = threading.Thread(target=_poll, name='polite-%s' % SAFE, daemon=True)
 worker.start()
+
+executor = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix='pool-' + SAFE)
+executor.submit(sum, [1, 2]).result()
 
 
 def _bye():
