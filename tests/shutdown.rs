@@ -67,12 +67,24 @@ fn assert_clean_exit(s: &Server, markers: &[String]) {
         times.iter().all(|&ms| ms < 1000),
         "module time {times:?} ms"
     );
-    // The interpreters kept alive because of their threads are named, with the threads.
-    assert!(
-        log.contains("RWSGI0050") && log.contains("app-daemon-") && log.contains("app-worker-"),
-        "no warning naming the threads that kept an interpreter alive:\n{}",
-        tail(&log, 40)
-    );
+    // Each interpreter kept alive because of its threads is named, with its threads.
+    for (group, suffix) in [("'%{GLOBAL}'", "-GLOBAL"), ("|/sub'", "__sub")] {
+        let names: Vec<String> = log
+            .lines()
+            .filter(|l| l.contains("RWSGI0050: application group ") && l.contains(group))
+            .filter_map(|l| l.split(" at child exit (").nth(1)?.split(')').next())
+            .flat_map(|names| names.split(", ").map(str::to_string))
+            .collect();
+        for prefix in ["app-daemon-", "app-worker-"] {
+            assert!(
+                names
+                    .iter()
+                    .any(|n| n.starts_with(prefix) && n.ends_with(suffix)),
+                "no warning naming group {group} and its thread {prefix}…{suffix}: {names:?}\n{}",
+                tail(&log, 40)
+            );
+        }
+    }
 }
 
 fn stop_with_threads(mpm: Mpm) {
