@@ -30,11 +30,12 @@ impl Gateway for EmbeddedGateway<'_> {
 
     fn set_head(&mut self, head: &ResponseHead) {
         let r = self.r;
-        r.set_status(head.status, head.status_line.as_bytes());
+        // PEP 3333 native strings: the status line and headers go out as latin-1 bytes.
+        r.set_status(head.status, &latin1(&head.status_line));
         let (out, err_out) = (r.headers_out(), r.err_headers_out());
         for (name, value) in &head.headers {
             if name.eq_ignore_ascii_case("content-type") {
-                r.set_content_type(value.as_bytes());
+                r.set_content_type(&latin1(value));
             } else if name.eq_ignore_ascii_case("content-length") {
                 // Set below from the validated number.
             } else if name.eq_ignore_ascii_case("www-authenticate") {
