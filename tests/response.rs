@@ -207,6 +207,10 @@ fn invalid_headers_give_500_never_injected() {
         "empty_name",
         "not_tuple",
         "three_tuple",
+        "nul_value",
+        "ctl_value",
+        "esc_value",
+        "del_value",
     ] {
         let r = s.get(&format!("/response?mode=header&case={case}"));
         assert_eq!(r.status, 500, "{case}: {}", r.describe());
@@ -232,6 +236,9 @@ fn latin1_and_empty_header_values() {
     let r = s.get("/response?mode=header&case=empty_value");
     assert_eq!(r.status, 200, "{}", r.describe());
     assert_eq!(r.header("X-Empty"), Some(""));
+    let r = s.get("/response?mode=header&case=tab_value");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.header("X-Tab"), Some("a\tb"));
 }
 
 #[test]

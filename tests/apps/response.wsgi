@@ -52,9 +52,14 @@ HEADER_CASES = {
     'empty_name': [('', 'v')],
     'not_tuple': ['X-Foo: bar'],
     'three_tuple': [('X-Foo', 'bar', 'baz')],
+    'nul_value': [('X-Nul', 'a\x00b')],
+    'ctl_value': [('X-Ctl', 'a\x01b')],
+    'esc_value': [('X-Esc', 'a\x1b[31mb')],
+    'del_value': [('X-Del', 'a\x7fb')],
     # valid ones
     'latin1_value': [('X-Latin', 'caf\xe9')],
     'empty_value': [('X-Empty', '')],
+    'tab_value': [('X-Tab', 'a\tb')],
 }
 
 
