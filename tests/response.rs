@@ -76,6 +76,7 @@ fn invalid_statuses_give_500() {
         "200%20O%0AK",
         "200%20O%0DK",
         "%20200%20OK",
+        "200%20Sn%E2%98%83w",
     ] {
         let r = s.get(&format!("/response?mode=status&s={q}"));
         assert_eq!(r.status, 500, "status {q:?} accepted: {}", r.describe());
