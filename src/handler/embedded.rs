@@ -109,7 +109,7 @@ pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 
     let script_name = String::from_utf8_lossy(&storage.script_name).into_owned();
     let ctx = expand::ExpandContext {
         server_name: &server_name,
-        port: r.server_port(),
+        port: r.vhost_port(),
         host: host.as_deref(),
         script_name: &script_name,
         case_sensitive: conf.python.case_sensitive(),
