@@ -7,6 +7,7 @@ use super::interp::{self, Interp};
 use super::state::InterpState;
 use crate::config::PythonOptions;
 use crate::config::python::HashSeed;
+use crate::httpd::log::{Level, server_log};
 use pyo3::ffi;
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -240,6 +241,19 @@ pub fn finalize() {
             ffi::Py_EndInterpreter(ts);
             ffi::PyThreadState_Swap(main_ts);
         }
-        ffi::Py_FinalizeEx();
+        if interp::end_left_over(main_ts) {
+            ffi::Py_FinalizeEx();
+        } else {
+            server_log(
+                None,
+                Level::Warn,
+                &format!(
+                    "RWSGI0044: mod_rwsgi (pid={}): Python is not finalised at exit: a \
+                     sub-interpreter whose set-up failed still runs threads (see RWSGI0043)",
+                    std::process::id()
+                ),
+            );
+            ffi::PyEval_SaveThread();
+        }
     }
 }
