@@ -45,6 +45,14 @@ int rwsgi_sendfile_enabled(request_rec *r)
     return d->enable_sendfile == ENABLE_SENDFILE_ON;
 }
 
+int rwsgi_mmap_enabled(request_rec *r)
+{
+    core_dir_config *d = ap_get_core_module_config(r->per_dir_config);
+    return d->enable_mmap != ENABLE_MMAP_OFF;
+}
+
+int rwsgi_bucket_is_file(apr_bucket *b) { return APR_BUCKET_IS_FILE(b); }
+
 void rwsgi_brigade_add_broken(apr_bucket_brigade *bb, apr_pool_t *p)
 {
     APR_BRIGADE_INSERT_TAIL(bb, ap_bucket_error_create(HTTP_BAD_GATEWAY, NULL, p,

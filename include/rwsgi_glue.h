@@ -14,6 +14,7 @@ apr_bucket *rwsgi_brigade_sentinel(apr_bucket_brigade *bb);
 apr_bucket *rwsgi_bucket_next(apr_bucket *b);
 int rwsgi_bucket_is_eos(apr_bucket *b);
 int rwsgi_bucket_is_metadata(apr_bucket *b);
+int rwsgi_bucket_is_file(apr_bucket *b);
 apr_status_t rwsgi_bucket_read(apr_bucket *b, const char **str, apr_size_t *len,
                                apr_read_type_e block);
 
@@ -24,6 +25,8 @@ void rwsgi_brigade_add_eos(apr_bucket_brigade *bb);
 
 /* True when core's EnableSendfile is On for the request. */
 int rwsgi_sendfile_enabled(request_rec *r);
+/* True unless core's EnableMMAP is Off for the request. */
+int rwsgi_mmap_enabled(request_rec *r);
 /* Appends an error bucket that marks the response as broken (no last chunk, no keep-alive). */
 void rwsgi_brigade_add_broken(apr_bucket_brigade *bb, apr_pool_t *p);
 /* True when Apache's CGIPassAuth is On for the request. */

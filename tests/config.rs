@@ -245,6 +245,7 @@ const BAD_LINES: &[(&str, &str)] = &[
     ("WSGIChunkedRequest", "WSGIChunkedRequest maybe"),
     ("WSGIMapHEADToGET", "WSGIMapHEADToGET maybe"),
     ("WSGICallableObject", "WSGICallableObject"),
+    ("WSGIMaximumInterpreters", "WSGIMaximumInterpreters -1"),
 ];
 
 #[test]

@@ -3,6 +3,7 @@
 //! block reads; close() is called.
 mod common;
 use common::*;
+use std::io::Read;
 use std::time::Duration;
 
 fn setup(name: &str) -> (Server, Vec<u8>) {
@@ -114,4 +115,98 @@ fn head_on_file_wrapper() {
     );
     c.send(&request_bytes("GET", "/hello", &[], b"")).unwrap();
     assert_eq!(c.read_response(false).unwrap().body, b"Hello World!\n");
+}
+
+/// A declared Content-Length beyond the end of the file cannot be met: the client must be
+/// able to tell the response is incomplete (connection closed after what the file holds),
+/// as on the iterable path. Ending it normally let Apache put the file's real length in the
+/// head, so a kept-alive client took a 1000-byte body for the app's 200000-byte response.
+#[test]
+fn content_length_beyond_the_file_cuts_the_connection() {
+    let s = server("fw_cl_long").fragment("apps").start();
+    let data = pattern(1000, 3);
+    std::fs::write(s.data.join("small.bin"), &data).unwrap();
+    for (q, cl, body) in [
+        ("cl=200000", "200000", &data[..]),
+        ("offset=900&cl=101", "101", &data[900..]),
+    ] {
+        let mut c = s.connect();
+        c.set_timeout(Duration::from_secs(15));
+        c.send(&request_bytes(
+            "GET",
+            &format!("/filewrapper?file=small.bin&kind=noread&{q}"),
+            &[],
+            b"",
+        ))
+        .unwrap();
+        let r = c.read_response(false).unwrap();
+        assert_eq!(r.status, 200, "{q}: {}", r.describe());
+        assert_eq!(r.header("Content-Length"), Some(cl), "{q}");
+        assert!(r.body == body, "{q}: got {} bytes", r.body.len());
+        assert!(!r.complete, "{q}: looks complete: {}", r.describe());
+        assert_eq!(
+            c.wait_closed(Duration::from_secs(5)),
+            Ok(true),
+            "{q}: connection kept open"
+        );
+    }
+}
+
+/// With `EnableMMAP Off` (a core per-directory setting) the file is read, not mapped, as
+/// Apache's own file handler does. A file truncated while DEFLATE compresses it then gives a
+/// short read, which DEFLATE reports and the response is cut; mapped, the lost pages killed
+/// the child with SIGBUS (the harness fails the test on the "exit signal" line).
+#[test]
+fn enable_mmap_off_survives_a_file_truncated_while_sent() {
+    let mut s = server("fw_nommap")
+        .single_process()
+        .fragment("apps")
+        .conf(
+            r#"WSGIScriptAlias /fwdeflate "@APPS@/filewrapper.wsgi"
+<Location /fwdeflate>
+    EnableMMAP Off
+    SetOutputFilter DEFLATE
+</Location>"#,
+        )
+        .start();
+    let path = s.data.join("shrinking.bin");
+    let size = 32 << 20;
+    std::fs::write(&path, pattern(size, 9)).unwrap();
+    let pids = s.child_pids();
+    let mut c = s.connect();
+    c.send(&request_bytes(
+        "GET",
+        "/fwdeflate?file=shrinking.bin&kind=noread",
+        &[("Accept-Encoding", "gzip"), ("Connection", "close")],
+        b"",
+    ))
+    .unwrap();
+    // The client reads nothing yet: Apache fills the socket buffers and waits in the middle
+    // of the file when it is cut.
+    std::thread::sleep(Duration::from_millis(800));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    c.set_timeout(Duration::from_secs(20));
+    let mut raw = Vec::new();
+    let _reset_or_timeout = c.stream.read_to_end(&mut raw);
+    let head = String::from_utf8_lossy(&raw[..raw.len().min(400)]).into_owned();
+    assert!(raw.starts_with(b"HTTP/1.1 200 "), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("content-encoding: gzip"),
+        "DEFLATE not in the path: {head}"
+    );
+    assert!(
+        raw.len() < size,
+        "the file was sent whole ({} bytes): truncation came too late",
+        raw.len()
+    );
+    // The short read is an error the filter reports, so the response is not taken as whole.
+    s.expect_error(c.local_port(), "End of file found");
+    let r = s.get("/hello");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(s.child_pids(), pids, "the child was replaced");
 }

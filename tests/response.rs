@@ -3,6 +3,7 @@
 //! bounded memory for huge responses.
 mod common;
 use common::*;
+use std::io::Read;
 use std::time::Duration;
 
 fn srv(name: &str) -> Server {
@@ -24,6 +25,26 @@ fn assert_connection_reusable(c: &mut Conn) {
         r.describe()
     );
     assert_eq!(r.body, b"Hello World!\n");
+}
+
+/// Everything the server sends until it closes the connection (a reset keeps what came).
+fn read_to_close(c: &mut Conn) -> Vec<u8> {
+    c.set_timeout(Duration::from_secs(15));
+    let mut out = Vec::new();
+    let _reset_or_timeout = c.stream.read_to_end(&mut out);
+    out
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+/// One request with `Connection: close`, answered as raw bytes.
+fn raw_get(s: &Server, path: &str) -> (Vec<u8>, u16) {
+    let mut c = s.connect();
+    c.send(&request_bytes("GET", path, &[("Connection", "close")], b""))
+        .unwrap();
+    (read_to_close(&mut c), c.local_port())
 }
 
 // ---- status -----------------------------------------------------------------------------------
@@ -55,6 +76,7 @@ fn invalid_statuses_give_500() {
         "200%20O%0AK",
         "200%20O%0DK",
         "%20200%20OK",
+        "200%20Sn%E2%98%83w",
     ] {
         let r = s.get(&format!("/response?mode=status&s={q}"));
         assert_eq!(r.status, 500, "status {q:?} accepted: {}", r.describe());
@@ -62,7 +84,113 @@ fn invalid_statuses_give_500() {
     }
 }
 
+/// A final status is 200-599. A 1xx from the app would be taken by the client as an interim
+/// response (or, for 101, a protocol switch) followed by bytes it cannot frame; codes above
+/// 599 do not exist. mod_wsgi 4.9.4 sends them as the app gave them.
+#[test]
+fn interim_and_out_of_range_statuses_give_500() {
+    let mut s = srv("resp_status_1xx");
+    for q in [
+        "100%20Continue",
+        "101%20Switching%20Protocols",
+        "103%20Early%20Hints",
+        "199%20Whatever",
+        "600%20Beyond",
+        "999%20Way%20Beyond",
+    ] {
+        let (raw, port) = raw_get(&s, &format!("/response?mode=status_body&s={q}"));
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.starts_with("HTTP/1.1 500 "), "{q}: {text}");
+        assert!(
+            !text.contains("must not be sent"),
+            "{q}: app body sent: {text}"
+        );
+        let lines = s.expect_error(port, "not a final status");
+        assert!(
+            lines.iter().any(|l| l.contains("response.wsgi")),
+            "{q}: the log does not name the script:\n{}",
+            lines.join("\n")
+        );
+    }
+}
+
 // ---- headers ----------------------------------------------------------------------------------
+
+/// Hop-by-hop headers belong to the server (PEP 3333). Passed on, `Transfer-Encoding: chunked`
+/// lets the body end the response at once and forge a second one on the kept-alive
+/// connection. A deliberate difference from mod_wsgi 4.9.4, which passes them on.
+#[test]
+fn hop_by_hop_headers_give_500_and_cannot_smuggle_a_response() {
+    let mut s = srv("resp_hop");
+    for (name, value) in [
+        ("Transfer-Encoding", "chunked"),
+        ("transfer-encoding", "chunked"),
+        ("Connection", "keep-alive"),
+        ("Keep-Alive", "timeout=5"),
+        ("TE", "trailers"),
+        ("Trailer", "X-Sum"),
+        ("Upgrade", "websocket"),
+        ("Proxy-Connection", "keep-alive"),
+    ] {
+        let mut c = s.connect();
+        // A second request pipelined on the same connection: a forged response would be
+        // taken as its answer.
+        let mut req = request_bytes(
+            "GET",
+            &format!("/response?mode=hop&name={name}&value={value}"),
+            &[],
+            b"",
+        );
+        req.extend(request_bytes(
+            "GET",
+            "/hello",
+            &[("Connection", "close")],
+            b"",
+        ));
+        c.send(&req).unwrap();
+        let raw = read_to_close(&mut c);
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.starts_with("HTTP/1.1 500 "), "{name}: {text}");
+        assert!(
+            !text.contains("X-Smuggled"),
+            "{name}: forged response: {text}"
+        );
+        let lines = s.expect_error(c.local_port(), &format!("'{name}'"));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains(&format!("'{name}'")) && l.contains("response.wsgi")),
+            "{name}: no log line names the header and the script:\n{}",
+            lines.join("\n")
+        );
+    }
+}
+
+/// PEP 3333: status and header values are native strings that go out as latin-1, one byte
+/// per code point, Content-Type and the reason phrase included.
+#[test]
+fn status_and_headers_go_out_as_latin1_bytes() {
+    let s = srv("resp_latin1_wire");
+    let (raw, _) = raw_get(&s, "/response?mode=latin1_head");
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("no end of head");
+    let head = &raw[..end + 2];
+    let shown = String::from_utf8_lossy(head);
+    assert!(head.starts_with(b"HTTP/1.1 200 Caf\xe9\r\n"), "{shown}");
+    assert!(
+        contains(head, b"\r\nContent-Type: text/plain; x=caf\xe9\r\n"),
+        "{shown}"
+    );
+    assert!(contains(head, b"\r\nX-Latin: caf\xe9\r\n"), "{shown}");
+    assert!(!contains(head, b"\xc3"), "UTF-8 on the wire: {shown}");
+    assert!(
+        contains(&raw[end..], b"latin-1 head"),
+        "{}",
+        String::from_utf8_lossy(&raw)
+    );
+}
 
 #[test]
 fn invalid_headers_give_500_never_injected() {
@@ -80,6 +208,10 @@ fn invalid_headers_give_500_never_injected() {
         "empty_name",
         "not_tuple",
         "three_tuple",
+        "nul_value",
+        "ctl_value",
+        "esc_value",
+        "del_value",
     ] {
         let r = s.get(&format!("/response?mode=header&case={case}"));
         assert_eq!(r.status, 500, "{case}: {}", r.describe());
@@ -105,6 +237,9 @@ fn latin1_and_empty_header_values() {
     let r = s.get("/response?mode=header&case=empty_value");
     assert_eq!(r.status, 200, "{}", r.describe());
     assert_eq!(r.header("X-Empty"), Some(""));
+    let r = s.get("/response?mode=header&case=tab_value");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.header("X-Tab"), Some("a\tb"));
 }
 
 #[test]
@@ -258,6 +393,54 @@ fn content_length_longer_than_body_closes_connection() {
         !r.complete,
         "a 100-byte Content-Length with 10 bytes sent cannot complete"
     );
+}
+
+/// Content-Length is decimal digits (spaces or tabs around at most) that fit Apache's signed
+/// `apr_off_t`: 2^64-1 would otherwise go out as `Content-Length: -1`. Two differing values
+/// are an error too. mod_wsgi 4.9.4 passes the overflowing values on.
+#[test]
+fn content_length_must_be_a_decimal_that_fits() {
+    let mut s = srv("resp_cl_value");
+    for q in [
+        "cl=18446744073709551615",
+        "cl=9223372036854775808",
+        "cl=%C2%A010",
+        "cl=10%C2%85",
+        "cl=-1",
+        "cl=%2B10",
+        "cl=1e1",
+        "cl=0x0a",
+        "cl=1%200",
+        "cl=",
+        "cl=5&cl2=10",
+    ] {
+        let (raw, port) = raw_get(&s, &format!("/response?mode=cl_value&{q}"));
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.starts_with("HTTP/1.1 500 "), "{q}: {text}");
+        assert!(!text.contains("0123456789"), "{q}: app body sent: {text}");
+        let lines = s.expect_error(port, "Content-Length");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("Content-Length") && l.contains("response.wsgi")),
+            "{q}: no log line names the header and the script:\n{}",
+            lines.join("\n")
+        );
+    }
+    for q in [
+        "cl=%2010%20",
+        "cl=%0910",
+        "cl=10&cl2=10",
+        "cl=9223372036854775807",
+    ] {
+        let r = s.get(&format!("/response?mode=cl_value&{q}"));
+        assert_eq!(r.status, 200, "{q}: {}", r.describe());
+        assert_eq!(r.body, b"0123456789", "{q}");
+        if q != "cl=9223372036854775807" {
+            assert_eq!(r.header("Content-Length"), Some("10"), "{q}");
+            assert!(r.complete, "{q}");
+        }
+    }
 }
 
 // ---- bodiless responses -----------------------------------------------------------------------

@@ -48,6 +48,7 @@ pub enum Id {
     LazyInitialization,
     DestroyInterpreter,
     ServerMetrics,
+    MaximumInterpreters,
 }
 
 impl Id {
@@ -71,6 +72,7 @@ impl Id {
                 | Id::LazyInitialization
                 | Id::DestroyInterpreter
                 | Id::ServerMetrics
+                | Id::MaximumInterpreters
         )
     }
 }
@@ -248,6 +250,12 @@ pub const TABLE: &[Spec] = &[
         id: Id::ServerMetrics,
         scope: Scope::Global,
         help: c"On|Off: allow mod_wsgi.server_metrics() in daemon processes (embedded code may always call it)",
+    },
+    Spec {
+        name: c"WSGIMaximumInterpreters",
+        id: Id::MaximumInterpreters,
+        scope: Scope::Global,
+        help: c"N: most Python sub-interpreters (application groups other than %{GLOBAL}) one process creates; past it requests get 503 (default 100)",
     },
 ];
 

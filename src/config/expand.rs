@@ -5,7 +5,8 @@
 pub struct ExpandContext<'a> {
     /// `ServerName` of the serving (virtual) server.
     pub server_name: &'a str,
-    /// The server port of the request.
+    /// The port of the serving virtual host (never one taken from the client's `Host`:
+    /// each distinct name can cost a sub-interpreter).
     pub port: u16,
     /// The request's `Host` (without port), if any.
     pub host: Option<&'a str>,

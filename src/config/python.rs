@@ -39,7 +39,14 @@ pub struct PythonOptions {
     /// `WSGIServerMetrics`: accepted; it will gate daemon processes' `server_metrics()`
     /// (embedded code may always call it, as under mod_wsgi 4.9.4).
     pub server_metrics: Option<bool>,
+    /// `WSGIMaximumInterpreters`: the most sub-interpreters one process creates.
+    pub maximum_interpreters: Option<u32>,
 }
+
+/// Default of `WSGIMaximumInterpreters`: far above what a real configuration uses (one per
+/// application group), low enough that names a client can vary cannot exhaust memory
+/// (each sub-interpreter costs about 1 MB before the application imports anything).
+pub const DEFAULT_MAXIMUM_INTERPRETERS: u32 = 100;
 
 impl PythonOptions {
     /// `WSGIRestrictSignal` (default On).
@@ -61,6 +68,13 @@ impl PythonOptions {
     /// `WSGIDestroyInterpreter` (default On).
     pub fn destroy_interpreter(&self) -> bool {
         self.destroy_interpreter.unwrap_or(true)
+    }
+    /// `WSGIMaximumInterpreters` (default [`DEFAULT_MAXIMUM_INTERPRETERS`]). It counts every
+    /// sub-interpreter the process created, also those whose set-up failed; the main
+    /// interpreter (`%{GLOBAL}`) is not counted, so 0 allows only `%{GLOBAL}`.
+    pub fn maximum_interpreters(&self) -> u32 {
+        self.maximum_interpreters
+            .unwrap_or(DEFAULT_MAXIMUM_INTERPRETERS)
     }
 }
 
@@ -128,6 +142,17 @@ fn parse_switch_interval(name: &str, v: &str) -> Result<f64, String> {
         Ok(s) if s.is_finite() && s > 0.0 => Ok(s),
         _ => Err(format!(
             "{name}: '{v}' is not valid; use a positive number of seconds, e.g. 0.005"
+        )),
+    }
+}
+
+fn parse_maximum_interpreters(name: &str, v: &str) -> Result<u32, String> {
+    // u32::from_str accepts a leading '+'.
+    match v.parse::<u32>() {
+        Ok(n) if v.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(format!(
+            "{name}: '{v}' is not valid; use a number of sub-interpreters from 0 to 4294967295 \
+             (0 allows only WSGIApplicationGroup %{{GLOBAL}})"
         )),
     }
 }
@@ -271,6 +296,12 @@ pub fn apply(
         Id::LazyInitialization => opts.lazy_initialization = Some(on_off(args)?),
         Id::DestroyInterpreter => opts.destroy_interpreter = Some(on_off(args)?),
         Id::ServerMetrics => opts.server_metrics = Some(on_off(args)?),
+        Id::MaximumInterpreters => {
+            opts.maximum_interpreters = Some(parse_maximum_interpreters(
+                name,
+                one(name, args, "number of sub-interpreters")?,
+            )?);
+        }
         _ => return Err(format!("{name} is not a Python runtime directive")),
     }
     Ok(())
@@ -358,6 +389,27 @@ mod tests {
         assert!(!o.restrict_stdout());
         assert!(o.case_sensitive());
         assert!(o.destroy_interpreter());
+        assert_eq!(o.maximum_interpreters(), DEFAULT_MAXIMUM_INTERPRETERS);
+    }
+
+    #[test]
+    fn maximum_interpreters() {
+        let o = set(Id::MaximumInterpreters, &["3"]).unwrap();
+        assert_eq!(o.maximum_interpreters(), 3);
+        assert_eq!(
+            set(Id::MaximumInterpreters, &["0"])
+                .unwrap()
+                .maximum_interpreters(),
+            0
+        );
+        for bad in ["-1", "+3", "many", "4294967296", "1.5"] {
+            let e = set(Id::MaximumInterpreters, &[bad]).unwrap_err();
+            assert!(
+                e.starts_with("D:") && e.contains("number of sub-interpreters"),
+                "{e}"
+            );
+        }
+        assert!(set(Id::MaximumInterpreters, &[]).is_err());
     }
 
     #[test]

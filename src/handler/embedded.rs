@@ -8,6 +8,7 @@ use crate::httpd::log::{self, Level};
 use crate::httpd::output::BodyWriter;
 use crate::httpd::request::Request;
 use crate::httpd::{config_store, hooks};
+use crate::python::interp::{self, GroupError};
 use crate::python::{self, app, environ::ModWsgiFacts};
 use crate::sys;
 use crate::wsgi::gateway::{After, ClientGone, Gateway, ReadFailure, ResponseHead};
@@ -30,11 +31,12 @@ impl Gateway for EmbeddedGateway<'_> {
 
     fn set_head(&mut self, head: &ResponseHead) {
         let r = self.r;
-        r.set_status(head.status, head.status_line.as_bytes());
+        // PEP 3333 native strings: the status line and headers go out as latin-1 bytes.
+        r.set_status(head.status, &latin1(&head.status_line));
         let (out, err_out) = (r.headers_out(), r.err_headers_out());
         for (name, value) in &head.headers {
             if name.eq_ignore_ascii_case("content-type") {
-                r.set_content_type(value.as_bytes());
+                r.set_content_type(&latin1(value));
             } else if name.eq_ignore_ascii_case("content-length") {
                 // Set below from the validated number.
             } else if name.eq_ignore_ascii_case("www-authenticate") {
@@ -80,6 +82,22 @@ fn latin1(s: &str) -> Vec<u8> {
     s.chars().map(|c| c as u32 as u8).collect()
 }
 
+/// The response when the request's application group has no interpreter: 503 past
+/// `WSGIMaximumInterpreters` (load, not a broken app), 500 otherwise.
+fn refused(r: Request<'_>, e: &GroupError) -> i32 {
+    let (id, status) = match e {
+        GroupError::Limit { .. } => ("RWSGI0040", sys::HTTP_SERVICE_UNAVAILABLE),
+        // Its full error has just been logged.
+        GroupError::SetUpFailed { first: true, .. } => {
+            return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
+        }
+        GroupError::SetUpFailed { .. } => ("RWSGI0042", sys::HTTP_INTERNAL_SERVER_ERROR),
+        GroupError::NoPython => ("RWSGI0032", sys::HTTP_INTERNAL_SERVER_ERROR),
+    };
+    r.log(Level::Error, &format!("{id}: {e}"));
+    status as i32
+}
+
 /// Runs the request's app in this process.
 pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 {
     if !python::runtime::is_ready() {
@@ -109,7 +127,7 @@ pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 
     let script_name = String::from_utf8_lossy(&storage.script_name).into_owned();
     let ctx = expand::ExpandContext {
         server_name: &server_name,
-        port: r.server_port(),
+        port: r.vhost_port(),
         host: host.as_deref(),
         script_name: &script_name,
         case_sensitive: conf.python.case_sensitive(),
@@ -159,15 +177,13 @@ pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 
         );
         return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
     }
+    let log = log::request_logger(&r);
     // From here until the response is done this request may hold the GIL; a prefork stop
     // that interrupts it must not finalise Python.
     let _in_python = python::shutdown::in_python();
-    let interp = match python::interp::for_group(&application_group, hooks::apache_version()) {
+    let interp = match interp::for_group(&application_group, hooks::apache_version(), &log) {
         Ok(i) => i,
-        Err(e) => {
-            r.log(Level::Error, &format!("RWSGI0032: {e}"));
-            return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
-        }
+        Err(e) => return refused(r, &e),
     };
     let reloading = dir.script_reloading.unwrap_or(true);
     let enable_sendfile = dir.enable_sendfile.unwrap_or(false);
@@ -201,7 +217,6 @@ pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 
         read_started: false,
         enable_sendfile,
     };
-    let log = log::request_logger(&r);
     match app::run(interp, &job, &mut gw, log) {
         app::Outcome::Done => sys::OK as i32,
         app::Outcome::Status(s) => s as i32,

@@ -77,7 +77,7 @@ impl BodyWriter {
     /// APR's own cleanup, so Apache may set the bucket aside), so the caller may close its
     /// own at once.
     /// `sendfile` is used where core's `EnableSendfile` allows it, or when `force_sendfile`
-    /// (`WSGIEnableSendfile On`) asks for it.
+    /// (`WSGIEnableSendfile On`) asks for it; mmap only where core's `EnableMMAP` allows it.
     pub fn send_file(
         &mut self,
         fd: i32,
@@ -111,9 +111,30 @@ impl BodyWriter {
                     len as sys::apr_off_t,
                     pool,
                 );
+                if sys::rwsgi_mmap_enabled(self.r) == 0 {
+                    self.disable_mmap();
+                }
             }
         }
         self.pass(after)
+    }
+
+    /// Honours `EnableMMAP Off` as Apache's own file handler does: file buckets are read
+    /// with read(2), so a file truncated while it is sent ends the body early instead of
+    /// killing the process with SIGBUS when a filter (DEFLATE) touches the lost pages.
+    fn disable_mmap(&mut self) {
+        // SAFETY: the brigade is live and holds only the buckets added since the last pass;
+        // apr_brigade_insert_file may have split the file into several buckets.
+        unsafe {
+            let end = sys::rwsgi_brigade_sentinel(self.bb);
+            let mut b = sys::rwsgi_brigade_first(self.bb);
+            while b != end {
+                if sys::rwsgi_bucket_is_file(b) != 0 {
+                    sys::apr_bucket_file_enable_mmap(b, 0);
+                }
+                b = sys::rwsgi_bucket_next(b);
+            }
+        }
     }
 
     /// Ends the response normally (if not already ended).

@@ -213,6 +213,17 @@ impl<'r> Request<'r> {
         // SAFETY: the request is live.
         unsafe { sys::ap_get_server_port(self.r) }
     }
+    /// The port the serving (virtual) server is for: the port of its `ServerName`, else the
+    /// port the connection came in on. Unlike `server_port`, never the port a client wrote
+    /// in `Host` (what `ap_get_server_port` returns under `UseCanonicalName Off`), so names
+    /// built from it (application groups) are not the client's to choose.
+    pub fn vhost_port(&self) -> u16 {
+        // SAFETY: the server_rec lives in the config pool for the request's life.
+        match unsafe { (*self.server()).port } {
+            0 => self.local_port(),
+            p => p,
+        }
+    }
     /// The ServerAdmin of the serving server.
     pub fn server_admin(&self) -> &'r [u8] {
         // SAFETY: server_rec strings live in the config pool.

@@ -3,7 +3,7 @@
 //! map failures to a status or a cut response, and disarm the request's objects.
 
 use super::attach::Attached;
-use super::callback::{enter, log_exception};
+use super::callback::{enter, log_exception, summary};
 use super::environ::{self, ModWsgiFacts, ProcessFacts, RequestObjects};
 use super::interp::Interp;
 use super::modules::RequestScope;
@@ -224,9 +224,12 @@ fn call_app(
         log_exception(
             py,
             &log,
+            // The exception's summary makes this one line say what failed and where, e.g. a
+            // response header that start_response() refused.
             &format!(
-                "RWSGI0110: exception occurred processing WSGI script '{}'",
-                job.script
+                "RWSGI0110: exception occurred processing WSGI script '{}': {}",
+                job.script,
+                summary(py, &err)
             ),
             &err,
         );

@@ -132,3 +132,21 @@ pub fn states_of(interp: *mut ffi::PyInterpreterState) -> Vec<*mut ffi::PyThread
         .map(|(_, t)| *t as *mut ffi::PyThreadState)
         .collect()
 }
+
+/// Drops every record of `interp`'s thread states, after it was ended on this thread (its
+/// only state was this thread's; the pointers may be reused by a later interpreter).
+pub fn forget(interp: *mut ffi::PyInterpreterState) {
+    let i = interp as usize;
+    LOCAL.with(|l| {
+        for slot in l.borrow_mut().iter_mut().filter(|(k, _)| *k == i) {
+            *slot = (0, 0);
+        }
+    });
+    OVERFLOW
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|(_, k, _)| *k != i);
+    ALL.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .retain(|(k, _)| *k != i);
+}

@@ -130,6 +130,24 @@ pub fn traceback_lines(py: Python<'_>, err: &PyErr) -> Vec<String> {
     out
 }
 
+/// `Type: message` of an exception, on one line (the first line of the message).
+pub fn summary(py: Python<'_>, err: &PyErr) -> String {
+    let ty = err
+        .get_type(py)
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default();
+    let msg = err
+        .value(py)
+        .str()
+        .map(|m| m.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match msg.lines().next() {
+        Some(first) if !first.is_empty() => format!("{ty}: {first}"),
+        _ => ty,
+    }
+}
+
 /// Logs an exception (what happened, then the traceback) against a request.
 pub fn log_exception(py: Python<'_>, log: &RequestLog, what: &str, err: &PyErr) {
     log.log(Severity::Error, what);

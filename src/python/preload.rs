@@ -32,8 +32,10 @@ fn load_one(s: &ImportScript, apache_version: (u32, u32, u32), log: &RequestLog)
     } else {
         &s.application_group
     };
-    let interp = match interp::for_group(&s.application_group, apache_version) {
+    let interp = match interp::for_group(&s.application_group, apache_version, log) {
         Ok(i) => i,
+        // Its full error has just been logged.
+        Err(interp::GroupError::SetUpFailed { first: true, .. }) => return,
         Err(e) => {
             let msg = format!("RWSGI0210: WSGIImportScript '{}' not loaded: {e}", s.path);
             log.log(Severity::Error, &msg);

@@ -70,15 +70,27 @@ pub fn send(ctx: &mut RequestCtx, data: &[u8], after: After) -> Result<(), SendE
 /// Bytes that may sit unflushed in Apache's output filters without a write blocking.
 const NONBLOCKING_LIMIT: usize = 32 * 1024;
 
-/// Sends part of an open regular file as the whole body.
+/// Sends part of an open regular file as the whole body. When the declared Content-Length
+/// is more than the file holds, the response is cut (as on the iterable path) so that a
+/// kept-alive client cannot take it for complete.
 pub fn send_file(ctx: &mut RequestCtx, fd: i32, offset: u64, len: u64) -> Result<(), SendError> {
     let head = ctx.response.head().cloned().ok_or(SendError::NotStarted)?;
     let len = ctx.response.accept(len.min(usize::MAX as u64) as usize) as u64;
+    let short = ctx.response.short();
     ctx.ended = true;
     let since = std::time::Instant::now();
     let gw = ctx.gateway();
     gw.set_head(&head);
-    let result = blocking(|| gw.send_file(fd, offset, len, After::End));
+    let result = blocking(|| {
+        if short {
+            // Ending normally would let Apache replace the declared length with the real one.
+            let sent = gw.send_file(fd, offset, len, After::Flush);
+            gw.end_broken();
+            sent
+        } else {
+            gw.send_file(fd, offset, len, After::End)
+        }
+    });
     ctx.io.wrote(since);
     result.map_err(|_| SendError::ClientGone)
 }

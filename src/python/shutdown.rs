@@ -300,7 +300,18 @@ pub fn finalize(log: &RequestLog) {
             }
             ffi::PyThreadState_Swap(main_ts);
         }
-        let finalized = settle(main, deadlines, log) && all_ended;
+        let main_settled = settle(main, deadlines, log);
+        // CPython aborts finalisation while any sub-interpreter remains ("remaining
+        // subinterpreters"), including one whose set-up failed and that still runs threads.
+        let failed_ended = interp::end_left_over(main_ts);
+        if !failed_ended {
+            log.log(
+                Severity::Warning,
+                "RWSGI0044: Python is not finalised at exit: a sub-interpreter whose set-up \
+                 failed still runs threads (see RWSGI0043)",
+            );
+        }
+        let finalized = main_settled && all_ended && failed_ended;
         if finalized {
             ffi::Py_FinalizeEx();
         }

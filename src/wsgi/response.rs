@@ -25,8 +25,9 @@ pub enum StartError {
     Invalid(String),
 }
 
-/// Validates a status string: three digits, then nothing or a space and a reason phrase
-/// without control characters.
+/// Validates a status string: three digits of a final status (200-599: 1xx interim
+/// responses belong to the server, not the app), a space and a reason phrase without
+/// control characters, latin-1 as it goes out on the wire.
 pub fn parse_status(status: &str) -> Result<u16, String> {
     let b = status.as_bytes();
     if b.len() < 3 || !b[..3].iter().all(u8::is_ascii_digit) {
@@ -47,13 +48,30 @@ pub fn parse_status(status: &str) -> Result<u16, String> {
     let code: u16 = status[..3]
         .parse()
         .map_err(|_| format!("bad status '{status}'"))?;
-    if !(100..=999).contains(&code) {
-        return Err(format!("status code {code} is out of range"));
+    if !(200..=599).contains(&code) {
+        return Err(format!(
+            "status code {code} is not a final status (200-599); interim 1xx responses \
+             are the server's to send"
+        ));
     }
     Ok(code)
 }
 
-/// Validates one header: a token name, a value with no CR/LF/NUL; both latin-1.
+/// Hop-by-hop headers (RFC 9110 section 7.6.1, plus the legacy `Keep-Alive` and
+/// `Proxy-Connection`): they frame the connection, which is the server's, so PEP 3333
+/// forbids them in an application's response. A `Transfer-Encoding: chunked` passed on
+/// would let the body forge further responses on a kept-alive connection.
+const HOP_BY_HOP: [&str; 7] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Validates one header: a token name, a latin-1 value without control characters but HTAB.
 pub fn check_header(name: &str, value: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("header name is empty".to_string());
@@ -64,8 +82,21 @@ pub fn check_header(name: &str, value: &str) -> Result<(), String> {
             "header name {name:?} contains characters not allowed in a header name"
         ));
     }
-    if value.chars().any(|c| c == '\r' || c == '\n' || c == '\0') {
-        return Err(format!("value of header {name:?} contains CR, LF or NUL"));
+    if HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h)) {
+        return Err(format!(
+            "response header '{name}' is a hop-by-hop header, which a WSGI application \
+             must not set (PEP 3333); the server frames the connection"
+        ));
+    }
+    // RFC 9110 field content: no control characters but HTAB (CR and LF would inject
+    // headers; Apache refuses the others later, without saying which app sent them).
+    if value
+        .chars()
+        .any(|c| (c < ' ' && c != '\t') || c == '\u{7f}')
+    {
+        return Err(format!(
+            "value of header {name:?} contains a control character (CR, LF, NUL…)"
+        ));
     }
     if value.chars().any(|c| (c as u32) > 0xff) {
         return Err(format!("value of header {name:?} is not latin-1"));
@@ -73,14 +104,18 @@ pub fn check_header(name: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses a Content-Length value.
+/// Parses a Content-Length value: decimal digits, optionally surrounded by spaces or tabs,
+/// small enough for Apache's signed `apr_off_t` (a larger one would go out negative).
 pub fn parse_content_length(value: &str) -> Result<u64, String> {
-    let v = value.trim();
+    let v = value.trim_matches([' ', '\t']);
+    let invalid = || format!("invalid Content-Length '{value}': not a decimal number of bytes");
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("invalid Content-Length '{value}'"));
+        return Err(invalid());
     }
-    v.parse()
-        .map_err(|_| format!("invalid Content-Length '{value}'"))
+    match v.parse::<u64>() {
+        Ok(n) if n <= i64::MAX as u64 => Ok(n),
+        _ => Err(format!("Content-Length '{value}' is too large")),
+    }
 }
 
 /// The response side of one request.
@@ -136,7 +171,14 @@ impl ResponseState {
         for (n, v) in &headers {
             check_header(n, v).map_err(StartError::Invalid)?;
             if n.eq_ignore_ascii_case("content-length") {
-                content_length = Some(parse_content_length(v).map_err(StartError::Invalid)?);
+                let cl = parse_content_length(v).map_err(StartError::Invalid)?;
+                if content_length.is_some_and(|prev| prev != cl) {
+                    return Err(StartError::Invalid(format!(
+                        "conflicting Content-Length headers ({} and {cl})",
+                        content_length.unwrap_or_default()
+                    )));
+                }
+                content_length = Some(cl);
             }
         }
         self.head = Some(ResponseHead {
@@ -203,6 +245,11 @@ mod tests {
             "200 O\nK",
             "200 \u{100}",
             "099 x",
+            "100 Continue",
+            "101 Switching Protocols",
+            "199 x",
+            "600 x",
+            "999 x",
         ] {
             assert!(parse_status(bad).is_err(), "{bad:?}");
         }
@@ -216,10 +263,48 @@ mod tests {
         assert!(check_header("X:Y", "v").is_err());
         assert!(check_header("X", "a\r\nInjected: 1").is_err());
         assert!(check_header("X", "caf\u{e9}").is_ok());
+        assert!(check_header("X", "a\tb").is_ok());
+        for bad in ["a\0b", "a\u{1}b", "a\u{1b}[0m", "a\u{7f}"] {
+            assert!(check_header("X", bad).is_err(), "{bad:?}");
+        }
         assert!(check_header("X", "\u{20ac}").is_err());
         assert_eq!(parse_content_length(" 12 "), Ok(12));
         assert!(parse_content_length("-1").is_err());
         assert!(parse_content_length("1e3").is_err());
+        assert_eq!(parse_content_length("\t7\t"), Ok(7));
+        assert_eq!(
+            parse_content_length("9223372036854775807"),
+            Ok(i64::MAX as u64)
+        );
+        for bad in [
+            "",
+            " ",
+            "+5",
+            "5 5",
+            "0x10",
+            "5\u{a0}",
+            "\u{85}5",
+            "9223372036854775808",
+            "18446744073709551615",
+            "99999999999999999999999",
+        ] {
+            assert!(parse_content_length(bad).is_err(), "{bad:?}");
+        }
+        for hop in [
+            "Transfer-Encoding",
+            "transfer-encoding",
+            "Connection",
+            "KEEP-ALIVE",
+            "TE",
+            "Trailer",
+            "Upgrade",
+            "Proxy-Connection",
+        ] {
+            let e = check_header(hop, "x").unwrap_err();
+            assert!(e.contains(hop), "{e}");
+        }
+        assert!(check_header("Trailers", "x").is_ok());
+        assert!(check_header("X-Connection", "x").is_ok());
     }
 
     #[test]
@@ -253,5 +338,17 @@ mod tests {
             ResponseState::default().start("200 OK", vec![("X".into(), "a\nb".into())], false),
             Err(StartError::Invalid(_))
         ));
+        let two = |a: &str, b: &str| {
+            ResponseState::default().start(
+                "200 OK",
+                vec![
+                    ("Content-Length".into(), a.into()),
+                    ("content-length".into(), b.into()),
+                ],
+                false,
+            )
+        };
+        assert_eq!(two("5", " 5"), Ok(()));
+        assert!(matches!(two("5", "6"), Err(StartError::Invalid(_))));
     }
 }

@@ -52,10 +52,21 @@ HEADER_CASES = {
     'empty_name': [('', 'v')],
     'not_tuple': ['X-Foo: bar'],
     'three_tuple': [('X-Foo', 'bar', 'baz')],
+    'nul_value': [('X-Nul', 'a\x00b')],
+    'ctl_value': [('X-Ctl', 'a\x01b')],
+    'esc_value': [('X-Esc', 'a\x1b[31mb')],
+    'del_value': [('X-Del', 'a\x7fb')],
     # valid ones
     'latin1_value': [('X-Latin', 'caf\xe9')],
     'empty_value': [('X-Empty', '')],
+    'tab_value': [('X-Tab', 'a\tb')],
 }
+
+
+# A body that, under a Transfer-Encoding: chunked the app has no right to set, would end the
+# response at once and forge a second one on a kept-alive connection.
+SMUGGLE = (b'0\r\n\r\nHTTP/1.1 200 OK\r\nX-Smuggled: yes\r\nContent-Length: 5\r\n\r\n'
+           b'hello')
 
 
 def application(environ, start_response):
@@ -100,6 +111,21 @@ def run(mode, q, environ, start_response):
     if mode == 'header':
         start_response('200 OK', [('Content-Type', 'text/plain')] + HEADER_CASES[q['case']])
         return [b'header body']
+    if mode == 'hop':
+        # ?name=, ?value=: one header the app must not set, then the smuggling body.
+        start_response('200 OK', [('Content-Type', 'text/plain'), (q['name'], q['value'])])
+        return [SMUGGLE]
+    if mode == 'latin1_head':
+        start_response('200 Caf\xe9', [('Content-Type', 'text/plain; x=caf\xe9'),
+                                        ('X-Latin', 'caf\xe9')])
+        return [b'latin-1 head']
+    if mode == 'cl_value':
+        # ?cl=: the Content-Length value; ?cl2=: a second Content-Length header.
+        extra = [('Content-Length', q['cl'])]
+        if 'cl2' in q:
+            extra.append(('Content-Length', q['cl2']))
+        plain(start_response, extra=extra)
+        return [b'0123456789']
     if mode == 'headers_tuple':
         start_response('200 OK', (('Content-Type', 'text/plain'),))
         return [b'tuple headers']
