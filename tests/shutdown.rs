@@ -296,3 +296,8 @@ fn threads_stopped_by_atexit_let_interpreters_end_event() {
 fn threads_stopped_by_atexit_let_interpreters_end_prefork() {
     stop_with_polite_threads(Mpm::Prefork);
 }
+
+#[test]
+fn worker_stop_during_cpu_bound_request_is_prompt() {
+    stop_during_cpu_bound_request(Mpm::Worker);
+}
