@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// A marker module in the Apache user's site-packages directory; the module file, and the
-/// directories this test created, are removed on drop (others' files are left alone, so
-/// parallel runs only share directories, never files).
+/// directories this test created if empty by then, are removed on drop (parallel runs share
+/// directories, never files).
 struct UserSiteMarker {
     site: PathBuf,
     module: String,
@@ -33,18 +33,27 @@ impl UserSiteMarker {
             created.push(dir.to_path_buf());
             dir = dir.parent().expect("a parent directory");
         }
-        fs::create_dir_all(&site).unwrap();
-        for d in &created {
-            fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
-        }
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .subsec_nanos();
         let module = format!("rwsgi_user_site_{}_{nanos:x}", std::process::id());
         let file = site.join(format!("{module}.py"));
-        fs::write(&file, "VALUE = 'from the user site directory'\n").unwrap();
-        fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+        // A run in another process may remove the (then empty) directories between our
+        // creating them and writing the file: try again.
+        let mut written = Err(std::io::Error::other("not tried"));
+        for _ in 0..5 {
+            written = fs::create_dir_all(&site)
+                .and_then(|_| fs::write(&file, "VALUE = 'from the user site directory'\n"));
+            if written.is_ok() {
+                break;
+            }
+        }
+        written.unwrap_or_else(|e| panic!("writing {}: {e}", file.display()));
+        for d in created.iter().chain([&file]) {
+            let mode = if d == &file { 0o644 } else { 0o755 };
+            let _ = fs::set_permissions(d, fs::Permissions::from_mode(mode));
+        }
         UserSiteMarker {
             site,
             module,
@@ -56,7 +65,6 @@ impl UserSiteMarker {
 impl Drop for UserSiteMarker {
     fn drop(&mut self) {
         let _ = fs::remove_file(self.site.join(format!("{}.py", self.module)));
-        let _ = fs::remove_dir_all(self.site.join("__pycache__"));
         // Deepest first; a directory another run still uses is not empty and stays.
         for d in &self.created {
             let _ = fs::remove_dir(d);
