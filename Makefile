@@ -4,6 +4,8 @@
 #   make serve         install deps, build, serve examples/hello.wsgi on http://127.0.0.1:8000
 #   make test          install deps, run the whole test suite (cargo test)
 #   make bench         install deps, run bench/run.sh (see bench/README.md)
+#   make deb           build target/debian/libapache2-mod-rwsgi_<version>_<arch>.deb
+#   make package-test  as root: build, install, a2enmod and serve the .deb, then purge it
 #   make deps          install the Debian packages (.ci/install-deps)
 
 # rustup installs cargo into ~/.cargo/bin, which non-login shells may not have on PATH.
@@ -12,7 +14,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 MODULE := target/mod_rwsgi.so
 
-.PHONY: all build serve test bench deps clean
+.PHONY: all build serve test bench deb package-test deps clean
 .NOTPARALLEL:
 
 all: build
@@ -33,6 +35,12 @@ test: deps
 
 bench: deps
 	bash bench/run.sh
+
+deb: deps
+	bash packaging/deb/build.sh
+
+package-test: deps
+	bash packaging/package-test.sh
 
 deps:
 	bash .ci/install-deps

@@ -1,6 +1,7 @@
 //! mod_rwsgi: an Apache httpd module hosting Python WSGI applications, a drop-in
 //! replacement for mod_wsgi. `rwsgi_module` is what `LoadModule rwsgi_module …` finds.
 
+mod build_guard;
 pub mod config;
 pub mod handler;
 pub mod httpd;

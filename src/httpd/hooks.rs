@@ -114,6 +114,36 @@ unsafe extern "C" fn post_config(
     })
 }
 
+/// mod_wsgi's module name; both modules host the one CPython of the process and claim the
+/// same `WSGI*` directives, so only one of them may be loaded.
+const MOD_WSGI: &CStr = c"mod_wsgi.c";
+
+/// Refuses the configuration (so `apache2 -t` and start fail) when mod_wsgi is loaded too.
+unsafe extern "C" fn check_config(
+    _pconf: *mut sys::apr_pool_t,
+    _plog: *mut sys::apr_pool_t,
+    _ptemp: *mut sys::apr_pool_t,
+    _s: *mut sys::server_rec,
+) -> libc::c_int {
+    let failed = sys::HTTP_INTERNAL_SERVER_ERROR as libc::c_int;
+    guard("check_config", failed, || {
+        // SAFETY: a NUL-terminated static name; Apache only walks its module list.
+        if unsafe { sys::ap_find_linked_module(MOD_WSGI.as_ptr()) }.is_null() {
+            return sys::OK as libc::c_int;
+        }
+        // The error log is not open yet at this stage: a line without a server goes to stderr,
+        // where `apache2 -t`, apachectl and systemd show it.
+        log::server_log(
+            None,
+            Level::Crit,
+            "RWSGI0003: mod_wsgi (wsgi_module) and mod_rwsgi (rwsgi_module) are both loaded; \
+             they cannot share one Apache (one Python runtime, the same WSGI* directives). Load \
+             only one: `a2dismod wsgi` (Debian) or remove mod_wsgi's LoadModule line",
+        );
+        failed
+    })
+}
+
 unsafe extern "C" fn child_exit(data: *mut libc::c_void) -> sys::apr_status_t {
     guard("child exit", 0, || {
         // SAFETY: `data` is the main server, registered in child_init; it lives in the
@@ -218,6 +248,12 @@ pub unsafe extern "C" fn register_hooks(_p: *mut sys::apr_pool_t) {
             );
             sys::ap_hook_handler(
                 Some(handler),
+                std::ptr::null(),
+                std::ptr::null(),
+                sys::APR_HOOK_MIDDLE as i32,
+            );
+            sys::ap_hook_check_config(
+                Some(check_config),
                 std::ptr::null(),
                 std::ptr::null(),
                 sys::APR_HOOK_MIDDLE as i32,

@@ -53,7 +53,7 @@ pub fn run(interp: &Interp, job: &Job<'_>, gw: &mut dyn Gateway, log: RequestLog
                 Severity::Error,
                 "RWSGI0104: internal error (panic) while running the application",
             );
-            // SAFETY: attached; the trampoline left the panic as the current exception.
+            // SAFETY: attached; `enter` left the panic as the current exception.
             unsafe { ffi::PyErr_Clear() };
             Outcome::Status(500)
         }

@@ -3,55 +3,132 @@
 //! PyO3 counts attachment in a private thread-local; with `pyo3_disable_reference_pool`,
 //! dropping any `Py<T>` (every `PyErr` holds some, and PyO3 drops errors internally, e.g. in
 //! `getattr_opt`) aborts the process unless that count is positive. We attach with raw
-//! thread states (PyO3's own `attach` would use PyGILState, which only knows the main
-//! interpreter), so every stretch of PyO3 use runs inside PyO3's callback trampoline, the
-//! one public path that marks the thread attached without touching PyGILState. The
-//! trampoline also turns a panic into a Python exception instead of unwinding into C.
+//! thread states (PyO3's `Python::attach` uses PyGILState, which only knows the main
+//! interpreter), so the outermost stretch of PyO3 use on a thread runs as the body of a
+//! `PyCFunction::new_closure` function, which PyO3 counts as attached without touching
+//! PyGILState. Each interpreter gets its own such function on first use (objects are never
+//! shared between interpreters). Nested stretches run directly: PyO3 still counts the
+//! thread attached. Either way a panic becomes a Python `RuntimeError`, never an unwind into
+//! C, and never PyO3's `PanicException`, whose type object is process-wide.
 
 use crate::wsgi::gateway::{RequestLog, Severity};
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::ffi;
-use pyo3::impl_::trampoline::{MethodDef, noargs};
 use pyo3::prelude::*;
+use pyo3::types::{PyCFunction, PyDict, PyTuple};
 use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
 
 type Body = dyn for<'py> FnMut(Python<'py>);
 
 thread_local! {
-    /// The body the trampoline entry runs (a plain pointer: no TLS destructor).
+    /// The body the entry function runs (a plain pointer: no TLS destructor).
     static BODY: Cell<Option<*mut Body>> = const { Cell::new(None) };
+    /// How many entry-function bodies this thread is inside; PyO3 counts it attached while
+    /// this is positive.
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
-struct Entry;
+/// Each interpreter's entry function: (interpreter, strong reference owned by it). Kept for
+/// the process, as the interpreters are.
+static ENTRIES: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
 
-impl MethodDef<noargs::Func> for Entry {
-    const METH: noargs::Func = entry;
+/// Runs `f`, turning a panic into a `RuntimeError` (the panic hook has logged it already).
+fn guarded<R>(py: Python<'_>, f: impl FnOnce(Python<'_>) -> R) -> PyResult<R> {
+    catch_unwind(AssertUnwindSafe(|| f(py))).map_err(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        PyRuntimeError::new_err(format!("internal error in mod_rwsgi (panic): {msg}"))
+    })
 }
 
-unsafe fn entry(_py: Python<'_>, _slf: *mut ffi::PyObject) -> PyResult<*mut ffi::PyObject> {
-    let body = BODY
-        .with(|b| b.replace(None))
-        .expect("trampoline body is set by `enter`");
+/// The entry function's closure: runs the body `enter` stored.
+fn entry(args: &Bound<'_, PyTuple>, _kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
+    let py = args.py();
+    let Some(body) = BODY.with(|b| b.replace(None)) else {
+        return Err(PyRuntimeError::new_err(
+            "mod_rwsgi entry called from Python",
+        ));
+    };
+    DEPTH.with(|d| d.set(d.get() + 1));
     // SAFETY: `enter` stored a pointer to a body that lives across this call.
-    unsafe { (*body)(Python::assume_attached()) };
-    Ok(super::objects::none())
+    let ran = guarded(py, |py| unsafe { (*body)(py) });
+    DEPTH.with(|d| d.set(d.get() - 1));
+    ran?;
+    // A body may leave an exception for its caller (`call`); it must travel as the
+    // error, as CPython rejects a result returned with an exception set.
+    match PyErr::take(py) {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The current interpreter's entry function (borrowed), made on first use; null with an
+/// exception set if it cannot be made.
+fn entry_function(py: Python<'_>) -> *mut ffi::PyObject {
+    // SAFETY: the caller holds the GIL, so there is a current interpreter.
+    let interp = unsafe { ffi::PyInterpreterState_Get() } as usize;
+    let find = |entries: &[(usize, usize)]| {
+        entries
+            .iter()
+            .find(|(i, _)| *i == interp)
+            .map(|(_, f)| *f as *mut ffi::PyObject)
+    };
+    if let Some(f) = find(&ENTRIES.lock().unwrap_or_else(|e| e.into_inner())) {
+        return f;
+    }
+    // Made without the lock held: making it may run Python code that lets another thread
+    // take the GIL (and then the lock).
+    let made = match PyCFunction::new_closure(py, Some(c"mod_rwsgi_entry"), None, entry) {
+        Ok(f) => f.into_any().into_ptr(),
+        Err(e) => {
+            // A fetched (normalised) error: restoring it drops no `Py<T>`, which PyO3
+            // would not allow before the thread counts as attached.
+            e.restore(py);
+            return std::ptr::null_mut();
+        }
+    };
+    let mut entries = ENTRIES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(f) = find(&entries) {
+        drop(entries);
+        // SAFETY: our own new reference, GIL held; another thread made this interpreter's
+        // function first.
+        unsafe { ffi::Py_DECREF(made) };
+        return f;
+    }
+    entries.push((interp, made as usize));
+    made
 }
 
 /// Runs `f` with PyO3 knowing this thread is attached. The caller holds the GIL (of any
-/// interpreter). `None` means `f` panicked; a Python exception is then set.
+/// interpreter). `None` means `f` panicked (or could not start); a Python exception is then
+/// set.
 pub fn enter<R>(f: impl FnOnce(Python<'_>) -> R) -> Option<R> {
+    // SAFETY: the caller holds the GIL (contract).
+    let py = unsafe { Python::assume_attached() };
+    if DEPTH.with(|d| d.get()) > 0 {
+        return guarded(py, f).map_err(|e| e.restore(py)).ok();
+    }
     let mut f = Some(f);
     let mut out = None;
     let mut body = |py: Python<'_>| out = f.take().map(|f| f(py));
     let body: &mut (dyn for<'py> FnMut(Python<'py>) + '_) = &mut body;
     // SAFETY: only the lifetime is erased; the pointer is used during the call below only.
     let body: *mut Body = unsafe { std::mem::transmute(body) };
-    let outer = BODY.with(|b| b.replace(Some(body)));
-    // SAFETY: the thread holds the GIL (caller contract), as the trampoline requires.
-    let ret = unsafe { noargs::<Entry>(std::ptr::null_mut(), std::ptr::null_mut()) };
-    BODY.with(|b| b.set(outer));
-    if !ret.is_null() {
-        // SAFETY: the new reference to None returned by `entry`.
-        unsafe { ffi::Py_DECREF(ret) };
+    let entry = entry_function(py);
+    if !entry.is_null() {
+        let outer = BODY.with(|b| b.replace(Some(body)));
+        // SAFETY: a live function object of the current interpreter, GIL held.
+        let ret = unsafe { ffi::PyObject_CallNoArgs(entry) };
+        BODY.with(|b| b.set(outer));
+        if !ret.is_null() {
+            // SAFETY: the new reference to None returned by the call.
+            unsafe { ffi::Py_DECREF(ret) };
+        }
     }
     out
 }
@@ -66,16 +143,6 @@ pub fn call(f: impl FnOnce(Python<'_>) -> PyResult<*mut ffi::PyObject>) -> *mut 
         }
     })
     .unwrap_or(std::ptr::null_mut())
-}
-
-/// Runs a callback returning a C int status (-1 with an exception set on error).
-pub fn call_int(f: impl FnOnce(Python<'_>) -> PyResult<libc::c_int>) -> libc::c_int {
-    let r = call(|py| f(py).map(|v| v as isize as *mut ffi::PyObject));
-    if r.is_null() {
-        -1
-    } else {
-        r as isize as libc::c_int
-    }
 }
 
 /// Releases the GIL while `f` runs (it must not touch Python), re-attaching the same thread
@@ -245,7 +312,160 @@ fn imported_module(line: &str, package: Option<&str>) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::imported_module;
+    use super::{ENTRIES, call, enter, imported_module};
+    use crate::python::objects::{Methods, noargs};
+    use pyo3::exceptions::{PyRuntimeError, PyValueError};
+    use pyo3::ffi;
+    use pyo3::prelude::*;
+    use pyo3::types::PyDict;
+
+    unsafe extern "C" fn boom(
+        _slf: *mut ffi::PyObject,
+        _args: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject {
+        call(|_py| panic!("boom from Python"))
+    }
+
+    static BOOM: Methods<1> = Methods([noargs(c"boom", boom)]);
+
+    /// The pending exception's text, asserting it is a RuntimeError. Fetched raw first:
+    /// `enter` must not start with an exception set.
+    fn take_runtime_error() -> String {
+        let (mut t, mut v, mut tb) = (
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        // SAFETY: GIL held by the test thread; we own the fetched references.
+        unsafe {
+            ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
+            ffi::PyErr_NormalizeException(&mut t, &mut v, &mut tb);
+        }
+        assert!(!v.is_null(), "an exception is set");
+        enter(|py| {
+            // SAFETY: the references fetched above, handed to PyO3 while attached.
+            let (t, v) = unsafe {
+                ffi::Py_XDECREF(tb);
+                (Bound::from_owned_ptr(py, t), Bound::from_owned_ptr(py, v))
+            };
+            assert!(t.is(py.get_type::<PyRuntimeError>()), "{v}");
+            v.to_string()
+        })
+        .expect("no panic")
+    }
+
+    /// PyO3 must count the thread attached inside `enter`: dropping a normalised `PyErr`
+    /// (it holds `Py<T>`s) would otherwise abort the whole test process.
+    fn drop_py_objects() -> Option<i32> {
+        enter(|py| {
+            let e = PyErr::new::<PyValueError, _>("dropped");
+            assert_eq!(e.value(py).to_string(), "dropped");
+            drop(e);
+            7
+        })
+    }
+
+    /// One test, as Python is initialised once per process and held by one thread here.
+    #[test]
+    fn panics_become_runtime_errors_in_every_interpreter() {
+        // SAFETY: this test alone uses Python in the unit-test process; the GIL stays with
+        // this thread until the end, where it is released.
+        unsafe { ffi::Py_InitializeEx(0) };
+
+        assert_eq!(drop_py_objects(), Some(7));
+        let outer: Option<()> = enter(|_py| panic!("boom outside"));
+        assert!(outer.is_none());
+        assert_eq!(
+            take_runtime_error(),
+            "internal error in mod_rwsgi (panic): boom outside"
+        );
+        let nested = enter(|py| {
+            let inner: Option<()> = enter(|_py| panic!("boom inside"));
+            let e = PyErr::take(py).expect("an exception is set");
+            assert!(e.is_instance_of::<PyRuntimeError>(py), "{e}");
+            (inner.is_none(), e.value(py).to_string())
+        });
+        assert_eq!(
+            nested,
+            Some((
+                true,
+                "internal error in mod_rwsgi (panic): boom inside".to_string()
+            ))
+        );
+
+        // Called from Python: on this thread (inside `enter`) and on a thread Python started
+        // (outside any `enter`), the panic reaches Python code as a RuntimeError.
+        let results = enter(|py| -> PyResult<Vec<String>> {
+            // SAFETY: a static method table; the function is a new reference.
+            let f = unsafe {
+                Bound::from_owned_ptr_or_err(
+                    py,
+                    ffi::PyCFunction_NewEx(
+                        BOOM.0.as_ptr().cast_mut(),
+                        std::ptr::null_mut(),
+                        std::ptr::null_mut(),
+                    ),
+                )?
+            };
+            let globals = PyDict::new(py);
+            globals.set_item("boom", f)?;
+            py.run(
+                c"
+import threading
+def attempt():
+    try:
+        boom()
+    except RuntimeError as e:
+        return str(e)
+    return 'no exception'
+results = [attempt()]
+t = threading.Thread(target=lambda: results.append(attempt()))
+t.start()
+t.join()
+",
+                Some(&globals),
+                None,
+            )?;
+            globals.get_item("results")?.expect("results").extract()
+        })
+        .expect("no panic")
+        .expect("the script ran");
+        assert_eq!(
+            results,
+            ["internal error in mod_rwsgi (panic): boom from Python"; 2]
+        );
+
+        // A sub-interpreter gets its own entry function.
+        // SAFETY: GIL held; the new interpreter's state becomes current.
+        let main_ts = unsafe { ffi::PyThreadState_Get() };
+        // SAFETY: as above.
+        let sub_ts = unsafe { ffi::Py_NewInterpreter() };
+        assert!(!sub_ts.is_null());
+        assert_eq!(drop_py_objects(), Some(7));
+        let sub_panic: Option<()> = enter(|_py| panic!("boom in a sub-interpreter"));
+        assert!(sub_panic.is_none());
+        assert_eq!(
+            take_runtime_error(),
+            "internal error in mod_rwsgi (panic): boom in a sub-interpreter"
+        );
+        {
+            let entries = ENTRIES.lock().unwrap();
+            assert_eq!(entries.len(), 2);
+            assert_ne!(entries[0].0, entries[1].0);
+            assert_ne!(entries[0].1, entries[1].1);
+        }
+        // SAFETY: ends the sub-interpreter we made (its state is current), back to main,
+        // then the GIL is released.
+        unsafe {
+            ENTRIES
+                .lock()
+                .unwrap()
+                .retain(|(i, _)| *i != ffi::PyThreadState_GetInterpreter(sub_ts) as usize);
+            ffi::Py_EndInterpreter(sub_ts);
+            ffi::PyThreadState_Swap(main_ts);
+            ffi::PyEval_SaveThread();
+        }
+    }
 
     #[test]
     fn import_lines_name_their_module() {

@@ -70,7 +70,7 @@ fn load_one(s: &ImportScript, apache_version: (u32, u32, u32), log: &RequestLog)
     if loaded.is_none() {
         let msg = format!("RWSGI0212: internal error (panic) importing '{}'", s.path);
         log.log(Severity::Error, &msg);
-        // SAFETY: still attached; the trampoline left the panic as the current exception.
+        // SAFETY: still attached; `enter` left the panic as the current exception.
         unsafe { ffi::PyErr_Clear() };
     }
 }

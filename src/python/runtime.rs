@@ -165,6 +165,10 @@ pub fn initialize(apache_version: (u32, u32, u32), opts: &PythonOptions) -> Resu
         ffi::PyConfig_InitPythonConfig(&mut config);
         config.install_signal_handlers = 0;
         config.parse_argv = 0;
+        // As `python -s`: ~/.local of the Apache user (www-data's home is /var/www) would
+        // let whoever can write there shadow the application's imports. A directory that
+        // is wanted goes in WSGIPythonPath instead.
+        config.user_site_directory = 0;
         let argv0: *const libc::c_char = c"mod_wsgi".as_ptr();
         let mut argv = [argv0];
         let st = ffi::PyConfig_SetBytesArgv(&mut config, 1, argv.as_mut_ptr());

@@ -380,44 +380,60 @@ impl Builder {
 
     /// Start the server and wait until it accepts connections.
     pub fn start(self) -> Server {
+        self.start_attempt().unwrap_or_else(|f| {
+            panic!(
+                "apache2 -k start failed ({:?}) for {}:\n{}\nconfig kept at {}",
+                f.code,
+                f.name,
+                f.output,
+                f.conf.display()
+            )
+        })
+    }
+
+    /// Like [`Builder::start`], but a refused `apache2 -k start` is returned, not a panic
+    /// (for tests of start-up checks).
+    pub fn start_attempt(self) -> Result<Server, StartFailure> {
         let r = self.render();
-        let pid_file = r.root.join("run/httpd.pid");
+        let out = apache_cmd()
+            .arg("-f")
+            .arg(&r.conf)
+            .arg("-k")
+            .arg("start")
+            .output()
+            .expect("run apache2 -k start");
         let error_log = r.root.join("logs/error.log");
+        if !out.status.success() {
+            let log = fs::read(&error_log).unwrap_or_default();
+            return Err(StartFailure {
+                name: self.name,
+                code: out.status.code(),
+                output: format!(
+                    "{}{}\nerror log:\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr),
+                    String::from_utf8_lossy(&log)
+                ),
+                conf: r.conf,
+                root: r.root,
+            });
+        }
         let mut server = Server {
             name: self.name.clone(),
             module: self.module.clone(),
             mpm: self.mpm,
             port: r.port,
+            pid_file: r.root.join("run/httpd.pid"),
             root: r.root,
             apps: r.apps,
             data: r.data,
             conf: r.conf,
-            pid_file,
             error_log,
             allow: self.allow.clone(),
             stopped: false,
             parent: None,
             stop_took: None,
         };
-        let out = apache_cmd()
-            .arg("-f")
-            .arg(&server.conf)
-            .arg("-k")
-            .arg("start")
-            .output()
-            .expect("run apache2 -k start");
-        if !out.status.success() {
-            server.stopped = true;
-            panic!(
-                "apache2 -k start failed ({:?}) for {}:\n{}{}\nerror log:\n{}\nconfig kept at {}",
-                out.status.code(),
-                server.name,
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr),
-                server.error_log_text(),
-                server.conf.display()
-            );
-        }
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let pid_ok = fs::read_to_string(&server.pid_file)
@@ -446,7 +462,26 @@ impl Builder {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        server
+        Ok(server)
+    }
+}
+
+/// A refused `apache2 -k start`: its exit code and stdout + stderr + error log. Its ServerRoot
+/// is removed on drop, or kept (for the config) when the test fails.
+#[derive(Debug)]
+pub struct StartFailure {
+    pub name: String,
+    pub code: Option<i32>,
+    pub output: String,
+    pub conf: PathBuf,
+    root: PathBuf,
+}
+
+impl Drop for StartFailure {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.root);
+        }
     }
 }
 
