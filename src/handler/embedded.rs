@@ -10,7 +10,7 @@ use crate::httpd::request::Request;
 use crate::httpd::{config_store, hooks};
 use crate::python::{self, app, environ::ModWsgiFacts};
 use crate::sys;
-use crate::wsgi::gateway::{After, ClientGone, Gateway, ReadFailure, ResponseHead};
+use crate::wsgi::gateway::{After, Gateway, ReadFailure, ResponseHead, WriteError};
 
 /// Apache request + brigades as a WSGI transport.
 struct EmbeddedGateway<'r> {
@@ -51,8 +51,12 @@ impl Gateway for EmbeddedGateway<'_> {
         }
     }
 
-    fn write(&mut self, data: &[u8], after: After) -> Result<(), ClientGone> {
+    fn write(&mut self, data: &[u8], after: After) -> Result<(), WriteError> {
         self.writer.write(data, after)
+    }
+
+    fn plain_output(&self) -> bool {
+        self.writer.plain_chain()
     }
 
     fn send_file(
@@ -61,7 +65,7 @@ impl Gateway for EmbeddedGateway<'_> {
         offset: u64,
         len: u64,
         after: After,
-    ) -> Result<(), ClientGone> {
+    ) -> Result<(), WriteError> {
         self.writer
             .send_file(fd, offset, len, after, self.enable_sendfile)
     }
@@ -202,5 +206,8 @@ pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 
     match app::run(interp, &job, &mut gw, log) {
         app::Outcome::Done => sys::OK as i32,
         app::Outcome::Status(s) => s as i32,
+        // Apache then answers 500 if the head has not gone out, and otherwise leaves the
+        // (cut) response as it is.
+        app::Outcome::WriteFailed => sys::AP_FILTER_ERROR,
     }
 }
