@@ -268,7 +268,7 @@ fn finish_failed(ctx: *mut RequestCtx) -> Outcome {
         // The response was complete; the failure (in close()) is only logged.
         Outcome::Done
     } else if ctx.response.phase() == Phase::HeadSent {
-        ctx.gateway().end_broken();
+        respond::end_broken(ctx);
         Outcome::Done
     } else {
         Outcome::Status(ctx.input.failed_status.unwrap_or(500))
@@ -378,7 +378,7 @@ fn finish(ctx: *mut RequestCtx) -> PyResult<()> {
         if c.response.short() && c.response.phase() == Phase::HeadSent {
             // Fewer bytes than the declared Content-Length: the client must see the
             // response is incomplete rather than wait for the rest.
-            c.gateway().end_broken();
+            respond::end_broken(c);
             return Ok(());
         }
         match respond::send(c, &[], After::End) {

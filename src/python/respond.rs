@@ -108,3 +108,10 @@ pub fn send_file(ctx: &mut RequestCtx, fd: i32, offset: u64, len: u64) -> Result
     ctx.io.wrote(since);
     result.map_err(|e| write_error(ctx, e))
 }
+
+/// Marks a response whose head went out as incomplete. The end passes through the whole
+/// filter chain, which may block or run subrequests like any other pass.
+pub fn end_broken(ctx: &mut RequestCtx) {
+    let gw = ctx.gateway();
+    blocking(|| gw.end_broken());
+}

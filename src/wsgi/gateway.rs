@@ -64,7 +64,7 @@ pub trait Gateway {
     /// Sends `len` bytes of an open regular file from `offset`. Blocking.
     fn send_file(&mut self, fd: i32, offset: u64, len: u64, after: After)
     -> Result<(), WriteError>;
-    /// Marks a response that failed after its head went out as incomplete.
+    /// Marks a response that failed after its head went out as incomplete. Blocking.
     fn end_broken(&mut self);
     /// True when the client has disconnected.
     fn client_gone(&self) -> bool;
