@@ -190,6 +190,48 @@ fn rate_limited_download_does_not_stall_other_requests() {
     rate_limit_does_not_stall(4, "of_ratelimit");
 }
 
+/// A client that does not read, behind small socket buffers: the final pass of a 20 KiB
+/// response flushes and waits for it. Other requests of the child go on meanwhile.
+#[test]
+fn flush_to_a_client_that_does_not_read_does_not_stall_other_requests() {
+    let s = server("of_stuck_client")
+        .single_process()
+        .fragment("output_filters")
+        .conf("SendBufferSize 4096")
+        .start();
+    get_within(&s, "/hello", &[], Duration::from_secs(10));
+    get_within(&s, "/plain/big?kib=1", &[], Duration::from_secs(10));
+    let script = format!(
+        "import socket, sys, time\n\
+         s = socket.socket()\n\
+         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)\n\
+         s.connect(('127.0.0.1', {}))\n\
+         s.sendall(b'GET /plain/big?kib=20 HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n\
+         print('sent', flush=True)\n\
+         time.sleep(8)\n",
+        s.port
+    );
+    let mut stuck = Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run /usr/bin/python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(stuck.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "sent");
+    std::thread::sleep(Duration::from_millis(500));
+    let t0 = Instant::now();
+    let r = get_within(&s, "/hello", &[], Duration::from_secs(2));
+    eprintln!("hello while a client does not read: {:?}", t0.elapsed());
+    assert_eq!(r.text(), "Hello World!\n");
+    let _ = stuck.kill();
+    let _ = stuck.wait();
+}
+
 /// mod_substitute refuses a line longer than `SubstituteMaxLineLength` with APR_ENOMEM; the
 /// client is still connected. Through the list path and through `write()`.
 #[test]

@@ -55,8 +55,8 @@ impl Gateway for EmbeddedGateway<'_> {
         self.writer.write(data, after)
     }
 
-    fn plain_output(&self) -> bool {
-        self.writer.plain_chain()
+    fn quick_write(&self, len: usize, after: After) -> bool {
+        self.writer.quick(len, after)
     }
 
     fn send_file(

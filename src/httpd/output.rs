@@ -1,7 +1,7 @@
 //! Writing the response through Apache's output filters: one brigade per request, reused;
 //! transient buckets for bytes the caller keeps alive across the pass; file buckets for
 //! files (sendfile where `EnableSendfile` allows). Callers release the GIL around these,
-//! unless [`BodyWriter::plain_chain`] says only Apache's own protocol filters are in the way.
+//! unless [`BodyWriter::quick`] says the pass can neither block nor run other requests.
 
 use crate::sys;
 pub use crate::wsgi::gateway::{After, WriteError};
@@ -57,11 +57,18 @@ impl BodyWriter {
         self.ended
     }
 
+    /// True when writing `len` bytes followed by `after` can neither block nor run other
+    /// requests on this thread, so it may run with the GIL held: no flush (the core filter
+    /// would wait for a slow client to take the bytes), and only [`PLAIN_FILTERS`] in the way.
+    pub fn quick(&self, len: usize, after: After) -> bool {
+        let flushes = after == After::Flush || (after == After::End && len > COPY_LIMIT);
+        !flushes && self.plain_chain()
+    }
+
     /// True when every filter from the request's first output filter down to the
-    /// connection's core filter is one of [`PLAIN_FILTERS`]: a pass that needs no flush
-    /// then cannot block or re-enter, and may run with the GIL held. Checked at each pass
-    /// because filters may be added while the response goes out.
-    pub fn plain_chain(&self) -> bool {
+    /// connection's core filter is one of [`PLAIN_FILTERS`]. Checked at each pass because
+    /// filters may be added while the response goes out.
+    fn plain_chain(&self) -> bool {
         let mut plain = true;
         self.each_filter(|name| plain &= PLAIN_FILTERS.contains(&name));
         plain

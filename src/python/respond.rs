@@ -70,12 +70,12 @@ pub fn send(ctx: &mut RequestCtx, data: &[u8], after: After) -> Result<(), SendE
     }
     // Apache's core output filter only blocks to flush, or once about 64 KiB are buffered;
     // below that a pass is a non-blocking write, and keeping the GIL saves two GIL hand-offs
-    // (the dominant cost of a small response on a busy threaded MPM). That holds only when
-    // no other filter is in the way: one may sleep (mod_ratelimit) or run a subrequest on
-    // this thread (mod_include), which would stall or deadlock with the GIL held.
+    // (the dominant cost of a small response on a busy threaded MPM). The transport says
+    // whether this write flushes or meets a filter that may sleep (mod_ratelimit) or run a
+    // subrequest on this thread (mod_include), which would stall or deadlock with the GIL.
     ctx.unflushed += chunk.len();
     let may_block =
-        after == After::Flush || ctx.unflushed > NONBLOCKING_LIMIT || !ctx.gateway().plain_output();
+        ctx.unflushed > NONBLOCKING_LIMIT || !ctx.gateway().quick_write(chunk.len(), after);
     if after != After::Buffer {
         ctx.unflushed = 0;
     }

@@ -58,9 +58,9 @@ pub trait Gateway {
     fn set_head(&mut self, head: &ResponseHead);
     /// Sends body bytes (borrowed only for the call). Blocking.
     fn write(&mut self, data: &[u8], after: After) -> Result<(), WriteError>;
-    /// True when a write that asks for no flush can neither block nor run other requests
+    /// True when `write(data of len bytes, after)` can neither block nor run other requests
     /// on this thread, so the caller may keep the GIL across it. Never blocks.
-    fn plain_output(&self) -> bool;
+    fn quick_write(&self, len: usize, after: After) -> bool;
     /// Sends `len` bytes of an open regular file from `offset`. Blocking.
     fn send_file(&mut self, fd: i32, offset: u64, len: u64, after: After)
     -> Result<(), WriteError>;
