@@ -94,7 +94,7 @@ fn include_of_wsgi_url_same_group_event() {
 fn include_of_wsgi_url_other_groups_event() {
     let s = start("of_ssi_other_event", Mpm::Event);
     nested_include(&s, "shared", "other", "shared", "other");
-    nested_include(&s, "shared", "global", "shared", "%{GLOBAL}");
+    nested_include(&s, "shared", "global", "shared", "%{GLOBAL} gilstate=1");
     nested_include(&s, "global", "shared", "%{GLOBAL}", "shared");
 }
 
@@ -103,6 +103,7 @@ fn include_of_wsgi_url_prefork() {
     let s = start("of_ssi_prefork", Mpm::Prefork);
     nested_include(&s, "shared", "shared", "shared", "shared");
     nested_include(&s, "global", "other", "%{GLOBAL}", "other");
+    nested_include(&s, "other", "global", "other", "%{GLOBAL} gilstate=1");
 }
 
 #[test]

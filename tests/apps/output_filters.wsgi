@@ -31,7 +31,12 @@ def application(environ, start_response):
     if path == '/inner':
         import mod_wsgi
         mod_wsgi.request_data()['who'] = 'inner'
-        body = ('inner-body in %s' % interp_name(environ)).encode()
+        body = 'inner-body in %s' % interp_name(environ)
+        if interp_name(environ) == '%{GLOBAL}':
+            # C extensions using the simplified GIL API must find this thread's state.
+            import ctypes
+            body += ' gilstate=%d' % ctypes.pythonapi.PyGILState_Check()
+        body = body.encode()
         start_response('200 OK', [('Content-Type', 'text/html')])
         return [body]
     if path == '/big':
