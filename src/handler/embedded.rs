@@ -11,7 +11,7 @@ use crate::httpd::{config_store, hooks};
 use crate::python::interp::{self, GroupError};
 use crate::python::{self, app, environ::ModWsgiFacts};
 use crate::sys;
-use crate::wsgi::gateway::{After, ClientGone, Gateway, ReadFailure, ResponseHead};
+use crate::wsgi::gateway::{After, Gateway, ReadFailure, ResponseHead, WriteError};
 
 /// Apache request + brigades as a WSGI transport.
 struct EmbeddedGateway<'r> {
@@ -53,8 +53,12 @@ impl Gateway for EmbeddedGateway<'_> {
         }
     }
 
-    fn write(&mut self, data: &[u8], after: After) -> Result<(), ClientGone> {
+    fn write(&mut self, data: &[u8], after: After) -> Result<(), WriteError> {
         self.writer.write(data, after)
+    }
+
+    fn quick_write(&self, len: usize, after: After) -> bool {
+        self.writer.quick(len, after)
     }
 
     fn send_file(
@@ -63,7 +67,7 @@ impl Gateway for EmbeddedGateway<'_> {
         offset: u64,
         len: u64,
         after: After,
-    ) -> Result<(), ClientGone> {
+    ) -> Result<(), WriteError> {
         self.writer
             .send_file(fd, offset, len, after, self.enable_sendfile)
     }
@@ -220,5 +224,8 @@ pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 
     match app::run(interp, &job, &mut gw, log) {
         app::Outcome::Done => sys::OK as i32,
         app::Outcome::Status(s) => s as i32,
+        // Apache then answers 500 if the head has not gone out, and otherwise leaves the
+        // (cut) response as it is.
+        app::Outcome::WriteFailed => sys::AP_FILTER_ERROR,
     }
 }

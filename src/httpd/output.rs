@@ -1,9 +1,30 @@
 //! Writing the response through Apache's output filters: one brigade per request, reused;
 //! transient buckets for bytes the caller keeps alive across the pass; file buckets for
-//! files (sendfile where `EnableSendfile` allows). Callers release the GIL around these.
+//! files (sendfile where `EnableSendfile` allows). Callers release the GIL around these,
+//! unless [`BodyWriter::quick`] says the pass can neither block nor run other requests.
 
 use crate::sys;
-pub use crate::wsgi::gateway::{After, ClientGone};
+pub use crate::wsgi::gateway::{After, WriteError};
+use std::ffi::CStr;
+
+/// Output filters that never sleep, never wait on anything but the connection's core
+/// filter, and never run another request on this thread: Apache's protocol filters (framing,
+/// headers, error buckets, ranges), the subrequest hand-over to the parent's chain, and
+/// mod_logio's byte counter. The core filter itself blocks only to flush or once about
+/// 64 KiB are pending, which the caller already accounts for. Anything else (mod_include
+/// runs subrequests on this thread, mod_ratelimit sleeps, mod_deflate and TLS spend CPU and
+/// may buffer, third-party filters are unknown) gets the GIL released around the pass.
+/// Names are as Apache stores them (lower case).
+const PLAIN_FILTERS: &[&[u8]] = &[
+    b"core",
+    b"content_length",
+    b"http_header",
+    b"http_outerror",
+    b"chunk",
+    b"byterange",
+    b"subreq_core",
+    b"log_input_output",
+];
 
 /// Final chunks larger than this are flushed rather than left for Apache to copy aside.
 const COPY_LIMIT: usize = 16 * 1024;
@@ -13,6 +34,8 @@ pub struct BodyWriter {
     r: *mut sys::request_rec,
     bb: *mut sys::apr_bucket_brigade,
     ended: bool,
+    /// A filter failed: nothing more is passed.
+    failed: bool,
 }
 
 impl BodyWriter {
@@ -25,6 +48,7 @@ impl BodyWriter {
             r,
             bb,
             ended: false,
+            failed: false,
         }
     }
 
@@ -33,7 +57,64 @@ impl BodyWriter {
         self.ended
     }
 
-    fn pass(&mut self, after: After) -> Result<(), ClientGone> {
+    /// True when writing `len` bytes followed by `after` can neither block nor run other
+    /// requests on this thread, so it may run with the GIL held: no flush (the core filter
+    /// would wait for a slow client to take the bytes), and only [`PLAIN_FILTERS`] in the way.
+    pub fn quick(&self, len: usize, after: After) -> bool {
+        let flushes = after == After::Flush || (after == After::End && len > COPY_LIMIT);
+        !flushes && self.plain_chain()
+    }
+
+    /// True when every filter from the request's first output filter down to the
+    /// connection's core filter is one of [`PLAIN_FILTERS`]. Checked at each pass because
+    /// filters may be added while the response goes out.
+    fn plain_chain(&self) -> bool {
+        let mut plain = true;
+        self.each_filter(|name| plain &= PLAIN_FILTERS.contains(&name));
+        plain
+    }
+
+    fn each_filter(&self, mut f: impl FnMut(&[u8])) {
+        // SAFETY: the request's filter list is live while the request runs; every filter
+        // has a registered record with a NUL-terminated name.
+        unsafe {
+            let mut filter = (*self.r).output_filters;
+            while !filter.is_null() {
+                let frec = (*filter).frec;
+                if !frec.is_null() && !(*frec).name.is_null() {
+                    f(CStr::from_ptr((*frec).name).to_bytes());
+                }
+                filter = (*filter).next;
+            }
+        }
+    }
+
+    /// What failed, for the log: the filter chain and the status it returned.
+    fn filter_failure(&self, rv: sys::apr_status_t) -> String {
+        let mut names = Vec::new();
+        self.each_filter(|name| names.push(String::from_utf8_lossy(name).to_ascii_uppercase()));
+        let meaning = if rv == sys::AP_FILTER_ERROR {
+            "a filter already produced an error response (AP_FILTER_ERROR)".to_string()
+        } else {
+            let mut buf = [0 as std::ffi::c_char; 256];
+            // SAFETY: apr_strerror writes a NUL-terminated message into the buffer.
+            unsafe {
+                sys::apr_strerror(rv, buf.as_mut_ptr(), buf.len());
+                CStr::from_ptr(buf.as_ptr()).to_string_lossy().into_owned()
+            }
+        };
+        format!(
+            "the output filter chain {} returned status {rv} ({meaning})",
+            names.join(" -> ")
+        )
+    }
+
+    fn pass(&mut self, after: After) -> Result<(), WriteError> {
+        if self.failed {
+            return Err(WriteError::Failed(
+                "the output filters failed earlier".to_string(),
+            ));
+        }
         // SAFETY: bb and r are live; metadata buckets are created from the brigade allocator.
         let rv = unsafe {
             match after {
@@ -50,15 +131,20 @@ impl BodyWriter {
         }
         // SAFETY: the connection outlives the request.
         let aborted = unsafe { (*(*self.r).connection).aborted != 0 };
-        if rv != 0 || aborted {
-            Err(ClientGone)
+        if aborted {
+            // The core filter marks the connection aborted when the client is gone
+            // (reset, broken pipe, write timeout), whatever it returns.
+            Err(WriteError::ClientGone)
+        } else if rv != 0 {
+            self.failed = true;
+            Err(WriteError::Failed(self.filter_failure(rv)))
         } else {
             Ok(())
         }
     }
 
     /// Sends `data`; it is only borrowed for the duration of the call.
-    pub fn write(&mut self, data: &[u8], after: After) -> Result<(), ClientGone> {
+    pub fn write(&mut self, data: &[u8], after: After) -> Result<(), WriteError> {
         if !data.is_empty() {
             // SAFETY: a transient bucket borrows `data`; any filter that keeps it past this
             // pass must set it aside (copy), which is the transient bucket contract.
@@ -85,7 +171,7 @@ impl BodyWriter {
         len: u64,
         after: After,
         force_sendfile: bool,
-    ) -> Result<(), ClientGone> {
+    ) -> Result<(), WriteError> {
         if len > 0 {
             let mut borrowed: *mut sys::apr_file_t = std::ptr::null_mut();
             let mut own: *mut sys::apr_file_t = std::ptr::null_mut();
@@ -102,7 +188,9 @@ impl BodyWriter {
                 if sys::apr_os_file_put(&mut borrowed, &mut raw_fd, flags, pool) != 0
                     || sys::apr_file_dup(&mut own, borrowed, pool) != 0
                 {
-                    return Err(ClientGone);
+                    return Err(WriteError::Failed(format!(
+                        "could not open descriptor {fd} for the response body"
+                    )));
                 }
                 sys::apr_brigade_insert_file(
                     self.bb,
@@ -138,7 +226,7 @@ impl BodyWriter {
     }
 
     /// Ends the response normally (if not already ended).
-    pub fn end(&mut self) -> Result<(), ClientGone> {
+    pub fn end(&mut self) -> Result<(), WriteError> {
         if self.ended {
             Ok(())
         } else {
@@ -149,11 +237,13 @@ impl BodyWriter {
     /// Ends a response that failed after its headers went out: the client must be able to
     /// tell it is incomplete (no last chunk, connection closed).
     pub fn end_broken(&mut self) {
-        // SAFETY: r and bb are live.
-        unsafe {
-            sys::rwsgi_brigade_add_broken(self.bb, (*self.r).pool);
-            (*(*self.r).connection).keepalive = sys::ap_conn_keepalive_e_AP_CONN_CLOSE;
+        // SAFETY: r is live.
+        unsafe { (*(*self.r).connection).keepalive = sys::ap_conn_keepalive_e_AP_CONN_CLOSE };
+        if self.failed {
+            return;
         }
+        // SAFETY: r and bb are live.
+        unsafe { sys::rwsgi_brigade_add_broken(self.bb, (*self.r).pool) };
         let _closing_anyway = self.pass(After::End);
     }
 }

@@ -38,6 +38,8 @@ pub enum Outcome {
     Done,
     /// Nothing was sent: the transport should answer with this error status.
     Status(u16),
+    /// The transport failed (logged); it decides what the client still gets.
+    WriteFailed,
 }
 
 /// Runs `job` in `interp` over `gw`.
@@ -127,6 +129,7 @@ fn run_scoped(
     let mut end = RequestEnd {
         ctx: ctx_ptr,
         objects: None,
+        outer_logs: RequestCtx::current(),
     };
     match make_objects(py, state, ctx_ptr) {
         Ok(objects) => {
@@ -157,11 +160,14 @@ fn run_scoped(
 struct RequestEnd<'py> {
     ctx: *mut RequestCtx,
     objects: Option<RequestObjects<'py>>,
+    /// The log of a request this one runs inside (a mod_include subrequest on the same
+    /// thread), current again once this one ends; else null.
+    outer_logs: *mut super::request::LogShared,
 }
 
 impl Drop for RequestEnd<'_> {
     fn drop(&mut self) {
-        RequestCtx::set_current(std::ptr::null_mut());
+        RequestCtx::set_current(self.outer_logs);
         if let Some(o) = &self.objects {
             objects::disarm(&o.input);
             log::disarm(&o.errors);
@@ -260,6 +266,8 @@ fn call_app(
         Err(e) => Err(e),
     };
     match (driven, closed) {
+        // SAFETY: live context; a plain flag is read.
+        (Ok(()), Ok(())) if unsafe { (*ctx).write_failed } => Outcome::WriteFailed,
         (Ok(()), Ok(())) => Outcome::Done,
         (Err(e), _) | (Ok(()), Err(e)) => fail(e),
     }
@@ -269,11 +277,13 @@ fn call_app(
 fn finish_failed(ctx: *mut RequestCtx) -> Outcome {
     // SAFETY: live context, GIL held, no other borrow active.
     let ctx = unsafe { &mut *ctx };
-    if ctx.ended {
+    if ctx.write_failed {
+        Outcome::WriteFailed
+    } else if ctx.ended {
         // The response was complete; the failure (in close()) is only logged.
         Outcome::Done
     } else if ctx.response.phase() == Phase::HeadSent {
-        ctx.gateway().end_broken();
+        respond::end_broken(ctx);
         Outcome::Done
     } else {
         Outcome::Status(ctx.input.failed_status.unwrap_or(500))
@@ -285,7 +295,9 @@ fn send_err(e: SendError) -> PyErr {
         SendError::NotStarted => PyRuntimeError::new_err(
             "response has not been started (start_response() was not called)",
         ),
-        SendError::ClientGone => unreachable!("client disconnects are handled by the caller"),
+        SendError::ClientGone | SendError::Failed(_) => {
+            unreachable!("transport failures are handled by the caller")
+        }
     }
 }
 
@@ -293,7 +305,7 @@ fn send_err(e: SendError) -> PyErr {
 fn send_chunk(ctx: *mut RequestCtx, data: &[u8], after: After) -> PyResult<bool> {
     with_ctx(ctx, |c| match respond::send(c, data, after) {
         Ok(()) => Ok(!c.response.complete()),
-        Err(SendError::ClientGone) => Ok(false),
+        Err(SendError::ClientGone | SendError::Failed(_)) => Ok(false),
         Err(e) => Err(send_err(e)),
     })
 }
@@ -364,7 +376,7 @@ fn drive(
 /// Ends the response after the iterable is exhausted (or stopped early).
 fn finish(ctx: *mut RequestCtx) -> PyResult<()> {
     with_ctx(ctx, |c| {
-        if c.ended {
+        if c.ended || c.write_failed {
             return Ok(());
         }
         if c.gateway().client_gone() {
@@ -381,11 +393,11 @@ fn finish(ctx: *mut RequestCtx) -> PyResult<()> {
         if c.response.short() && c.response.phase() == Phase::HeadSent {
             // Fewer bytes than the declared Content-Length: the client must see the
             // response is incomplete rather than wait for the rest.
-            c.gateway().end_broken();
+            respond::end_broken(c);
             return Ok(());
         }
         match respond::send(c, &[], After::End) {
-            Ok(()) | Err(SendError::ClientGone) => Ok(()),
+            Ok(()) | Err(SendError::ClientGone | SendError::Failed(_)) => Ok(()),
             Err(e) => Err(send_err(e)),
         }
     })
@@ -428,7 +440,7 @@ fn try_send_file(ctx: *mut RequestCtx, wrapper: &Bound<'_, PyAny>) -> PyResult<b
         }
         c.response.default_content_length(available);
         match respond::send_file(c, fd, offset, available) {
-            Ok(()) | Err(SendError::ClientGone) => Ok(true),
+            Ok(()) | Err(SendError::ClientGone | SendError::Failed(_)) => Ok(true),
             Err(e) => Err(send_err(e)),
         }
     })

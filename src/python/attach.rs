@@ -3,6 +3,13 @@
 //! thread the main interpreter's state is created first, because CPython 3.11's PyGILState
 //! machinery adopts the first thread state of a thread — C extensions using
 //! `PyGILState_Ensure` in `%{GLOBAL}` apps must find the main interpreter's.
+//!
+//! A request can start on a thread whose own request is not over: an output filter
+//! (mod_include) runs a subrequest on the same thread while the outer request waits in a
+//! pass. The writer releases the GIL around every pass through a filter that could do that,
+//! so the inner request attaches as usual: the same (detached) state when both use one
+//! interpreter, its frames stacked above the outer request's, or this thread's state for the
+//! other interpreter. It detaches before the outer request re-attaches.
 
 use pyo3::ffi;
 use pyo3::prelude::*;

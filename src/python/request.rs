@@ -122,6 +122,8 @@ pub struct RequestCtx {
     pub unflushed: usize,
     /// The end of the response was passed to the transport.
     pub ended: bool,
+    /// The transport failed (not a client disconnect); nothing more is sent.
+    pub write_failed: bool,
     /// Reads and writes so far.
     pub io: IoStats,
     logs: *mut LogShared,
@@ -151,6 +153,7 @@ impl RequestCtx {
             input: InputState::default(),
             unflushed: 0,
             ended: false,
+            write_failed: false,
             io: IoStats::default(),
             logs,
             busy: false,

@@ -3,16 +3,39 @@
 
 use crate::python::callback::blocking;
 use crate::python::request::RequestCtx;
-use crate::wsgi::gateway::After;
+use crate::wsgi::gateway::{After, Severity, WriteError};
 use crate::wsgi::response::Phase;
 
 /// Why body bytes could not be sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendError {
     /// The app produced body before calling start_response.
     NotStarted,
     /// The client is gone.
     ClientGone,
+    /// The transport failed (logged already); the text says how.
+    Failed(String),
+}
+
+/// Maps a transport error, logging the first failure that is not a disconnect.
+fn write_error(ctx: &mut RequestCtx, e: WriteError) -> SendError {
+    match e {
+        WriteError::ClientGone => SendError::ClientGone,
+        WriteError::Failed(what) => {
+            if !ctx.write_failed {
+                ctx.write_failed = true;
+                ctx.log(
+                    Severity::Error,
+                    &format!(
+                        "RWSGI0150: sending the response failed after {} body bytes, with the \
+                         client still connected: {what}; the response is cut short",
+                        ctx.response.sent()
+                    ),
+                );
+            }
+            SendError::Failed(what)
+        }
+    }
 }
 
 /// Sends (a Content-Length-truncated prefix of) `data`, committing the head first if needed.
@@ -47,9 +70,12 @@ pub fn send(ctx: &mut RequestCtx, data: &[u8], after: After) -> Result<(), SendE
     }
     // Apache's core output filter only blocks to flush, or once about 64 KiB are buffered;
     // below that a pass is a non-blocking write, and keeping the GIL saves two GIL hand-offs
-    // (the dominant cost of a small response on a busy threaded MPM).
+    // (the dominant cost of a small response on a busy threaded MPM). The transport says
+    // whether this write flushes or meets a filter that may sleep (mod_ratelimit) or run a
+    // subrequest on this thread (mod_include), which would stall or deadlock with the GIL.
     ctx.unflushed += chunk.len();
-    let may_block = after == After::Flush || ctx.unflushed > NONBLOCKING_LIMIT;
+    let may_block =
+        ctx.unflushed > NONBLOCKING_LIMIT || !ctx.gateway().quick_write(chunk.len(), after);
     if after != After::Buffer {
         ctx.unflushed = 0;
     }
@@ -64,7 +90,7 @@ pub fn send(ctx: &mut RequestCtx, data: &[u8], after: After) -> Result<(), SendE
         gw.write(chunk, after)
     };
     ctx.io.wrote(since);
-    result.map_err(|_| SendError::ClientGone)
+    result.map_err(|e| write_error(ctx, e))
 }
 
 /// Bytes that may sit unflushed in Apache's output filters without a write blocking.
@@ -92,5 +118,12 @@ pub fn send_file(ctx: &mut RequestCtx, fd: i32, offset: u64, len: u64) -> Result
         }
     });
     ctx.io.wrote(since);
-    result.map_err(|_| SendError::ClientGone)
+    result.map_err(|e| write_error(ctx, e))
+}
+
+/// Marks a response whose head went out as incomplete. The end passes through the whole
+/// filter chain, which may block or run subrequests like any other pass.
+pub fn end_broken(ctx: &mut RequestCtx) {
+    let gw = ctx.gateway();
+    blocking(|| gw.end_broken());
 }

@@ -30,9 +30,15 @@ pub struct ReadFailure {
     pub message: String,
 }
 
-/// The client is gone (or the connection failed) while writing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientGone;
+/// Why response bytes could not be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    /// The client is gone (or its connection failed).
+    ClientGone,
+    /// The transport failed with the client still there (e.g. an Apache output filter
+    /// returned an error status); the text says what and where, for the log.
+    Failed(String),
+}
 
 /// The response head the app chose, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,11 +57,14 @@ pub trait Gateway {
     /// Makes the response head current (sent with the first body bytes). Never blocks.
     fn set_head(&mut self, head: &ResponseHead);
     /// Sends body bytes (borrowed only for the call). Blocking.
-    fn write(&mut self, data: &[u8], after: After) -> Result<(), ClientGone>;
+    fn write(&mut self, data: &[u8], after: After) -> Result<(), WriteError>;
+    /// True when `write(data of len bytes, after)` can neither block nor run other requests
+    /// on this thread, so the caller may keep the GIL across it. Never blocks.
+    fn quick_write(&self, len: usize, after: After) -> bool;
     /// Sends `len` bytes of an open regular file from `offset`. Blocking.
     fn send_file(&mut self, fd: i32, offset: u64, len: u64, after: After)
-    -> Result<(), ClientGone>;
-    /// Marks a response that failed after its head went out as incomplete.
+    -> Result<(), WriteError>;
+    /// Marks a response that failed after its head went out as incomplete. Blocking.
     fn end_broken(&mut self);
     /// True when the client has disconnected.
     fn client_gone(&self) -> bool;

@@ -104,6 +104,9 @@ pub struct RequestScope {
     /// Response body bytes sent and the transport activity (set by the runner before the
     /// request's context goes).
     pub io: Cell<(u64, IoStats)>,
+    /// The data dict of a request this one runs inside (a mod_include subrequest on the
+    /// same thread), current again once this one ends; else null.
+    outer_data: *mut ffi::PyObject,
 }
 
 impl RequestScope {
@@ -129,8 +132,9 @@ impl RequestScope {
             // SAFETY: GIL held; the failure's exception is dropped (the request still runs).
             unsafe { ffi::PyErr_Clear() };
         }
-        DATA.with(|d| d.set(data.as_ptr()));
+        let outer_data = DATA.with(|d| d.replace(data.as_ptr()));
         RequestScope {
+            outer_data,
             run,
             cpu_start: Cell::new(None),
             environ: Cell::new(std::ptr::null_mut()),
@@ -257,7 +261,7 @@ impl RequestScope {
                 ),
             }
         }
-        DATA.with(|d| d.set(std::ptr::null_mut()));
+        DATA.with(|d| d.set(self.outer_data));
         // SAFETY: our strong references, GIL held; a missing key only sets an exception,
         // which is cleared.
         unsafe {

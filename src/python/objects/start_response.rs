@@ -172,6 +172,9 @@ unsafe extern "C" fn write(
                     Err(SendError::ClientGone) => Err(PyOSError::new_err(
                         "failed to write response data: client connection closed",
                     )),
+                    Err(SendError::Failed(what)) => Err(PyOSError::new_err(format!(
+                        "failed to write response data: {what}"
+                    ))),
                 }
             })
         }?;
