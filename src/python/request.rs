@@ -58,6 +58,14 @@ impl InputState {
         &self.buf[self.pos..]
     }
 
+    /// Drops the bytes already handed over, so the buffer holds only what is still pending.
+    pub fn compact(&mut self) {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+    }
+
     /// Hands `n` buffered bytes over.
     pub fn consume(&mut self, n: usize) {
         self.pos += n;
