@@ -13,10 +13,15 @@ pub enum SendError {
     NotStarted,
     /// The client is gone.
     ClientGone,
+    /// The response was already ended (a thread of the app writing after its end).
+    Ended,
 }
 
 /// Sends (a Content-Length-truncated prefix of) `data`, committing the head first if needed.
 pub fn send(ctx: &mut RequestCtx, data: &[u8], after: After) -> Result<(), SendError> {
+    if ctx.ended {
+        return Err(SendError::Ended);
+    }
     if data.is_empty() && after != After::End {
         // PEP 3333: the head goes out with the first non-empty chunk, not before.
         return if ctx.response.head().is_some() {
@@ -72,6 +77,9 @@ const NONBLOCKING_LIMIT: usize = 32 * 1024;
 
 /// Sends part of an open regular file as the whole body.
 pub fn send_file(ctx: &mut RequestCtx, fd: i32, offset: u64, len: u64) -> Result<(), SendError> {
+    if ctx.ended {
+        return Err(SendError::Ended);
+    }
     let head = ctx.response.head().cloned().ok_or(SendError::NotStarted)?;
     let len = ctx.response.accept(len.min(usize::MAX as u64) as usize) as u64;
     ctx.ended = true;

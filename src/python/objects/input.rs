@@ -4,9 +4,10 @@
 //! follows what the app holds: the read-ahead buffer stays one read long, and a line or body
 //! of any length costs about one copy of itself, given back once handed over.
 
-use super::{END, Methods, args, ctx_of, fastcall, noargs};
+use super::{END, Methods, args, fastcall, handle_of, noargs};
 use crate::python::callback::{blocking, call};
 use crate::python::request::RequestCtx;
+use crate::wsgi::gateway::ReadFailure;
 use pyo3::exceptions::{PyOSError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -30,7 +31,7 @@ pub fn make_type(py: Python<'_>) -> PyResult<*mut ffi::PyObject> {
         c"mod_wsgi.Input",
         std::mem::size_of::<super::RequestBound>(),
         &[
-            (ffi::Py_tp_dealloc, super::dealloc as *mut _),
+            (ffi::Py_tp_dealloc, super::bound_dealloc as *mut _),
             (ffi::Py_tp_methods, METHODS.0.as_ptr() as *mut _),
             (ffi::Py_tp_iter, iter_self as *mut _),
             (ffi::Py_tp_iternext, iternext as *mut _),
@@ -72,7 +73,7 @@ fn fill(ctx: &mut RequestCtx, want: usize) -> PyResult<bool> {
     let result = {
         let gw = ctx.gateway_ptr();
         let buf = &mut ctx.input.buf[start..];
-        // SAFETY: gw is the context's gateway, used exclusively (busy flag) during this read.
+        // SAFETY: gw is the context's gateway, used exclusively (handle) during this read.
         blocking(|| unsafe { (*gw).read(buf) })
     };
     ctx.io.read(*result.as_ref().unwrap_or(&0), since);
@@ -91,7 +92,15 @@ fn fill(ctx: &mut RequestCtx, want: usize) -> PyResult<bool> {
     }
 }
 
-fn read_failed(ctx: &mut RequestCtx, e: crate::wsgi::gateway::ReadFailure) -> PyErr {
+/// A read stopped because the request ended while another thread was still reading.
+fn ended() -> ReadFailure {
+    ReadFailure {
+        status: 500,
+        message: "request data read stopped: the request has ended".into(),
+    }
+}
+
+fn read_failed(ctx: &mut RequestCtx, e: ReadFailure) -> PyErr {
     ctx.input.failed_status = Some(e.status);
     PyOSError::new_err(format!("mod_wsgi {}", e.message))
 }
@@ -107,9 +116,12 @@ fn read_to_vec(ctx: &mut RequestCtx, out: &mut Vec<u8>, limit: usize) -> PyResul
     let since = std::time::Instant::now();
     let result = blocking(|| {
         while out.len() < limit {
+            if ctx.cancelled() {
+                return Err(ended());
+            }
             let at = out.len();
             out.resize(at + (limit - at).min(CHUNK), 0);
-            // SAFETY: gw is the context's gateway, used exclusively (busy flag) meanwhile.
+            // SAFETY: gw is the context's gateway, used exclusively (handle) meanwhile.
             match unsafe { (*gw).read(&mut out[at..]) } {
                 Ok(0) => {
                     out.truncate(at);
@@ -220,6 +232,9 @@ fn read_direct(py: Python<'_>, ctx: &mut RequestCtx, n: usize) -> PyResult<*mut 
             let result = blocking(|| {
                 let mut got = 0;
                 while got < rest.len() {
+                    if ctx.cancelled() {
+                        return Err((got, ended()));
+                    }
                     match (*gw).read(&mut rest[got..]) {
                         Ok(0) => return Ok((got, true)),
                         Ok(k) => got += k,
@@ -296,9 +311,10 @@ unsafe extern "C" fn read(
     call(|py| {
         // SAFETY: fast-call arguments.
         let size = size_arg(py, unsafe { args(a, n) }, "read")?;
-        // SAFETY: the object's context pointer is live or null (disarmed); GIL held.
+        // SAFETY: slf is our live instance; GIL held; the runner keeps the context alive
+        // until the handle is closed.
         unsafe {
-            RequestCtx::with(ctx_of(slf), |ctx| match size {
+            handle_of(slf).with(|ctx| match size {
                 Some(n) if n <= DIRECT_READ_LIMIT => read_direct(py, ctx, n),
                 _ => read_bytes(py, ctx, size).map(Bound::into_ptr),
             })
@@ -315,8 +331,7 @@ unsafe extern "C" fn readline(
         // SAFETY: fast-call arguments.
         let size = size_arg(py, unsafe { args(a, n) }, "readline")?;
         // SAFETY: as in `read`.
-        unsafe { RequestCtx::with(ctx_of(slf), |ctx| read_line(py, ctx, size)) }
-            .map(Bound::into_ptr)
+        unsafe { handle_of(slf).with(|ctx| read_line(py, ctx, size)) }.map(Bound::into_ptr)
     })
 }
 
@@ -330,7 +345,7 @@ unsafe extern "C" fn readlines(
         let hint = size_arg(py, unsafe { args(a, n) }, "readlines")?;
         // SAFETY: as in `read`.
         unsafe {
-            RequestCtx::with(ctx_of(slf), |ctx| {
+            handle_of(slf).with(|ctx| {
                 let list = pyo3::types::PyList::empty(py);
                 let mut total = 0;
                 loop {
@@ -366,7 +381,7 @@ unsafe extern "C" fn iter_self(slf: *mut ffi::PyObject) -> *mut ffi::PyObject {
 unsafe extern "C" fn iternext(slf: *mut ffi::PyObject) -> *mut ffi::PyObject {
     call(|py| {
         // SAFETY: as in `read`.
-        let line = unsafe { RequestCtx::with(ctx_of(slf), |ctx| read_line(py, ctx, None)) }?;
+        let line = unsafe { handle_of(slf).with(|ctx| read_line(py, ctx, None)) }?;
         // An empty line is the end: returning null without an exception means StopIteration.
         Ok(if line.as_bytes().is_empty() {
             std::ptr::null_mut()

@@ -5,7 +5,7 @@
 use super::{END, Methods, args, fastcall, noargs};
 use crate::python::callback::call;
 use crate::python::request::{LogShared, RequestCtx, Stream};
-use pyo3::exceptions::{PyOSError, PyTypeError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -115,8 +115,9 @@ fn emit(slf: *mut ffi::PyObject, text: &str) -> PyResult<()> {
     let stream = stream_of(o);
     if stream == Stream::Errors {
         if o.shared.is_null() {
-            return Err(PyOSError::new_err(
-                "wsgi.errors used after its request finished",
+            // RuntimeError, as mod_wsgi raises for an expired log object.
+            return Err(PyRuntimeError::new_err(
+                "wsgi.errors used after its request finished: log object has expired",
             ));
         }
         // SAFETY: armed pointer to the live request's buffers; GIL held.
