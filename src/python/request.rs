@@ -8,6 +8,7 @@
 
 use super::callback::blocking;
 use crate::wsgi::gateway::{Gateway, RequestLog, Severity};
+use crate::wsgi::log_lines::LineBuffer;
 use crate::wsgi::response::ResponseState;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -87,26 +88,21 @@ impl InputState {
 /// request's owner is inside a blocking transport call.
 pub struct LogShared {
     pub log: RequestLog,
-    pending: [Vec<u8>; 3],
+    pending: [LineBuffer; 3],
 }
 
 impl LogShared {
-    /// Buffers output for a stream, emitting complete lines.
+    /// Buffers output for a stream, emitting complete lines (and overlong partial ones).
     ///
     /// # Safety
     /// `p` points to a live `LogShared`; the caller holds the GIL (which serialises access).
     pub unsafe fn write(p: *mut LogShared, stream: Stream, text: &str) {
         // SAFETY: function contract.
         let this = unsafe { &mut *p };
-        let buf = &mut this.pending[stream as usize];
-        buf.extend_from_slice(text.as_bytes());
-        while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=nl).collect();
-            this.log.log(
-                Severity::Error,
-                String::from_utf8_lossy(&line[..nl]).as_ref(),
-            );
-        }
+        let log = this.log;
+        this.pending[stream as usize].write(text.as_bytes(), |line| {
+            log.log(Severity::Error, String::from_utf8_lossy(line).as_ref())
+        });
     }
 
     /// Emits partial lines left in one stream's buffer (all streams with `None`).
@@ -116,13 +112,11 @@ impl LogShared {
     pub unsafe fn flush(p: *mut LogShared, stream: Option<Stream>) {
         // SAFETY: function contract.
         let this = unsafe { &mut *p };
+        let log = this.log;
         for (i, buf) in this.pending.iter_mut().enumerate() {
-            if stream.is_some_and(|s| s as usize != i) || buf.is_empty() {
-                continue;
+            if stream.is_none_or(|s| s as usize == i) {
+                buf.flush(|line| log.log(Severity::Error, String::from_utf8_lossy(line).as_ref()));
             }
-            let line = std::mem::take(buf);
-            this.log
-                .log(Severity::Error, String::from_utf8_lossy(&line).as_ref());
         }
     }
 }
