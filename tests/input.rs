@@ -435,3 +435,92 @@ fn prefork_input_and_keepalive() {
     c.send(&request_bytes("GET", "/hello", &[], b"")).unwrap();
     assert_eq!(c.read_response(false).unwrap().body, b"Hello World!\n");
 }
+
+// ---- memory per line and per read() ------------------------------------------------------------
+
+/// Uploads `total` bytes made of `piece` repeated to the memory-measuring app in the server's
+/// only child; returns (RSS before, peak RSS during, RSS after dropping the data, app's answer).
+fn measure_upload(srv: &Server, mode: &str, piece: &[u8], total: usize) -> (f64, f64, f64, Json) {
+    let [pid] = srv.child_pids()[..] else {
+        panic!("expected one child")
+    };
+    // Writing 5 to clear_refs resets VmHWM to the current RSS.
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset peak RSS");
+    let before = rss(pid) as f64;
+    let mut c = srv.connect();
+    c.send(format!("POST /memory?mode={mode} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {total}\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    let block: Vec<u8> = piece.iter().copied().cycle().take(1 << 20).collect();
+    let mut sent = 0;
+    while sent < total {
+        let n = block.len().min(total - sent);
+        c.send(&block[..n]).expect("upload");
+        sent += n;
+    }
+    c.set_timeout(Duration::from_secs(60));
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 200, "{mode}: {}", r.describe());
+    let j = r.json();
+    assert_eq!(j.n("length") as usize, total, "{mode}: length");
+    assert_eq!(j.n("pid") as u32, pid);
+    let (peak, after) = (peak_rss(pid) as f64, j.n("after"));
+    let mib = |v: f64| v / (1 << 20) as f64;
+    eprintln!(
+        "{mode} over {} MiB: RSS before {:.0} MiB, peak {:.0} MiB, after {:.0} MiB ({} lines)",
+        total >> 20,
+        mib(before),
+        mib(peak),
+        mib(after),
+        j.n("lines")
+    );
+    (peak - before, after - before, before, j)
+}
+
+#[test]
+fn memory_of_a_line_and_of_read_is_bounded_by_its_size() {
+    let srv = server("input_memory")
+        .single_process()
+        .fragment("apps")
+        .conf("WSGIScriptAlias /memory \"@APPS@/input_memory.wsgi\"")
+        .start();
+    let total = 200usize << 20;
+    let body = total as f64;
+    srv.get("/memory?mode=read"); // warm up the interpreter
+
+    // One 200 MiB line: it costs about one copy of itself, handed over and never kept.
+    let (peak, after, _, j) = measure_upload(&srv, "iter", b"x", total);
+    assert_eq!(j.n("lines"), 1.0);
+    assert!(
+        peak < 1.5 * body + (16 << 20) as f64,
+        "iterating a 200 MiB line: peak RSS grew by {} MiB",
+        peak as u64 >> 20
+    );
+    assert!(
+        after < (32 << 20) as f64,
+        "iterating a 200 MiB line: {} MiB still held after the line was dropped",
+        after as u64 >> 20
+    );
+
+    // read() of the whole body holds one copy of it.
+    let (peak, after, _, _) = measure_upload(&srv, "read", b"x", total);
+    assert!(
+        peak < 1.5 * body + (16 << 20) as f64,
+        "read() of 200 MiB: peak RSS grew by {} MiB",
+        peak as u64 >> 20
+    );
+    assert!(
+        after < (32 << 20) as f64,
+        "read(): {} MiB kept",
+        after as u64 >> 20
+    );
+
+    // Short lines cost their own size, whatever the body's.
+    let line: Vec<u8> = [vec![b'y'; 1023], vec![b'\n']].concat();
+    let (peak, _, _, j) = measure_upload(&srv, "readline", &line, total);
+    assert_eq!(j.n("longest"), 1024.0);
+    assert!(
+        peak < (16 << 20) as f64,
+        "readline() over 1 KiB lines: peak RSS grew by {} MiB",
+        peak as u64 >> 20
+    );
+}

@@ -1,6 +1,6 @@
 //! Running one request through a WSGI application: load the script, call the app, drive the
 //! iterable (or send a wrapped file straight from its descriptor), always call `close()`,
-//! map failures to a status or a cut response, and disarm the request's objects.
+//! map failures to a status or a cut response, and close the request's objects.
 
 use super::attach::Attached;
 use super::callback::{enter, log_exception, summary};
@@ -8,7 +8,7 @@ use super::environ::{self, ModWsgiFacts, ProcessFacts, RequestObjects};
 use super::interp::Interp;
 use super::modules::RequestScope;
 use super::objects::{self, log};
-use super::request::RequestCtx;
+use super::request::{IoStats, LogShared, RequestCtx, RequestHandle};
 use super::respond::{self, SendError};
 use super::script;
 use super::state::InterpState;
@@ -19,6 +19,7 @@ use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
+use std::sync::Arc;
 
 /// What to run.
 pub struct Job<'a> {
@@ -123,25 +124,33 @@ fn run_scoped(
         }
     };
 
-    // SAFETY: the context outlives every object pointing at it: `RequestEnd` disarms them
-    // before it frees the box (also when a panic unwinds), and `gw` outlives this function.
-    let ctx_ptr = Box::into_raw(Box::new(unsafe { RequestCtx::new(gw, log) }));
+    let handle = RequestHandle::new();
+    // SAFETY: `gw` outlives this function, and the context is freed by `RequestEnd` only
+    // after the handle is closed (no call can reach it any more).
+    let ctx = Box::into_raw(Box::new(unsafe { RequestCtx::new(gw, log, &handle) }));
+    handle.open(ctx);
+    // SAFETY: freshly allocated; `logs` is fixed for the context's life.
+    let logs = unsafe { (*ctx).logs() };
     let mut end = RequestEnd {
-        ctx: ctx_ptr,
+        handle: handle.clone(),
+        ctx,
         objects: None,
         outer_logs: RequestCtx::current(),
+        log,
+        script: job.script,
+        closed: false,
     };
-    match make_objects(py, state, ctx_ptr) {
+    match make_objects(py, state, &handle, logs) {
         Ok(objects) => {
-            // SAFETY: freshly allocated, not yet shared.
-            RequestCtx::set_current(unsafe { (*ctx_ptr).logs() });
+            RequestCtx::set_current(logs);
             let objects = end.objects.insert(objects);
-            let outcome = call_app(py, state, job, &app, ctx_ptr, objects, scope);
-            // SAFETY: live context, no borrow active; plain counters are read.
-            scope
-                .io
-                .set(unsafe { ((*ctx_ptr).response.sent(), (*ctx_ptr).io) });
-            outcome
+            let outcome = call_app(py, state, job, &app, &handle, objects, scope, log);
+            scope.io.set(end.close());
+            // Read only now: until the handle is closed an app thread may hold the context.
+            match outcome {
+                Outcome::Done if end.write_failed() => Outcome::WriteFailed,
+                o => o,
+            }
         }
         Err(e) => {
             log_exception(
@@ -156,24 +165,61 @@ fn run_scoped(
 }
 
 /// Ends a request's Python side on every path out of it, panics included: the objects the
-/// app may have kept are disarmed, then the context they pointed to is freed.
-struct RequestEnd<'py> {
+/// app may have kept are closed (waiting for a call another thread still has in progress),
+/// then the context they reached is freed.
+struct RequestEnd<'py, 'a> {
+    handle: Arc<RequestHandle>,
     ctx: *mut RequestCtx,
     objects: Option<RequestObjects<'py>>,
     /// The log of a request this one runs inside (a mod_include subrequest on the same
     /// thread), current again once this one ends; else null.
     outer_logs: *mut super::request::LogShared,
+    log: RequestLog,
+    script: &'a str,
+    closed: bool,
 }
 
-impl Drop for RequestEnd<'_> {
-    fn drop(&mut self) {
-        RequestCtx::set_current(self.outer_logs);
-        if let Some(o) = &self.objects {
-            objects::disarm(&o.input);
-            log::disarm(&o.errors);
-            objects::disarm(&o.start_response);
+impl RequestEnd<'_, '_> {
+    /// Closes the objects (once); then the context is this thread's alone. Returns the
+    /// request's body bytes sent and transport figures.
+    fn close(&mut self) -> (u64, IoStats) {
+        if !self.closed {
+            self.closed = true;
+            RequestCtx::set_current(self.outer_logs);
+            if let Some(o) = &self.objects {
+                log::disarm(&o.errors);
+            }
+            if self.handle.close() {
+                self.log.log(
+                    Severity::Warning,
+                    &format!(
+                        "RWSGI0170: the request to WSGI script '{}' waited at its end for \
+                         another thread of the application still reading wsgi.input or \
+                         calling write(); request objects must not be used once the \
+                         application has returned",
+                        self.script
+                    ),
+                );
+            }
         }
-        // SAFETY: every object pointing at the context is disarmed; we are its only owner.
+        // SAFETY: the handle is closed and no call is in progress: only this thread reaches
+        // the context, which lives until `drop`.
+        let ctx = unsafe { &*self.ctx };
+        (ctx.response.sent(), ctx.io)
+    }
+
+    /// Whether an output filter failed while the client was still there; only once closed.
+    fn write_failed(&self) -> bool {
+        debug_assert!(self.closed);
+        // SAFETY: closed: only this thread reaches the context, which lives until `drop`.
+        unsafe { (*self.ctx).write_failed }
+    }
+}
+
+impl Drop for RequestEnd<'_, '_> {
+    fn drop(&mut self) {
+        self.close();
+        // SAFETY: closed above: nothing else reaches the context, and we are its only owner.
         drop(unsafe { Box::from_raw(self.ctx) });
     }
 }
@@ -181,39 +227,38 @@ impl Drop for RequestEnd<'_> {
 fn make_objects<'py>(
     py: Python<'py>,
     state: &InterpState,
-    ctx: *mut RequestCtx,
+    handle: &Arc<RequestHandle>,
+    logs: *mut LogShared,
 ) -> PyResult<RequestObjects<'py>> {
-    // SAFETY: ctx is live (caller).
-    let logs = unsafe { (*ctx).logs() };
     Ok(RequestObjects {
-        input: objects::new_bound(py, &state.input_type.bind(py), ctx)?,
+        input: objects::new_bound(py, &state.input_type.bind(py), handle)?,
         errors: log::for_request(py, &state.log_type.bind(py), logs)?,
-        start_response: objects::new_bound(py, &state.start_response_type.bind(py), ctx)?,
+        start_response: objects::new_bound(py, &state.start_response_type.bind(py), handle)?,
     })
 }
 
-/// Runs `f` on the context (see [`RequestCtx::with`]).
+/// Runs `f` on the context (see [`RequestHandle::with`]).
 fn with_ctx<T>(
-    ctx: *mut RequestCtx,
+    handle: &RequestHandle,
     f: impl FnOnce(&mut RequestCtx) -> PyResult<T>,
 ) -> PyResult<T> {
-    // SAFETY: the runner's context is live for the whole request; GIL held.
-    unsafe { RequestCtx::with(ctx, f) }
+    // SAFETY: the runner's context is live until `RequestEnd` closes the handle; GIL held.
+    unsafe { handle.with(f) }
 }
 
 // The request's pieces are passed apart because each is borrowed differently (the context
-// as a raw pointer, the objects as GIL-bound references).
+// through its shared handle, the objects as GIL-bound references).
+#[allow(clippy::too_many_arguments)]
 fn call_app(
     py: Python<'_>,
     state: &InterpState,
     job: &Job<'_>,
     app: &Bound<'_, PyAny>,
-    ctx: *mut RequestCtx,
+    ctx: &RequestHandle,
     objects: &RequestObjects<'_>,
     scope: &RequestScope,
+    log: RequestLog,
 ) -> Outcome {
-    // SAFETY: live context; only a Copy value is read.
-    let log = unsafe { (*(*ctx).logs()).log };
     let fail = |err: PyErr| -> Outcome {
         scope.exception(py, &state.modules, &err);
         if super::shutdown::is_interruption(py, &err) {
@@ -266,28 +311,27 @@ fn call_app(
         Err(e) => Err(e),
     };
     match (driven, closed) {
-        // SAFETY: live context; a plain flag is read.
-        (Ok(()), Ok(())) if unsafe { (*ctx).write_failed } => Outcome::WriteFailed,
         (Ok(()), Ok(())) => Outcome::Done,
         (Err(e), _) | (Ok(()), Err(e)) => fail(e),
     }
 }
 
 /// After an exception: a status if nothing went out yet, else a cut response.
-fn finish_failed(ctx: *mut RequestCtx) -> Outcome {
-    // SAFETY: live context, GIL held, no other borrow active.
-    let ctx = unsafe { &mut *ctx };
-    if ctx.write_failed {
-        Outcome::WriteFailed
-    } else if ctx.ended {
-        // The response was complete; the failure (in close()) is only logged.
-        Outcome::Done
-    } else if ctx.response.phase() == Phase::HeadSent {
-        respond::end_broken(ctx);
-        Outcome::Done
-    } else {
-        Outcome::Status(ctx.input.failed_status.unwrap_or(500))
-    }
+fn finish_failed(ctx: &RequestHandle) -> Outcome {
+    with_ctx(ctx, |ctx| {
+        Ok(if ctx.write_failed {
+            Outcome::WriteFailed
+        } else if ctx.ended {
+            // The response was complete; the failure (in close()) is only logged.
+            Outcome::Done
+        } else if ctx.response.phase() == Phase::HeadSent {
+            respond::end_broken(ctx);
+            Outcome::Done
+        } else {
+            Outcome::Status(ctx.input.failed_status.unwrap_or(500))
+        })
+    })
+    .unwrap_or(Outcome::Status(500))
 }
 
 fn send_err(e: SendError) -> PyErr {
@@ -295,6 +339,7 @@ fn send_err(e: SendError) -> PyErr {
         SendError::NotStarted => PyRuntimeError::new_err(
             "response has not been started (start_response() was not called)",
         ),
+        SendError::Ended => PyRuntimeError::new_err("the response has already ended"),
         SendError::ClientGone | SendError::Failed(_) => {
             unreachable!("transport failures are handled by the caller")
         }
@@ -302,7 +347,7 @@ fn send_err(e: SendError) -> PyErr {
 }
 
 /// Sends a chunk; Ok(false) when the client is gone or the declared length is complete.
-fn send_chunk(ctx: *mut RequestCtx, data: &[u8], after: After) -> PyResult<bool> {
+fn send_chunk(ctx: &RequestHandle, data: &[u8], after: After) -> PyResult<bool> {
     with_ctx(ctx, |c| match respond::send(c, data, after) {
         Ok(()) => Ok(!c.response.complete()),
         Err(SendError::ClientGone | SendError::Failed(_)) => Ok(false),
@@ -325,7 +370,7 @@ fn bytes_of<'a, 'py>(item: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyB
 fn drive(
     py: Python<'_>,
     state: &InterpState,
-    ctx: *mut RequestCtx,
+    ctx: &RequestHandle,
     result: &Bound<'_, PyAny>,
 ) -> PyResult<()> {
     if result.get_type().is(state.file_wrapper_type.bind(py)) && try_send_file(ctx, result)? {
@@ -374,7 +419,7 @@ fn drive(
 }
 
 /// Ends the response after the iterable is exhausted (or stopped early).
-fn finish(ctx: *mut RequestCtx) -> PyResult<()> {
+fn finish(ctx: &RequestHandle) -> PyResult<()> {
     with_ctx(ctx, |c| {
         if c.ended || c.write_failed {
             return Ok(());
@@ -405,7 +450,7 @@ fn finish(ctx: *mut RequestCtx) -> PyResult<()> {
 
 /// Sends a `wsgi.file_wrapper` over a real regular file from its descriptor. Ok(false)
 /// when the file-like has no usable descriptor (the caller iterates it instead).
-fn try_send_file(ctx: *mut RequestCtx, wrapper: &Bound<'_, PyAny>) -> PyResult<bool> {
+fn try_send_file(ctx: &RequestHandle, wrapper: &Bound<'_, PyAny>) -> PyResult<bool> {
     let py = wrapper.py();
     let filelike = wrapper.getattr("filelike")?;
     let Ok(fd) = filelike

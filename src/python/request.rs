@@ -1,13 +1,20 @@
 //! The per-request state shared by the request's Python objects (`wsgi.input`,
-//! `wsgi.errors`, start_response/write). Objects hold a raw pointer to it that is nulled
-//! ("disarmed") when the request ends, so a stashed object raises instead of touching freed
-//! memory. A busy flag keeps two threads from driving the transport at once.
+//! `wsgi.errors`, start_response/write). `wsgi.input` and start_response reach it through a
+//! shared [`RequestHandle`], which lets one call at a time use the transport (a call from
+//! another thread waits for it, with the GIL released) and which the request's end closes:
+//! later calls raise, and the end waits for a call still running in another thread before
+//! the request's memory goes away. `wsgi.errors` never releases the GIL, so it is simply
+//! disarmed at the end.
 
+use super::callback::blocking;
 use crate::wsgi::gateway::{Gateway, RequestLog, Severity};
+use crate::wsgi::log_lines::LineBuffer;
 use crate::wsgi::response::ResponseState;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// Which log stream a line buffer belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +65,14 @@ impl InputState {
         &self.buf[self.pos..]
     }
 
+    /// Drops the bytes already handed over, so the buffer holds only what is still pending.
+    pub fn compact(&mut self) {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+    }
+
     /// Hands `n` buffered bytes over.
     pub fn consume(&mut self, n: usize) {
         self.pos += n;
@@ -73,26 +88,21 @@ impl InputState {
 /// request's owner is inside a blocking transport call.
 pub struct LogShared {
     pub log: RequestLog,
-    pending: [Vec<u8>; 3],
+    pending: [LineBuffer; 3],
 }
 
 impl LogShared {
-    /// Buffers output for a stream, emitting complete lines.
+    /// Buffers output for a stream, emitting complete lines (and overlong partial ones).
     ///
     /// # Safety
     /// `p` points to a live `LogShared`; the caller holds the GIL (which serialises access).
     pub unsafe fn write(p: *mut LogShared, stream: Stream, text: &str) {
         // SAFETY: function contract.
         let this = unsafe { &mut *p };
-        let buf = &mut this.pending[stream as usize];
-        buf.extend_from_slice(text.as_bytes());
-        while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buf.drain(..=nl).collect();
-            this.log.log(
-                Severity::Error,
-                String::from_utf8_lossy(&line[..nl]).as_ref(),
-            );
-        }
+        let log = this.log;
+        this.pending[stream as usize].write(text.as_bytes(), |line| {
+            log.log(Severity::Error, String::from_utf8_lossy(line).as_ref())
+        });
     }
 
     /// Emits partial lines left in one stream's buffer (all streams with `None`).
@@ -102,13 +112,11 @@ impl LogShared {
     pub unsafe fn flush(p: *mut LogShared, stream: Option<Stream>) {
         // SAFETY: function contract.
         let this = unsafe { &mut *p };
+        let log = this.log;
         for (i, buf) in this.pending.iter_mut().enumerate() {
-            if stream.is_some_and(|s| s as usize != i) || buf.is_empty() {
-                continue;
+            if stream.is_none_or(|s| s as usize == i) {
+                buf.flush(|line| log.log(Severity::Error, String::from_utf8_lossy(line).as_ref()));
             }
-            let line = std::mem::take(buf);
-            this.log
-                .log(Severity::Error, String::from_utf8_lossy(&line).as_ref());
         }
     }
 }
@@ -127,7 +135,7 @@ pub struct RequestCtx {
     /// Reads and writes so far.
     pub io: IoStats,
     logs: *mut LogShared,
-    busy: bool,
+    cancel: Arc<AtomicBool>,
 }
 
 thread_local! {
@@ -137,9 +145,9 @@ thread_local! {
 
 impl RequestCtx {
     /// # Safety
-    /// `gw` must outlive every use of the context; the runner disarms all objects before
-    /// the gateway goes away.
-    pub unsafe fn new(gw: &mut dyn Gateway, log: RequestLog) -> Self {
+    /// `gw` must outlive every use of the context; the runner closes `handle` before the
+    /// gateway goes away.
+    pub unsafe fn new(gw: &mut dyn Gateway, log: RequestLog, handle: &RequestHandle) -> Self {
         // SAFETY: only the lifetime is erased; see the function contract.
         let gw: *mut (dyn Gateway + 'static) =
             unsafe { std::mem::transmute(gw as *mut dyn Gateway) };
@@ -156,7 +164,7 @@ impl RequestCtx {
             write_failed: false,
             io: IoStats::default(),
             logs,
-            busy: false,
+            cancel: handle.cancel.clone(),
         }
     }
 
@@ -181,39 +189,11 @@ impl RequestCtx {
     pub fn current() -> *mut LogShared {
         CURRENT.with(|c| c.get())
     }
-    /// Runs `f` with exclusive access to the context behind `ptr`, which a Python object
-    /// holds. Errors if the request is over or the context is in use by another call.
-    ///
-    /// # Safety
-    /// `ptr` is null or points to a live context (objects are disarmed before it dies), and
-    /// the caller holds the GIL of the context's interpreter.
-    pub unsafe fn with<T>(
-        ptr: *mut RequestCtx,
-        f: impl FnOnce(&mut RequestCtx) -> PyResult<T>,
-    ) -> PyResult<T> {
-        if ptr.is_null() {
-            return Err(PyRuntimeError::new_err(
-                "the WSGI request this object belongs to has finished",
-            ));
-        }
-        // SAFETY: the busy flag is only read and written with the GIL held, so no other
-        // thread holds a reference while we check and set it.
-        let ctx = unsafe { &mut *ptr };
-        if ctx.busy {
-            return Err(PyRuntimeError::new_err(
-                "the WSGI request is in use by another thread; request objects are not thread-safe",
-            ));
-        }
-        ctx.busy = true;
-        struct Release(*mut RequestCtx);
-        impl Drop for Release {
-            fn drop(&mut self) {
-                // SAFETY: same live context, GIL held again by the time we unwind or return.
-                unsafe { (*self.0).busy = false }
-            }
-        }
-        let _release = Release(ptr);
-        f(ctx)
+
+    /// True once the request is ending: a long read still running in another thread stops
+    /// at its next step instead of draining the rest of the body.
+    pub fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
     }
 
     /// The transport as a raw pointer, for a call that also borrows other fields.
@@ -223,8 +203,8 @@ impl RequestCtx {
 
     /// The transport, for a blocking call made with the GIL released.
     pub fn gateway(&mut self) -> &mut dyn Gateway {
-        // SAFETY: the gateway outlives the context (constructor contract) and `busy` gives
-        // this call exclusive use.
+        // SAFETY: the gateway outlives the context (constructor contract) and the handle
+        // gives this call exclusive use.
         unsafe { &mut *self.gw }
     }
 }
@@ -232,10 +212,130 @@ impl RequestCtx {
 impl Drop for RequestCtx {
     fn drop(&mut self) {
         // SAFETY: `logs` came from Box::into_raw in `new`; every object pointing at it was
-        // disarmed before the context is dropped (runner contract), GIL held.
+        // disarmed and the handle closed before the context is dropped (runner contract),
+        // GIL held.
         unsafe {
             LogShared::flush(self.logs, None);
             drop(Box::from_raw(self.logs));
         }
+    }
+}
+
+/// The request as the objects bound to it see it: one call at a time uses the context, and
+/// the request's end closes it for good. Shared (reference-counted) by the runner and every
+/// object, so an object kept past the request still finds the handle, closed.
+pub struct RequestHandle {
+    state: Mutex<HandleState>,
+    idle: Condvar,
+    cancel: Arc<AtomicBool>,
+}
+
+struct HandleState {
+    /// The live context; null once the request has ended.
+    ctx: *mut RequestCtx,
+    /// The thread (pthread id) inside a call on the context.
+    user: Option<libc::pthread_t>,
+}
+
+// SAFETY: the context pointer is only dereferenced by the one thread recorded as its user,
+// which the mutex hands out; the rest is plain data behind the mutex or atomic.
+unsafe impl Send for RequestHandle {}
+// SAFETY: as above.
+unsafe impl Sync for RequestHandle {}
+
+impl RequestHandle {
+    /// A handle with no context yet (see [`RequestHandle::open`]).
+    pub fn new() -> Arc<Self> {
+        Arc::new(RequestHandle {
+            state: Mutex::new(HandleState {
+                ctx: std::ptr::null_mut(),
+                user: None,
+            }),
+            idle: Condvar::new(),
+            cancel: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HandleState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes `ctx` the context calls reach.
+    pub fn open(&self, ctx: *mut RequestCtx) {
+        self.lock().ctx = ctx;
+    }
+
+    /// Runs `f` with exclusive use of the context. A call from another thread that is in
+    /// progress is waited for with the GIL released; after the request's end this raises.
+    ///
+    /// # Safety
+    /// The caller holds the GIL of the request's interpreter; the context the handle was
+    /// opened with stays alive until [`RequestHandle::close`] returns.
+    pub unsafe fn with<T>(&self, f: impl FnOnce(&mut RequestCtx) -> PyResult<T>) -> PyResult<T> {
+        // SAFETY: pthread_self has no preconditions.
+        let me = unsafe { libc::pthread_self() };
+        let ctx = loop {
+            let mut st = self.lock();
+            if st.ctx.is_null() {
+                return Err(PyRuntimeError::new_err(
+                    "the WSGI request this object belongs to has finished",
+                ));
+            }
+            match st.user {
+                None => {
+                    st.user = Some(me);
+                    break st.ctx;
+                }
+                // SAFETY: comparing two pthread ids.
+                Some(t) if unsafe { libc::pthread_equal(t, me) } != 0 => {
+                    return Err(PyRuntimeError::new_err(
+                        "the WSGI request object is already in use by this call",
+                    ));
+                }
+                Some(_) => {
+                    drop(st);
+                    // The other call needs the GIL to finish: wait without it.
+                    blocking(|| {
+                        let mut st = self.lock();
+                        while st.user.is_some() && !st.ctx.is_null() {
+                            st = self.idle.wait(st).unwrap_or_else(|e| e.into_inner());
+                        }
+                    });
+                }
+            }
+        };
+        struct Release<'a>(&'a RequestHandle);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                self.0.lock().user = None;
+                self.0.idle.notify_all();
+            }
+        }
+        let _release = Release(self);
+        // SAFETY: this thread is the context's only user until `_release` runs, and the
+        // context outlives the call (function contract: `close` waits for it).
+        f(unsafe { &mut *ctx })
+    }
+
+    /// Ends the request for the objects: later calls raise, and a call still running in
+    /// another thread is waited for (GIL released; its reads stop at their next step, and a
+    /// single blocked transport call is bounded by the server's I/O timeout). True when such
+    /// a call had to be waited for.
+    pub fn close(&self) -> bool {
+        self.cancel.store(true, Ordering::Relaxed);
+        let mut st = self.lock();
+        st.ctx = std::ptr::null_mut();
+        self.idle.notify_all();
+        if st.user.is_none() {
+            return false;
+        }
+        drop(st);
+        blocking(|| {
+            let mut st = self.lock();
+            while st.user.is_some() {
+                st = self.idle.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+        });
+        true
     }
 }

@@ -15,6 +15,8 @@ pub enum SendError {
     ClientGone,
     /// The transport failed (logged already); the text says how.
     Failed(String),
+    /// The response was already ended (a thread of the app writing after its end).
+    Ended,
 }
 
 /// Maps a transport error, logging the first failure that is not a disconnect.
@@ -40,6 +42,9 @@ fn write_error(ctx: &mut RequestCtx, e: WriteError) -> SendError {
 
 /// Sends (a Content-Length-truncated prefix of) `data`, committing the head first if needed.
 pub fn send(ctx: &mut RequestCtx, data: &[u8], after: After) -> Result<(), SendError> {
+    if ctx.ended {
+        return Err(SendError::Ended);
+    }
     if data.is_empty() && after != After::End {
         // PEP 3333: the head goes out with the first non-empty chunk, not before.
         return if ctx.response.head().is_some() {
@@ -100,6 +105,9 @@ const NONBLOCKING_LIMIT: usize = 32 * 1024;
 /// is more than the file holds, the response is cut (as on the iterable path) so that a
 /// kept-alive client cannot take it for complete.
 pub fn send_file(ctx: &mut RequestCtx, fd: i32, offset: u64, len: u64) -> Result<(), SendError> {
+    if ctx.ended {
+        return Err(SendError::Ended);
+    }
     let head = ctx.response.head().cloned().ok_or(SendError::NotStarted)?;
     let len = ctx.response.accept(len.min(usize::MAX as u64) as usize) as u64;
     let short = ctx.response.short();

@@ -4,5 +4,6 @@
 
 pub mod environ;
 pub mod gateway;
+pub mod log_lines;
 pub mod path;
 pub mod response;

@@ -1,10 +1,13 @@
 //! `wsgi.input`: read(), read(n), readline(), readline(n), readlines(), iteration. Reads go
 //! through the gateway with the GIL released and never ask for more than the app wants
-//! (except readline, which reads ahead in small blocks and keeps the rest buffered).
+//! (except readline, which reads ahead in small blocks and keeps the rest buffered). Memory
+//! follows what the app holds: the read-ahead buffer stays one read long, and a line or body
+//! of any length costs about one copy of itself, given back once handed over.
 
-use super::{END, Methods, args, ctx_of, fastcall, noargs};
+use super::{END, Methods, args, fastcall, handle_of, noargs};
 use crate::python::callback::{blocking, call};
 use crate::python::request::RequestCtx;
+use crate::wsgi::gateway::ReadFailure;
 use pyo3::exceptions::{PyOSError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -28,7 +31,7 @@ pub fn make_type(py: Python<'_>) -> PyResult<*mut ffi::PyObject> {
         c"mod_wsgi.Input",
         std::mem::size_of::<super::RequestBound>(),
         &[
-            (ffi::Py_tp_dealloc, super::dealloc as *mut _),
+            (ffi::Py_tp_dealloc, super::bound_dealloc as *mut _),
             (ffi::Py_tp_methods, METHODS.0.as_ptr() as *mut _),
             (ffi::Py_tp_iter, iter_self as *mut _),
             (ffi::Py_tp_iternext, iternext as *mut _),
@@ -57,18 +60,20 @@ fn size_arg(py: Python<'_>, a: &[*mut ffi::PyObject], name: &str) -> PyResult<Op
     }
 }
 
-/// Reads more body into the buffer (at most `want` bytes); false at the end of the body.
+/// Reads more body into the read-ahead buffer (at most `want` bytes); false at the end of the
+/// body. The buffer only ever holds one read's worth: what was handed over is dropped first.
 fn fill(ctx: &mut RequestCtx, want: usize) -> PyResult<bool> {
     if ctx.input.eof {
         return Ok(false);
     }
+    ctx.input.compact();
     let start = ctx.input.buf.len();
     ctx.input.buf.resize(start + want, 0);
     let since = std::time::Instant::now();
     let result = {
         let gw = ctx.gateway_ptr();
         let buf = &mut ctx.input.buf[start..];
-        // SAFETY: gw is the context's gateway, used exclusively (busy flag) during this read.
+        // SAFETY: gw is the context's gateway, used exclusively (handle) during this read.
         blocking(|| unsafe { (*gw).read(buf) })
     };
     ctx.io.read(*result.as_ref().unwrap_or(&0), since);
@@ -82,27 +87,124 @@ fn fill(ctx: &mut RequestCtx, want: usize) -> PyResult<bool> {
         }
         Err(e) => {
             ctx.input.buf.truncate(start);
-            ctx.input.failed_status = Some(e.status);
-            Err(PyOSError::new_err(format!("mod_wsgi {}", e.message)))
+            Err(read_failed(ctx, e))
         }
     }
 }
 
-fn read_bytes(ctx: &mut RequestCtx, size: Option<usize>) -> PyResult<Vec<u8>> {
+/// A read stopped because the request ended while another thread was still reading.
+fn ended() -> ReadFailure {
+    ReadFailure {
+        status: 500,
+        message: "request data read stopped: the request has ended".into(),
+    }
+}
+
+fn read_failed(ctx: &mut RequestCtx, e: ReadFailure) -> PyErr {
+    ctx.input.failed_status = Some(e.status);
+    PyOSError::new_err(format!("mod_wsgi {}", e.message))
+}
+
+/// Reads body straight onto the end of `out` until it holds `limit` bytes or the body ends,
+/// with the GIL released for the whole stretch.
+fn read_to_vec(ctx: &mut RequestCtx, out: &mut Vec<u8>, limit: usize) -> PyResult<()> {
+    if ctx.input.eof || out.len() >= limit {
+        return Ok(());
+    }
+    let gw = ctx.gateway_ptr();
+    let start = out.len();
+    let since = std::time::Instant::now();
+    let result = blocking(|| {
+        while out.len() < limit {
+            if ctx.cancelled() {
+                return Err(ended());
+            }
+            let at = out.len();
+            out.resize(at + (limit - at).min(CHUNK), 0);
+            // SAFETY: gw is the context's gateway, used exclusively (handle) meanwhile.
+            match unsafe { (*gw).read(&mut out[at..]) } {
+                Ok(0) => {
+                    out.truncate(at);
+                    return Ok(true);
+                }
+                Ok(k) => out.truncate(at + k),
+                Err(e) => {
+                    out.truncate(at);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(false)
+    });
+    ctx.io.read(out.len() - start, since);
+    match result {
+        Ok(eof) => {
+            ctx.input.eof |= eof;
+            Ok(())
+        }
+        Err(e) => Err(read_failed(ctx, e)),
+    }
+}
+
+fn read_bytes<'py>(
+    py: Python<'py>,
+    ctx: &mut RequestCtx,
+    size: Option<usize>,
+) -> PyResult<Bound<'py, PyBytes>> {
     let limit = size.unwrap_or(usize::MAX);
     let take = ctx.input.buffered().len().min(limit);
     let mut out = ctx.input.buffered()[..take].to_vec();
     ctx.input.consume(take);
-    while out.len() < limit && !ctx.input.eof {
-        let want = (limit - out.len()).min(CHUNK);
-        if !fill(ctx, want)? {
-            break;
-        }
-        let n = ctx.input.buffered().len();
-        out.extend_from_slice(ctx.input.buffered());
-        ctx.input.consume(n);
+    read_to_vec(ctx, &mut out, limit)?;
+    bytes_from_vec(py, out)
+}
+
+/// Results at least this long are copied into their bytes object a block at a time, and
+/// each copied block of the source is handed back to the kernel at once: building a large
+/// line or body then peaks at about one copy of it, not two.
+const RELEASE_BLOCK: usize = 1 << 20;
+
+/// A bytes object with the contents of `data`, which is consumed.
+fn bytes_from_vec(py: Python<'_>, data: Vec<u8>) -> PyResult<Bound<'_, PyBytes>> {
+    if data.len() < 2 * RELEASE_BLOCK {
+        return Ok(PyBytes::new(py, &data));
     }
-    Ok(out)
+    let mut data = std::mem::ManuallyDrop::new(data);
+    let (src, len, cap) = (data.as_mut_ptr(), data.len(), data.capacity());
+    // SAFETY: `src` owns `cap` bytes of which `len` are initialised; it is rebuilt into the
+    // Vec and freed below. MADV_DONTNEED only covers whole pages inside the `len` bytes
+    // already copied, so the allocator's own bookkeeping around the block is untouched, and
+    // those pages (now reading as zeros) are never read again before being freed.
+    unsafe {
+        let obj = ffi::PyBytes_FromStringAndSize(std::ptr::null(), len as ffi::Py_ssize_t);
+        if !obj.is_null() {
+            let dst = ffi::PyBytes_AsString(obj).cast::<u8>();
+            let page = libc::sysconf(libc::_SC_PAGESIZE).max(4096) as usize;
+            let base = src as usize;
+            let mut released = base.next_multiple_of(page);
+            let mut off = 0;
+            while off < len {
+                let n = RELEASE_BLOCK.min(len - off);
+                std::ptr::copy_nonoverlapping(src.add(off), dst.add(off), n);
+                off += n;
+                let upto = (base + off) / page * page;
+                if upto > released {
+                    libc::madvise(
+                        released as *mut libc::c_void,
+                        upto - released,
+                        libc::MADV_DONTNEED,
+                    );
+                    released = upto;
+                }
+            }
+        }
+        drop(Vec::from_raw_parts(src, len, cap));
+        if obj.is_null() {
+            Err(PyErr::fetch(py))
+        } else {
+            Ok(Bound::from_owned_ptr(py, obj).cast_into_unchecked())
+        }
+    }
 }
 
 /// read(n) up to this size reads straight into the result object (no intermediate copies).
@@ -130,6 +232,9 @@ fn read_direct(py: Python<'_>, ctx: &mut RequestCtx, n: usize) -> PyResult<*mut 
             let result = blocking(|| {
                 let mut got = 0;
                 while got < rest.len() {
+                    if ctx.cancelled() {
+                        return Err((got, ended()));
+                    }
                     match (*gw).read(&mut rest[got..]) {
                         Ok(0) => return Ok((got, true)),
                         Ok(k) => got += k,
@@ -147,8 +252,7 @@ fn read_direct(py: Python<'_>, ctx: &mut RequestCtx, n: usize) -> PyResult<*mut 
                 }
                 Err((_, e)) => {
                     ffi::Py_DECREF(obj);
-                    ctx.input.failed_status = Some(e.status);
-                    return Err(PyOSError::new_err(format!("mod_wsgi {}", e.message)));
+                    return Err(read_failed(ctx, e));
                 }
             }
         }
@@ -165,38 +269,38 @@ fn read_direct(py: Python<'_>, ctx: &mut RequestCtx, n: usize) -> PyResult<*mut 
     }
 }
 
-fn read_line(ctx: &mut RequestCtx, size: Option<usize>) -> PyResult<Vec<u8>> {
+/// One line (up to `size` bytes). A line found in the read-ahead buffer is copied once,
+/// into its bytes object; a longer one is gathered in its own buffer, handed over whole.
+fn read_line<'py>(
+    py: Python<'py>,
+    ctx: &mut RequestCtx,
+    size: Option<usize>,
+) -> PyResult<Bound<'py, PyBytes>> {
     let limit = size.unwrap_or(usize::MAX);
-    let mut scanned = 0;
+    let mut line = Vec::new();
     loop {
         let buffered = ctx.input.buffered();
-        let avail = buffered.len().min(limit);
-        if let Some(nl) = buffered[scanned.min(avail)..avail]
-            .iter()
-            .position(|&b| b == b'\n')
-        {
-            let end = scanned.min(avail) + nl + 1;
-            let line = buffered[..end].to_vec();
-            ctx.input.consume(end);
-            return Ok(line);
+        let room = limit - line.len();
+        let avail = buffered.len().min(room);
+        let newline = buffered[..avail].iter().position(|&b| b == b'\n');
+        let take = newline.map_or(avail, |i| i + 1);
+        let complete = newline.is_some() || take == room;
+        if complete && line.is_empty() {
+            let obj = PyBytes::new(py, &buffered[..take]);
+            ctx.input.consume(take);
+            return Ok(obj);
         }
-        scanned = avail;
-        if avail >= limit || ctx.input.eof {
-            let line = buffered[..avail].to_vec();
-            ctx.input.consume(avail);
-            return Ok(line);
+        line.extend_from_slice(&buffered[..take]);
+        ctx.input.consume(take);
+        if complete {
+            return bytes_from_vec(py, line);
         }
-        if !fill(ctx, LINE_CHUNK.min(limit - avail).max(1))? {
-            let n = ctx.input.buffered().len().min(limit);
-            let line = ctx.input.buffered()[..n].to_vec();
-            ctx.input.consume(n);
-            return Ok(line);
+        // The buffer is empty here: everything in it went into `line`.
+        let want = if line.is_empty() { LINE_CHUNK } else { CHUNK };
+        if !fill(ctx, want.min(limit - line.len()))? {
+            return bytes_from_vec(py, line);
         }
     }
-}
-
-fn bytes(py: Python<'_>, data: &[u8]) -> *mut ffi::PyObject {
-    PyBytes::new(py, data).into_ptr()
 }
 
 unsafe extern "C" fn read(
@@ -207,11 +311,12 @@ unsafe extern "C" fn read(
     call(|py| {
         // SAFETY: fast-call arguments.
         let size = size_arg(py, unsafe { args(a, n) }, "read")?;
-        // SAFETY: the object's context pointer is live or null (disarmed); GIL held.
+        // SAFETY: slf is our live instance; GIL held; the runner keeps the context alive
+        // until the handle is closed.
         unsafe {
-            RequestCtx::with(ctx_of(slf), |ctx| match size {
+            handle_of(slf).with(|ctx| match size {
                 Some(n) if n <= DIRECT_READ_LIMIT => read_direct(py, ctx, n),
-                _ => read_bytes(ctx, size).map(|data| bytes(py, &data)),
+                _ => read_bytes(py, ctx, size).map(Bound::into_ptr),
             })
         }
     })
@@ -226,8 +331,7 @@ unsafe extern "C" fn readline(
         // SAFETY: fast-call arguments.
         let size = size_arg(py, unsafe { args(a, n) }, "readline")?;
         // SAFETY: as in `read`.
-        let data = unsafe { RequestCtx::with(ctx_of(slf), |ctx| read_line(ctx, size)) }?;
-        Ok(bytes(py, &data))
+        unsafe { handle_of(slf).with(|ctx| read_line(py, ctx, size)) }.map(Bound::into_ptr)
     })
 }
 
@@ -240,29 +344,24 @@ unsafe extern "C" fn readlines(
         // SAFETY: fast-call arguments.
         let hint = size_arg(py, unsafe { args(a, n) }, "readlines")?;
         // SAFETY: as in `read`.
-        let lines = unsafe {
-            RequestCtx::with(ctx_of(slf), |ctx| {
-                let mut lines = Vec::new();
+        unsafe {
+            handle_of(slf).with(|ctx| {
+                let list = pyo3::types::PyList::empty(py);
                 let mut total = 0;
                 loop {
-                    let line = read_line(ctx, None)?;
-                    if line.is_empty() {
+                    let line = read_line(py, ctx, None)?;
+                    if line.as_bytes().is_empty() {
                         break;
                     }
-                    total += line.len();
-                    lines.push(line);
+                    total += line.as_bytes().len();
+                    list.append(line)?;
                     if hint.is_some_and(|h| h > 0 && total >= h) {
                         break;
                     }
                 }
-                Ok(lines)
+                Ok(list.into_ptr())
             })
-        }?;
-        let list = pyo3::types::PyList::empty(py);
-        for l in lines {
-            list.append(PyBytes::new(py, &l))?;
         }
-        Ok(list.into_ptr())
     })
 }
 
@@ -282,12 +381,12 @@ unsafe extern "C" fn iter_self(slf: *mut ffi::PyObject) -> *mut ffi::PyObject {
 unsafe extern "C" fn iternext(slf: *mut ffi::PyObject) -> *mut ffi::PyObject {
     call(|py| {
         // SAFETY: as in `read`.
-        let line = unsafe { RequestCtx::with(ctx_of(slf), |ctx| read_line(ctx, None)) }?;
+        let line = unsafe { handle_of(slf).with(|ctx| read_line(py, ctx, None)) }?;
         // An empty line is the end: returning null without an exception means StopIteration.
-        Ok(if line.is_empty() {
+        Ok(if line.as_bytes().is_empty() {
             std::ptr::null_mut()
         } else {
-            bytes(py, &line)
+            line.into_ptr()
         })
     })
 }

@@ -5,7 +5,8 @@
 use super::{END, Methods, args, fastcall, noargs};
 use crate::python::callback::call;
 use crate::python::request::{LogShared, RequestCtx, Stream};
-use pyo3::exceptions::{PyOSError, PyTypeError};
+use crate::wsgi::log_lines::LineBuffer;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -18,7 +19,7 @@ pub struct LogObject {
     shared: *mut LogShared,
     stream: u8,
     /// Partial line written outside any request (process streams only).
-    pending: *mut Vec<u8>,
+    pending: *mut LineBuffer,
 }
 
 static METHODS: Methods<9> = Methods([
@@ -115,8 +116,9 @@ fn emit(slf: *mut ffi::PyObject, text: &str) -> PyResult<()> {
     let stream = stream_of(o);
     if stream == Stream::Errors {
         if o.shared.is_null() {
-            return Err(PyOSError::new_err(
-                "wsgi.errors used after its request finished",
+            // RuntimeError, as mod_wsgi raises for an expired log object.
+            return Err(PyRuntimeError::new_err(
+                "wsgi.errors used after its request finished: log object has expired",
             ));
         }
         // SAFETY: armed pointer to the live request's buffers; GIL held.
@@ -131,12 +133,13 @@ fn emit(slf: *mut ffi::PyObject, text: &str) -> PyResult<()> {
     }
     // SAFETY: process streams own a pending buffer for their whole life.
     let buf = unsafe { &mut *o.pending };
-    buf.extend_from_slice(text.as_bytes());
-    while let Some(nl) = buf.iter().position(|&b| b == b'\n') {
-        let line: Vec<u8> = buf.drain(..=nl).collect();
-        crate::httpd::log::server_error(None, String::from_utf8_lossy(&line[..nl]).as_ref());
-    }
+    buf.write(text.as_bytes(), server_line);
     Ok(())
+}
+
+/// Logs one line written outside any request to the server's error log.
+fn server_line(line: &[u8]) {
+    crate::httpd::log::server_error(None, String::from_utf8_lossy(line).as_ref());
 }
 
 fn text_arg<'py>(py: Python<'py>, p: *mut ffi::PyObject) -> PyResult<Bound<'py, PyString>> {
@@ -209,10 +212,7 @@ unsafe extern "C" fn flush(slf: *mut ffi::PyObject, _u: *mut ffi::PyObject) -> *
             unsafe { LogShared::flush(target, Some(stream)) };
         } else if !o.pending.is_null() {
             // SAFETY: owned buffer.
-            let line = std::mem::take(unsafe { &mut *o.pending });
-            if !line.is_empty() {
-                crate::httpd::log::server_error(None, String::from_utf8_lossy(&line).as_ref());
-            }
+            unsafe { &mut *o.pending }.flush(server_line);
         }
         Ok(super::none())
     })

@@ -5,43 +5,58 @@ pub mod input;
 pub mod log;
 pub mod start_response;
 
-use super::request::RequestCtx;
+use super::request::RequestHandle;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use std::ffi::{CStr, c_void};
+use std::sync::Arc;
 
-/// Layout of the objects bound to one request (`wsgi.input`, start_response): the request
-/// context pointer, nulled when the request ends.
+/// Layout of the objects bound to one request (`wsgi.input`, start_response): a reference
+/// on the request's handle, which stays valid (closed) after the request.
 #[repr(C)]
 pub struct RequestBound {
     ob_base: ffi::PyObject,
-    ctx: *mut RequestCtx,
+    handle: *const RequestHandle,
 }
 
-/// Creates an instance of a [`RequestBound`] type, armed with `ctx`.
+/// Creates an instance of a [`RequestBound`] type on `handle`.
 pub fn new_bound<'py>(
     py: Python<'py>,
     tp: &Bound<'py, PyAny>,
-    ctx: *mut RequestCtx,
+    handle: &Arc<RequestHandle>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    // SAFETY: our request-bound types are made with basicsize = size_of::<RequestBound>().
+    // SAFETY: our request-bound types are made with basicsize = size_of::<RequestBound>();
+    // the reference taken here is given back in `bound_dealloc`.
     unsafe {
         let obj = alloc::<RequestBound>(py, tp.as_ptr())?;
-        (*obj).ctx = ctx;
+        (*obj).handle = Arc::into_raw(handle.clone());
         Ok(Bound::from_owned_ptr(py, obj.cast()))
     }
 }
 
-/// Disarms a request-bound instance: later use raises instead of touching the request.
-pub fn disarm(obj: &Bound<'_, PyAny>) {
-    // SAFETY: only called on objects created by `new_bound`.
-    unsafe { (*obj.as_ptr().cast::<RequestBound>()).ctx = std::ptr::null_mut() }
+/// The request handle of a request-bound instance.
+///
+/// # Safety
+/// `slf` is an instance of one of our request-bound types, alive for the returned borrow.
+pub unsafe fn handle_of<'a>(slf: *mut ffi::PyObject) -> &'a RequestHandle {
+    // SAFETY: set by `new_bound` and released only when the object dies.
+    unsafe { &*(*slf.cast::<RequestBound>()).handle }
 }
 
-/// The context of a request-bound instance (null once disarmed).
-pub fn ctx_of(slf: *mut ffi::PyObject) -> *mut RequestCtx {
-    // SAFETY: CPython passes an instance of one of our request-bound types as self.
-    unsafe { (*slf.cast::<RequestBound>()).ctx }
+/// `tp_dealloc` of the request-bound types: drop the handle reference, then free.
+///
+/// # Safety
+/// Installed as `Py_tp_dealloc`; only CPython calls it.
+pub unsafe extern "C" fn bound_dealloc(obj: *mut ffi::PyObject) {
+    // SAFETY: called once on our instance; the handle came from Arc::into_raw (or is null if
+    // the object died before it was set).
+    unsafe {
+        let h = (*obj.cast::<RequestBound>()).handle;
+        if !h.is_null() {
+            drop(Arc::from_raw(h));
+        }
+        dealloc(obj);
+    }
 }
 
 /// A static method table (CPython keeps pointers into it for the type's life).

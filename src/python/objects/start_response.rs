@@ -1,9 +1,8 @@
 //! The `start_response` callable and the `write` callable it returns (a bound method of the
 //! same object, so a request allocates one object for both).
 
-use super::{END, Methods, args, ctx_of, fastcall};
+use super::{END, Methods, args, fastcall, handle_of};
 use crate::python::callback::call;
-use crate::python::request::RequestCtx;
 use crate::python::respond::{self, SendError};
 use crate::wsgi::gateway::After;
 use crate::wsgi::response::StartError;
@@ -21,7 +20,7 @@ pub fn make_type(py: Python<'_>) -> PyResult<*mut ffi::PyObject> {
         c"mod_wsgi.StartResponse",
         std::mem::size_of::<super::RequestBound>(),
         &[
-            (ffi::Py_tp_dealloc, super::dealloc as *mut _),
+            (ffi::Py_tp_dealloc, super::bound_dealloc as *mut _),
             (ffi::Py_tp_methods, METHODS.0.as_ptr() as *mut _),
             (ffi::Py_tp_call, start_response as *mut _),
         ],
@@ -112,11 +111,9 @@ unsafe extern "C" fn start_response(
         }
         let status = str_arg(&targs.get_item(0)?, "status")?;
         let headers = parse_headers(&targs.get_item(1)?)?;
-        // SAFETY: armed or disarmed context pointer; GIL held.
+        // SAFETY: slf is our live instance; GIL held; the context outlives the open handle.
         let result = unsafe {
-            RequestCtx::with(ctx_of(slf), |ctx| {
-                Ok(ctx.response.start(&status, headers, exc_info.is_some()))
-            })
+            handle_of(slf).with(|ctx| Ok(ctx.response.start(&status, headers, exc_info.is_some())))
         }?;
         match result {
             Ok(()) => {
@@ -160,22 +157,23 @@ unsafe extern "C" fn write(
             ))
         })?;
         let buf = bytes.as_bytes();
-        // SAFETY: armed or disarmed context pointer; GIL held; `buf` stays alive (we hold
+        // SAFETY: as in start_response; `buf` stays alive (we hold
         // the bytes object) while the GIL is released inside `send`.
         unsafe {
-            RequestCtx::with(ctx_of(slf), |ctx| {
-                match respond::send(ctx, buf, After::Flush) {
-                    Ok(()) => Ok(()),
-                    Err(SendError::NotStarted) => Err(PyRuntimeError::new_err(
-                        "write() called before start_response()",
-                    )),
-                    Err(SendError::ClientGone) => Err(PyOSError::new_err(
-                        "failed to write response data: client connection closed",
-                    )),
-                    Err(SendError::Failed(what)) => Err(PyOSError::new_err(format!(
-                        "failed to write response data: {what}"
-                    ))),
-                }
+            handle_of(slf).with(|ctx| match respond::send(ctx, buf, After::Flush) {
+                Ok(()) => Ok(()),
+                Err(SendError::NotStarted) => Err(PyRuntimeError::new_err(
+                    "write() called before start_response()",
+                )),
+                Err(SendError::Ended) => Err(PyRuntimeError::new_err(
+                    "write() called after the response ended",
+                )),
+                Err(SendError::ClientGone) => Err(PyOSError::new_err(
+                    "failed to write response data: client connection closed",
+                )),
+                Err(SendError::Failed(what)) => Err(PyOSError::new_err(format!(
+                    "failed to write response data: {what}"
+                ))),
             })
         }?;
         Ok(super::none())
