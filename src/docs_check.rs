@@ -1,6 +1,7 @@
 //! The reference docs list everything the code knows: a directive or log id added without
 //! its row in `docs/` fails here.
 
+use crate::config::directives::TABLE as DIRECTIVES;
 use crate::log_ids::TABLE as LOG_IDS;
 use std::path::PathBuf;
 
@@ -9,6 +10,51 @@ fn doc(name: &str) -> String {
         .join("docs")
         .join(name);
     std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The first cell of each table row, without its backquotes.
+fn first_cells(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix('|'))
+        .filter_map(|l| l.split('|').next())
+        .map(|c| c.trim().trim_matches('`').to_string())
+        .collect()
+}
+
+#[test]
+fn every_directive_has_a_row_in_directives_md() {
+    let cells = first_cells(&doc("directives.md"));
+    for d in DIRECTIVES {
+        let name = d.name.to_str().unwrap();
+        assert!(
+            cells.iter().any(|c| c == name),
+            "docs/directives.md has no row for {name}"
+        );
+    }
+}
+
+#[test]
+fn every_test_named_in_directives_md_exists() {
+    let text = doc("directives.md");
+    let tests = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut named = 0;
+    for quoted in text.split('`').skip(1).step_by(2) {
+        let Some((file, func)) = quoted.split_once(".rs::") else {
+            continue;
+        };
+        let word = |w: &str| w.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !word(file) || !word(func) {
+            continue;
+        }
+        let src = std::fs::read_to_string(tests.join(format!("{file}.rs")))
+            .unwrap_or_else(|e| panic!("docs/directives.md names tests/{file}.rs: {e}"));
+        assert!(
+            src.contains(&format!("fn {func}()")),
+            "docs/directives.md names {quoted}, which does not exist"
+        );
+        named += 1;
+    }
+    assert!(named > DIRECTIVES.len(), "only {named} tests named");
 }
 
 /// `## RWSGInnnn (level): …` headings: (id, level).
