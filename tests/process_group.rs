@@ -17,6 +17,7 @@ fn process_group_global_serves_embedded() {
     assert_eq!(r.body, b"Hello World!\n");
 }
 
+/// A deliberate difference: mod_wsgi 4.9.4 accepts the line and answers 500 per request.
 #[test]
 fn process_group_naming_an_undefined_group_is_a_config_error() {
     let t = server("pg_undefined")
@@ -33,6 +34,7 @@ fn process_group_naming_an_undefined_group_is_a_config_error() {
     );
 }
 
+/// mod_wsgi 4.9.4 answers 500 too, with a line that has no id.
 #[test]
 fn process_group_from_the_environment_naming_no_group_is_500() {
     let mut s = server("pg_env")
