@@ -134,3 +134,36 @@ fn rwsgi_warn_silences_the_module_info_lines() {
         "no other module's info lines:\n{log}"
     );
 }
+
+#[test]
+fn rwsgi_debug_covers_import_scripts_at_child_start() {
+    // Preloading runs outside any request: its lines go to the main server's log, where the
+    // per-module level must apply too.
+    let mut s = server("loglevel_preload")
+        .single_process()
+        .log_level("warn rwsgi:debug")
+        .conf(
+            "WSGIImportScript \"@APPS@/hello.wsgi\" process-group=%{GLOBAL} \
+             application-group=preloaded",
+        )
+        .start();
+    for needle in [
+        "RWSGI0420: created the Python sub-interpreter of application group 'preloaded'",
+        "RWSGI0422: loaded WSGI script '",
+    ] {
+        assert!(
+            s.wait_log(needle, Duration::from_secs(5)),
+            "no {needle:?} without any request:\n{}",
+            tail(&s.error_log_text(), 40)
+        );
+    }
+    s.stop();
+    let log = s.error_log_text();
+    assert!(
+        log.contains(
+            "RWSGI0421: ended the Python sub-interpreter of application group 'preloaded'"
+        ),
+        "{}",
+        tail(&log, 40)
+    );
+}
