@@ -64,7 +64,8 @@ flock -w 300 9 || die "another package test holds /run/lock/rwsgi-package-test.l
 
 # Refuse, rather than guess, whenever the machine is not in a state this test can restore.
 pidfile=$(set +u && . "$ETC/envvars" && echo "$APACHE_PID_FILE")
-if [[ -s $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+pidfile_live() { [[ -s $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+if pidfile_live; then
   die "$pidfile names a running Apache (pid $(cat "$pidfile")); apache2ctl stop would stop it"
 fi
 if dpkg-query -W -f='${db:Status-Abbrev}' "$PKG" 2>/dev/null | grep -q '^.[iUFHWtc]'; then
@@ -116,9 +117,10 @@ restore_tree() {
   cp -a "$snap"/. "$dir"/
 }
 
+# apache2ctl stop signals whatever the pid file names: only while that is still our server.
 stop_apache() {
   [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-  actl stop >/dev/null 2>&1
+  if [[ $(cat "$pidfile" 2>/dev/null) == "$pid" ]]; then actl stop >/dev/null 2>&1; else kill -TERM "$pid"; fi
   for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
   kill -KILL "$pid" 2>/dev/null
 }
@@ -243,7 +245,9 @@ get() { curl -sS --max-time 10 "http://127.0.0.1:$port/" 2>&1 || true; }
 resumed() { grep -c 'resuming normal operations' "$work/logs/error.log" 2>/dev/null || true; }
 
 # 4. apache2ctl start, a request, graceful, a request, stop.
-if actl start >"$work/start.out" 2>&1; then
+if pidfile_live; then
+  fail "apache2ctl start: $pidfile names a process started meanwhile; not starting"
+elif actl start >"$work/start.out" 2>&1; then
   for _ in $(seq 1 100); do
     pid=$(cat "$pidfile" 2>/dev/null || true)
     [[ -n $pid ]] && curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$port/" && break
