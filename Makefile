@@ -5,7 +5,8 @@
 #   make test          install deps, run the whole test suite (cargo test)
 #   make bench         install deps, run bench/run.sh (see bench/README.md)
 #   make deb           build target/debian/libapache2-mod-rwsgi_<version>_<arch>.deb
-#   make package-test  as root: build, install, a2enmod and serve the .deb, then purge it
+#   make package-test  as root: build the .deb, apt-get install it, switch from mod_wsgi, serve a
+#                      site with apache2ctl on 127.0.0.1, purge it; the machine is restored
 #   make deps          install the Debian packages (.ci/install-deps)
 
 # rustup installs cargo into ~/.cargo/bin, which non-login shells may not have on PATH.
