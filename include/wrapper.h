@@ -13,6 +13,7 @@
 #include "mpm_common.h"
 #include "util_filter.h"
 #include "util_script.h"
+#include "mod_auth.h"
 #include "apr_strings.h"
 #include "apr_buckets.h"
 #include "apr_file_io.h"

@@ -192,6 +192,24 @@ impl<'r> Request<'r> {
         // SAFETY: the copy lives in the request pool.
         unsafe { (*self.r).filename = pstrdup(self.pool(), name) }
     }
+    /// Sets the authenticated user (an auth script named the user it accepted).
+    pub fn set_user(&self, user: &[u8]) {
+        // SAFETY: the copy lives in the request pool.
+        unsafe { (*self.r).user = pstrdup(self.pool(), user) }
+    }
+    /// The client's host name when Apache looked it up (`HostnameLookups`), else None.
+    pub fn remote_host(&self) -> Option<&'r [u8]> {
+        // SAFETY: the live request and its connection; the name lives in the connection pool.
+        unsafe {
+            let h = sys::ap_get_remote_host(
+                self.rec().connection,
+                self.rec().per_dir_config.cast(),
+                sys::REMOTE_HOST as libc::c_int,
+                std::ptr::null_mut(),
+            );
+            opt_cstr_bytes(h)
+        }
+    }
     /// Sets the content handler name.
     pub fn set_handler(&self, name: &'static std::ffi::CStr) {
         // SAFETY: a static string outlives the request.

@@ -1,0 +1,31 @@
+# WSGIAuthUserScript for the auth_scripts tests: Basic (check_password) and Digest
+# (get_realm_hash) against a fixed user table.
+import hashlib
+
+USERS = {'alice': 'secret', 'bob': 'hunter2'}
+
+
+def check_password(environ, user, password):
+    if user == 'boom':
+        raise ValueError('auth script failure on purpose')
+    if user == 'envcheck':
+        # The cut-down environ: credentials and per-handler keys stay out.
+        return ('HTTP_AUTHORIZATION' not in environ
+                and 'SCRIPT_FILENAME' not in environ
+                and 'RWSGI_TEST_DATA' not in environ
+                and environ['REQUEST_URI'].startswith('/basic')
+                and environ['mod_wsgi.application_group'] == ''
+                and environ['mod_wsgi.process_group'] == ''
+                and hasattr(environ['wsgi.errors'], 'write'))
+    if user == 'renamed':
+        return 'alias-of-renamed'
+    if user not in USERS:
+        return None
+    return USERS[user] == password
+
+
+def get_realm_hash(environ, user, realm):
+    if user not in USERS:
+        return None
+    text = '%s:%s:%s' % (user, realm, USERS[user])
+    return hashlib.md5(text.encode('utf-8')).hexdigest()

@@ -1,0 +1,240 @@
+//! WSGIAccessScript, WSGIAuthUserScript (authn provider `wsgi`, Basic and Digest),
+//! WSGIAuthGroupScript (`Require wsgi-group`) with WSGIGroupAuthoritative,
+//! WSGIDispatchScript and WSGIHandlerScript, beside Apache's own `Require` rules.
+mod common;
+use common::*;
+use std::process::Command;
+
+fn base64(data: &[u8]) -> String {
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn basic(user: &str, password: &str) -> String {
+    format!("Basic {}", base64(format!("{user}:{password}").as_bytes()))
+}
+
+fn get_as(s: &Server, path: &str, user: &str, password: &str) -> Response {
+    s.request(
+        "GET",
+        path,
+        &[("Authorization", &basic(user, password))],
+        b"",
+    )
+}
+
+fn auth_server(name: &str) -> Server {
+    server(name).fragment("auth_scripts").start()
+}
+
+fn check_basic(s: &mut Server) {
+    let r = s.get("/basic");
+    assert_eq!(r.status, 401, "{}", r.describe());
+    assert!(
+        r.header("WWW-Authenticate")
+            .is_some_and(|h| h.starts_with("Basic")),
+        "{}",
+        r.describe()
+    );
+    let r = get_as(s, "/basic", "alice", "secret");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(
+        r.text(),
+        "callable=application user=alice group=localhost:".to_string()
+            + &s.port.to_string()
+            + "|/basic"
+    );
+    let r = get_as(s, "/basic", "alice", "wrong");
+    assert_eq!(r.status, 401, "{}", r.describe());
+    s.expect_error(r.client_port, "AH01617");
+    // None: the user is unknown to the script.
+    let r = get_as(s, "/basic", "nobody", "x");
+    assert_eq!(r.status, 401, "{}", r.describe());
+    s.expect_error(r.client_port, "AH01618");
+}
+
+#[test]
+fn basic_auth_through_check_password() {
+    let mut s = auth_server("auth_basic");
+    check_basic(&mut s);
+    // A returned str names the authenticated user.
+    let r = get_as(&s, "/basic", "renamed", "any");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert!(r.text().contains("user=alias-of-renamed"), "{}", r.text());
+    // The cut-down environ (the script checks it and answers True only if it is right).
+    let r = get_as(&s, "/basic", "envcheck", "x");
+    assert_eq!(r.status, 200, "{}", r.describe());
+}
+
+#[test]
+fn basic_auth_under_prefork() {
+    let mut s = server("auth_basic_prefork")
+        .mpm(Mpm::Prefork)
+        .fragment("auth_scripts")
+        .start();
+    check_basic(&mut s);
+}
+
+#[test]
+fn exception_in_auth_script_is_500_with_traceback() {
+    let mut s = auth_server("auth_raise");
+    let r = get_as(&s, "/basic", "boom", "x");
+    assert_eq!(r.status, 500, "{}", r.describe());
+    let lines = s.expect_error(r.client_port, "RWSGI0453");
+    let text = lines.join("\n");
+    assert!(text.contains("check_password()"), "{text}");
+    assert!(text.contains("auth_user.py"), "{text}");
+    assert!(
+        text.contains("ValueError: auth script failure on purpose"),
+        "{text}"
+    );
+}
+
+fn curl_digest(s: &Server, user: &str, password: &str) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10", "--digest", "-u"])
+        .arg(format!("{user}:{password}"))
+        .args(["-w", "\n%{http_code}"])
+        .arg(format!("http://127.0.0.1:{}/digest", s.port))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[test]
+fn digest_auth_through_get_realm_hash() {
+    let mut s = auth_server("auth_digest");
+    // mod_auth_digest logs both refusals below; curl's client ports are not known here.
+    s.allow_log("AH01794: user alice: password mismatch");
+    s.allow_log("AH01790: user `nobody' in realm");
+    let (code, body) = curl_digest(&s, "alice", "secret");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.starts_with("callable=application user=alice "),
+        "{body}"
+    );
+    let (code, _) = curl_digest(&s, "alice", "wrong");
+    assert_eq!(code, 401);
+    let (code, _) = curl_digest(&s, "nobody", "x");
+    assert_eq!(code, 401);
+}
+
+#[test]
+fn wsgi_group_with_valid_user_and_group_authoritative() {
+    let mut s = auth_server("auth_group");
+    let r = s.get("/group");
+    assert_eq!(r.status, 401, "{}", r.describe());
+    let r = get_as(&s, "/group", "alice", "secret");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    // bob is valid but not an editor: the RequireAll fails.
+    let r = get_as(&s, "/group", "bob", "hunter2");
+    assert_eq!(r.status, 401, "{}", r.describe());
+    s.expect_error(r.client_port, "RWSGI0458");
+    // WSGIGroupAuthoritative Off: the group test gives no verdict, valid-user decides.
+    let r = get_as(&s, "/groupoff", "bob", "hunter2");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert!(r.text().contains("user=bob"), "{}", r.text());
+    let r = get_as(&s, "/groupoff", "alice", "secret");
+    assert_eq!(r.status, 200, "{}", r.describe());
+}
+
+#[test]
+fn access_script_by_host() {
+    let mut s = auth_server("auth_access");
+    let r = s.get("/acc-local");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let r = s.get("/acc-remote");
+    assert_eq!(r.status, 403, "{}", r.describe());
+    s.expect_error(r.client_port, "RWSGI0456");
+    // None: Apache's own Require lines decide.
+    let r = s.get("/acc-none-granted");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let r = s.get("/acc-none-denied");
+    assert_eq!(r.status, 403, "{}", r.describe());
+    s.expect_error(r.client_port, "AH01630");
+}
+
+#[test]
+fn dispatch_script_chooses_group_and_callable() {
+    let mut s = auth_server("auth_dispatch");
+    let port = s.port;
+    let r = s.get("/disp");
+    assert_eq!(
+        (r.status, r.text()),
+        (
+            200,
+            format!("callable=application user=- group=localhost:{port}|/disp")
+        )
+    );
+    let r = s.get("/disp?grp");
+    assert_eq!(
+        (r.status, r.text()),
+        (
+            200,
+            "callable=application user=- group=dispatched".to_string()
+        )
+    );
+    let r = s.get("/disp?grp+other");
+    assert_eq!(
+        (r.status, r.text()),
+        (200, "callable=other user=- group=dispatched".to_string())
+    );
+    let r = s.get("/disp?daemon");
+    assert_eq!(r.status, 500, "{}", r.describe());
+    s.expect_error(r.client_port, "RWSGI0461");
+}
+
+#[test]
+fn handler_script_serves_its_handler_name() {
+    let s = auth_server("auth_handler");
+    let r = s.get("/h/anything.txt");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let t = r.text();
+    assert!(t.contains("handler.py group=handlers file="), "{t}");
+    assert!(t.ends_with("/anything.txt"), "{t}");
+}
+
+#[test]
+fn auth_directives_refused_outside_directory_sections() {
+    for line in [
+        "WSGIAuthUserScript /x.py",
+        "WSGIAccessScript /x.py",
+        "WSGIAuthGroupScript /x.py",
+        "WSGIGroupAuthoritative Off",
+    ] {
+        let t = server("auth_ctx").conf(line).config_test();
+        assert!(
+            !t.ok,
+            "apache2 -t accepted {line:?} at server level:\n{}",
+            t.output
+        );
+        assert!(
+            t.output.contains("not allowed here"),
+            "{line}: {}",
+            t.output
+        );
+    }
+    let t = server("auth_opt")
+        .conf("<Location /x>\nWSGIAuthUserScript /x.py process-group=g\n</Location>")
+        .config_test();
+    assert!(!t.ok);
+    assert!(t.output.contains("application-group="), "{}", t.output);
+}
