@@ -238,3 +238,91 @@ fn auth_directives_refused_outside_directory_sections() {
     assert!(!t.ok);
     assert!(t.output.contains("application-group="), "{}", t.output);
 }
+
+fn write_script(path: &std::path::Path, body: &str) {
+    std::fs::write(path, body).expect("write script");
+    // Make sure the mtime moves even within one clock tick of the previous write.
+    let f = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open script");
+    let bump = std::time::SystemTime::now()
+        + std::time::Duration::from_secs(1 + path.metadata().map(|m| m.len() % 7).unwrap_or(0));
+    f.set_modified(bump).expect("set mtime");
+}
+
+fn password_script(password: &str) -> String {
+    format!("def check_password(environ, user, password):\n    return password == '{password}'\n")
+}
+
+fn reload_server(name: &str, reloading: &str) -> Server {
+    server(name)
+        .single_process()
+        .conf(&format!(
+            "LoadModule auth_basic_module /usr/lib/apache2/modules/mod_auth_basic.so\n\
+             LoadModule authz_user_module /usr/lib/apache2/modules/mod_authz_user.so\n\
+             WSGIScriptAlias /r \"@APPS@/auth/app.wsgi\"\n\
+             <Location /r>\n\
+             AuthType Basic\nAuthName r\nAuthBasicProvider wsgi\n\
+             WSGIAuthUserScript \"@DATA@/check.py\"\n\
+             WSGIScriptReloading {reloading}\n\
+             Require valid-user\n\
+             </Location>"
+        ))
+        .allow_log("AH01617")
+        .start()
+}
+
+#[test]
+fn edited_auth_script_is_reloaded() {
+    let s = reload_server("auth_reload", "On");
+    let script = s.data.join("check.py");
+    write_script(&script, &password_script("one"));
+    assert_eq!(get_as(&s, "/r", "u", "one").status, 200);
+    write_script(&script, &password_script("two"));
+    assert_eq!(get_as(&s, "/r", "u", "two").status, 200);
+    assert_eq!(get_as(&s, "/r", "u", "one").status, 401);
+}
+
+#[test]
+fn auth_script_not_reloaded_with_reloading_off() {
+    let s = reload_server("auth_noreload", "Off");
+    let script = s.data.join("check.py");
+    write_script(&script, &password_script("one"));
+    assert_eq!(get_as(&s, "/r", "u", "one").status, 200);
+    write_script(&script, &password_script("two"));
+    assert_eq!(get_as(&s, "/r", "u", "one").status, 200);
+    assert_eq!(get_as(&s, "/r", "u", "two").status, 401);
+}
+
+#[test]
+fn auth_script_from_htaccess_with_allowoverride_authconfig() {
+    let mut s = server("auth_htaccess")
+        .conf(
+            "LoadModule auth_basic_module /usr/lib/apache2/modules/mod_auth_basic.so\n\
+             LoadModule authz_user_module /usr/lib/apache2/modules/mod_authz_user.so\n\
+             Alias /ht/ \"@DATA@/ht/\"\n\
+             <Directory \"@DATA@/ht\">\nAllowOverride AuthConfig\n</Directory>",
+        )
+        .start();
+    let dir = s.data.join("ht");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("page.txt"), "protected\n").unwrap();
+    let apps = s.apps.join("auth/auth_user.py");
+    std::fs::write(
+        dir.join(".htaccess"),
+        format!(
+            "AuthType Basic\nAuthName ht\nAuthBasicProvider wsgi\n\
+             WSGIAuthUserScript \"{}\"\nRequire valid-user\n",
+            apps.display()
+        ),
+    )
+    .unwrap();
+    let r = s.get("/ht/page.txt");
+    assert_eq!(r.status, 401, "{}", r.describe());
+    let r = get_as(&s, "/ht/page.txt", "bob", "hunter2");
+    assert_eq!((r.status, r.text()), (200, "protected\n".to_string()));
+    let r = get_as(&s, "/ht/page.txt", "bob", "nope");
+    assert_eq!(r.status, 401);
+    s.expect_error(r.client_port, "AH01617");
+}
