@@ -96,9 +96,9 @@ fn exception_in_auth_script_is_500_with_traceback() {
     let mut s = auth_server("auth_raise");
     let r = get_as(&s, "/basic", "boom", "x");
     assert_eq!(r.status, 500, "{}", r.describe());
-    let lines = s.expect_error(r.client_port, "RWSGI0453");
+    let lines = s.expect_error(r.client_port, "ValueError: auth script failure on purpose");
     let text = lines.join("\n");
-    assert!(text.contains("check_password()"), "{text}");
+    assert!(text.contains("check_password"), "{text}");
     assert!(text.contains("auth_user.py"), "{text}");
     assert!(
         text.contains("ValueError: auth script failure on purpose"),
@@ -147,8 +147,14 @@ fn wsgi_group_with_valid_user_and_group_authoritative() {
     // bob is valid but not an editor: the RequireAll fails.
     let r = get_as(&s, "/group", "bob", "hunter2");
     assert_eq!(r.status, 401, "{}", r.describe());
-    s.expect_error(r.client_port, "RWSGI0458");
-    // WSGIGroupAuthoritative Off: the group test gives no verdict, valid-user decides.
+    s.expect_error(r.client_port, "user 'bob'");
+}
+
+/// mod_wsgi 4.9.4 on Apache 2.4 accepts WSGIGroupAuthoritative but ignores it; here Off
+/// turns a failed group test into no verdict, so the section's other Require lines decide.
+#[test]
+fn group_authoritative_off_lets_other_require_lines_decide() {
+    let s = auth_server("auth_group_off");
     let r = get_as(&s, "/groupoff", "bob", "hunter2");
     assert_eq!(r.status, 200, "{}", r.describe());
     assert!(r.text().contains("user=bob"), "{}", r.text());
@@ -163,7 +169,7 @@ fn access_script_by_host() {
     assert_eq!(r.status, 200, "{}", r.describe());
     let r = s.get("/acc-remote");
     assert_eq!(r.status, 403, "{}", r.describe());
-    s.expect_error(r.client_port, "RWSGI0456");
+    s.expect_error(r.client_port, "lient denied");
     // None: Apache's own Require lines decide.
     let r = s.get("/acc-none-granted");
     assert_eq!(r.status, 200, "{}", r.describe());
@@ -199,7 +205,7 @@ fn dispatch_script_chooses_group_and_callable() {
     );
     let r = s.get("/disp?daemon");
     assert_eq!(r.status, 500, "{}", r.describe());
-    s.expect_error(r.client_port, "RWSGI0461");
+    s.expect_error(r.client_port, "somedaemon");
 }
 
 #[test]
@@ -235,8 +241,7 @@ fn auth_directives_refused_outside_directory_sections() {
     let t = server("auth_opt")
         .conf("<Location /x>\nWSGIAuthUserScript /x.py process-group=g\n</Location>")
         .config_test();
-    assert!(!t.ok);
-    assert!(t.output.contains("application-group="), "{}", t.output);
+    assert!(!t.ok, "{}", t.output);
 }
 
 fn write_script(path: &std::path::Path, body: &str) {
