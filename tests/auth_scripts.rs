@@ -331,3 +331,24 @@ fn auth_script_from_htaccess_with_allowoverride_authconfig() {
     assert_eq!(r.status, 401);
     s.expect_error(r.client_port, "AH01617");
 }
+
+#[test]
+fn providers_without_their_script() {
+    let mut s = auth_server("auth_noscript");
+    if s.module.is_reference() {
+        // mod_wsgi logs these against the server, without the client.
+        s.allow_log("authentication script not provided");
+        s.allow_log("authorization script not provided");
+        s.allow_log("AH01631");
+    }
+    // No WSGIAuthUserScript: nothing can check the password.
+    let r = get_as(&s, "/noscript", "alice", "secret");
+    assert_eq!(r.status, 500, "{}", r.describe());
+    // No WSGIAuthGroupScript: the user is in no group, so access is refused.
+    let r2 = get_as(&s, "/nogroupscript", "alice", "secret");
+    assert_eq!(r2.status, 401, "{}", r2.describe());
+    if !s.module.is_reference() {
+        s.expect_error(r.client_port, "WSGIAuthUserScript");
+        s.expect_error(r2.client_port, "WSGIAuthGroupScript");
+    }
+}

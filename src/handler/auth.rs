@@ -184,7 +184,8 @@ pub fn check_groups(r: Request<'_>, required: &[Vec<u8>]) -> Authz {
     let dir = config_store::request_dir_config(&r);
     let Some(script) = &dir.auth_group_script else {
         missing(r, "WSGIAuthGroupScript", "Require wsgi-group");
-        return Authz::GeneralError;
+        // As mod_wsgi: no script, no group membership.
+        return Authz::Denied;
     };
     let groups = match run(r, script, Function::GroupsForUser, &[Some(user)]) {
         Ok(Reply::Groups(g)) => g,
