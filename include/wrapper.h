@@ -14,6 +14,7 @@
 #include "util_filter.h"
 #include "util_script.h"
 #include "mod_auth.h"
+#include "http_ssl.h"
 #include "apr_strings.h"
 #include "apr_buckets.h"
 #include "apr_file_io.h"

@@ -83,6 +83,76 @@ fn basic_auth_through_check_password() {
 }
 
 #[test]
+fn mod_ssl_functions_expire_with_their_request() {
+    let s = server("auth_stash")
+        .single_process()
+        .fragment("auth_scripts")
+        .start();
+    assert_eq!(get_as(&s, "/basic", "stash", "x").status, 200);
+    let r = get_as(&s, "/basic", "stale", "x");
+    assert_eq!(
+        r.status,
+        200,
+        "a kept mod_ssl.is_https still worked: {}",
+        r.describe()
+    );
+}
+
+#[test]
+fn mod_ssl_functions_over_tls() {
+    let certs = std::env::temp_dir().join(format!("rwsgi-auth-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&certs).unwrap();
+    let (cert, key) = (certs.join("cert.pem"), certs.join("key.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl")
+        .status
+        .success();
+    assert!(ok, "openssl could not make a test certificate");
+    let tls_port = free_port();
+    let s = server("auth_tls")
+        .fragment("auth_scripts")
+        .var("TLSPORT", &tls_port.to_string())
+        .var("CERT", &cert.display().to_string())
+        .var("KEY", &key.display().to_string())
+        .conf(
+            "LoadModule socache_shmcb_module /usr/lib/apache2/modules/mod_socache_shmcb.so\n\
+             LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so\n\
+             Listen 127.0.0.1:@TLSPORT@\n\
+             <VirtualHost 127.0.0.1:@TLSPORT@>\n\
+             SSLEngine on\nSSLCertificateFile \"@CERT@\"\nSSLCertificateKeyFile \"@KEY@\"\n\
+             </VirtualHost>",
+        )
+        .start();
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-k",
+            "--max-time",
+            "10",
+            "-u",
+            "tls:x",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .arg(format!("https://127.0.0.1:{tls_port}/basic"))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.ends_with("\n200"), "over TLS: {text}");
+    assert!(text.contains("user=tls"), "{text}");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&certs);
+}
+
+#[test]
 fn basic_auth_under_prefork() {
     let mut s = server("auth_basic_prefork")
         .mpm(Mpm::Prefork)

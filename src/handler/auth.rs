@@ -8,7 +8,7 @@ use crate::config::{HookScript, expand};
 use crate::httpd::log::{self, Level};
 use crate::httpd::request::Request;
 use crate::httpd::{config_store, hooks};
-use crate::python::hook::{self, Failed, Function, HookCall, HookEnviron, Reply};
+use crate::python::hook::{self, Failed, Function, HookCall, HookEnviron, Reply, SslInfo};
 use crate::python::{self, interp};
 use crate::sys;
 
@@ -30,6 +30,18 @@ pub enum Authz {
     Neutral,
     GeneralError,
     DeniedNoUser,
+}
+
+/// mod_ssl's answers for a request.
+pub struct RequestSsl<'r>(pub Request<'r>);
+
+impl SslInfo for RequestSsl<'_> {
+    fn is_https(&self) -> bool {
+        self.0.ssl_is_https()
+    }
+    fn var(&self, name: &[u8]) -> Option<Vec<u8>> {
+        self.0.ssl_var(name)
+    }
 }
 
 /// Calls `function` of a hook script for `r` with the cut-down environ.
@@ -91,6 +103,7 @@ fn run(
             application_group: &group,
             script_reloading: reloading,
         },
+        ssl: &RequestSsl(r),
     };
     hook::call(interp, &call, log)
 }

@@ -69,6 +69,7 @@ pub fn choose(
                 facts,
                 mod_wsgi: current,
             },
+            ssl: &super::auth::RequestSsl(r),
         };
         match hook::call(interp, &call, log) {
             Ok(Reply::Text(v)) => *answer = Some(String::from_utf8_lossy(&v).into_owned()),

@@ -12,10 +12,12 @@ use super::script;
 use super::state::InterpState;
 use crate::wsgi::environ::{self, EnvironSink, Key, RequestFacts};
 use crate::wsgi::gateway::{RequestLog, Severity};
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyCFunction, PyDict, PyString, PyTuple};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Which function is called, which decides the answers it may give.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +79,14 @@ pub enum HookEnviron<'a> {
     },
 }
 
+/// What a script may ask about the connection's TLS (mod_ssl), answered by the transport.
+pub trait SslInfo {
+    /// True when the connection uses TLS.
+    fn is_https(&self) -> bool;
+    /// A mod_ssl variable (`SSL_CLIENT_S_DN`, `HTTPS`, …), if it has a value.
+    fn var(&self, name: &[u8]) -> Option<Vec<u8>>;
+}
+
 /// One call.
 pub struct HookCall<'a> {
     pub script: &'a str,
@@ -86,6 +96,8 @@ pub struct HookCall<'a> {
     /// The arguments after the environ (latin-1 `str`, or None).
     pub args: &'a [Option<&'a [u8]>],
     pub environ: HookEnviron<'a>,
+    /// Behind `mod_ssl.is_https()` and `mod_ssl.var_lookup(name)` in the environ.
+    pub ssl: &'a dyn SslInfo,
 }
 
 /// Runs the call in `interp`. The caller is not attached to any interpreter.
@@ -176,8 +188,10 @@ fn run(
     logs: *mut LogShared,
 ) -> PyResult<Reply> {
     let errors = log::for_request(py, &state.log_type.bind(py), logs)?;
+    let live = Arc::new(AtomicBool::new(true));
     let answer = (|| {
         let env = build_environ(py, state, &call.environ, &errors)?;
+        add_ssl(&env, call.ssl, &live)?;
         let mut args = vec![env.into_any()];
         for a in call.args {
             args.push(match a {
@@ -189,7 +203,75 @@ fn run(
         check(call.function, &result)
     })();
     log::disarm(&errors);
+    live.store(false, Ordering::Release);
     answer
+}
+
+/// The transport's TLS facts for the length of one call (see [`add_ssl`]).
+#[derive(Clone, Copy)]
+struct SslRef(*const (dyn SslInfo + 'static));
+// SAFETY: only dereferenced while the call that lent it runs, which `live` tells.
+unsafe impl Send for SslRef {}
+// SAFETY: as above.
+unsafe impl Sync for SslRef {}
+
+impl SslRef {
+    /// # Safety
+    /// The call that lent the facts is still running.
+    unsafe fn info(&self) -> &dyn SslInfo {
+        // SAFETY: function contract.
+        unsafe { &*self.0 }
+    }
+}
+
+fn expired() -> PyErr {
+    PyRuntimeError::new_err("request object has expired")
+}
+
+/// Adds `mod_ssl.is_https` and `mod_ssl.var_lookup`, as mod_wsgi gives hook scripts. A
+/// script that keeps them gets RuntimeError once its call is over.
+fn add_ssl(env: &Bound<'_, PyDict>, ssl: &dyn SslInfo, live: &Arc<AtomicBool>) -> PyResult<()> {
+    let py = env.py();
+    // SAFETY: only the lifetime is erased; the closures below use the pointer only while
+    // `live` is set, which `run` clears before the call (and `ssl`) ends.
+    let ssl = SslRef(unsafe {
+        std::mem::transmute::<*const dyn SslInfo, *const (dyn SslInfo + 'static)>(ssl)
+    });
+    let flag = live.clone();
+    let is_https = PyCFunction::new_closure(
+        py,
+        Some(c"ssl_is_https"),
+        None,
+        move |_args, _kwargs| -> PyResult<i32> {
+            if !flag.load(Ordering::Acquire) {
+                return Err(expired());
+            }
+            // SAFETY: live: the lender is still running (see above).
+            Ok(i32::from(unsafe { ssl.info() }.is_https()))
+        },
+    )?;
+    let flag = live.clone();
+    let var_lookup = PyCFunction::new_closure(
+        py,
+        Some(c"ssl_var_lookup"),
+        None,
+        move |args, _kwargs| -> PyResult<Option<Py<PyAny>>> {
+            if !flag.load(Ordering::Acquire) {
+                return Err(expired());
+            }
+            let py = args.py();
+            let name = args.get_item(0)?;
+            let name = text(&name, false, "variable name")?.ok_or_else(|| {
+                PyTypeError::new_err("ssl_var_lookup() takes the variable name as str")
+            })?;
+            // SAFETY: live: the lender is still running (see above).
+            let value = unsafe { ssl.info() }.var(&name);
+            Ok(value.map(|v| latin1(py, &v).unbind()))
+        },
+    )?;
+    env.set_item("mod_ssl.is_https", is_https)?;
+    env.set_item("mod_ssl.var_lookup", var_lookup)?;
+    Ok(())
 }
 
 struct Sink<'a, 'py> {

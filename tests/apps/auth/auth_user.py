@@ -3,6 +3,7 @@
 import hashlib
 
 USERS = {'alice': 'secret', 'bob': 'hunter2'}
+STASHED = []
 
 
 def check_password(environ, user, password):
@@ -16,7 +17,24 @@ def check_password(environ, user, password):
                 and environ['REQUEST_URI'].startswith('/basic')
                 and environ['mod_wsgi.application_group'] == ''
                 and environ['mod_wsgi.process_group'] == ''
-                and hasattr(environ['wsgi.errors'], 'write'))
+                and hasattr(environ['wsgi.errors'], 'write')
+                and environ['mod_ssl.is_https']() == 0
+                and environ['mod_ssl.var_lookup']('HTTPS') is None)
+    if user == 'stash':
+        STASHED.append(environ['mod_ssl.is_https'])
+        return True
+    if user == 'stale':
+        # A kept mod_ssl function must not outlive its request.
+        try:
+            STASHED[-1]()
+        except RuntimeError:
+            return True
+        return False
+    if user == 'tls':
+        lookup = environ['mod_ssl.var_lookup']
+        return (environ['mod_ssl.is_https']() == 1
+                and lookup('HTTPS') == 'on'
+                and lookup('SSL_PROTOCOL').startswith('TLS'))
     if user == 'renamed':
         return 'alias-of-renamed'
     if user not in USERS:
