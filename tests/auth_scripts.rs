@@ -276,6 +276,12 @@ fn dispatch_script_chooses_group_and_callable() {
     let r = s.get("/disp?daemon");
     assert_eq!(r.status, 500, "{}", r.describe());
     s.expect_error(r.client_port, "somedaemon");
+    let r = s.get("/disp?raise");
+    assert_eq!(r.status, 500, "{}", r.describe());
+    let lines = s
+        .expect_error(r.client_port, "dispatch failure on purpose")
+        .join("\n");
+    assert!(lines.contains("in application_group"), "{lines}");
 }
 
 #[test]

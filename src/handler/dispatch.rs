@@ -22,8 +22,6 @@ pub struct Choice {
     pub callable_object: Option<String>,
 }
 
-const FUNCTIONS: [&str; 3] = ["process_group", "application_group", "callable_object"];
-
 /// Asks the dispatch script. Err is the status to answer with (the reason is logged).
 pub fn choose(
     r: Request<'_>,
@@ -53,31 +51,27 @@ pub fn choose(
             return Err(failed);
         }
     };
-    let reloading = current.script_reloading;
-    let mut answers: [Option<String>; 3] = Default::default();
-    for (name, answer) in FUNCTIONS.iter().zip(answers.iter_mut()) {
-        let call = HookCall {
-            script: &script.path,
-            reload_mtime: if reloading {
-                python::preload::apr_mtime(&script.path)
-            } else {
-                None
-            },
-            function: Function::Dispatch(name),
-            args: &[],
-            environ: HookEnviron::Request {
-                facts,
-                mod_wsgi: current,
-            },
-            ssl: &super::auth::RequestSsl(r),
-        };
-        match hook::call(interp, &call, log) {
-            Ok(Reply::Text(v)) => *answer = Some(String::from_utf8_lossy(&v).into_owned()),
-            Ok(_) => {}
-            Err(_) => return Err(failed),
+    let call = HookCall {
+        script: &script.path,
+        reload_mtime: if current.script_reloading {
+            python::preload::apr_mtime(&script.path)
+        } else {
+            None
+        },
+        function: Function::Dispatch,
+        args: &[],
+        environ: HookEnviron::Request {
+            facts,
+            mod_wsgi: current,
+        },
+        ssl: &super::auth::RequestSsl(r),
+    };
+    let [pg, ag, co] = match hook::call(interp, &call, log) {
+        Ok(Reply::Dispatch(answers)) => {
+            answers.map(|a| a.map(|v| String::from_utf8_lossy(&v).into_owned()))
         }
-    }
-    let [pg, ag, co] = answers;
+        _ => return Err(failed),
+    };
     let choice = super::with_expand(r, script_name, |ctx| Choice {
         process_group: pg.map(|v| expand::expand_group(&v, ctx)),
         application_group: ag.map(|v| expand::expand_group(&v, ctx)),

@@ -30,10 +30,13 @@ pub enum Function {
     GetRealmHash,
     /// `groups_for_user(environ, user)`: an iterable of group names.
     GroupsForUser,
-    /// `process_group`, `application_group`, `callable_object` of a dispatch script
-    /// (each optional): None or a name.
-    Dispatch(&'static str),
+    /// [`DISPATCH`] of a dispatch script, each optional and given the same environ, each
+    /// answering None or a name.
+    Dispatch,
 }
+
+/// A dispatch script's functions, in the order they are called.
+pub const DISPATCH: [&str; 3] = ["process_group", "application_group", "callable_object"];
 
 impl Function {
     /// The Python function's name.
@@ -43,7 +46,7 @@ impl Function {
             Function::CheckPassword => "check_password",
             Function::GetRealmHash => "get_realm_hash",
             Function::GroupsForUser => "groups_for_user",
-            Function::Dispatch(n) => n,
+            Function::Dispatch => "process_group/application_group/callable_object",
         }
     }
 }
@@ -58,6 +61,8 @@ pub enum Reply {
     /// A name or a hash (UTF-8 for user names, latin-1 otherwise, as mod_wsgi encodes them).
     Text(Vec<u8>),
     Groups(Vec<Vec<u8>>),
+    /// The dispatch functions' answers, in [`DISPATCH`] order (None: absent or None).
+    Dispatch([Option<Vec<u8>>; 3]),
 }
 
 /// The hook could not give an answer; the reason has been logged.
@@ -141,37 +146,47 @@ fn call_attached(
             return Err(Failed);
         }
     };
-    let function = match module.getattr_opt(fname) {
-        Ok(Some(f)) => f,
-        Ok(None) if matches!(call.function, Function::Dispatch(_)) => return Ok(Reply::Nothing),
-        Ok(None) => {
-            log.log(
-                Severity::Error,
-                &format!(
-                    "RWSGI0452: script '{}' does not define {fname}(), which this \
-                     configuration needs",
-                    call.script
-                ),
-            );
-            return Err(Failed);
-        }
-        Err(e) => {
-            let what = format!("RWSGI0452: looking up {fname} in '{}' failed", call.script);
-            log_exception(py, &log, &what, &e);
-            return Err(Failed);
-        }
+    let names: &[&'static str] = match call.function {
+        Function::Dispatch => &DISPATCH,
+        _ => std::slice::from_ref(&fname),
     };
+    let mut functions = Vec::with_capacity(names.len());
+    for name in names {
+        match module.getattr_opt(*name) {
+            Ok(Some(f)) => functions.push((*name, f)),
+            Ok(None) if call.function == Function::Dispatch => {}
+            Ok(None) => {
+                log.log(
+                    Severity::Error,
+                    &format!(
+                        "RWSGI0452: script '{}' does not define {name}(), which this \
+                         configuration needs",
+                        call.script
+                    ),
+                );
+                return Err(Failed);
+            }
+            Err(e) => {
+                let what = format!("RWSGI0452: looking up {name} in '{}' failed", call.script);
+                log_exception(py, &log, &what, &e);
+                return Err(Failed);
+            }
+        }
+    }
+    if functions.is_empty() {
+        return Ok(Reply::Dispatch(Default::default()));
+    }
     let logs = Box::into_raw(Box::new(LogShared::new(log)));
-    let result = run(py, state, call, &function, logs);
+    let result = run(py, state, call, &functions, logs);
     // SAFETY: `logs` came from Box::into_raw above; the errors object that points to it was
     // disarmed in `run`, so nothing reaches it any more; GIL held.
     unsafe {
         LogShared::flush(logs, None);
         drop(Box::from_raw(logs));
     }
-    result.map_err(|e| {
+    result.map_err(|(name, e)| {
         let what = format!(
-            "RWSGI0453: exception occurred in {fname}() of script '{}': {}",
+            "RWSGI0453: exception occurred in {name}() of script '{}': {}",
             call.script,
             summary(py, &e)
         );
@@ -180,18 +195,21 @@ fn call_attached(
     })
 }
 
+/// Calls the functions in order with one environ; an error names the function that failed.
 fn run(
     py: Python<'_>,
     state: &InterpState,
     call: &HookCall<'_>,
-    function: &Bound<'_, PyAny>,
+    functions: &[(&'static str, Bound<'_, PyAny>)],
     logs: *mut LogShared,
-) -> PyResult<Reply> {
-    let errors = log::for_request(py, &state.log_type.bind(py), logs)?;
+) -> Result<Reply, (&'static str, PyErr)> {
+    let first = functions[0].0;
+    let errors = log::for_request(py, &state.log_type.bind(py), logs).map_err(|e| (first, e))?;
     let live = Arc::new(AtomicBool::new(true));
     let answer = (|| {
-        let env = build_environ(py, state, &call.environ, &errors)?;
-        add_ssl(&env, call.ssl, &live)?;
+        let env = build_environ(py, state, &call.environ, &errors)
+            .and_then(|env| add_ssl(&env, call.ssl, &live).map(|()| env))
+            .map_err(|e| (first, e))?;
         let mut args = vec![env.into_any()];
         for a in call.args {
             args.push(match a {
@@ -199,8 +217,21 @@ fn run(
                 None => py.None().into_bound(py),
             });
         }
-        let result = function.call1(PyTuple::new(py, args)?)?;
-        check(call.function, &result)
+        let args = PyTuple::new(py, args).map_err(|e| (first, e))?;
+        let mut dispatch: [Option<Vec<u8>>; 3] = Default::default();
+        for (name, f) in functions {
+            let reply = f
+                .call1(&args)
+                .and_then(|r| check(call.function, name, &r))
+                .map_err(|e| (*name, e))?;
+            if call.function != Function::Dispatch {
+                return Ok(reply);
+            }
+            if let (Reply::Text(v), Some(slot)) = (reply, DISPATCH.iter().position(|n| n == name)) {
+                dispatch[slot] = Some(v);
+            }
+        }
+        Ok(Reply::Dispatch(dispatch))
     })();
     log::disarm(&errors);
     live.store(false, Ordering::Release);
@@ -389,7 +420,7 @@ fn type_name(v: &Bound<'_, PyAny>) -> String {
 }
 
 /// Checks the function's answer against what it may return.
-fn check(f: Function, result: &Bound<'_, PyAny>) -> PyResult<Reply> {
+fn check(f: Function, name: &str, result: &Bound<'_, PyAny>) -> PyResult<Reply> {
     if result.is_none() && f != Function::GroupsForUser {
         return Ok(Reply::Nothing);
     }
@@ -441,7 +472,7 @@ fn check(f: Function, result: &Bound<'_, PyAny>) -> PyResult<Reply> {
             }
             Ok(Reply::Groups(groups))
         }
-        Function::Dispatch(name) => match result.cast::<PyString>() {
+        Function::Dispatch => match result.cast::<PyString>() {
             Ok(s) => Ok(Reply::Text(s.to_str()?.as_bytes().to_vec())),
             Err(_) => Err(PyTypeError::new_err(format!(
                 "{name}() must return None or a str, not {}",

@@ -6,6 +6,8 @@ def process_group(environ):
 
 
 def application_group(environ):
+    if 'raise' in environ['QUERY_STRING']:
+        raise KeyError('dispatch failure on purpose')
     if 'grp' in environ['QUERY_STRING']:
         return 'dispatched'
     return None
