@@ -211,15 +211,15 @@ pub fn check_groups(r: Request<'_>, required: &[Vec<u8>]) -> Authz {
     let authoritative = dir.group_authoritative.unwrap_or(true);
     // With WSGIGroupAuthoritative Off the failure is no verdict: the other Require lines
     // of the section decide.
-    let (level, verdict) = if authoritative {
-        (Level::Error, Authz::Denied)
+    let (level, id, verdict) = if authoritative {
+        (Level::Error, "RWSGI0458", Authz::Denied)
     } else {
-        (Level::Info, Authz::Neutral)
+        (Level::Info, "RWSGI0459", Authz::Neutral)
     };
     r.log(
         level,
         &format!(
-            "RWSGI0458: user '{}' is in none of the groups '{}' that {} requires (groups from \
+            "{id}: user '{}' is in none of the groups '{}' that {} requires (groups from \
              '{}': {})",
             String::from_utf8_lossy(user),
             required

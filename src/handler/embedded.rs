@@ -232,6 +232,23 @@ pub fn run(r: Request<'_>, target: Target<'_>, dir: &DirConfig) -> i32 {
         Some(h) => python::preload::apr_mtime(&h.path),
         None => Some(r.file_mtime()),
     };
+    if log::request_log_enabled(&r, Level::Debug) {
+        let group = if application_group.is_empty() {
+            "%{GLOBAL}"
+        } else {
+            &application_group
+        };
+        r.log(
+            Level::Debug,
+            &format!(
+                "{}: request for '{}' dispatched to application group '{group}' in process {} \
+                 (embedded): script '{script}', callable '{callable}'",
+                crate::log_ids::REQUEST_DISPATCHED,
+                String::from_utf8_lossy(r.uri()),
+                std::process::id()
+            ),
+        );
+    }
     let job = app::Job {
         script: &script,
         reload_mtime: reload_mtime.filter(|_| reloading),
