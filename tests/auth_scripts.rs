@@ -79,7 +79,12 @@ fn basic_auth_through_check_password() {
     assert!(r.text().contains("user=alias-of-renamed"), "{}", r.text());
     // The cut-down environ (the script checks it and answers True only if it is right).
     let r = get_as(&s, "/basic", "envcheck", "x");
+    assert_eq!(r.status, 200, "{}", r.describe()); // application-group= runs the script in that group's interpreter.
+    let r = get_as(&s, "/basic-group", "groupcheck", "x");
     assert_eq!(r.status, 200, "{}", r.describe());
+    let r = get_as(&s, "/basic", "groupcheck", "x");
+    assert_eq!(r.status, 401, "{}", r.describe());
+    s.expect_error(r.client_port, "AH01617");
 }
 
 #[test]

@@ -35,6 +35,10 @@ def check_password(environ, user, password):
         return (environ['mod_ssl.is_https']() == 1
                 and lookup('HTTPS') == 'on'
                 and lookup('SSL_PROTOCOL').startswith('TLS'))
+    if user == 'groupcheck':
+        import sys
+        return (environ['mod_wsgi.application_group'] == 'auth-group'
+                and sys.modules['mod_wsgi'].application_group == 'auth-group')
     if user == 'renamed':
         return 'alias-of-renamed'
     if user not in USERS:
