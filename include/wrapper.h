@@ -13,6 +13,8 @@
 #include "mpm_common.h"
 #include "util_filter.h"
 #include "util_script.h"
+#include "mod_auth.h"
+#include "http_ssl.h"
 #include "apr_strings.h"
 #include "apr_buckets.h"
 #include "apr_file_io.h"

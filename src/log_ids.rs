@@ -73,6 +73,18 @@ log_ids! {
     SCRIPT_LOADED = "RWSGI0422", "debug", "A WSGI script was loaded for the first time in an interpreter.";
     SCRIPT_RELOADED = "RWSGI0423", "debug", "A WSGI script was reloaded.";
     REQUEST_DISPATCHED = "RWSGI0424", "debug", "A request was dispatched to an application group.";
+    HOOK_SCRIPT_PANIC = "RWSGI0450", "error", "Internal error (panic) while calling a hook script function.";
+    HOOK_SCRIPT_LOAD_FAILED = "RWSGI0451", "error", "An access, auth, group or dispatch script could not be loaded.";
+    HOOK_FUNCTION_MISSING = "RWSGI0452", "error", "A hook script lacks the function its directive needs.";
+    HOOK_FUNCTION_RAISED = "RWSGI0453", "error", "A hook script function raised or returned a value of the wrong type.";
+    HOOK_NO_PYTHON = "RWSGI0454", "error", "A hook script cannot run: Python is not available in this child.";
+    HOOK_NO_INTERPRETER = "RWSGI0455", "error", "A hook script cannot run: its application group is unavailable.";
+    ACCESS_DENIED_BY_SCRIPT = "RWSGI0456", "error", "allow_access() of WSGIAccessScript refused the client (403).";
+    HOOK_SCRIPT_NOT_CONFIGURED = "RWSGI0457", "error", "The wsgi or wsgi-group provider is used where no script is configured.";
+    GROUP_CHECK_FAILED = "RWSGI0458", "error", "The user is in none of the required wsgi-group groups (refused).";
+    GROUP_CHECK_NO_VERDICT = "RWSGI0459", "info", "The user is in none of the wsgi-group groups; WSGIGroupAuthoritative Off lets other Require lines decide.";
+    DISPATCH_NO_INTERPRETER = "RWSGI0460", "error", "WSGIDispatchScript cannot run: its application group is unavailable.";
+    DISPATCH_DAEMON_CHOSEN = "RWSGI0461", "error", "WSGIDispatchScript chose a daemon process group, which does not exist yet.";
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use super::alias::{self, AliasMatch, ScriptAlias};
 pub use super::python::apply as apply_python;
+use super::scripts;
 use super::{DirConfig, MapHeadToGet, ServerConfig, parse_on_off};
 use std::ffi::CStr;
 
@@ -16,6 +17,9 @@ pub enum Scope {
     Dir,
     /// As `Dir`, plus `.htaccess` under `AllowOverride FileInfo`.
     DirFileInfo,
+    /// `<Directory>`/`<Location>` and `.htaccess` under `AllowOverride AuthConfig`, not
+    /// the server level (mod_wsgi's `OR_AUTHCFG`).
+    AuthConfig,
 }
 
 /// Which directive a table row is.
@@ -49,6 +53,12 @@ pub enum Id {
     DestroyInterpreter,
     ServerMetrics,
     MaximumInterpreters,
+    AccessScript,
+    AuthUserScript,
+    AuthGroupScript,
+    GroupAuthoritative,
+    DispatchScript,
+    HandlerScript,
 }
 
 impl Id {
@@ -257,6 +267,47 @@ pub const TABLE: &[Spec] = &[
         scope: Scope::Global,
         help: c"N: most Python sub-interpreters (application groups other than %{GLOBAL}) one process creates; past it requests get 503 (default 100)",
     },
+    Spec {
+        name: c"WSGIAccessScript",
+        id: Id::AccessScript,
+        scope: Scope::AuthConfig,
+        help: c"path [application-group=]: script whose allow_access(environ, host) admits \
+                or refuses the client",
+    },
+    Spec {
+        name: c"WSGIAuthUserScript",
+        id: Id::AuthUserScript,
+        scope: Scope::AuthConfig,
+        help: c"path [application-group=]: script for the authn provider 'wsgi' \
+                (check_password, get_realm_hash)",
+    },
+    Spec {
+        name: c"WSGIAuthGroupScript",
+        id: Id::AuthGroupScript,
+        scope: Scope::AuthConfig,
+        help: c"path [application-group=]: script for 'Require wsgi-group' (groups_for_user)",
+    },
+    Spec {
+        name: c"WSGIGroupAuthoritative",
+        id: Id::GroupAuthoritative,
+        scope: Scope::AuthConfig,
+        help: c"On|Off: Off lets other Require lines decide when the user is in none of the \
+                wsgi-group groups (default On)",
+    },
+    Spec {
+        name: c"WSGIDispatchScript",
+        id: Id::DispatchScript,
+        scope: Scope::Dir,
+        help: c"path [application-group=]: script whose process_group, application_group and \
+                callable_object functions choose them per request",
+    },
+    Spec {
+        name: c"WSGIHandlerScript",
+        id: Id::HandlerScript,
+        scope: Scope::Dir,
+        help: c"name path [process-group=] [application-group=] [pass-authorization=]: an \
+                Apache handler (SetHandler name) served by handle_request in the script",
+    },
 ];
 
 /// What the daemon process groups known so far are (none until daemon mode exists).
@@ -347,8 +398,37 @@ pub fn apply_dir(
     conf: &mut DirConfig,
     known: &Known<'_>,
 ) -> Result<(), String> {
+    match id {
+        Id::AccessScript => {
+            conf.access_script = Some(scripts::parse_hook_script(name, args)?);
+            return Ok(());
+        }
+        Id::AuthUserScript => {
+            conf.auth_user_script = Some(scripts::parse_hook_script(name, args)?);
+            return Ok(());
+        }
+        Id::AuthGroupScript => {
+            conf.auth_group_script = Some(scripts::parse_hook_script(name, args)?);
+            return Ok(());
+        }
+        Id::DispatchScript => {
+            conf.dispatch_script = Some(scripts::parse_hook_script(name, args)?);
+            return Ok(());
+        }
+        Id::HandlerScript => {
+            let h = scripts::parse_handler_script(name, args)?;
+            if let Some(pg) = &h.options.process_group {
+                check_process_group(&format!("{name} process-group="), pg, known)?;
+            }
+            conf.handler_scripts.retain(|o| o.name != h.name);
+            conf.handler_scripts.insert(0, h);
+            return Ok(());
+        }
+        _ => {}
+    }
     let v = one(name, args)?;
     match id {
+        Id::GroupAuthoritative => conf.group_authoritative = Some(parse_on_off(name, v)?),
         Id::CallableObject => {
             if v.is_empty() {
                 return Err(format!("{name}: the name is empty"));

@@ -5,9 +5,11 @@ pub mod alias;
 pub mod directives;
 pub mod expand;
 pub mod python;
+pub mod scripts;
 
 pub use alias::{AliasOptions, ScriptAlias};
 pub use python::{ImportScript, PythonOptions};
+pub use scripts::{HandlerScript, HookScript};
 
 /// Per-server (main server or virtual host) settings.
 #[derive(Debug, Default, Clone)]
@@ -34,6 +36,18 @@ pub struct DirConfig {
     pub process_group: Option<String>,
     pub script_reloading: Option<bool>,
     pub enable_sendfile: Option<bool>,
+    /// `WSGIAccessScript`.
+    pub access_script: Option<HookScript>,
+    /// `WSGIAuthUserScript` (authn provider `wsgi`).
+    pub auth_user_script: Option<HookScript>,
+    /// `WSGIAuthGroupScript` (authz provider `wsgi-group`).
+    pub auth_group_script: Option<HookScript>,
+    /// `WSGIGroupAuthoritative`.
+    pub group_authoritative: Option<bool>,
+    /// `WSGIDispatchScript`.
+    pub dispatch_script: Option<HookScript>,
+    /// `WSGIHandlerScript` entries, the innermost section's first.
+    pub handler_scripts: Vec<HandlerScript>,
 }
 
 /// `WSGIMapHEADToGET` values.
@@ -76,6 +90,21 @@ impl Merge for DirConfig {
             process_group: pick(&self.process_group, &child.process_group),
             script_reloading: pick(&self.script_reloading, &child.script_reloading),
             enable_sendfile: pick(&self.enable_sendfile, &child.enable_sendfile),
+            access_script: pick(&self.access_script, &child.access_script),
+            auth_user_script: pick(&self.auth_user_script, &child.auth_user_script),
+            auth_group_script: pick(&self.auth_group_script, &child.auth_group_script),
+            group_authoritative: pick(&self.group_authoritative, &child.group_authoritative),
+            dispatch_script: pick(&self.dispatch_script, &child.dispatch_script),
+            handler_scripts: {
+                let mut all = child.handler_scripts.clone();
+                all.extend(
+                    self.handler_scripts
+                        .iter()
+                        .filter(|h| !child.handler_scripts.iter().any(|c| c.name == h.name))
+                        .cloned(),
+                );
+                all
+            },
         }
     }
 }

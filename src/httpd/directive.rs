@@ -19,6 +19,7 @@ const fn req_override(scope: Scope) -> libc::c_int {
         Scope::Global | Scope::ServerVhost => sys::RSRC_CONF,
         Scope::Dir => sys::RSRC_CONF | sys::ACCESS_CONF,
         Scope::DirFileInfo => sys::RSRC_CONF | sys::ACCESS_CONF | sys::OR_FILEINFO,
+        Scope::AuthConfig => sys::OR_AUTHCFG,
     }) as libc::c_int
 }
 

@@ -221,7 +221,7 @@ unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::serve
 }
 
 /// A NULL-terminated list of module names for hook ordering.
-struct Names<const N: usize>([*const libc::c_char; N]);
+pub(super) struct Names<const N: usize>(pub(super) [*const libc::c_char; N]);
 // SAFETY: immutable pointers to static strings.
 unsafe impl<const N: usize> Sync for Names<N> {}
 
@@ -237,7 +237,7 @@ static POST_ALIAS: Names<3> = Names([
 ///
 /// # Safety
 /// Called by Apache only, with its configuration pool.
-pub unsafe extern "C" fn register_hooks(_p: *mut sys::apr_pool_t) {
+pub unsafe extern "C" fn register_hooks(p: *mut sys::apr_pool_t) {
     guard("register_hooks", (), || {
         // SAFETY: APR keeps pointers to the name lists until hooks are sorted, so they are
         // statics.
@@ -278,6 +278,7 @@ pub unsafe extern "C" fn register_hooks(_p: *mut sys::apr_pool_t) {
                 std::ptr::null(),
                 sys::APR_HOOK_MIDDLE as i32,
             );
+            super::auth::register(p);
         }
     })
 }

@@ -1,6 +1,7 @@
 //! The safe Apache layer: the one place (with `python`) that touches httpd and APR through
 //! the generated bindings. Everything above it sees plain Rust types.
 
+pub mod auth;
 pub mod config_store;
 pub mod directive;
 pub mod hooks;

@@ -192,6 +192,45 @@ impl<'r> Request<'r> {
         // SAFETY: the copy lives in the request pool.
         unsafe { (*self.r).filename = pstrdup(self.pool(), name) }
     }
+    /// Sets the authenticated user (an auth script named the user it accepted).
+    pub fn set_user(&self, user: &[u8]) {
+        // SAFETY: the copy lives in the request pool.
+        unsafe { (*self.r).user = pstrdup(self.pool(), user) }
+    }
+    /// The client's host name when Apache looked it up (`HostnameLookups`), else None.
+    pub fn remote_host(&self) -> Option<&'r [u8]> {
+        // SAFETY: the live request and its connection; the name lives in the connection pool.
+        unsafe {
+            let h = sys::ap_get_remote_host(
+                self.rec().connection,
+                self.rec().per_dir_config.cast(),
+                sys::REMOTE_HOST as libc::c_int,
+                std::ptr::null_mut(),
+            );
+            opt_cstr_bytes(h)
+        }
+    }
+    /// True when the connection uses TLS (mod_ssl or another TLS module).
+    pub fn ssl_is_https(&self) -> bool {
+        // SAFETY: the live request's connection.
+        unsafe { sys::ap_ssl_conn_is_ssl(self.rec().connection) != 0 }
+    }
+    /// A TLS module's variable for this request (`SSL_CLIENT_S_DN`, `HTTPS`…), if set.
+    pub fn ssl_var(&self, name: &[u8]) -> Option<Vec<u8>> {
+        let name = std::ffi::CString::new(name).ok()?;
+        // SAFETY: the live request, its server and connection; the value is allocated in
+        // the request pool and copied before returning.
+        unsafe {
+            let v = sys::ap_ssl_var_lookup(
+                self.pool(),
+                self.server(),
+                self.rec().connection,
+                self.r,
+                name.as_ptr(),
+            );
+            opt_cstr_bytes(v).map(<[u8]>::to_vec)
+        }
+    }
     /// Sets the content handler name.
     pub fn set_handler(&self, name: &'static std::ffi::CStr) {
         // SAFETY: a static string outlives the request.

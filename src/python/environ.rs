@@ -14,6 +14,8 @@ pub struct ModWsgiFacts<'a> {
     pub application_group: &'a str,
     pub callable_object: &'a str,
     pub request_handler: &'a [u8],
+    /// The `WSGIHandlerScript` serving the request, or empty.
+    pub handler_script: &'a [u8],
     pub script_name: &'a [u8],
     pub path_info: &'a [u8],
     pub listener_host: &'a [u8],
@@ -114,7 +116,7 @@ pub fn build<'py>(
         (Key::MwApplicationGroup, s(mw.application_group)),
         (Key::MwCallableObject, s(mw.callable_object)),
         (Key::MwRequestHandler, latin1(py, mw.request_handler)),
-        (Key::MwHandlerScript, s("")),
+        (Key::MwHandlerScript, latin1(py, mw.handler_script)),
         (Key::MwScriptName, latin1(py, mw.script_name)),
         (Key::MwPathInfo, latin1(py, mw.path_info)),
         (Key::MwListenerHost, latin1(py, mw.listener_host)),

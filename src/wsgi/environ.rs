@@ -333,6 +333,43 @@ pub fn build(f: &RequestFacts<'_>, sink: &mut dyn EnvironSink) {
     }
 }
 
+/// The cut-down environ mod_wsgi gives access, auth and group scripts: request headers
+/// (never `Authorization` or `Proxy-Authorization`, whatever `WSGIPassAuthorization` says,
+/// since the credentials are the script's arguments) and the basic CGI variables, without
+/// `SetEnv` values, `SCRIPT_FILENAME`, `REMOTE_USER` and the other per-handler entries.
+pub fn build_for_hook(f: &RequestFacts<'_>, sink: &mut dyn EnvironSink) {
+    let mut key = Vec::with_capacity(64);
+    for (name, value) in f.headers {
+        if name.eq_ignore_ascii_case(b"content-type") {
+            sink.fixed(Key::ContentType, value);
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            sink.fixed(Key::ContentLength, value);
+        } else if name.eq_ignore_ascii_case(b"proxy")
+            || name.eq_ignore_ascii_case(b"authorization")
+            || name.eq_ignore_ascii_case(b"proxy-authorization")
+        {
+        } else if http_key(name, &mut key) {
+            sink.dynamic(&key, value);
+        }
+    }
+    let mut num = itoa_buf::Buf::new();
+    sink.fixed(Key::ServerSignature, f.server_signature);
+    sink.fixed(Key::ServerSoftware, f.server_software);
+    sink.fixed(Key::ServerName, f.server_name);
+    sink.fixed(Key::ServerAddr, f.server_addr);
+    sink.fixed(Key::ServerPort, port_bytes(f.server_port, &mut num));
+    sink.fixed(Key::RemoteAddr, f.remote_addr);
+    sink.fixed(Key::DocumentRoot, f.document_root);
+    sink.fixed(Key::ServerAdmin, f.server_admin);
+    sink.fixed(Key::RemotePort, port_bytes(f.remote_port, &mut num));
+    sink.fixed(Key::ServerProtocol, f.protocol);
+    sink.fixed(Key::RequestMethod, f.method);
+    sink.fixed(Key::QueryString, f.query_string);
+    sink.fixed(Key::RequestUri, f.request_uri);
+    sink.fixed(Key::ScriptName, f.script_name);
+    sink.fixed(Key::PathInfo, f.path_info);
+}
+
 /// True when the request says HTTPS (mod_ssl's `HTTPS` variable, or the scheme).
 pub fn is_https(f: &RequestFacts<'_>) -> bool {
     f.request_scheme.eq_ignore_ascii_case(b"https")
@@ -392,6 +429,39 @@ mod tests {
             auth_type: None,
             pass_authorization: false,
             cgi_pass_auth: false,
+        }
+    }
+
+    #[test]
+    fn hook_environ_is_cut_down() {
+        let headers: &[(&[u8], &[u8])] = &[
+            (b"Authorization", b"Basic eDp5"),
+            (b"X-Thing", b"1"),
+            (b"Content-Type", b"text/plain"),
+        ];
+        let env: &[(&[u8], &[u8])] = &[(b"FROM_SETENV", b"1")];
+        let mut f = facts(headers, env);
+        f.pass_authorization = true;
+        f.remote_user = Some(b"bob");
+        let mut m = Map::default();
+        build_for_hook(&f, &mut m);
+        assert_eq!(m.0.get("HTTP_X_THING").map(String::as_str), Some("1"));
+        assert_eq!(
+            m.0.get("CONTENT_TYPE").map(String::as_str),
+            Some("text/plain")
+        );
+        assert_eq!(
+            m.0.get("REQUEST_URI").map(String::as_str),
+            Some("/a%20b?x=1")
+        );
+        for absent in [
+            "HTTP_AUTHORIZATION",
+            "FROM_SETENV",
+            "REMOTE_USER",
+            "SCRIPT_FILENAME",
+            "GATEWAY_INTERFACE",
+        ] {
+            assert!(!m.0.contains_key(absent), "{absent}");
         }
     }
 
