@@ -115,7 +115,7 @@ pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 
         MapHeadToGet::Off => false,
         MapHeadToGet::Auto => r.has_content_filters(),
     };
-    let storage = facts::collect(r, conf, map_head);
+    let storage = facts::collect(r, conf, dir, map_head);
     let env = |var: &str| -> Option<String> {
         let k = var.as_bytes();
         r.notes()
