@@ -211,6 +211,11 @@ pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 
             request_start_us: r.request_time(),
             script_reloading: reloading,
             enable_sendfile,
+            apache_request: dir
+                .pass_apache_request
+                .unwrap_or(false)
+                .then(|| std::ptr::NonNull::new(r.as_ptr().cast()))
+                .flatten(),
         },
         process: hooks::process_facts(),
     };
