@@ -73,9 +73,9 @@ fn is_option_key(k: &str) -> bool {
 
 /// Splits a directive's argument line into words: positional words by Apache's word rule,
 /// `key=value` options with the value read by that rule too (quotes removed), returned as
-/// `key=value` strings. A value is empty when a blank or the end follows `=`, so
-/// `process-group= x` is reported as a missing value rather than silently taking `x`.
-/// This is the one tokenizer for every directive, options included.
+/// `key=value` strings. As in mod_wsgi, blanks after `=` are skipped (`process-group= x`
+/// is `process-group=x`); a value is empty only at the end of the line. This is the one
+/// tokenizer for every directive, options included.
 pub fn split(line: &str) -> Vec<String> {
     let mut rest = line.trim_start_matches(is_blank);
     let mut out = Vec::new();
@@ -88,12 +88,7 @@ pub fn split(line: &str) -> Vec<String> {
             Some(eq) => {
                 let key = &rest[..eq];
                 let mut value_part = &rest[eq + 1..];
-                let value = if value_part.starts_with(is_blank) || value_part.is_empty() {
-                    value_part = value_part.trim_start_matches(is_blank);
-                    String::new()
-                } else {
-                    next_word(&mut value_part)
-                };
+                let value = next_word(&mut value_part);
                 out.push(format!("{key}={value}"));
                 rest = value_part;
             }
@@ -157,8 +152,8 @@ mod tests {
             ]
         );
         assert_eq!(split("'/a b/x.wsgi' \"c d\""), ["/a b/x.wsgi", "c d"]);
-        // A missing value stays missing; the blank is not skipped.
-        assert_eq!(split("callable-object= x"), ["callable-object=", "x"]);
+        // mod_wsgi skips blanks before a value; only the end of the line leaves it empty.
+        assert_eq!(split("callable-object= x y"), ["callable-object=x", "y"]);
         assert_eq!(split("k="), ["k="]);
         // Positional words holding '=' (a regex) keep their quotes' meaning.
         assert_eq!(split("^/a(=|b) /t"), ["^/a(=|b)", "/t"]);

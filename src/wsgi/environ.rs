@@ -280,13 +280,12 @@ pub fn build(f: &RequestFacts<'_>, sink: &mut dyn EnvironSink) {
     // subprocess_env first: the CGI variables below win over same-named SetEnv values, as
     // ap_add_common_vars does.
     for (k, v) in f.env {
+        // A trusted proxy's scheme header decides wsgi.url_scheme; mod_ssl's HTTPS must not
+        // contradict it.
         if *k == b"PATH" || (*k == b"HTTPS" && scheme_forced.is_some()) {
             continue;
         }
         sink.dynamic(k, v);
-    }
-    if scheme_forced == Some(true) {
-        sink.dynamic(b"HTTPS", b"1");
     }
     if let Some(mount) = proxy.and_then(|p| p.script_name.as_deref()) {
         sink.dynamic(b"mod_wsgi.mount_point", mount);
