@@ -383,8 +383,14 @@ fn htaccess_takes_fileinfo_directives_and_refuses_others() {
             "Alias /bad \"@ROOT@/bad\"\n<Directory \"@ROOT@/bad\">\n  AllowOverride FileInfo\n  \
              Options +ExecCGI\n  AddHandler wsgi-script .wsgi\n  Require all granted\n</Directory>",
         )
+        // FileInfo directives need AllowOverride FileInfo, as under mod_wsgi.
+        .conf(
+            "Alias /auth \"@ROOT@/auth\"\n<Directory \"@ROOT@/auth\">\n  AllowOverride AuthConfig\n  \
+             Options +ExecCGI\n  AddHandler wsgi-script .wsgi\n  Require all granted\n</Directory>",
+        )
         .start();
     for (dir, htaccess) in [
+        ("auth", "WSGITrustedProxyHeaders X-Forwarded-For\n"),
         (
             "ht",
             "WSGICallableObject alternate\nWSGITrustedProxyHeaders X-Forwarded-Proto\n\
@@ -416,6 +422,10 @@ fn htaccess_takes_fileinfo_directives_and_refuses_others() {
     if !srv.module.is_reference() {
         srv.assert_log("RWSGI0430: WSGIErrorOverride On");
     }
+
+    let r = srv.get("/auth/environ.wsgi");
+    assert_eq!(r.status, 500, "{}", r.describe());
+    srv.expect_error(r.client_port, "WSGITrustedProxyHeaders not allowed here");
 
     let r = srv.get("/bad/environ.wsgi");
     assert_eq!(r.status, 500, "{}", r.describe());
