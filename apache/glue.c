@@ -1,6 +1,7 @@
 /* Tiny functions for the httpd/APR facilities that exist only as C macros. No logic lives
  * here: each function is one macro, so the Rust side keeps every decision. */
 #include "rwsgi_glue.h"
+#include "http_log.h"
 
 void *rwsgi_get_module_config(const ap_conf_vector_t *cv, const module *m)
 {
@@ -69,4 +70,9 @@ int rwsgi_has_content_filters(request_rec *r)
 {
     return r->output_filters && r->output_filters->frec
         && r->output_filters->frec->ftype < AP_FTYPE_PROTOCOL;
+}
+
+int rwsgi_request_log_enabled(const request_rec *r, int module_index, int level)
+{
+    return APLOG_R_MODULE_IS_LEVEL(r, module_index, level);
 }

@@ -3,8 +3,11 @@
 
 mod build_guard;
 pub mod config;
+#[cfg(test)]
+mod docs_check;
 pub mod handler;
 pub mod httpd;
+pub mod log_ids;
 pub mod python;
 pub mod sys;
 pub mod util;

@@ -192,6 +192,23 @@ pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 
     let reloading = dir.script_reloading.unwrap_or(true);
     let enable_sendfile = dir.enable_sendfile.unwrap_or(false);
     let script = String::from_utf8_lossy(r.filename()).into_owned();
+    if log::request_log_enabled(&r, Level::Debug) {
+        let group = if application_group.is_empty() {
+            "%{GLOBAL}"
+        } else {
+            &application_group
+        };
+        r.log(
+            Level::Debug,
+            &format!(
+                "{}: request for '{}' dispatched to application group '{group}' in process {} \
+                 (embedded): script '{script}', callable '{callable}'",
+                crate::log_ids::REQUEST_DISPATCHED,
+                String::from_utf8_lossy(r.uri()),
+                std::process::id()
+            ),
+        );
+    }
     let facts = facts::facts(r, &storage, pass_authorization);
     let job = app::Job {
         script: &script,

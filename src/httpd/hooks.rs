@@ -242,7 +242,9 @@ unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::serve
                         Some(sys::apr_pool_cleanup_null),
                     )
                 };
-                let log = log::server_logger();
+                // SAFETY: the main server lives for this generation, longer than the
+                // preloading; logging against it lets `LogLevel rwsgi:…` apply.
+                let log = unsafe { log::logger_for(s) };
                 // SAFETY: as above.
                 let scripts = unsafe { import_scripts(s) };
                 crate::python::preload::run(&scripts, apache_version(), &log);

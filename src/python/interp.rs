@@ -257,6 +257,15 @@ fn create(name: &str, apache_version: (u32, u32, u32), log: &RequestLog) -> Resu
         Ok(state) => {
             // SAFETY: release the GIL, saving the new interpreter's state for this thread.
             unsafe { ffi::PyEval_SaveThread() };
+            log.log(
+                Severity::Debug,
+                &format!(
+                    "{}: created the Python sub-interpreter of application group '{name}' \
+                     (pid {})",
+                    crate::log_ids::INTERPRETER_CREATED,
+                    std::process::id()
+                ),
+            );
             Ok(Interp {
                 name: name.to_string(),
                 ptr,
