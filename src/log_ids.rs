@@ -73,6 +73,7 @@ log_ids! {
     SCRIPT_LOADED = "RWSGI0422", "debug", "A WSGI script was loaded for the first time in an interpreter.";
     SCRIPT_RELOADED = "RWSGI0423", "debug", "A WSGI script was reloaded.";
     REQUEST_DISPATCHED = "RWSGI0424", "debug", "A request was dispatched to an application group.";
+    DIRECTIVE_WITHOUT_EFFECT = "RWSGI0430", "warn", "A mod_wsgi directive is accepted, so the configuration loads, but has no effect here.";
 }
 
 #[cfg(test)]

@@ -113,7 +113,10 @@ fn notice(cmd: &sys::cmd_parms, directive: &'static str, reason: String) {
 
 /// The start-up warning for a directive accepted without effect.
 pub fn notice_line(directive: &str, reason: &str) -> String {
-    format!("RWSGI0430: {directive} {reason}")
+    format!(
+        "{}: {directive} {reason}",
+        crate::log_ids::DIRECTIVE_WITHOUT_EFFECT
+    )
 }
 
 /// Validates a directive inside `<WSGIInterpreterOptions>` without applying it.
