@@ -432,3 +432,18 @@ fn htaccess_takes_fileinfo_directives_and_refuses_others() {
     let lines = srv.expect_error(r.client_port, "WSGIPassApacheRequest not allowed here");
     assert!(lines.iter().any(|l| l.contains(".htaccess")), "{lines:?}");
 }
+
+// ---- WSGIIgnoreActivity ------------------------------------------------------------------------
+
+/// mod_wsgi 4.9.4 reports the setting in the environ even in embedded mode.
+#[test]
+fn ignore_activity_is_reported_in_the_environ() {
+    let srv = server("dir_ignore")
+        .conf("WSGIScriptAlias /on \"@APPS@/environ.wsgi\"\n<Location /on>\n  WSGIIgnoreActivity On\n</Location>")
+        .conf("WSGIScriptAlias /off \"@APPS@/environ.wsgi\"")
+        .start();
+    let j = srv.get("/on").json();
+    assert_eq!(j.at("environ").s("mod_wsgi.ignore_activity"), "1");
+    let j = srv.get("/off").json();
+    assert_eq!(j.at("environ").s("mod_wsgi.ignore_activity"), "0");
+}

@@ -190,8 +190,8 @@ pub fn dir_notice(id: Id, conf: &DirConfig) -> Option<String> {
                 .into(),
         ),
         Id::IgnoreActivity if conf.ignore_activity == Some(true) => Some(
-            "On acts only on a daemon process group's inactivity-timeout (as in mod_wsgi); it \
-             has no effect on embedded mode"
+            "On acts only on a daemon process group's inactivity-timeout (as in mod_wsgi); \
+             embedded requests only show it as mod_wsgi.ignore_activity"
                 .into(),
         ),
         _ => None,

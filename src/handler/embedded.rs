@@ -228,6 +228,7 @@ pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 
             request_start_us: r.request_time(),
             script_reloading: reloading,
             enable_sendfile,
+            ignore_activity: dir.ignore_activity.unwrap_or(false),
             apache_request: dir
                 .pass_apache_request
                 .unwrap_or(false)

@@ -22,6 +22,8 @@ pub struct ModWsgiFacts<'a> {
     pub request_start_us: i64,
     pub script_reloading: bool,
     pub enable_sendfile: bool,
+    /// `WSGIIgnoreActivity` (reported as `mod_wsgi.ignore_activity`, as mod_wsgi 4.9.4 does).
+    pub ignore_activity: bool,
     /// `WSGIPassApacheRequest On`: the request_rec, given as `apache.request_rec`.
     pub apache_request: Option<std::ptr::NonNull<libc::c_void>>,
 }
@@ -132,7 +134,10 @@ pub fn build<'py>(
             Key::MwEnableSendfile,
             s(if mw.enable_sendfile { "1" } else { "0" }),
         ),
-        (Key::MwIgnoreActivity, s("0")),
+        (
+            Key::MwIgnoreActivity,
+            s(if mw.ignore_activity { "1" } else { "0" }),
+        ),
         (Key::MwThreadId, thread_id.into_pyobject(py)?.into_any()),
         (
             Key::MwThreadRequests,
