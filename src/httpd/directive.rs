@@ -187,72 +187,8 @@ unsafe extern "C" fn set_directive(
                     Err(e) => error_to_pool(cmd.pool, &e),
                 };
             }
-            let known = Known { daemon_groups: &[] };
-            let result = match spec.id {
-                Id::InterpreterOptions => compat::apply(spec.id, name, &args).and_then(|why| {
-                    if let Some(why) = why {
-                        notice(cmd, "<WSGIInterpreterOptions>", why);
-                    }
-                    // The section's contents are checked here; Apache has already read them
-                    // into the tree below this node.
-                    // SAFETY: cmd and its directive node are live; ap_walk_config calls
-                    // back into this shim for each inner line.
-                    let err = unsafe {
-                        sys::ap_walk_config((*cmd.directive).first_child, cmd, cmd.context)
-                    };
-                    if err.is_null() {
-                        Ok(())
-                    } else {
-                        // SAFETY: Apache's error strings are NUL-terminated, in a pool.
-                        Err(unsafe { CStr::from_ptr(err) }
-                            .to_string_lossy()
-                            .into_owned())
-                    }
-                }),
-                id if id.is_compat() => compat::apply(id, name, &args).map(|why| {
-                    if let Some(why) = why {
-                        notice(cmd, spec_name(spec), why);
-                    }
-                }),
-                id if id.is_python_runtime() => {
-                    // SAFETY: config reading is single-threaded and cmd.server is live.
-                    let conf = unsafe { super::config_store::server_config_mut(cmd.server) };
-                    let r = directives::apply_python(
-                        id,
-                        name,
-                        &args,
-                        &mut conf.python,
-                        &mut conf.import_scripts,
-                        &known,
-                    );
-                    let lazy = conf.python.lazy_initialization;
-                    if r.is_ok() && id == Id::LazyInitialization {
-                        if let Some(why) = compat::lazy_initialization_notice(lazy) {
-                            notice(cmd, spec_name(spec), why);
-                        }
-                    }
-                    r
-                }
-                Id::ScriptAlias | Id::ScriptAliasMatch | Id::DaemonProcess => {
-                    // SAFETY: config reading is single-threaded and cmd.server is live.
-                    let conf = unsafe { super::config_store::server_config_mut(cmd.server) };
-                    let pool = cmd.pool;
-                    directives::apply_server(spec.id, name, &args, conf, &known, &mut |p| {
-                        compile_regex(pool, p)
-                    })
-                }
-                _ => {
-                    // SAFETY: for per-directory directives Apache passes our DirConfig for the
-                    // section being read (the server's defaults outside any section).
-                    let conf = unsafe { &mut *mconfig.cast::<crate::config::DirConfig>() };
-                    directives::apply_dir(spec.id, name, &args, conf, &known).map(|()| {
-                        if let Some(why) = compat::dir_notice(spec.id, conf) {
-                            notice(cmd, spec_name(spec), why);
-                        }
-                    })
-                }
-            };
-            match result {
+            // SAFETY: cmd and mconfig are what Apache passed for this directive.
+            match unsafe { apply(cmd, mconfig, spec, &args) } {
                 Ok(()) => std::ptr::null(),
                 Err(e) => error_to_pool(cmd.pool, &e),
             }
@@ -260,6 +196,86 @@ unsafe extern "C" fn set_directive(
     )
 }
 
-fn spec_name(spec: &'static directives::Spec) -> &'static str {
-    spec.name.to_str().unwrap_or("WSGI directive")
+/// Checks the lines inside `<WSGIInterpreterOptions>`, which Apache has already read into
+/// the tree below the section's node; `ap_walk_config` calls back into the shim for each.
+///
+/// # Safety
+/// `cmd` is the live cmd_parms of the section's opening line.
+unsafe fn walk_section(cmd: &mut sys::cmd_parms) -> Result<(), String> {
+    // SAFETY: cmd and its directive node are live (caller's contract).
+    let err = unsafe { sys::ap_walk_config((*cmd.directive).first_child, cmd, cmd.context) };
+    if err.is_null() {
+        Ok(())
+    } else {
+        // SAFETY: Apache's error strings are NUL-terminated, in a pool.
+        Err(unsafe { CStr::from_ptr(err) }
+            .to_string_lossy()
+            .into_owned())
+    }
+}
+
+/// Routes a directive to its pure setter and records a notice if it has no effect.
+///
+/// # Safety
+/// `cmd` and `mconfig` are what Apache passed for this directive, read single-threaded.
+unsafe fn apply(
+    cmd: &mut sys::cmd_parms,
+    mconfig: *mut c_void,
+    spec: &'static directives::Spec,
+    args: &[&str],
+) -> Result<(), String> {
+    let name: &'static str = spec.name.to_str().unwrap_or("WSGI directive");
+    let known = Known { daemon_groups: &[] };
+    match spec.id {
+        Id::InterpreterOptions => {
+            if let Some(why) = compat::apply(spec.id, name, args)? {
+                notice(cmd, "<WSGIInterpreterOptions>", why);
+            }
+            // SAFETY: cmd is the live cmd_parms of the section's opening line.
+            unsafe { walk_section(cmd) }
+        }
+        id if id.is_compat() => {
+            if let Some(why) = compat::apply(id, name, args)? {
+                notice(cmd, name, why);
+            }
+            Ok(())
+        }
+        id if id.is_python_runtime() => {
+            // SAFETY: config reading is single-threaded and cmd.server is live.
+            let conf = unsafe { super::config_store::server_config_mut(cmd.server) };
+            directives::apply_python(
+                id,
+                name,
+                args,
+                &mut conf.python,
+                &mut conf.import_scripts,
+                &known,
+            )?;
+            let lazy = conf.python.lazy_initialization;
+            if id == Id::LazyInitialization {
+                if let Some(why) = compat::lazy_initialization_notice(lazy) {
+                    notice(cmd, name, why);
+                }
+            }
+            Ok(())
+        }
+        Id::ScriptAlias | Id::ScriptAliasMatch | Id::DaemonProcess => {
+            // SAFETY: config reading is single-threaded and cmd.server is live.
+            let conf = unsafe { super::config_store::server_config_mut(cmd.server) };
+            let pool = cmd.pool;
+            directives::apply_server(spec.id, name, args, conf, &known, &mut |p| {
+                compile_regex(pool, p)
+            })
+        }
+        _ => {
+            // SAFETY: for per-directory directives Apache passes our DirConfig for the
+            // section being read (the server's defaults outside any section).
+            let conf = unsafe { &mut *mconfig.cast::<crate::config::DirConfig>() };
+            directives::apply_dir(spec.id, name, args, conf, &known)?;
+            if let Some(why) = compat::dir_notice(spec.id, conf) {
+                notice(cmd, name, why);
+            }
+            Ok(())
+        }
+    }
 }
