@@ -45,12 +45,10 @@ fn telemetry_service(name: &str, args: &[&str]) -> Result<(), String> {
         }
     }
     for opt in rest {
-        match opt.split_once('=') {
-            Some((k, v)) if k.eq_ignore_ascii_case("interval") => {
-                positive_seconds(&format!("{name} interval="), v)?;
-            }
-            _ => return Err(format!("{name}: unknown option '{opt}'; {usage}")),
-        }
+        match super::words::option(name, opt, &usage)? {
+            (k, v) if k == "interval" => positive_seconds(&format!("{name} interval="), v)?,
+            (k, _) => return Err(format!("{name}: unknown option '{k}'; {usage}")),
+        };
     }
     Ok(())
 }
@@ -78,19 +76,11 @@ fn telemetry_options(name: &str, args: &[&str]) -> Result<(), String> {
 /// Parses the options of `<WSGIInterpreterOptions …>` (both optional).
 pub fn interpreter_options(name: &str, args: &[&str]) -> Result<(), String> {
     for opt in args {
-        let (k, v) = opt.split_once('=').ok_or_else(|| {
-            format!(
-                "{name}: invalid option '{opt}'; options are process-group= and application-group="
-            )
-        })?;
-        if v.is_empty() {
-            return Err(format!("{name}: option '{k}' needs a value"));
-        }
-        if !k.eq_ignore_ascii_case("process-group") && !k.eq_ignore_ascii_case("application-group")
-        {
+        let valid = "process-group= and application-group=";
+        let (k, _) = super::words::option(name, opt, valid)?;
+        if k != "process-group" && k != "application-group" {
             return Err(format!(
-                "{name}: unknown option '{k}'; valid options are process-group= and \
-                 application-group="
+                "{name}: unknown option '{k}'; valid options are {valid}"
             ));
         }
     }

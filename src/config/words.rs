@@ -104,6 +104,24 @@ pub fn split(line: &str) -> Vec<String> {
     out
 }
 
+/// One `key=value` word of [`split`]: the key in lower case (mod_wsgi's option names are
+/// case-insensitive) and the value, which must not be empty. `usage` ends the error message.
+pub fn option<'a>(
+    directive: &str,
+    word: &'a str,
+    usage: &str,
+) -> Result<(String, &'a str), String> {
+    let Some((key, value)) = word.split_once('=') else {
+        return Err(format!(
+            "{directive}: invalid option '{word}'; options are key=value: {usage}"
+        ));
+    };
+    if value.is_empty() {
+        return Err(format!("{directive}: option '{key}' needs a value"));
+    }
+    Ok((key.to_ascii_lowercase(), value))
+}
+
 /// Removes the `>` that ends a section's opening line (`<WSGIInterpreterOptions …>`).
 pub fn section_args<'a>(directive: &str, line: &'a str) -> Result<&'a str, String> {
     line.trim_end_matches(is_blank)
@@ -160,6 +178,24 @@ mod tests {
         assert_eq!(split("\"\""), Vec::<String>::new());
         assert_eq!(split("\"\" x"), ["", "x"]);
         assert_eq!(split(""), Vec::<String>::new());
+    }
+
+    #[test]
+    fn options() {
+        assert_eq!(
+            option("D", "Process-Group=a=b", "u").unwrap(),
+            ("process-group".to_string(), "a=b")
+        );
+        assert!(
+            option("D", "plain", "u")
+                .unwrap_err()
+                .contains("key=value: u")
+        );
+        assert!(
+            option("D", "k=", "u")
+                .unwrap_err()
+                .contains("'k' needs a value")
+        );
     }
 
     #[test]
