@@ -187,8 +187,10 @@ unsafe extern "C" fn set_directive(
                     Err(e) => error_to_pool(cmd.pool, &e),
                 };
             }
+            let known = Known { daemon_groups: &[] };
             // SAFETY: cmd and mconfig are what Apache passed for this directive.
-            match unsafe { apply(cmd, mconfig, spec, &args) } {
+            let result = unsafe { apply(cmd, mconfig, spec, &args, &known) };
+            match result {
                 Ok(()) => std::ptr::null(),
                 Err(e) => error_to_pool(cmd.pool, &e),
             }
@@ -223,9 +225,9 @@ unsafe fn apply(
     mconfig: *mut c_void,
     spec: &'static directives::Spec,
     args: &[&str],
+    known: &Known<'_>,
 ) -> Result<(), String> {
     let name: &'static str = spec.name.to_str().unwrap_or("WSGI directive");
-    let known = Known { daemon_groups: &[] };
     match spec.id {
         Id::InterpreterOptions => {
             if let Some(why) = compat::apply(spec.id, name, args)? {
@@ -249,7 +251,7 @@ unsafe fn apply(
                 args,
                 &mut conf.python,
                 &mut conf.import_scripts,
-                &known,
+                known,
             )?;
             let lazy = conf.python.lazy_initialization;
             if id == Id::LazyInitialization {
@@ -263,7 +265,7 @@ unsafe fn apply(
             // SAFETY: config reading is single-threaded and cmd.server is live.
             let conf = unsafe { super::config_store::server_config_mut(cmd.server) };
             let pool = cmd.pool;
-            directives::apply_server(spec.id, name, args, conf, &known, &mut |p| {
+            directives::apply_server(spec.id, name, args, conf, known, &mut |p| {
                 compile_regex(pool, p)
             })
         }
@@ -271,7 +273,7 @@ unsafe fn apply(
             // SAFETY: for per-directory directives Apache passes our DirConfig for the
             // section being read (the server's defaults outside any section).
             let conf = unsafe { &mut *mconfig.cast::<crate::config::DirConfig>() };
-            directives::apply_dir(spec.id, name, args, conf, &known)?;
+            directives::apply_dir(spec.id, name, args, conf, known)?;
             if let Some(why) = compat::dir_notice(spec.id, conf) {
                 notice(cmd, name, why);
             }
