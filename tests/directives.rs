@@ -400,7 +400,7 @@ fn htaccess_takes_fileinfo_directives_and_refuses_others() {
         ("auth", "WSGITrustedProxyHeaders X-Forwarded-For\n"),
         (
             "ht",
-            "WSGICallableObject alternate\nWSGITrustedProxyHeaders X-Forwarded-Proto\n\
+            "WSGICallableObject 'alternate'\nWSGITrustedProxyHeaders X-Forwarded-Proto\n\
              WSGITrustedProxies 127.0.0.1\nWSGIPassAuthorization On\nWSGIErrorOverride On\n",
         ),
         ("bad", "WSGIPassApacheRequest On\n"),
