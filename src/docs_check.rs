@@ -17,7 +17,8 @@ fn first_cells(text: &str) -> Vec<String> {
     text.lines()
         .filter_map(|l| l.strip_prefix('|'))
         .filter_map(|l| l.split('|').next())
-        .map(|c| c.trim().trim_matches('`').to_string())
+        // A section is documented as `<Name>`; its command is `<Name`.
+        .map(|c| c.trim().trim_matches('`').trim_end_matches('>').to_string())
         .collect()
 }
 

@@ -73,6 +73,7 @@ log_ids! {
     SCRIPT_LOADED = "RWSGI0422", "debug", "A WSGI script was loaded for the first time in an interpreter.";
     SCRIPT_RELOADED = "RWSGI0423", "debug", "A WSGI script was reloaded.";
     REQUEST_DISPATCHED = "RWSGI0424", "debug", "A request was dispatched to an application group.";
+    DIRECTIVE_WITHOUT_EFFECT = "RWSGI0430", "warn", "A mod_wsgi directive is accepted, so the configuration loads, but has no effect here.";
     HOOK_SCRIPT_PANIC = "RWSGI0450", "error", "Internal error (panic) while calling a hook script function.";
     HOOK_SCRIPT_LOAD_FAILED = "RWSGI0451", "error", "An access, auth, group or dispatch script could not be loaded.";
     HOOK_FUNCTION_MISSING = "RWSGI0452", "error", "A hook script lacks the function its directive needs.";

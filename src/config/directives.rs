@@ -1,6 +1,7 @@
 //! The directive table as data (name, where it may appear, help) and the pure setters.
 
 use super::alias::{self, AliasMatch, ScriptAlias};
+use super::proxy;
 pub use super::python::apply as apply_python;
 use super::scripts;
 use super::{DirConfig, MapHeadToGet, ServerConfig, parse_on_off};
@@ -59,6 +60,20 @@ pub enum Id {
     GroupAuthoritative,
     DispatchScript,
     HandlerScript,
+    ErrorOverride,
+    IgnoreActivity,
+    PassApacheRequest,
+    TrustedProxyHeaders,
+    TrustedProxies,
+    VerboseDebugging,
+    PerInterpreterGil,
+    FreeThreading,
+    TelemetryService,
+    SlowRequests,
+    TelemetryOptions,
+    NewRelicConfigFile,
+    NewRelicEnvironment,
+    InterpreterOptions,
 }
 
 impl Id {
@@ -83,6 +98,22 @@ impl Id {
                 | Id::DestroyInterpreter
                 | Id::ServerMetrics
                 | Id::MaximumInterpreters
+        )
+    }
+
+    /// True for the directives accepted for compatibility only (see `compat`).
+    pub fn is_compat(self) -> bool {
+        matches!(
+            self,
+            Id::VerboseDebugging
+                | Id::PerInterpreterGil
+                | Id::FreeThreading
+                | Id::TelemetryService
+                | Id::SlowRequests
+                | Id::TelemetryOptions
+                | Id::NewRelicConfigFile
+                | Id::NewRelicEnvironment
+                | Id::InterpreterOptions
         )
     }
 }
@@ -308,6 +339,90 @@ pub const TABLE: &[Spec] = &[
         help: c"name path [process-group=] [application-group=] [pass-authorization=]: an \
                 Apache handler (SetHandler name) served by handle_request in the script",
     },
+    Spec {
+        name: c"WSGIErrorOverride",
+        id: Id::ErrorOverride,
+        scope: Scope::DirFileInfo,
+        help: c"On|Off: let Apache's ErrorDocument replace a daemon mode application's 4xx/5xx page",
+    },
+    Spec {
+        name: c"WSGIIgnoreActivity",
+        id: Id::IgnoreActivity,
+        scope: Scope::DirFileInfo,
+        help: c"On|Off: requests here do not reset a daemon process group's inactivity-timeout",
+    },
+    Spec {
+        name: c"WSGIPassApacheRequest",
+        id: Id::PassApacheRequest,
+        scope: Scope::Dir,
+        help: c"On|Off: put the Apache request_rec in the environ as apache.request_rec (a PyCapsule)",
+    },
+    Spec {
+        name: c"WSGITrustedProxyHeaders",
+        id: Id::TrustedProxyHeaders,
+        scope: Scope::DirFileInfo,
+        help: c"Proxy headers to honour, e.g. X-Forwarded-For X-Forwarded-Host X-Forwarded-Proto",
+    },
+    Spec {
+        name: c"WSGITrustedProxies",
+        id: Id::TrustedProxies,
+        scope: Scope::DirFileInfo,
+        help: c"IP addresses or networks of the proxies whose WSGITrustedProxyHeaders are honoured",
+    },
+    Spec {
+        name: c"WSGIVerboseDebugging",
+        id: Id::VerboseDebugging,
+        scope: Scope::Global,
+        help: c"On|Off: deprecated and without effect; use LogLevel wsgi:debug",
+    },
+    Spec {
+        name: c"WSGIPerInterpreterGIL",
+        id: Id::PerInterpreterGil,
+        scope: Scope::Global,
+        help: c"On|Off: give each sub-interpreter its own GIL (Python 3.12+)",
+    },
+    Spec {
+        name: c"WSGIFreeThreading",
+        id: Id::FreeThreading,
+        scope: Scope::Global,
+        help: c"On|Off: run without the GIL on a free-threaded Python build",
+    },
+    Spec {
+        name: c"WSGITelemetryService",
+        id: Id::TelemetryService,
+        scope: Scope::Global,
+        help: c"unix:/path [interval=SECONDS]: push telemetry to a metrics ingester",
+    },
+    Spec {
+        name: c"WSGISlowRequests",
+        id: Id::SlowRequests,
+        scope: Scope::Global,
+        help: c"Seconds after which an in-flight request is reported to the telemetry service",
+    },
+    Spec {
+        name: c"WSGITelemetryOptions",
+        id: Id::TelemetryOptions,
+        scope: Scope::Global,
+        help: c"[+|-]CaptureUserAgent ... | None | All: optional telemetry captures",
+    },
+    Spec {
+        name: c"WSGINewRelicConfigFile",
+        id: Id::NewRelicConfigFile,
+        scope: Scope::Global,
+        help: c"New Relic agent configuration file (mod_wsgi 4.x; not supported)",
+    },
+    Spec {
+        name: c"WSGINewRelicEnvironment",
+        id: Id::NewRelicEnvironment,
+        scope: Scope::Global,
+        help: c"New Relic agent environment name (mod_wsgi 4.x; not supported)",
+    },
+    Spec {
+        name: c"<WSGIInterpreterOptions",
+        id: Id::InterpreterOptions,
+        scope: Scope::Global,
+        help: c"<WSGIInterpreterOptions [process-group=G] [application-group=A]>: settings for matching interpreters",
+    },
 ];
 
 /// What the daemon process groups known so far are (none until daemon mode exists).
@@ -424,6 +539,21 @@ pub fn apply_dir(
             conf.handler_scripts.insert(0, h);
             return Ok(());
         }
+        // Lists: further lines of the same scope add to the list, as in mod_wsgi.
+        Id::TrustedProxyHeaders => {
+            let list = proxy::parse_headers(name, args)?;
+            conf.trusted_proxy_headers
+                .get_or_insert_with(Vec::new)
+                .extend(list);
+            return Ok(());
+        }
+        Id::TrustedProxies => {
+            let list = proxy::parse_proxies(name, args)?;
+            conf.trusted_proxies
+                .get_or_insert_with(Vec::new)
+                .extend(list);
+            return Ok(());
+        }
         _ => {}
     }
     let v = one(name, args)?;
@@ -447,6 +577,9 @@ pub fn apply_dir(
                 _ => return Err(format!("{name}: '{v}' is not valid; use On, Off or Auto")),
             })
         }
+        Id::ErrorOverride => conf.error_override = Some(parse_on_off(name, v)?),
+        Id::IgnoreActivity => conf.ignore_activity = Some(parse_on_off(name, v)?),
+        Id::PassApacheRequest => conf.pass_apache_request = Some(parse_on_off(name, v)?),
         Id::ApplicationGroup => conf.application_group = Some(v.to_string()),
         Id::ProcessGroup => {
             check_process_group(name, v, known)?;

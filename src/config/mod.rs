@@ -2,10 +2,13 @@
 //! Apache or Python here, so every rule is unit-tested on plain values.
 
 pub mod alias;
+pub mod compat;
 pub mod directives;
 pub mod expand;
+pub mod proxy;
 pub mod python;
 pub mod scripts;
+pub mod words;
 
 pub use alias::{AliasOptions, ScriptAlias};
 pub use python::{ImportScript, PythonOptions};
@@ -23,6 +26,16 @@ pub struct ServerConfig {
     /// `WSGIImportScript` lines of this server itself (never inherited, so walking the
     /// server list visits each once).
     pub import_scripts: Vec<ImportScript>,
+    /// Directives of this server's own lines that are accepted but change nothing here,
+    /// each with the reason, logged once at start-up (never inherited).
+    pub notices: Vec<Notice>,
+}
+
+/// A directive accepted without effect, and why (logged at start-up).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub directive: &'static str,
+    pub reason: String,
 }
 
 /// Per-directory settings (server, vhost, `<Directory>`, `<Location>`, `.htaccess`).
@@ -48,6 +61,16 @@ pub struct DirConfig {
     pub dispatch_script: Option<HookScript>,
     /// `WSGIHandlerScript` entries, the innermost section's first.
     pub handler_scripts: Vec<HandlerScript>,
+    /// `WSGIErrorOverride`: acts on daemon mode responses only (as in mod_wsgi).
+    pub error_override: Option<bool>,
+    /// `WSGIIgnoreActivity`: acts on a daemon group's inactivity-timeout only.
+    pub ignore_activity: Option<bool>,
+    /// `WSGIPassApacheRequest`: `apache.request_rec` in the environ (embedded mode).
+    pub pass_apache_request: Option<bool>,
+    /// `WSGITrustedProxyHeaders`, in config order (lines of one scope add up).
+    pub trusted_proxy_headers: Option<Vec<proxy::ProxyHeader>>,
+    /// `WSGITrustedProxies` (lines of one scope add up); unset: every peer is trusted.
+    pub trusted_proxies: Option<Vec<proxy::IpNet>>,
 }
 
 /// `WSGIMapHEADToGET` values.
@@ -72,6 +95,7 @@ impl Merge for ServerConfig {
             aliases,
             python: self.python.clone(),
             import_scripts: child.import_scripts.clone(),
+            notices: child.notices.clone(),
         }
     }
 }
@@ -105,6 +129,11 @@ impl Merge for DirConfig {
                 );
                 all
             },
+            error_override: pick(&self.error_override, &child.error_override),
+            ignore_activity: pick(&self.ignore_activity, &child.ignore_activity),
+            pass_apache_request: pick(&self.pass_apache_request, &child.pass_apache_request),
+            trusted_proxy_headers: pick(&self.trusted_proxy_headers, &child.trusted_proxy_headers),
+            trusted_proxies: pick(&self.trusted_proxies, &child.trusted_proxies),
         }
     }
 }

@@ -65,7 +65,7 @@ fn run(
     }
     let conf = config_store::request_server_config(&r);
     let dir = config_store::request_dir_config(&r);
-    let storage = facts::collect(r, conf, false);
+    let storage = facts::collect(r, conf, dir, false);
     let group = super::with_expand(r, &storage.script_name, |ctx| {
         expand::expand_group(
             script.application_group.as_deref().unwrap_or("%{GLOBAL}"),

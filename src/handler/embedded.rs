@@ -126,7 +126,7 @@ pub fn run(r: Request<'_>, target: Target<'_>, dir: &DirConfig) -> i32 {
         MapHeadToGet::Off => false,
         MapHeadToGet::Auto => r.has_content_filters(),
     };
-    let storage = facts::collect(r, conf, map_head);
+    let storage = facts::collect(r, conf, dir, map_head);
     let pick = |from_alias: Option<&Option<String>>, from_dir: &Option<String>, default: &str| {
         from_alias
             .and_then(|o| o.clone())
@@ -191,6 +191,12 @@ pub fn run(r: Request<'_>, target: Target<'_>, dir: &DirConfig) -> i32 {
         request_start_us: r.request_time(),
         script_reloading: reloading,
         enable_sendfile,
+        ignore_activity: dir.ignore_activity.unwrap_or(false),
+        apache_request: dir
+            .pass_apache_request
+            .unwrap_or(false)
+            .then(|| std::ptr::NonNull::new(r.as_ptr().cast()))
+            .flatten(),
     };
     let log = log::request_logger(&r);
     // From here until the response is done this request may hold the GIL; a prefork stop

@@ -24,6 +24,10 @@ pub struct ModWsgiFacts<'a> {
     pub request_start_us: i64,
     pub script_reloading: bool,
     pub enable_sendfile: bool,
+    /// `WSGIIgnoreActivity` (reported as `mod_wsgi.ignore_activity`, as mod_wsgi 4.9.4 does).
+    pub ignore_activity: bool,
+    /// `WSGIPassApacheRequest On`: the request_rec, given as `apache.request_rec`.
+    pub apache_request: Option<std::ptr::NonNull<libc::c_void>>,
 }
 
 /// Process-level facts that go into every environ.
@@ -132,7 +136,10 @@ pub fn build<'py>(
             Key::MwEnableSendfile,
             s(if mw.enable_sendfile { "1" } else { "0" }),
         ),
-        (Key::MwIgnoreActivity, s("0")),
+        (
+            Key::MwIgnoreActivity,
+            s(if mw.ignore_activity { "1" } else { "0" }),
+        ),
         (Key::MwThreadId, thread_id.into_pyobject(py)?.into_any()),
         (
             Key::MwThreadRequests,
@@ -147,6 +154,19 @@ pub fn build<'py>(
     ];
     for (k, v) in entries {
         sink.put(state.key(k), &v);
+    }
+    if let Some(r) = mw.apache_request {
+        // SAFETY: a capsule with no name and no destructor only carries the pointer; the
+        // request outlives the environ's use in the request, as with mod_wsgi.
+        let capsule = unsafe { ffi::PyCapsule_New(r.as_ptr(), std::ptr::null(), None) };
+        // SAFETY: PyCapsule_New returns a new reference or NULL with an exception set.
+        match unsafe { Bound::from_owned_ptr_or_err(py, capsule) } {
+            Ok(c) => {
+                let key = pyo3::types::PyString::new(py, "apache.request_rec");
+                sink.put(key.as_ptr(), &c);
+            }
+            Err(e) => return Err(e),
+        }
     }
     if sink.failed {
         return Err(PyErr::fetch(py));
