@@ -70,3 +70,11 @@ int rwsgi_has_content_filters(request_rec *r)
     return r->output_filters && r->output_filters->frec
         && r->output_filters->frec->ftype < AP_FTYPE_PROTOCOL;
 }
+
+#include "apr_optional_hooks.h"
+#include "mod_status.h"
+
+void rwsgi_hook_status(int (*fn)(request_rec *r, int flags))
+{
+    APR_OPTIONAL_HOOK(ap, status_hook, fn, NULL, NULL, APR_HOOK_MIDDLE);
+}

@@ -33,5 +33,7 @@ void rwsgi_brigade_add_broken(apr_bucket_brigade *bb, apr_pool_t *p);
 int rwsgi_cgi_pass_auth(request_rec *r);
 /* True when a content- or resource-level output filter sits at the top of the chain. */
 int rwsgi_has_content_filters(request_rec *r);
+/* Registers `fn` on mod_status's optional status_hook (a no-op without mod_status). */
+void rwsgi_hook_status(int (*fn)(request_rec *r, int flags));
 
 #endif

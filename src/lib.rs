@@ -6,6 +6,7 @@ pub mod config;
 pub mod handler;
 pub mod httpd;
 pub mod python;
+pub mod stats;
 pub mod sys;
 pub mod util;
 pub mod wsgi;

@@ -7,7 +7,7 @@ use crate::httpd::input::BodyReader;
 use crate::httpd::log::{self, Level};
 use crate::httpd::output::BodyWriter;
 use crate::httpd::request::Request;
-use crate::httpd::{config_store, hooks};
+use crate::httpd::{config_store, hooks, status};
 use crate::python::interp::{self, GroupError};
 use crate::python::{self, app, environ::ModWsgiFacts};
 use crate::sys;
@@ -102,8 +102,30 @@ fn refused(r: Request<'_>, e: &GroupError) -> i32 {
     status as i32
 }
 
-/// Runs the request's app in this process.
+/// Runs the request's app in this process, counted in the shared figures once its
+/// application group is known.
 pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 {
+    let mut counted = None;
+    let code = run_counted(r, alias, dir, &mut counted);
+    if let Some(rec) = counted {
+        // OK and AP_FILTER_ERROR leave the status the response was sent with in the request;
+        // any other code is the status Apache answers with.
+        let status = if code == sys::OK as i32 || code == sys::AP_FILTER_ERROR {
+            r.status()
+        } else {
+            code
+        };
+        status::end(rec, status);
+    }
+    code
+}
+
+fn run_counted(
+    r: Request<'_>,
+    alias: Option<&ScriptAlias>,
+    dir: &DirConfig,
+    counted: &mut Option<status::Recording>,
+) -> i32 {
     if !python::runtime::is_ready() {
         r.log(Level::Error, "RWSGI0030: Python is not available in this Apache child; see the start-up errors in the main error log");
         return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
@@ -159,6 +181,7 @@ pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 
         ),
         &ctx,
     );
+    *counted = status::begin(&r, &application_group);
     let callable = expand::expand_callable(
         &pick(
             opts.map(|o| &o.callable_object),

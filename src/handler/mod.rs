@@ -68,10 +68,14 @@ pub fn translate_name(r: Request<'_>) -> i32 {
     }
 }
 
+/// The handler name that serves the figures in the OpenMetrics / Prometheus text format.
+pub const METRICS_HANDLER: &[u8] = b"rwsgi-metrics";
+
 /// The content handler.
 pub fn handle(r: Request<'_>) -> i32 {
     match r.handler() {
         Some(h) if HANDLER_NAMES.contains(&h) => {}
+        Some(METRICS_HANDLER) => return crate::httpd::status::serve_metrics(r),
         _ => return sys::DECLINED,
     }
     let alias = config_store::matched_alias(&r);

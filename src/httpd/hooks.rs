@@ -99,9 +99,11 @@ unsafe extern "C" fn post_config(
     pconf: *mut sys::apr_pool_t,
     _plog: *mut sys::apr_pool_t,
     _ptemp: *mut sys::apr_pool_t,
-    _s: *mut sys::server_rec,
+    s: *mut sys::server_rec,
 ) -> libc::c_int {
     guard("post_config", sys::OK as libc::c_int, || {
+        // SAFETY: Apache passes the live main server of the new generation.
+        unsafe { super::status::init(s) };
         let component = CString::new(format!(
             "mod_rwsgi/{} Python/{}",
             env!("CARGO_PKG_VERSION"),
@@ -277,5 +279,6 @@ pub unsafe extern "C" fn register_hooks(_p: *mut sys::apr_pool_t) {
                 sys::APR_HOOK_MIDDLE as i32,
             );
         }
+        super::status::register_status_hook();
     })
 }

@@ -1,0 +1,241 @@
+//! mod_rwsgi's figures in shared memory: the mod_rwsgi section of `/server-status` (HTML and
+//! `?auto`) and the `rwsgi-metrics` OpenMetrics / Prometheus endpoint, rendered by an Apache
+//! child other than the one that served the requests.
+mod common;
+use common::metrics::{self, Exposition};
+use common::*;
+use std::collections::BTreeMap;
+
+/// One request on a kept-alive connection; returns the status and the serving pid (the
+/// app's body).
+fn call(c: &mut Conn, path: &str) -> (u16, u32) {
+    let r = get_on(c, path, &[]);
+    let pid = r.text().trim().parse().unwrap_or(0);
+    (r.status, pid)
+}
+
+fn get_on(c: &mut Conn, path: &str, headers: &[(&str, &str)]) -> Response {
+    c.send(&request_bytes("GET", path, headers, b""))
+        .expect("send");
+    c.read_response(false)
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+/// What the test sent: requests per (pid), and per (group, status class).
+#[derive(Default)]
+struct Sent {
+    by_pid: BTreeMap<u32, u64>,
+    by_class: BTreeMap<(&'static str, u16), u64>,
+}
+
+impl Sent {
+    fn call(&mut self, c: &mut Conn, group: &'static str, query: &str) -> u32 {
+        let (status, pid) = call(c, &format!("/status-{group}{query}"));
+        assert!(pid > 0, "no pid from /status-{group}{query} ({status})");
+        *self.by_pid.entry(pid).or_default() += 1;
+        *self
+            .by_class
+            .entry((
+                if group == "a" { "group-a" } else { "group-b" },
+                status / 100,
+            ))
+            .or_default() += 1;
+        pid
+    }
+    fn total(&self) -> u64 {
+        self.by_pid.values().sum()
+    }
+    fn class(&self, group: &str, class: u16) -> u64 {
+        self.by_class
+            .iter()
+            .filter(|((g, c), _)| *g == group && *c == class)
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+fn check_histogram(m: &Exposition, group: &str, sent: u64) {
+    let want = [("application_group", group)];
+    let buckets = m.samples("rwsgi_response_time_seconds_bucket", &want);
+    assert_eq!(buckets.len(), 12, "{group}: bucket count");
+    let mut last = 0.0;
+    let mut last_le = 0.0;
+    for b in &buckets {
+        let le: f64 = match b.labels["le"].as_str() {
+            "+Inf" => f64::INFINITY,
+            v => v.parse().unwrap(),
+        };
+        assert!(le > last_le, "{group}: le not increasing at {le}");
+        assert!(b.value >= last, "{group}: buckets not monotonic at le={le}");
+        last = b.value;
+        last_le = le;
+    }
+    assert_eq!(last_le, f64::INFINITY, "{group}: last bucket is not +Inf");
+    let count = m.sum("rwsgi_response_time_seconds_count", &want);
+    assert_eq!(last, count, "{group}: +Inf bucket != _count");
+    assert_eq!(count, sent as f64, "{group}: _count != requests sent");
+    assert!(
+        m.sum("rwsgi_response_time_seconds_sum", &want) > 0.0,
+        "{group}: _sum"
+    );
+}
+
+fn figures_survive_in_another_child(mpm: Mpm) {
+    let s = server(&format!("status_{}", mpm.name()))
+        .mpm(mpm)
+        .threads(4)
+        .fragment("status")
+        .conf("StartServers 2")
+        .start();
+    let mut sent = Sent::default();
+    // Connection A: every request on one child (kept alive).
+    let mut a = s.connect();
+    let mut served = 0;
+    for _ in 0..5 {
+        served = sent.call(&mut a, "a", "");
+    }
+    for _ in 0..3 {
+        sent.call(&mut a, "a", "?status=404");
+    }
+    for _ in 0..4 {
+        sent.call(&mut a, "b", "?sleep=30");
+    }
+    // Apache closes the connection after a 500, so it comes last.
+    sent.call(&mut a, "b", "?status=500");
+    assert_eq!(sent.by_pid.len(), 1, "connection A moved between children");
+    drop(a);
+    // Connection B: on another child.
+    let mut b = None;
+    for _ in 0..40 {
+        let mut c = s.connect();
+        if sent.call(&mut c, "a", "") != served {
+            b = Some(c);
+            break;
+        }
+    }
+    let mut b = b.expect("no connection reached a second child");
+    assert_eq!(sent.by_pid.len(), 2);
+    let other = *sent.by_pid.keys().find(|&&p| p != served).unwrap();
+
+    // ?auto, rendered by the other child.
+    let r = get_on(&mut b, "/server-status?auto", &[]);
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let text = r.text();
+    let auto = metrics::auto_lines(&text);
+    assert_eq!(auto["RWSGIRequests"], sent.total().to_string(), "{text}");
+    let mut per_process_sum = 0;
+    let mut seen = BTreeMap::new();
+    for (k, v) in &auto {
+        if let Some(rest) = k.strip_prefix("RWSGIProcess")
+            && let Some(slot) = rest.strip_suffix("Pid")
+        {
+            let f = |field: &str| auto[&format!("RWSGIProcess{slot}{field}")].clone();
+            let pid: u32 = v.parse().unwrap();
+            let requests: u64 = f("Requests").parse().unwrap();
+            per_process_sum += requests;
+            seen.insert(pid, requests);
+            assert_eq!(f("Mode"), "embedded");
+            assert_eq!(f("Live"), "1");
+            assert_eq!(f("ActiveRequests"), "0");
+            assert_eq!(f("Restarts"), "0");
+            assert!(f("RSSBytes").parse::<u64>().unwrap() > 1 << 20, "{text}");
+            if pid == served {
+                // The main interpreter, group-a and group-b.
+                assert_eq!(f("Interpreters"), "3", "{text}");
+                assert!(f("MaxResponseMs").parse::<f64>().unwrap() >= 30.0, "{text}");
+                assert!(f("MeanResponseMs").parse::<f64>().unwrap() > 0.0, "{text}");
+            }
+        }
+    }
+    assert_eq!(per_process_sum, sent.total(), "{text}");
+    assert_eq!(seen.get(&served), sent.by_pid.get(&served), "{text}");
+    assert_eq!(seen.get(&other), sent.by_pid.get(&other), "{text}");
+
+    // The HTML section.
+    let r = get_on(&mut b, "/server-status", &[]);
+    let html = r.text();
+    assert!(
+        html.contains("<h2 id=\"mod_rwsgi\">mod_rwsgi</h2>"),
+        "{html}"
+    );
+    assert!(html.contains(&format!("<td>{served}</td>")), "{html}");
+    assert!(html.contains("<td>group-b</td>"), "{html}");
+
+    // OpenMetrics, when asked for, as Prometheus asks.
+    let r = get_on(
+        &mut b,
+        "/metrics",
+        &[(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    let body = r.text();
+    let m = metrics::parse(&body, true).unwrap_or_else(|e| panic!("{e}\n{body}"));
+    assert_eq!(m.family("rwsgi_requests").kind, "counter");
+    assert_eq!(m.family("rwsgi_response_time_seconds").kind, "histogram");
+    for group in ["group-a", "group-b"] {
+        for class in 1..=5u16 {
+            let got = m.sum(
+                "rwsgi_requests_total",
+                &[
+                    ("application_group", group),
+                    ("status_class", &format!("{class}xx")),
+                ],
+            );
+            assert_eq!(
+                got,
+                sent.class(group, class) as f64,
+                "{group} {class}xx\n{body}"
+            );
+        }
+        let total: u64 = (1..=5).map(|c| sent.class(group, c)).sum();
+        check_histogram(&m, group, total);
+    }
+    // The four 30 ms requests of group-b are past the 25 ms bucket.
+    let b25 = m.sum(
+        "rwsgi_response_time_seconds_bucket",
+        &[("application_group", "group-b"), ("le", "0.025")],
+    );
+    assert!(b25 <= 2.0, "{body}");
+    assert_eq!(
+        m.sum("rwsgi_process_requests_total", &[]),
+        sent.total() as f64,
+        "{body}"
+    );
+    assert_eq!(
+        m.sum("rwsgi_process_pid", &[]) as u64,
+        (served + other) as u64,
+        "{body}"
+    );
+
+    // The classic text format otherwise.
+    let r = get_on(&mut b, "/metrics", &[]);
+    assert_eq!(
+        r.header("Content-Type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let body = r.text();
+    let m = metrics::parse(&body, false).unwrap_or_else(|e| panic!("{e}\n{body}"));
+    assert_eq!(m.family("rwsgi_requests_total").kind, "counter");
+    assert_eq!(
+        m.sum("rwsgi_requests_total", &[]),
+        sent.total() as f64,
+        "{body}"
+    );
+}
+
+#[test]
+fn figures_survive_in_another_child_event() {
+    figures_survive_in_another_child(Mpm::Event);
+}
+
+#[test]
+fn figures_survive_in_another_child_prefork() {
+    figures_survive_in_another_child(Mpm::Prefork);
+}
