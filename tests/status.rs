@@ -239,3 +239,60 @@ fn figures_survive_in_another_child_event() {
 fn figures_survive_in_another_child_prefork() {
     figures_survive_in_another_child(Mpm::Prefork);
 }
+
+/// The table lives in the process pool: a graceful restart keeps the figures, and the new
+/// child that takes the old one's slot adds to them and counts a restart.
+fn figures_are_cumulative_across_graceful(mpm: Mpm) {
+    let s = server(&format!("status_graceful_{}", mpm.name()))
+        .mpm(mpm)
+        .single_process()
+        .threads(4)
+        .fragment("status")
+        .start();
+    let pid_of = |r: &Response| -> u32 {
+        assert_eq!(r.status, 200, "{}", r.describe());
+        r.text().trim().parse().unwrap()
+    };
+    let mut sent = 0u64;
+    let old = pid_of(&s.get("/status-a"));
+    sent += 1;
+    for _ in 0..2 {
+        assert_eq!(pid_of(&s.get("/status-b")), old);
+        sent += 1;
+    }
+    let since = std::time::Instant::now();
+    control::signal(&s, "graceful");
+    assert!(
+        control::wait_exited(&[old], since, std::time::Duration::from_secs(5)).is_some(),
+        "the old child did not exit after graceful"
+    );
+    let new = loop {
+        let p = pid_of(&s.get("/status-a"));
+        sent += 1;
+        if p != old {
+            break p;
+        }
+        assert!(sent < 50, "no new child after graceful");
+    };
+    let text = s.get("/server-status?auto").text();
+    let auto = metrics::auto_lines(&text);
+    assert_eq!(auto["RWSGIRequests"], sent.to_string(), "{text}");
+    assert_eq!(auto["RWSGIProcesses"], "1", "{text}");
+    assert_eq!(auto["RWSGIProcess0Pid"], new.to_string(), "{text}");
+    assert_eq!(auto["RWSGIProcess0Requests"], sent.to_string(), "{text}");
+    assert_eq!(auto["RWSGIProcess0Restarts"], "1", "{text}");
+    let body = s.get("/metrics").text();
+    let m = metrics::parse(&body, false).unwrap_or_else(|e| panic!("{e}\n{body}"));
+    assert_eq!(m.sum("rwsgi_requests_total", &[]), sent as f64, "{body}");
+    assert_eq!(m.sum("rwsgi_process_restarts_total", &[]), 1.0, "{body}");
+}
+
+#[test]
+fn figures_are_cumulative_across_graceful_event() {
+    figures_are_cumulative_across_graceful(Mpm::Event);
+}
+
+#[test]
+fn figures_are_cumulative_across_graceful_prefork() {
+    figures_are_cumulative_across_graceful(Mpm::Prefork);
+}
