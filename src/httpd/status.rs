@@ -13,6 +13,7 @@ use super::scoreboard;
 use crate::stats::render::{self, Exposition};
 use crate::stats::table::{self, Header, Slot, SlotFigures, SlotKind, Table};
 use crate::sys;
+use crate::util::clock::{now_us, rss_bytes};
 use std::ffi::CStr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
@@ -129,13 +130,6 @@ unsafe fn segment(
     }
 }
 
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
 /// This embedded child's slot, claimed on first use (None without a table, or before the
 /// parent has recorded this child in the scoreboard).
 fn my_slot() -> Option<&'static Slot> {
@@ -206,17 +200,6 @@ pub fn end(rec: Recording, status: i32) {
     rec.slot.end(rec.group, status, us);
 }
 
-/// Resident set size of `pid` from /proc (0 when it cannot be read).
-fn rss_bytes(pid: i32) -> u64 {
-    let pages = std::fs::read_to_string(format!("/proc/{pid}/statm"))
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
-    pages * page
-}
-
 /// Every used slot's figures, with liveness (the scoreboard for Apache children, /proc for
 /// daemon processes) and RSS read now.
 fn figures() -> Vec<SlotFigures> {
@@ -231,7 +214,7 @@ fn figures() -> Vec<SlotFigures> {
                 _ => std::path::Path::new(&format!("/proc/{}", f.pid)).exists(),
             };
             if f.live {
-                f.rss_bytes = rss_bytes(f.pid);
+                f.rss_bytes = rss_bytes(f.pid as u32);
             } else {
                 f.active = 0;
             }
