@@ -214,6 +214,9 @@ fn figures_survive_in_another_child(mpm: Mpm) {
         "{body}"
     );
 
+    let r = s.post("/metrics", b"", &[]);
+    assert_eq!(r.status, 405, "{}", r.describe());
+
     // The classic text format otherwise.
     let r = get_on(&mut b, "/metrics", &[]);
     assert_eq!(

@@ -6,6 +6,11 @@
 //! so it outlives graceful restarts (and the module's unload and reload at each one): old and
 //! new children share it and the figures stay cumulative. It is sized from the MPM's hard
 //! process limit plus [`DAEMON_SLOTS`] reserved for daemon-mode processes.
+//!
+//! An Apache child claims the slot of its scoreboard index on its first WSGI request. A
+//! daemon-mode process is to claim `Table::daemon(n)` (n counted over all daemon groups)
+//! with `SlotKind::Daemon` and its process-group name at start, and store it in `MINE`;
+//! the request path ([`begin`]/[`end`]) and the reports then work unchanged.
 
 use super::log::{self, Level};
 use super::request::Request;
@@ -95,13 +100,12 @@ unsafe fn segment(
             let size = table::size_for(embedded, daemon);
             let mut shm: *mut sys::apr_shm_t = std::ptr::null_mut();
             // SAFETY: anonymous shared memory (null name), owned by the process pool, so it
-            // lives until httpd exits; children inherit the mapping.
+            // lives until httpd exits; children inherit the mapping. The kernel hands it out
+            // zero-filled (an empty table), and pages of slots never used stay uncommitted.
             let rv = unsafe { sys::apr_shm_create(&mut shm, size, std::ptr::null(), ppool) };
             if rv != 0 {
                 return Err(rv);
             }
-            // SAFETY: the segment is `size` writable bytes; all-zero is an empty table.
-            unsafe { std::ptr::write_bytes(sys::apr_shm_baseaddr_get(shm).cast::<u8>(), 0, size) };
             // SAFETY: palloc in the live process pool; the record is fully written before use.
             unsafe {
                 let g = sys::apr_palloc(ppool, std::mem::size_of::<Segment>()).cast::<Segment>();
