@@ -36,7 +36,11 @@ impl Sent {
         *self
             .by_class
             .entry((
-                if group == "a" { "group-a" } else { "group-b" },
+                match group {
+                    "a" => "group-a",
+                    "b" => "group-b",
+                    _ => "%{GLOBAL}",
+                },
                 status / 100,
             ))
             .or_default() += 1;
@@ -100,6 +104,7 @@ fn figures_survive_in_another_child(mpm: Mpm) {
     for _ in 0..4 {
         sent.call(&mut a, "b", "?sleep=30");
     }
+    sent.call(&mut a, "g", "?status=302");
     // Apache closes the connection after a 500, so it comes last.
     sent.call(&mut a, "b", "?status=500");
     assert_eq!(sent.by_pid.len(), 1, "connection A moved between children");
@@ -179,7 +184,7 @@ fn figures_survive_in_another_child(mpm: Mpm) {
     let m = metrics::parse(&body, true).unwrap_or_else(|e| panic!("{e}\n{body}"));
     assert_eq!(m.family("rwsgi_requests").kind, "counter");
     assert_eq!(m.family("rwsgi_response_time_seconds").kind, "histogram");
-    for group in ["group-a", "group-b"] {
+    for group in ["group-a", "group-b", "%{GLOBAL}"] {
         for class in 1..=5u16 {
             let got = m.sum(
                 "rwsgi_requests_total",

@@ -181,8 +181,11 @@ pub struct Recording {
 }
 
 /// Starts counting a request of application group `group` (None when there is no table).
+/// The main interpreter's group, the empty name, is shown as `%{GLOBAL}`: an empty label
+/// value reads as no label in Prometheus.
 pub fn begin(r: &Request<'_>, group: &str) -> Option<Recording> {
     let slot = my_slot()?;
+    let group = if group.is_empty() { "%{GLOBAL}" } else { group };
     let group = match slot.find_group(group) {
         Some(g) => g,
         None => {
