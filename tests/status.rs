@@ -304,3 +304,44 @@ fn figures_are_cumulative_across_graceful_event() {
 fn figures_are_cumulative_across_graceful_prefork() {
     figures_are_cumulative_across_graceful(Mpm::Prefork);
 }
+
+/// Each process keeps 15 named application groups; later ones are counted together as
+/// `(other)`, still without a lock on the request path.
+#[test]
+fn groups_past_the_table_size_are_counted_as_other() {
+    let s = server("status_overflow")
+        .single_process()
+        .threads(4)
+        .fragment("status")
+        .start();
+    let mut c = s.connect();
+    for i in 0..18 {
+        let r = get_on(&mut c, &format!("/status-many/g{i}"), &[]);
+        assert_eq!(r.status, 200, "{}", r.describe());
+    }
+    let body = s.get("/metrics").text();
+    let m = metrics::parse(&body, false).unwrap_or_else(|e| panic!("{e}\n{body}"));
+    let groups: std::collections::BTreeSet<String> = m
+        .samples("rwsgi_requests_total", &[])
+        .iter()
+        .map(|s| s.labels["application_group"].clone())
+        .collect();
+    assert_eq!(groups.len(), 16, "{groups:?}");
+    for i in 0..15 {
+        let g = format!("g{i}");
+        assert_eq!(
+            m.sum("rwsgi_requests_total", &[("application_group", &g)]),
+            1.0,
+            "{body}"
+        );
+    }
+    let other = [("application_group", "(other)"), ("status_class", "2xx")];
+    assert_eq!(m.sum("rwsgi_requests_total", &other), 3.0, "{body}");
+    assert_eq!(
+        m.sum(
+            "rwsgi_response_time_seconds_count",
+            &[("application_group", "(other)")]
+        ),
+        3.0
+    );
+}

@@ -245,12 +245,18 @@ impl Slot {
         self.interpreters.store(n, Ordering::Relaxed);
     }
 
-    /// The cell of application group `name`, if it has one already (no writes).
+    /// The cell of application group `name` when no claim is needed: its own, or the
+    /// overflow cell once that is in use (it is taken only when every named cell is).
+    /// No writes.
     pub fn find_group(&self, name: &str) -> Option<usize> {
         let h = name_hash(name);
         self.groups[..APP_GROUPS - 1]
             .iter()
             .position(|g| g.hash.load(Ordering::Acquire) == h)
+            .or_else(|| {
+                (self.groups[APP_GROUPS - 1].hash.load(Ordering::Acquire) != 0)
+                    .then_some(APP_GROUPS - 1)
+            })
     }
 
     /// Gives `name` a cell (the overflow cell when all are taken). The caller serialises
@@ -435,11 +441,13 @@ pub(crate) mod tests {
         let t = table(2, 1);
         let s = t.embedded(1).unwrap();
         s.claim(42, SlotKind::Embedded, "", 0, 1);
+        assert_eq!(s.find_group("g0"), None);
         for i in 0..APP_GROUPS + 3 {
             let g = s.claim_group(&format!("g{i}"));
             assert_eq!(g, i.min(APP_GROUPS - 1));
         }
         assert_eq!(s.claim_group("g3"), 3);
+        assert_eq!(s.find_group("g99"), Some(APP_GROUPS - 1));
         let f = s.snapshot(1);
         assert_eq!(f.groups.len(), APP_GROUPS);
         assert_eq!(f.groups[APP_GROUPS - 1].name, OVERFLOW_NAME);
