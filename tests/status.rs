@@ -165,6 +165,9 @@ fn figures_survive_in_another_child(mpm: Mpm) {
     );
     assert!(html.contains(&format!("<td>{served}</td>")), "{html}");
     assert!(html.contains("<td>group-b</td>"), "{html}");
+    let html = get_on(&mut b, "/server-status?notable", &[]).text();
+    assert!(html.contains("RWSGIProcess"), "{html}");
+    assert!(!html.contains("<td>group-b</td>"), "{html}");
 
     // OpenMetrics, when asked for, as Prometheus asks.
     let r = get_on(

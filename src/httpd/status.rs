@@ -238,6 +238,8 @@ unsafe extern "C" fn status_hook(r: *mut sys::request_rec, flags: libc::c_int) -
         let f = figures();
         let text = if flags & sys::RWSGI_AP_STATUS_SHORT != 0 {
             render::auto(&f)
+        } else if flags & sys::RWSGI_AP_STATUS_NOTABLE != 0 {
+            render::html_without_tables(&f)
         } else {
             render::html(&f)
         };

@@ -117,6 +117,15 @@ pub fn html(slots: &[SlotFigures]) -> String {
     o
 }
 
+/// mod_status's HTML section for `?notable` (for browsers without tables): the `?auto`
+/// lines, preformatted.
+pub fn html_without_tables(slots: &[SlotFigures]) -> String {
+    format!(
+        "<hr /><h2 id=\"mod_rwsgi\">mod_rwsgi</h2>\n<pre>{}</pre>\n",
+        html_escape(&auto(slots))
+    )
+}
+
 /// Which text exposition to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exposition {
