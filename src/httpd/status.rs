@@ -56,12 +56,7 @@ fn table() -> Option<Table> {
 /// # Safety
 /// `s` is the live main server of this generation.
 pub unsafe fn init(s: *mut sys::server_rec) {
-    let mut hard_limit: libc::c_int = 0;
-    // SAFETY: ap_mpm_query writes one int for this query code.
-    if unsafe { sys::ap_mpm_query(sys::AP_MPMQ_HARD_LIMIT_DAEMONS as i32, &mut hard_limit) } != 0 {
-        hard_limit = 0;
-    }
-    let embedded = hard_limit.max(1) as u32;
+    let embedded = super::mpm::hard_process_limit().max(1) as u32;
     // SAFETY: the caller's contract; the process record and its pool live as long as httpd.
     let ppool = unsafe { (*(*s).process).pool };
     // SAFETY: `ppool` is the process pool, as `segment` requires.
