@@ -168,11 +168,25 @@ pub fn set_interpreters(n: usize) {
     }
 }
 
-/// A request being counted in this process's slot.
+/// A request being counted in this process's slot. Dropped without [`end`] (a panic
+/// unwinding through the handler), it counts as a 500, so `active` never stays raised.
 pub struct Recording {
     slot: &'static Slot,
     group: usize,
     start_us: i64,
+}
+
+impl Recording {
+    fn finish(&self, status: i32) {
+        let us = (now_us() - self.start_us).max(0) as u64;
+        self.slot.end(self.group, status, us);
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        self.finish(sys::HTTP_INTERNAL_SERVER_ERROR as i32);
+    }
 }
 
 /// Starts counting a request of application group `group` (None when there is no table).
@@ -198,8 +212,8 @@ pub fn begin(r: &Request<'_>, group: &str) -> Option<Recording> {
 
 /// Ends the count: the final status and the time since Apache read the request.
 pub fn end(rec: Recording, status: i32) {
-    let us = (now_us() - rec.start_us).max(0) as u64;
-    rec.slot.end(rec.group, status, us);
+    rec.finish(status);
+    std::mem::forget(rec);
 }
 
 /// Every used slot's figures, with liveness (the scoreboard for Apache children, /proc for
