@@ -76,3 +76,11 @@ int rwsgi_request_log_enabled(const request_rec *r, int module_index, int level)
 {
     return APLOG_R_MODULE_IS_LEVEL(r, module_index, level);
 }
+
+#include "apr_optional_hooks.h"
+#include "mod_status.h"
+
+void rwsgi_hook_status(int (*fn)(request_rec *r, int flags))
+{
+    APR_OPTIONAL_HOOK(ap, status_hook, fn, NULL, NULL, APR_HOOK_MIDDLE);
+}

@@ -36,4 +36,7 @@ int rwsgi_has_content_filters(request_rec *r);
 /* True when the request's LogLevel for the module with this index admits `level`. */
 int rwsgi_request_log_enabled(const request_rec *r, int module_index, int level);
 
+/* Registers `fn` on mod_status's optional status_hook (a no-op without mod_status). */
+void rwsgi_hook_status(int (*fn)(request_rec *r, int flags));
+
 #endif

@@ -9,6 +9,7 @@ pub mod handler;
 pub mod httpd;
 pub mod log_ids;
 pub mod python;
+pub mod stats;
 pub mod sys;
 pub mod util;
 pub mod wsgi;

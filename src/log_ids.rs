@@ -68,6 +68,8 @@ log_ids! {
     IMPORT_SCRIPT_PANIC = "RWSGI0212", "error", "Internal error (panic) while running WSGIImportScript.";
     EVENT_CALLBACK_FAILED = "RWSGI0301", "error", "A mod_wsgi event callback raised.";
     EVENT_PUBLISH_FAILED = "RWSGI0302", "error", "Building or publishing a mod_wsgi event failed.";
+    STATUS_SHM_FAILED = "RWSGI0400", "warn", "The shared memory for the status and metrics figures could not be created.";
+    METRICS_CLIENT_GONE = "RWSGI0401", "info", "The client went away while the rwsgi-metrics page was sent.";
     INTERPRETER_CREATED = "RWSGI0420", "debug", "A sub-interpreter was created for an application group.";
     INTERPRETER_ENDED = "RWSGI0421", "debug", "A sub-interpreter was ended at child exit.";
     SCRIPT_LOADED = "RWSGI0422", "debug", "A WSGI script was loaded for the first time in an interpreter.";

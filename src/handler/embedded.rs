@@ -7,7 +7,7 @@ use crate::httpd::input::BodyReader;
 use crate::httpd::log::{self, Level};
 use crate::httpd::output::BodyWriter;
 use crate::httpd::request::Request;
-use crate::httpd::{config_store, hooks};
+use crate::httpd::{config_store, hooks, status};
 use crate::python::interp::{self, GroupError};
 use crate::python::{self, app, environ::ModWsgiFacts};
 use crate::sys;
@@ -110,8 +110,30 @@ pub enum Target<'a> {
     Handler(&'a HandlerScript),
 }
 
-/// Runs the request's app in this process.
+/// Runs the request's app in this process, counted in the shared figures once its
+/// application group is known.
 pub fn run(r: Request<'_>, target: Target<'_>, dir: &DirConfig) -> i32 {
+    let mut counted = None;
+    let code = run_counted(r, target, dir, &mut counted);
+    if let Some(rec) = counted {
+        // OK and AP_FILTER_ERROR leave the status the response was sent with in the request;
+        // any other code is the status Apache answers with.
+        let status = if code == sys::OK as i32 || code == sys::AP_FILTER_ERROR {
+            r.status()
+        } else {
+            code
+        };
+        status::end(rec, status);
+    }
+    code
+}
+
+fn run_counted(
+    r: Request<'_>,
+    target: Target<'_>,
+    dir: &DirConfig,
+    counted: &mut Option<status::Recording>,
+) -> i32 {
     if !python::runtime::is_ready() {
         r.log(Level::Error, "RWSGI0030: Python is not available in this Apache child; see the start-up errors in the main error log");
         return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
@@ -219,6 +241,7 @@ pub fn run(r: Request<'_>, target: Target<'_>, dir: &DirConfig) -> i32 {
     let application_group = choice
         .application_group
         .unwrap_or_else(|| application_group.clone());
+    *counted = status::begin(&r, &application_group);
     let callable = choice.callable_object.unwrap_or_else(|| callable.clone());
     if !process_group.is_empty() {
         r.log(

@@ -71,6 +71,9 @@ pub fn translate_name(r: Request<'_>) -> i32 {
     }
 }
 
+/// The handler name that serves the figures in the OpenMetrics / Prometheus text format.
+pub const METRICS_HANDLER: &[u8] = b"rwsgi-metrics";
+
 /// The content handler.
 pub fn handle(r: Request<'_>) -> i32 {
     let dir = config_store::request_dir_config(&r);
@@ -78,6 +81,7 @@ pub fn handle(r: Request<'_>) -> i32 {
         Some(h) if HANDLER_NAMES.contains(&h) => {
             embedded::Target::Script(config_store::matched_alias(&r))
         }
+        Some(METRICS_HANDLER) => return crate::httpd::status::serve_metrics(r),
         Some(h) => match dir.handler_scripts.iter().find(|s| s.name.as_bytes() == h) {
             Some(s) => embedded::Target::Handler(s),
             None => return sys::DECLINED,

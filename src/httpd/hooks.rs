@@ -102,6 +102,8 @@ unsafe extern "C" fn post_config(
     s: *mut sys::server_rec,
 ) -> libc::c_int {
     guard("post_config", sys::OK as libc::c_int, || {
+        // SAFETY: Apache passes the live main server of the new generation.
+        unsafe { super::status::init(s) };
         let component = CString::new(format!(
             "mod_rwsgi/{} Python/{}",
             env!("CARGO_PKG_VERSION"),
@@ -322,5 +324,6 @@ pub unsafe extern "C" fn register_hooks(p: *mut sys::apr_pool_t) {
             );
             super::auth::register(p);
         }
+        super::status::register_status_hook();
     })
 }

@@ -11,6 +11,7 @@ pub mod mpm;
 pub mod output;
 pub mod request;
 pub mod scoreboard;
+pub mod status;
 pub mod table;
 pub mod trampoline;
 

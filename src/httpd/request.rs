@@ -337,6 +337,20 @@ impl<'r> Request<'r> {
         unsafe { (*self.r).expecting_100 = 0 }
     }
 
+    /// The response status so far (`r->status`).
+    pub fn status(&self) -> i32 {
+        self.rec().status
+    }
+
+    /// Writes body bytes through `ap_rwrite` (the buffered path mod_status and other
+    /// generators use, so the output interleaves with theirs). False when the write failed.
+    pub fn rwrite(&self, data: &[u8]) -> bool {
+        data.chunks(i32::MAX as usize).all(|c| {
+            // SAFETY: the bytes are readable for the call; Apache copies or sends them.
+            unsafe { sys::ap_rwrite(c.as_ptr().cast(), c.len() as libc::c_int, self.r) >= 0 }
+        })
+    }
+
     /// Sets the response status and status line.
     pub fn set_status(&self, code: u16, line: &[u8]) {
         // SAFETY: the status line is copied into the request pool.

@@ -71,13 +71,6 @@ fn counters() -> (u64, u64, u64) {
     super::modules::metrics::current_counters()
 }
 
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
-
 /// Objects the runner created for the request.
 pub struct RequestObjects<'py> {
     pub input: Bound<'py, PyAny>,
@@ -127,7 +120,10 @@ pub fn build<'py>(
         (Key::MwListenerPort, s(&mw.listener_port.to_string())),
         (Key::MwRequestId, latin1(py, mw.request_id)),
         (Key::MwRequestStart, s(&mw.request_start_us.to_string())),
-        (Key::MwScriptStart, s(&now_us().to_string())),
+        (
+            Key::MwScriptStart,
+            s(&crate::util::clock::now_us().to_string()),
+        ),
         (
             Key::MwScriptReloading,
             s(if mw.script_reloading { "1" } else { "0" }),
