@@ -208,11 +208,15 @@ impl Foreground {
         let port = free_port();
         let mut args = site.args(port);
         args.extend(extra.iter().map(|s| s.to_string()));
+        Foreground::start_with(&express_bin(), site, port, &args)
+    }
+
+    fn start_with(bin: &Path, site: &Site, port: u16, args: &[String]) -> Foreground {
         // Left in the test runner's process group, as a script would leave it: the command
         // must move httpd out of it, or httpd's SIGTERM to its group at stop kills the runner.
-        let mut child = Command::new(express_bin())
+        let mut child = Command::new(bin)
             .arg("start-server")
-            .args(&args)
+            .args(args)
             .current_dir(&site.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -606,4 +610,60 @@ fn setup_only_writes_the_files_without_starting() {
     assert!(o.status.success(), "{}", text(&o));
     assert!(site.root().join("apachectl").is_file());
     assert!(!accepts(port));
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(o.status.success(), "{cmd:?}: {}", text(&o));
+    o
+}
+
+#[test]
+fn wheel_installs_into_a_venv_and_serves_with_its_own_module() {
+    let mut site = Site::new("wheel");
+    let dist = site.path("dist");
+    let o = run_ok(
+        Command::new("/usr/bin/python3")
+            .arg(repo().join("express/build_wheel.py"))
+            .arg(&dist)
+            .arg("--module")
+            .arg(module().path),
+    );
+    let wheel = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let name = Path::new(&wheel).file_name().unwrap().to_string_lossy();
+    assert!(
+        name.starts_with("mod_rwsgi-") && name.contains("-cp3") && name.contains("-linux_"),
+        "{name}"
+    );
+    let venv = site.path("venv");
+    run_ok(
+        Command::new("/usr/bin/python3")
+            .args(["-m", "venv"])
+            .arg(&venv),
+    );
+    run_ok(
+        Command::new(venv.join("bin/pip"))
+            .args([
+                "install",
+                "--quiet",
+                "--no-index",
+                "--disable-pip-version-check",
+            ])
+            .arg(&wheel),
+    );
+    // No --module: the command must load the module the wheel installed beside it.
+    let port = free_port();
+    let mut args = site.args(port);
+    let at = args.iter().position(|a| a == "--module").unwrap();
+    args.drain(at..at + 2);
+    let mut fg = Foreground::start_with(&venv.join("bin/rwsgi-express"), &site, port, &args);
+    let j = get(fg.port, "/").json();
+    assert_eq!(j.s("prefix"), venv.display().to_string(), "{j:?}");
+    let conf = site.conf();
+    assert!(
+        conf.contains("site-packages/rwsgi_express/mod_rwsgi.so"),
+        "{conf}"
+    );
+    fg.stop("-TERM");
+    site.check_error_log();
 }
