@@ -82,16 +82,11 @@ impl Site {
         let bad: Vec<&str> = log
             .lines()
             .filter(|l| {
-                [
-                    "[error]",
-                    "[crit]",
-                    "[alert]",
-                    "[emerg]",
-                    "Traceback",
-                    ":error]",
-                ]
-                .iter()
-                .any(|p| l.contains(p))
+                // Apache writes the level as [module:level] (or [level] with no module).
+                let bad_level = ["error]", "crit]", "alert]", "emerg]"]
+                    .iter()
+                    .any(|lv| l.contains(&format!(":{lv}")) || l.contains(&format!("[{lv}")));
+                (bad_level || l.contains("Traceback")) && !BENIGN.iter().any(|b| l.contains(b))
             })
             .collect();
         if !bad.is_empty() {
@@ -666,4 +661,24 @@ fn wheel_installs_into_a_venv_and_serves_with_its_own_module() {
     );
     fg.stop("-TERM");
     site.check_error_log();
+}
+
+#[test]
+fn working_directory_the_user_cannot_enter_is_logged_and_the_app_still_serves() {
+    let site = Site::new("privdir");
+    let private = site.path("private");
+    fs::create_dir(&private).unwrap();
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+    let private = private.display().to_string();
+    let mut fg = Foreground::start(&site, &["--working-directory", &private]);
+    let j = get(fg.port, "/").json();
+    assert_ne!(j.s("cwd"), private);
+    fg.stop("-TERM");
+    let log = fs::read_to_string(site.root().join("error_log")).unwrap();
+    assert!(
+        log.contains(&format!(
+            "not in the working directory {private} (Permission denied)"
+        )) && log.contains("user www-data can enter"),
+        "{log}"
+    );
 }

@@ -308,9 +308,22 @@ esac
 """ % {"httpd": httpd}
 
 
+STARTUP = """# Written by rwsgi-express: the working directory of the app's processes.
+import os
+import sys
+
+try:
+    os.chdir(%(dir)r)
+except OSError as e:
+    print("rwsgi-express: the app runs in %%s, not in the working directory %(dir)s (%%s); "
+          "give --working-directory a directory that user %(user)s can enter"
+          %% (os.getcwd(), e.strerror), file=sys.stderr)
+"""
+
+
 def startup(s):
     """Run in each child before requests: the working directory, as daemon home= does."""
-    return "# Written by rwsgi-express: the working directory of the app's processes.\nimport os\n\nos.chdir(%r)\n" % s.working_directory
+    return STARTUP % {"dir": s.working_directory, "user": s.user}
 
 
 def shq(a):

@@ -66,10 +66,10 @@ def module_candidates(modules_dir):
     """Where mod_rwsgi.so may be, in order: inside this package (a wheel), the checkout's
     target/ (after `make build`), then the system's Apache module directories."""
     here = os.path.dirname(os.path.abspath(__file__))
-    found = [
-        os.path.join(here, MODULE_FILE),
-        os.path.join(os.path.dirname(os.path.dirname(here)), "target", MODULE_FILE),
-    ]
+    found = [os.path.join(here, MODULE_FILE)]
+    checkout = os.path.dirname(os.path.dirname(here))
+    if os.path.isfile(os.path.join(checkout, "Cargo.toml")):
+        found.append(os.path.join(checkout, "target", MODULE_FILE))
     if modules_dir:
         found.append(os.path.join(modules_dir, MODULE_FILE))
     found.append(os.path.join("/usr/lib/apache2/modules", MODULE_FILE))
