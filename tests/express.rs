@@ -682,3 +682,39 @@ fn working_directory_the_user_cannot_enter_is_logged_and_the_app_still_serves() 
         "{log}"
     );
 }
+
+#[test]
+fn from_a_checkout_the_module_is_target_mod_rwsgi_so() {
+    // A copy of the checkout's layout: bin/, express/, Cargo.toml and the module where
+    // `make build` puts it.
+    let site = Site::new("checkout");
+    let tree = site.path("checkout");
+    copy_tree(&repo().join("express"), &tree.join("express"));
+    copy_tree(&repo().join("bin"), &tree.join("bin"));
+    fs::set_permissions(
+        tree.join("bin/rwsgi-express"),
+        fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    fs::copy(repo().join("Cargo.toml"), tree.join("Cargo.toml")).unwrap();
+    mkdir(&tree.join("target"));
+    let built = tree.join("target/mod_rwsgi.so");
+    fs::copy(module().path, &built).unwrap();
+    let bin = tree.join("bin/rwsgi-express");
+    let o = run_ok(Command::new(&bin).arg("module-location"));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        built.display().to_string()
+    );
+    let port = free_port();
+    let mut args = site.args(port);
+    let at = args.iter().position(|a| a == "--module").unwrap();
+    args.drain(at..at + 2);
+    let mut fg = Foreground::start_with(&bin, &site, port, &args);
+    assert_eq!(get(fg.port, "/").status, 200);
+    fg.stop("-TERM");
+    assert!(
+        site.conf()
+            .contains(&format!("LoadModule rwsgi_module \"{}\"", built.display()))
+    );
+}

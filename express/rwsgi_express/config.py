@@ -69,9 +69,8 @@ class Settings:
         have = [m for m in MPMS if os.path.exists(self._mod("mpm_%s" % m))]
         if self.threads == 1 and "prefork" in have:
             return "prefork"
-        for m in have:
-            return m
-        return "event"
+        threaded = [m for m in have if m != "prefork"]
+        return (threaded or have or ["event"])[0]
 
     def _mod(self, name):
         return os.path.join(self.modules_dir, "mod_%s.so" % name)
@@ -121,6 +120,8 @@ def general(s):
 
 
 def mpm(s):
+    # Embedded mode: the children are the app's processes, so --processes/--threads size them.
+    # In daemon mode they will only relay requests, and be sized for connections instead.
     name = s.mpm
     p, t = s.processes, s.threads
     out = ["LoadModule mpm_%s_module %s" % (name, q(s._mod("mpm_" + name)))]
