@@ -331,6 +331,17 @@ fn start_server_with_one_thread_uses_prefork_and_stops_on_sigint() {
     site.check_error_log();
 }
 
+/// Stops a server started with `apachectl start` when a test fails before its own stop.
+struct Detached(Option<PathBuf>);
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        if let Some(ctl) = self.0.take() {
+            let _ = Command::new(ctl).arg("stop").status();
+        }
+    }
+}
+
 #[test]
 fn setup_server_writes_conf_and_apachectl_that_starts_and_stops() {
     let mut site = Site::new("setup");
@@ -354,6 +365,7 @@ fn setup_server_writes_conf_and_apachectl_that_starts_and_stops() {
     assert!(st.status.success(), "configtest: {}", text(&st));
     let st = Command::new(&ctl).arg("start").output().unwrap();
     assert!(st.status.success(), "apachectl start: {}", text(&st));
+    let mut running = Detached(Some(ctl.clone()));
     let pid_file = site.root().join("httpd.pid");
     wait_until("the server", Duration::from_secs(10), || {
         accepts(port) && pid_file.exists()
@@ -365,6 +377,7 @@ fn setup_server_writes_conf_and_apachectl_that_starts_and_stops() {
         .unwrap();
     let r = get(port, "/");
     assert_eq!(r.status, 200, "{}", r.describe());
+    running.0 = None;
     let st = Command::new(&ctl).arg("stop").output().unwrap();
     assert!(st.status.success(), "apachectl stop: {}", text(&st));
     wait_until("httpd to exit", Duration::from_secs(10), || !alive(pid));
