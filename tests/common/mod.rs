@@ -528,7 +528,7 @@ pub const MAX_STOP: Duration = Duration::from_secs(4);
 
 /// Apache's own noise that says nothing about the module: the event MPM logs AH03092 at error
 /// level when a connection in lingering close meets the stop of its child.
-const BENIGN: &[&str] = &["AH03092: process_lingering_close"];
+pub const BENIGN: &[&str] = &["AH03092: process_lingering_close"];
 
 /// Log lines that fail a test unless allowed. "exit signal" catches AH00052 (a child died of a
 /// signal, e.g. a segfault), which Apache logs at notice level only.
