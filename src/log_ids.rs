@@ -88,6 +88,8 @@ log_ids! {
     GROUP_CHECK_NO_VERDICT = "RWSGI0459", "info", "The user is in none of the wsgi-group groups; WSGIGroupAuthoritative Off lets other Require lines decide.";
     DISPATCH_NO_INTERPRETER = "RWSGI0460", "error", "WSGIDispatchScript cannot run: its application group is unavailable.";
     DISPATCH_DAEMON_CHOSEN = "RWSGI0461", "error", "WSGIDispatchScript chose a daemon process group, which does not exist yet.";
+    REQUEST_TIMEOUT_504 = "RWSGI0600", "info", "The app raised mod_wsgi.RequestTimeout before its response started: 504.";
+    REQUEST_TIMEOUT_CUT = "RWSGI0601", "info", "The app raised mod_wsgi.RequestTimeout after its response started: cut short.";
 }
 
 #[cfg(test)]

@@ -78,7 +78,12 @@ pub struct RequestObjects<'py> {
     pub start_response: Bound<'py, PyAny>,
 }
 
-/// Builds the complete environ dict.
+fn secs(us: i64) -> f64 {
+    us as f64 / 1_000_000.0
+}
+
+/// Builds the complete environ dict; `application_start_us` is when the app is called
+/// (mod_wsgi's `script_start` / `application_start`).
 pub fn build<'py>(
     py: Python<'py>,
     state: &InterpState,
@@ -86,6 +91,7 @@ pub fn build<'py>(
     mw: &ModWsgiFacts<'_>,
     process: ProcessFacts,
     objects: &RequestObjects<'py>,
+    application_start_us: i64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     let mut sink = DictSink {
@@ -98,8 +104,9 @@ pub fn build<'py>(
     let https = environ::is_https(facts);
     let b = |v: bool| pyo3::types::PyBool::new(py, v).to_owned().into_any();
     let s = |v: &str| pyo3::types::PyString::new(py, v).into_any();
+    let f = |v: f64| pyo3::types::PyFloat::new(py, v).into_any();
     let (thread_id, thread_requests, total_requests) = counters();
-    let entries: [(Key, Bound<'py, PyAny>); 29] = [
+    let entries: [(Key, Bound<'py, PyAny>); 32] = [
         (Key::WsgiVersion, state.wsgi_version.bind(py)),
         (Key::WsgiMultithread, b(process.multithread)),
         (Key::WsgiMultiprocess, b(process.multiprocess)),
@@ -120,10 +127,12 @@ pub fn build<'py>(
         (Key::MwListenerPort, s(&mw.listener_port.to_string())),
         (Key::MwRequestId, latin1(py, mw.request_id)),
         (Key::MwRequestStart, s(&mw.request_start_us.to_string())),
-        (
-            Key::MwScriptStart,
-            s(&crate::util::clock::now_us().to_string()),
-        ),
+        // mod_wsgi 4.9.4's name and format, then 6.x's for the same instant.
+        (Key::MwScriptStart, s(&application_start_us.to_string())),
+        (Key::MwApplicationStart, f(secs(application_start_us))),
+        // 6.x sets these in embedded mode too (no queue or daemon phase: 0.0).
+        (Key::MwQueueStart, f(0.0)),
+        (Key::MwDaemonStart, f(0.0)),
         (
             Key::MwScriptReloading,
             s(if mw.script_reloading { "1" } else { "0" }),

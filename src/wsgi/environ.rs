@@ -43,7 +43,9 @@ pub enum Key {
     WsgiErrors,
     WsgiFileWrapper,
     MwApplicationGroup,
+    MwApplicationStart,
     MwCallableObject,
+    MwDaemonStart,
     MwEnableSendfile,
     MwHandlerScript,
     MwIgnoreActivity,
@@ -51,6 +53,7 @@ pub enum Key {
     MwListenerPort,
     MwPathInfo,
     MwProcessGroup,
+    MwQueueStart,
     MwRequestHandler,
     MwRequestId,
     MwRequestStart,
@@ -66,7 +69,7 @@ pub enum Key {
 
 impl Key {
     /// Every key, in discriminant order.
-    pub const ALL: [Key; 56] = [
+    pub const ALL: [Key; 59] = [
         Key::ContentType,
         Key::ContentLength,
         Key::HttpAuthorization,
@@ -104,7 +107,9 @@ impl Key {
         Key::WsgiErrors,
         Key::WsgiFileWrapper,
         Key::MwApplicationGroup,
+        Key::MwApplicationStart,
         Key::MwCallableObject,
+        Key::MwDaemonStart,
         Key::MwEnableSendfile,
         Key::MwHandlerScript,
         Key::MwIgnoreActivity,
@@ -112,6 +117,7 @@ impl Key {
         Key::MwListenerPort,
         Key::MwPathInfo,
         Key::MwProcessGroup,
+        Key::MwQueueStart,
         Key::MwRequestHandler,
         Key::MwRequestId,
         Key::MwRequestStart,
@@ -165,6 +171,9 @@ impl Key {
             Key::WsgiErrors => "wsgi.errors",
             Key::WsgiFileWrapper => "wsgi.file_wrapper",
             Key::MwApplicationGroup => "mod_wsgi.application_group",
+            Key::MwApplicationStart => "mod_wsgi.application_start",
+            Key::MwDaemonStart => "mod_wsgi.daemon_start",
+            Key::MwQueueStart => "mod_wsgi.queue_start",
             Key::MwCallableObject => "mod_wsgi.callable_object",
             Key::MwEnableSendfile => "mod_wsgi.enable_sendfile",
             Key::MwHandlerScript => "mod_wsgi.handler_script",
