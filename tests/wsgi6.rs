@@ -272,3 +272,34 @@ fn request_timeout_gives_504_and_an_info_line_event() {
 fn request_timeout_gives_504_and_an_info_line_prefork() {
     check_request_timeout(server("wsgi6_timeout_prefork").mpm(Mpm::Prefork));
 }
+
+/// The `request_finished` event carries 6.x's additions: the final status (504 for an
+/// uncaught RequestTimeout, 500 for an exception before start_response), the request's
+/// thread and timeline.
+#[test]
+fn request_finished_event_has_the_final_status() {
+    let mut s = wsgi6_server(server("wsgi6_finished").single_process());
+    assert_eq!(s.get("/w6/status/404").status, 404);
+    assert_eq!(s.get("/w6/timeout").status, 504);
+    let r = s.get("/w6/raise");
+    assert_eq!(r.status, 500);
+    s.expect_error(r.client_port, "deliberate failure");
+    let all = get_json(&s, "/w6/finished");
+    for (path, status) in [
+        ("/status/404", 404.0),
+        ("/timeout", 504.0),
+        ("/raise", 500.0),
+    ] {
+        let e = all.at(path);
+        assert_eq!(e.n("status"), status, "{path}: {e:?}");
+        assert!(e.n("thread_id") >= 1.0);
+        assert!(e.n("request_start") > 1.6e9);
+        assert!(e.n("application_finish") >= e.n("request_start"));
+        assert_eq!(e.n("queue_start"), 0.0);
+        assert_eq!(e.n("daemon_start"), 0.0);
+        assert!(
+            (e.n("cpu_time") - e.n("cpu_user_time") - e.n("cpu_system_time")).abs() < 1e-9,
+            "{e:?}"
+        );
+    }
+}

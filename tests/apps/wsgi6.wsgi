@@ -9,6 +9,7 @@
 #   /start           mod_wsgi.start_recording_metrics()
 #   /rmetrics        mod_wsgi.request_metrics()
 #   /pmetrics        mod_wsgi.process_metrics()
+#   /finished        the request_finished events recorded so far, by PATH_INFO
 import json
 import time
 
@@ -23,8 +24,13 @@ def remember_event(name, **kwargs):
             'daemon_start': kwargs['daemon_start'],
             'application_start': kwargs['application_start'],
         }
+    if name == 'request_finished':
+        path = (kwargs.get('request_environ') or {}).get('PATH_INFO', '')
+        finished[path] = {k: v for k, v in kwargs.items()
+                          if k not in ('request_environ', 'request_data')}
 
 
+finished = {}
 mod_wsgi.subscribe_events(remember_event)
 
 TIMING_KEYS = ('request_start', 'script_start', 'application_start', 'queue_start',
@@ -81,5 +87,7 @@ def application(environ, start_response):
     if path == '/pmetrics':
         m = mod_wsgi.process_metrics()
         return body(start_response, {k: v for k, v in m.items() if k != 'threads'})
+    if path == '/finished':
+        return body(start_response, finished)
     start_response('404 Not Found', [('Content-Type', 'text/plain')])
     return [b'no such route\n']

@@ -270,6 +270,12 @@ impl RequestScope {
                 if let Some(env) = &environ {
                     event.set_item("request_environ", env)?;
                 }
+                // 6.x's additions: the request's identity, timeline and final status.
+                event.set_item("thread_id", self.run.slot.id)?;
+                event.set_item("request_start", secs(self.run.request_start_us))?;
+                event.set_item("queue_start", 0.0)?;
+                event.set_item("daemon_start", 0.0)?;
+                event.set_item("status", self.status.get())?;
                 event.set_item("input_reads", io.input_reads)?;
                 event.set_item("input_length", io.input_length)?;
                 event.set_item("input_time", io.input_time_us as f64 / 1e6)?;
@@ -278,8 +284,10 @@ impl RequestScope {
                 event.set_item("output_time", io.output_time_us as f64 / 1e6)?;
                 if let Some((u0, s0)) = self.cpu_start.get() {
                     let (u1, s1) = metrics::cpu_times(libc::RUSAGE_THREAD);
-                    event.set_item("cpu_user_time", (u1 - u0).max(0.0))?;
-                    event.set_item("cpu_system_time", (s1 - s0).max(0.0))?;
+                    let (user, system) = ((u1 - u0).max(0.0), (s1 - s0).max(0.0));
+                    event.set_item("cpu_user_time", user)?;
+                    event.set_item("cpu_system_time", system)?;
+                    event.set_item("cpu_time", user + system)?;
                 }
                 event.set_item("application_finish", secs(finish))?;
                 event.set_item("application_time", app_time)?;
