@@ -172,6 +172,26 @@ fn check_status_counters(b: Builder) {
         .map(Json::num)
         .sum();
     assert_eq!(per_thread, requests);
+    // 6.x's per-thread arrays, one entry per thread like request_threads_completed.
+    let column = |k: &str| -> Vec<f64> { m.at(k).arr().iter().map(Json::num).collect() };
+    let threads = column("request_threads_completed").len();
+    for k in [
+        "slot_busy_time_us",
+        "slot_cpu_time_us",
+        "slot_max_duration_ms",
+        "slot_current_elapsed_ms",
+    ] {
+        assert_eq!(column(k).len(), threads, "{k}");
+        assert!(column(k).iter().all(|&v| v >= 0.0), "{k}: {:?}", column(k));
+    }
+    let longest = column("slot_max_duration_ms")
+        .into_iter()
+        .fold(0.0, f64::max);
+    assert!(longest >= 50.0, "the 504 slept 50 ms: {longest}");
+    let busy: f64 = column("slot_busy_time_us").iter().sum();
+    assert!(busy >= 50_000.0, "busy {busy} us");
+    let cpu: f64 = column("slot_cpu_time_us").iter().sum();
+    assert!(cpu > 0.0, "no CPU time in {requests} requests");
     // request_time = server_time + application_time when embedded.
     let total = count(&m, "server_time") + count(&m, "application_time");
     assert!(

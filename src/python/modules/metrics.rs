@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 pub struct ThreadSlot {
     pub id: u64,
     requests: AtomicU64,
+    /// When the request this thread runs began (0: idle), for `request_metrics()`.
+    running_since_us: AtomicI64,
 }
 
 thread_local! {
@@ -59,6 +61,7 @@ fn thread_slot() -> &'static ThreadSlot {
     let slot: &'static ThreadSlot = Box::leak(Box::new(ThreadSlot {
         id: all.len() as u64 + 1,
         requests: AtomicU64::new(0),
+        running_since_us: AtomicI64::new(0),
     }));
     all.push(slot);
     SLOT.with(|s| s.set(slot));
@@ -70,6 +73,11 @@ pub struct Running {
     pub start_us: i64,
     pub request_start_us: i64,
     pub slot: &'static ThreadSlot,
+    /// The slot's `running_since_us` before this request (a request it runs inside, such
+    /// as a mod_include subrequest's parent), restored at the end.
+    outer_since_us: i64,
+    /// This thread's CPU seconds at the start, measured only while sampling.
+    cpu_start: Option<f64>,
 }
 
 /// Starts accounting a request on this thread.
@@ -81,10 +89,13 @@ pub fn begin(request_start_us: i64) -> Running {
     ACTIVE.fetch_add(1, Ordering::Relaxed);
     let thread_requests = slot.requests.fetch_add(1, Ordering::Relaxed);
     COUNTERS.with(|c| c.set((slot.id, thread_requests, total_requests)));
+    let outer_since_us = slot.running_since_us.swap(start_us, Ordering::Relaxed);
     Running {
         start_us,
         request_start_us,
         slot,
+        outer_since_us,
+        cpu_start: SAMPLING.load(Ordering::Relaxed).then(thread_cpu),
     }
 }
 
@@ -103,6 +114,9 @@ pub struct Finished {
 /// Ends accounting; returns the finish time.
 pub fn end(run: &Running, done: &Finished) -> i64 {
     let finish = now_us();
+    run.slot
+        .running_since_us
+        .store(run.outer_since_us, Ordering::Relaxed);
     BUSY_DONE_US.fetch_add((finish - run.start_us).max(0), Ordering::Relaxed);
     ACTIVE_START_SUM_US.fetch_sub(run.start_us, Ordering::Relaxed);
     ACTIVE.fetch_sub(1, Ordering::Relaxed);
@@ -136,6 +150,12 @@ pub fn cpu_times(who: libc::c_int) -> (f64, f64) {
     let ru = unsafe { ru.assume_init() };
     let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
     (t(ru.ru_utime), t(ru.ru_stime))
+}
+
+/// This thread's CPU seconds (user plus system).
+fn thread_cpu() -> f64 {
+    let (user, system) = cpu_times(libc::RUSAGE_THREAD);
+    user + system
 }
 
 /// Peak resident set size in bytes.
@@ -215,8 +235,19 @@ struct Sampler {
     input_reads: u64,
     output_bytes: u64,
     output_writes: u64,
-    /// Requests per thread id (index id - 1) in this sample.
-    thread_buckets: Vec<u64>,
+    /// Per request thread (index id - 1), this sample's figures.
+    slots: Vec<SlotStats>,
+}
+
+/// One request thread's figures in a sample (mod_wsgi 6.x's `slot_*` and 4.9.4's
+/// `request_threads_buckets`).
+#[derive(Default, Clone, Copy)]
+struct SlotStats {
+    completed: u64,
+    /// Busy time within the sample of the requests completed in it.
+    busy_us: i64,
+    cpu_us: i64,
+    max_duration_us: i64,
 }
 
 /// One phase's durations in a sample: total, histogram, and exact extremes in µs.
@@ -286,6 +317,9 @@ fn sample(run: &Running, done: &Finished, finish: i64) {
     } else {
         run.start_us
     };
+    let cpu_us = run
+        .cpu_start
+        .map(|c0| ((thread_cpu() - c0) * 1e6).max(0.0) as i64);
     let mut g = SAMPLER.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(s) = g.as_mut() {
         s.requests += 1;
@@ -302,10 +336,15 @@ fn sample(run: &Running, done: &Finished, finish: i64) {
         s.output_bytes += done.output_bytes;
         s.output_writes += done.io.output_writes;
         let i = run.slot.id as usize - 1;
-        if s.thread_buckets.len() <= i {
-            s.thread_buckets.resize(i + 1, 0);
+        if s.slots.len() <= i {
+            s.slots.resize(i + 1, SlotStats::default());
         }
-        s.thread_buckets[i] += 1;
+        let since = run.start_us.max(s.start_us);
+        let slot = &mut s.slots[i];
+        slot.completed += 1;
+        slot.busy_us += (finish - since).max(0);
+        slot.cpu_us += cpu_us.unwrap_or(0);
+        slot.max_duration_us = slot.max_duration_us.max(finish - run.start_us);
     }
 }
 
@@ -317,7 +356,7 @@ pub fn request_metrics(py: Python<'_>, max_threads: i32) -> PyResult<Bound<'_, P
     let busy = busy_us(now);
     let count = COMPLETED.load(Ordering::Relaxed);
     let cpu = cpu_times(libc::RUSAGE_SELF);
-    let fresh = |thread_buckets: Vec<u64>| Sampler {
+    let fresh = |slots: Vec<SlotStats>| Sampler {
         start_us: now,
         start_busy_us: busy,
         start_count: count,
@@ -333,7 +372,7 @@ pub fn request_metrics(py: Python<'_>, max_threads: i32) -> PyResult<Bound<'_, P
         input_reads: 0,
         output_bytes: 0,
         output_writes: 0,
-        thread_buckets,
+        slots,
     };
     let prev = {
         let mut g = SAMPLER.lock().unwrap_or_else(|e| e.into_inner());
@@ -388,16 +427,49 @@ pub fn request_metrics(py: Python<'_>, max_threads: i32) -> PyResult<Bound<'_, P
         d.set_item(format!("{name}_min_us"), py.None())?;
         d.set_item(format!("{name}_max_us"), py.None())?;
     }
-    let mut threads = p.thread_buckets;
-    threads.resize(max_threads.max(threads.len()), 0);
+    publish_slots(&d, p.slots, max_threads, p.start_us, now)?;
+    Ok(d)
+}
+
+/// The per-thread arrays: 4.9.4's `request_threads_buckets` (requests completed) and
+/// `request_threads_active`, and 6.x's `slot_*`, where the requests still running count
+/// their time so far.
+fn publish_slots(
+    d: &Bound<'_, PyDict>,
+    mut slots: Vec<SlotStats>,
+    max_threads: usize,
+    sample_start: i64,
+    now: i64,
+) -> PyResult<()> {
+    let running: Vec<i64> = SLOTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|s| s.running_since_us.load(Ordering::Relaxed))
+        .collect();
+    let n = max_threads.max(slots.len()).max(running.len());
+    slots.resize(n, SlotStats::default());
+    let mut current_ms = vec![0i64; n];
+    for (i, &since) in running.iter().enumerate() {
+        if since > 0 {
+            slots[i].busy_us += (now - since.max(sample_start)).max(0);
+            current_ms[i] = (now - since).max(0) / 1000;
+        }
+    }
+    let completed: Vec<u64> = slots.iter().map(|s| s.completed).collect();
     d.set_item(
         "request_threads_active",
-        threads.iter().filter(|&&n| n > 0).count(),
+        completed.iter().filter(|&&n| n > 0).count(),
     )?;
     // 6.x's name, and 4.9.4's (kept by 6.x as an alias).
-    d.set_item("request_threads_completed", threads.clone())?;
-    d.set_item("request_threads_buckets", threads)?;
-    Ok(d)
+    d.set_item("request_threads_completed", completed.clone())?;
+    d.set_item("request_threads_buckets", completed)?;
+    let column = |f: fn(&SlotStats) -> i64| slots.iter().map(f).collect::<Vec<i64>>();
+    d.set_item("slot_busy_time_us", column(|s| s.busy_us))?;
+    d.set_item("slot_cpu_time_us", column(|s| s.cpu_us))?;
+    d.set_item("slot_max_duration_ms", column(|s| s.max_duration_us / 1000))?;
+    d.set_item("slot_current_elapsed_ms", current_ms)?;
+    Ok(())
 }
 
 // ---- server_metrics(): Apache's scoreboard ----
