@@ -192,6 +192,21 @@ fn check_status_counters(b: Builder) {
     assert!(busy >= 50_000.0, "busy {busy} us");
     let cpu: f64 = column("slot_cpu_time_us").iter().sum();
     assert!(cpu > 0.0, "no CPU time in {requests} requests");
+    // Every request waited for the GIL at least once: to attach to its interpreter.
+    assert!(
+        count(&m, "gil_wait_count") >= requests,
+        "gil_wait_count {}",
+        count(&m, "gil_wait_count")
+    );
+    assert!(count(&m, "gil_wait_time") >= 0.0);
+    assert!(count(&m, "gil_wait_time_min_us") <= count(&m, "gil_wait_time_max_us"));
+    let waits: f64 = m
+        .at("gil_wait_time_buckets")
+        .arr()
+        .iter()
+        .map(Json::num)
+        .sum();
+    assert_eq!(waits, requests);
     // request_time = server_time + application_time when embedded.
     let total = count(&m, "server_time") + count(&m, "application_time");
     assert!(
@@ -317,6 +332,8 @@ fn request_finished_event_has_the_final_status() {
         assert!(e.n("application_finish") >= e.n("request_start"));
         assert_eq!(e.n("queue_start"), 0.0);
         assert_eq!(e.n("daemon_start"), 0.0);
+        assert!(e.n("gil_wait_count") >= 1.0, "{e:?}");
+        assert!(e.n("gil_wait_time") >= 0.0, "{e:?}");
         assert!(
             (e.n("cpu_time") - e.n("cpu_user_time") - e.n("cpu_system_time")).abs() < 1e-9,
             "{e:?}"

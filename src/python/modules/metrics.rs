@@ -27,6 +27,28 @@ thread_local! {
     static SLOT: Cell<*const ThreadSlot> = const { Cell::new(std::ptr::null()) };
     /// The environ counters of the request this thread runs.
     static COUNTERS: Cell<(u64, u64, u64)> = const { Cell::new((0, 0, 0)) };
+    /// Time (µs) and count of this thread's waits for the GIL since it last attached to
+    /// an interpreter (mod_wsgi 6.x's `gil_wait_*`).
+    static GIL_WAIT: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// Records the wait of a thread attaching to an interpreter (the start of a request or a
+/// hook): earlier waits on this thread belong to no request any more.
+pub fn gil_wait_attach(waited: std::time::Duration) {
+    GIL_WAIT.with(|g| g.set((waited.as_micros() as u64, 1)));
+}
+
+/// Records a wait to take the GIL back after blocking I/O.
+pub fn gil_wait_add(waited: std::time::Duration) {
+    GIL_WAIT.with(|g| {
+        let (us, n) = g.get();
+        g.set((us + waited.as_micros() as u64, n + 1));
+    });
+}
+
+/// The GIL waits recorded since this thread attached, (µs, count), reset.
+pub fn take_gil_wait() -> (u64, u64) {
+    GIL_WAIT.with(|g| g.replace((0, 0)))
 }
 
 static SLOTS: Mutex<Vec<&'static ThreadSlot>> = Mutex::new(Vec::new());
@@ -109,6 +131,8 @@ pub struct Finished {
     /// Response body bytes sent.
     pub output_bytes: u64,
     pub io: IoStats,
+    /// GIL waits during the request, (µs, count).
+    pub gil_wait: (u64, u64),
 }
 
 /// Ends accounting; returns the finish time.
@@ -229,6 +253,8 @@ struct Sampler {
     request: Phase,
     input_read: Phase,
     output_write: Phase,
+    gil_wait: Phase,
+    gil_wait_count: u64,
     /// Responses by class: 1xx to 5xx.
     status: [u64; 5],
     input_bytes: u64,
@@ -328,6 +354,8 @@ fn sample(run: &Running, done: &Finished, finish: i64) {
         s.request.add(finish - run.request_start_us);
         s.input_read.add(done.io.input_time_us as i64);
         s.output_write.add(done.io.output_time_us as i64);
+        s.gil_wait.add(done.gil_wait.0 as i64);
+        s.gil_wait_count += done.gil_wait.1;
         if let Some(i) = status_class(done.status) {
             s.status[i] += 1;
         }
@@ -367,6 +395,8 @@ pub fn request_metrics(py: Python<'_>, max_threads: i32) -> PyResult<Bound<'_, P
         request: Phase::default(),
         input_read: Phase::default(),
         output_write: Phase::default(),
+        gil_wait: Phase::default(),
+        gil_wait_count: 0,
         status: [0; 5],
         input_bytes: 0,
         input_reads: 0,
@@ -420,6 +450,8 @@ pub fn request_metrics(py: Python<'_>, max_threads: i32) -> PyResult<Bound<'_, P
     p.input_read.publish(&d, "input_read_time", p.requests)?;
     p.output_write
         .publish(&d, "output_write_time", p.requests)?;
+    p.gil_wait.publish(&d, "gil_wait_time", p.requests)?;
+    d.set_item("gil_wait_count", p.gil_wait_count)?;
     // Embedded mode has no queue or daemon phase: None, with empty histograms.
     for name in ["queue_time", "daemon_time"] {
         d.set_item(name, py.None())?;

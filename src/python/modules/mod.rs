@@ -253,6 +253,7 @@ impl RequestScope {
             0 => self.run.start_us,
             t => t,
         };
+        let gil_wait = metrics::take_gil_wait();
         let finish = metrics::end(
             &self.run,
             &metrics::Finished {
@@ -260,6 +261,7 @@ impl RequestScope {
                 status: self.status.get(),
                 output_bytes: output_length,
                 io,
+                gil_wait,
             },
         );
         if ms.subscribed() {
@@ -276,6 +278,8 @@ impl RequestScope {
                 event.set_item("queue_start", 0.0)?;
                 event.set_item("daemon_start", 0.0)?;
                 event.set_item("status", self.status.get())?;
+                event.set_item("gil_wait_time", gil_wait.0 as f64 / 1e6)?;
+                event.set_item("gil_wait_count", gil_wait.1)?;
                 event.set_item("input_reads", io.input_reads)?;
                 event.set_item("input_length", io.input_length)?;
                 event.set_item("input_time", io.input_time_us as f64 / 1e6)?;
