@@ -44,6 +44,7 @@ pub enum Key {
     WsgiFileWrapper,
     MwApplicationGroup,
     MwCallableObject,
+    MwConnectionId,
     MwEnableSendfile,
     MwHandlerScript,
     MwIgnoreActivity,
@@ -66,7 +67,7 @@ pub enum Key {
 
 impl Key {
     /// Every key, in discriminant order.
-    pub const ALL: [Key; 56] = [
+    pub const ALL: [Key; 57] = [
         Key::ContentType,
         Key::ContentLength,
         Key::HttpAuthorization,
@@ -105,6 +106,7 @@ impl Key {
         Key::WsgiFileWrapper,
         Key::MwApplicationGroup,
         Key::MwCallableObject,
+        Key::MwConnectionId,
         Key::MwEnableSendfile,
         Key::MwHandlerScript,
         Key::MwIgnoreActivity,
@@ -166,6 +168,7 @@ impl Key {
             Key::WsgiFileWrapper => "wsgi.file_wrapper",
             Key::MwApplicationGroup => "mod_wsgi.application_group",
             Key::MwCallableObject => "mod_wsgi.callable_object",
+            Key::MwConnectionId => "mod_wsgi.connection_id",
             Key::MwEnableSendfile => "mod_wsgi.enable_sendfile",
             Key::MwHandlerScript => "mod_wsgi.handler_script",
             Key::MwIgnoreActivity => "mod_wsgi.ignore_activity",
@@ -275,8 +278,9 @@ mod itoa_buf {
 pub fn build(f: &RequestFacts<'_>, sink: &mut dyn EnvironSink) {
     // subprocess_env first: the CGI variables below win over same-named SetEnv values, as
     // ap_add_common_vars does.
+    // mod_wsgi removes PATH, and HTTPS, which only becomes `wsgi.url_scheme` (`is_https`).
     for (k, v) in f.env {
-        if *k == b"PATH" {
+        if *k == b"PATH" || *k == b"HTTPS" {
             continue;
         }
         sink.dynamic(k, v);
@@ -333,12 +337,13 @@ pub fn build(f: &RequestFacts<'_>, sink: &mut dyn EnvironSink) {
     }
 }
 
-/// True when the request says HTTPS (mod_ssl's `HTTPS` variable, or the scheme).
+/// True when `HTTPS` (set by mod_ssl on TLS requests, or by `SetEnv`) is `on` or `1` (any
+/// case). As in mod_wsgi, not the request scheme: `ServerName https://…` behind a TLS-terminating proxy
+/// leaves `wsgi.url_scheme` at `http`.
 pub fn is_https(f: &RequestFacts<'_>) -> bool {
-    f.request_scheme.eq_ignore_ascii_case(b"https")
-        || f.env
-            .iter()
-            .any(|(k, v)| *k == b"HTTPS" && (v.eq_ignore_ascii_case(b"on") || *v == b"1"))
+    f.env
+        .iter()
+        .any(|(k, v)| *k == b"HTTPS" && (v.eq_ignore_ascii_case(b"on") || *v == b"1"))
 }
 
 #[cfg(test)]
@@ -449,8 +454,28 @@ mod tests {
 
     #[test]
     fn https_detection() {
-        let env: &[(&[u8], &[u8])] = &[(b"HTTPS", b"on")];
-        assert!(is_https(&facts(&[], env)));
-        assert!(!is_https(&facts(&[], &[])));
+        for (v, https) in [
+            ("on", true),
+            ("ON", true),
+            ("1", true),
+            ("off", false),
+            ("yes", false),
+        ] {
+            let env: &[(&[u8], &[u8])] = &[(b"HTTPS", v.as_bytes())];
+            let f = facts(&[], env);
+            assert_eq!(is_https(&f), https, "HTTPS={v}");
+            let mut m = Map::default();
+            build(&f, &mut m);
+            assert!(
+                !m.0.contains_key("HTTPS"),
+                "HTTPS={v} must not reach the environ"
+            );
+        }
+        let mut f = facts(&[], &[]);
+        f.request_scheme = b"https";
+        assert!(
+            !is_https(&f),
+            "the scheme alone (ServerName https://…) is not HTTPS"
+        );
     }
 }

@@ -12,6 +12,9 @@
 
 #![allow(dead_code)]
 
+pub mod curl;
+pub mod tls;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
