@@ -13,6 +13,7 @@
 #![allow(dead_code)]
 
 pub mod curl;
+pub mod graceful;
 pub mod tls;
 
 use std::collections::BTreeMap;
