@@ -4,6 +4,7 @@
 #   make serve         install deps, build, serve examples/hello.wsgi on http://127.0.0.1:8000
 #   make test          install deps, run the whole test suite (cargo test)
 #   make bench         install deps, run bench/run.sh (see bench/README.md)
+#   make soak          install deps, run bench/soak.sh niced (1M requests per target, minutes)
 #   make deps          install the Debian packages (.ci/install-deps)
 
 # rustup installs cargo into ~/.cargo/bin, which non-login shells may not have on PATH.
@@ -12,7 +13,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 CARGO ?= cargo
 MODULE := target/mod_rwsgi.so
 
-.PHONY: all build serve test bench deps clean
+.PHONY: all build serve test bench soak deps clean
 .NOTPARALLEL:
 
 all: build
@@ -33,6 +34,10 @@ test: deps
 
 bench: deps
 	bash bench/run.sh
+
+# Niced: the soak runs for minutes, and the machine may be shared.
+soak: deps build
+	RWSGI_MODULE=$(CURDIR)/$(MODULE) SOAK_COMMAND="make soak" nice -n 10 bash bench/soak.sh
 
 deps:
 	bash .ci/install-deps
