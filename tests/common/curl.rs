@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// One transfer of a curl run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Transfer {
     /// The URL as curl requested it (globs expanded).
     pub url: String,
@@ -23,6 +23,24 @@ pub struct Transfer {
     pub body: Vec<u8>,
     /// curl's error text for this transfer (empty when it succeeded).
     pub error: String,
+}
+
+impl std::fmt::Debug for Transfer {
+    /// The body as text, cut at 200 bytes: assertion messages stay readable.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let body = String::from_utf8_lossy(&self.body[..self.body.len().min(200)]);
+        write!(
+            f,
+            "{} -> {} HTTP/{} connects={} port={} error={:?} body({} bytes)={body:?}",
+            self.url,
+            self.status,
+            self.http_version,
+            self.num_connects,
+            self.local_port,
+            self.error,
+            self.body.len()
+        )
+    }
 }
 
 impl Transfer {
