@@ -1,6 +1,6 @@
 //! `apache2 -k graceful`, five times, while keep-alive clients keep requesting: every request
 //! gets a complete 200 with the right body (event and prefork; a sub-interpreter and
-//! `%{GLOBAL}`). tests/common/graceful.rs says exactly when a client may send a request again
+//! `%{GLOBAL}`, small and 1 MiB responses). tests/common/graceful.rs says exactly when a client may send a request again
 //! (only when the server provably never read it). Regression test.
 mod common;
 use common::graceful::{Expect, GracefulExt, keepalive_load};
@@ -28,6 +28,16 @@ fn graceful_under_load(mpm: Mpm, clients: usize) {
         Expect {
             path: "/hello-global".into(),
             body: hello,
+        },
+        // 1 MiB responses, with Content-Length and chunked: long enough to be in flight when
+        // a child is told to stop.
+        Expect {
+            path: "/response?mode=big&mib=1&cl=1".into(),
+            body: vec![b'x'; 1 << 20],
+        },
+        Expect {
+            path: "/response?mode=big&mib=1".into(),
+            body: vec![b'x'; 1 << 20],
         },
     ];
     let first_children = srv.child_pids();
