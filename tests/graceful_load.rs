@@ -103,6 +103,8 @@ fn graceful_under_load(mpm: Mpm, clients: usize) {
     );
 }
 
+/// Fails under mod_wsgi 4.9.4: its old children hang at exit (GrahamDumpleton/mod_wsgi#730),
+/// the scoreboard fills (AH03490), no new child starts, and requests wait until they time out.
 #[test]
 fn graceful_restarts_under_load_event() {
     graceful_under_load(Mpm::Event, 4);
