@@ -193,8 +193,9 @@ for t in $targets; do
   series=$(awk -F'\t' 'NR > 1 { if ($1 != t) { if (t != "") printf "%s; ", line; t = $1; line = t "s:" }
                                  line = line sprintf(" %.1f", $3 / 1024) }
                         END { if (t != "") printf "%s", line }' "$samples")
-  breakdown=$(grep -E '^\s+\(Connect:' "$ab" | tr -s ' ' | sed 's/^ //')
-  notes+=("- $t: ab's failed requests $breakdown; error-log lines at error level or above: $bad. RSS samples (s: MiB per child): $series")
+  # ab details its failed requests only when there are some.
+  breakdown=$( (grep -E '^\s+\(Connect:' "$ab" || true) | tr -s ' ' | sed 's/^ //')
+  notes+=("- $t: failed requests: ${failed}${breakdown:+ $breakdown}; error-log lines at error level or above: $bad. RSS samples (s: MiB per child): $series")
   env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin "$httpd" -f "$conf" -k stop
   for _ in $(seq 100); do kill -0 "$parent" 2>/dev/null || break; sleep 0.1; done
   ((bad == 0)) || { echo "soak: $t: $bad error-log lines:" >&2; tail -20 "$work/$t/logs/error_log" >&2; status=1; }
