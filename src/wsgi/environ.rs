@@ -277,8 +277,8 @@ mod itoa_buf {
 /// Emits the CGI variables, then the request headers, into `sink`.
 pub fn build(f: &RequestFacts<'_>, sink: &mut dyn EnvironSink) {
     // subprocess_env first: the CGI variables below win over same-named SetEnv values, as
-    // ap_add_common_vars does.
-    // mod_wsgi removes PATH, and HTTPS, which only becomes `wsgi.url_scheme` (`is_https`).
+    // ap_add_common_vars does. mod_wsgi removes PATH, and HTTPS, which only decides
+    // `wsgi.url_scheme` (`is_https`).
     for (k, v) in f.env {
         if *k == b"PATH" || *k == b"HTTPS" {
             continue;
@@ -338,8 +338,8 @@ pub fn build(f: &RequestFacts<'_>, sink: &mut dyn EnvironSink) {
 }
 
 /// True when `HTTPS` (set by mod_ssl on TLS requests, or by `SetEnv`) is `on` or `1` (any
-/// case). As in mod_wsgi, not the request scheme: `ServerName https://…` behind a TLS-terminating proxy
-/// leaves `wsgi.url_scheme` at `http`.
+/// case). As in mod_wsgi, the request scheme does not count: `ServerName https://…` behind a
+/// TLS-ending proxy leaves `wsgi.url_scheme` at `http`.
 pub fn is_https(f: &RequestFacts<'_>) -> bool {
     f.env
         .iter()
