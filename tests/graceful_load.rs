@@ -1,7 +1,8 @@
 //! `apache2 -k graceful`, five times, while keep-alive clients keep requesting: every request
 //! gets a complete 200 with the right body (event and prefork; a sub-interpreter and
-//! `%{GLOBAL}`, small and 1 MiB responses). tests/common/graceful.rs says exactly when a client may send a request again
-//! (only when the server provably never read it). Regression test.
+//! `%{GLOBAL}`, small and 1 MiB responses). tests/common/graceful.rs says exactly when a
+//! client may send a request again (only when the server provably never read it).
+//! Regression test.
 mod common;
 use common::graceful::{Expect, GracefulExt, keepalive_load};
 use common::*;
