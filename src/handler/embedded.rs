@@ -210,6 +210,7 @@ fn run_counted(
         listener_host: r.local_ip(),
         listener_port: r.local_port(),
         request_id: r.log_id().unwrap_or(b""),
+        connection_id: r.connection_log_id(),
         request_start_us: r.request_time(),
         script_reloading: reloading,
         enable_sendfile,

@@ -21,6 +21,9 @@ pub struct ModWsgiFacts<'a> {
     pub listener_host: &'a [u8],
     pub listener_port: u16,
     pub request_id: &'a [u8],
+    /// The connection's log id, when something logged for the connection (mod_ssl does at
+    /// `LogLevel info`); mod_wsgi sets `mod_wsgi.connection_id` only then.
+    pub connection_id: Option<&'a [u8]>,
     pub request_start_us: i64,
     pub script_reloading: bool,
     pub enable_sendfile: bool,
@@ -172,6 +175,9 @@ pub fn build<'py>(
             }
             Err(e) => return Err(e),
         }
+    }
+    if let Some(id) = mw.connection_id {
+        sink.put(state.key(Key::MwConnectionId), &latin1(py, id));
     }
     if sink.failed {
         return Err(PyErr::fetch(py));
