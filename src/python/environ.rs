@@ -40,15 +40,31 @@ pub struct ProcessFacts {
     pub multiprocess: bool,
 }
 
-struct DictSink<'a, 'py> {
+/// Fills an environ dict of one interpreter; `failed` records a refused insertion.
+pub(super) struct DictSink<'a, 'py> {
     py: Python<'py>,
     dict: &'a Bound<'py, PyDict>,
     state: &'a InterpState,
-    failed: bool,
+    pub(super) failed: bool,
 }
 
-impl DictSink<'_, '_> {
-    fn put(&mut self, key: *mut ffi::PyObject, value: &Bound<'_, PyAny>) {
+impl<'a, 'py> DictSink<'a, 'py> {
+    /// A sink into `dict`, with the interned keys of `state`.
+    pub(super) fn new(
+        py: Python<'py>,
+        dict: &'a Bound<'py, PyDict>,
+        state: &'a InterpState,
+    ) -> Self {
+        DictSink {
+            py,
+            dict,
+            state,
+            failed: false,
+        }
+    }
+
+    /// Sets `key` to `value`.
+    pub(super) fn put(&mut self, key: *mut ffi::PyObject, value: &Bound<'_, PyAny>) {
         // SAFETY: dict, key and value are live objects of this interpreter.
         if unsafe { ffi::PyDict_SetItem(self.dict.as_ptr(), key, value.as_ptr()) } != 0 {
             self.failed = true;
@@ -97,12 +113,7 @@ pub fn build<'py>(
     application_start_us: i64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
-    let mut sink = DictSink {
-        py,
-        dict: &dict,
-        state,
-        failed: false,
-    };
+    let mut sink = DictSink::new(py, &dict, state);
     environ::build(facts, &mut sink);
     let https = environ::is_https(facts);
     let b = |v: bool| pyo3::types::PyBool::new(py, v).to_owned().into_any();
