@@ -21,6 +21,8 @@ const NO_EFFECT: &[&str] = &[
     "WSGIErrorOverride",
     "WSGIIgnoreActivity",
     "WSGILazyInitialization",
+    "WSGISocketPrefix",
+    "WSGISocketRotation",
 ];
 
 /// The lines that use every directive without effect (and turn each on where On/Off).
@@ -34,6 +36,8 @@ WSGITelemetryOptions +CaptureUserAgent
 WSGINewRelicConfigFile /etc/newrelic.ini
 WSGINewRelicEnvironment production
 WSGILazyInitialization Off
+WSGISocketPrefix run/wsgi
+WSGISocketRotation Off
 <WSGIInterpreterOptions process-group='%{GLOBAL}' application-group=%{GLOBAL}>
     WSGIPerInterpreterGIL Off
     WSGIFreeThreading Off
@@ -162,6 +166,8 @@ const BAD: &[(&str, &str)] = &[
         "WSGITelemetryOptions CaptureEverything",
     ),
     ("WSGINewRelicConfigFile", "WSGINewRelicConfigFile"),
+    ("WSGISocketPrefix", "WSGISocketPrefix"),
+    ("WSGISocketRotation", "WSGISocketRotation sometimes"),
     (
         "WSGIInterpreterOptions",
         "<WSGIInterpreterOptions bogus=1>\n</WSGIInterpreterOptions>",

@@ -167,6 +167,18 @@ pub fn apply(id: Id, name: &str, args: &[&str]) -> Result<Option<String>, String
                     .into(),
             )
         }
+        Id::SocketPrefix => {
+            one(name, args, "a path prefix")?;
+            Some(
+                "has no effect: mod_rwsgi creates daemon process sockets in Apache's \
+                 DefaultRuntimeDir"
+                    .into(),
+            )
+        }
+        Id::SocketRotation => {
+            flag(args)?;
+            Some("has no effect: mod_rwsgi names its daemon process sockets itself".into())
+        }
         _ => return Err(format!("{name} is not a compatibility directive")),
     })
 }
@@ -221,6 +233,18 @@ mod tests {
         assert!(apply(Id::FreeThreading, "F", &["On"]).unwrap().is_some());
         assert!(apply(Id::FreeThreading, "F", &[]).is_err());
         assert!(python_at_least("3.12", (3, 12)) && !python_at_least("3.11", (3, 12)));
+    }
+
+    #[test]
+    fn socket_directives() {
+        assert!(
+            apply(Id::SocketPrefix, "S", &["run/wsgi"])
+                .unwrap()
+                .is_some()
+        );
+        assert!(apply(Id::SocketPrefix, "S", &[]).is_err());
+        assert!(apply(Id::SocketRotation, "R", &["Off"]).unwrap().is_some());
+        assert!(apply(Id::SocketRotation, "R", &["sometimes"]).is_err());
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub enum Id {
     NewRelicConfigFile,
     NewRelicEnvironment,
     InterpreterOptions,
+    SocketPrefix,
+    SocketRotation,
 }
 
 impl Id {
@@ -114,6 +116,8 @@ impl Id {
                 | Id::NewRelicConfigFile
                 | Id::NewRelicEnvironment
                 | Id::InterpreterOptions
+                | Id::SocketPrefix
+                | Id::SocketRotation
         )
     }
 }
@@ -368,6 +372,18 @@ pub const TABLE: &[Spec] = &[
         id: Id::TrustedProxies,
         scope: Scope::DirFileInfo,
         help: c"IP addresses or networks of the proxies whose WSGITrustedProxyHeaders are honoured",
+    },
+    Spec {
+        name: c"WSGISocketPrefix",
+        id: Id::SocketPrefix,
+        scope: Scope::Global,
+        help: c"Path prefix of daemon process sockets (mod_rwsgi uses DefaultRuntimeDir)",
+    },
+    Spec {
+        name: c"WSGISocketRotation",
+        id: Id::SocketRotation,
+        scope: Scope::Global,
+        help: c"On|Off: generation-specific daemon socket names (mod_rwsgi names its own)",
     },
     Spec {
         name: c"WSGIVerboseDebugging",

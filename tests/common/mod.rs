@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 pub mod control;
 pub mod metrics;
+pub mod mod_wsgi_express;
 pub mod venv;
 
 pub const APACHE: &str = "/usr/sbin/apache2";
