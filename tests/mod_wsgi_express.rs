@@ -174,3 +174,46 @@ fn embedded_reload_on_changes_starts_and_serves() {
     );
     assert_eq!(e.app("/", &[]).s("version"), "v1");
 }
+
+#[test]
+fn a_mod_wsgi_package_on_sys_path_gets_the_module_functions() {
+    let s = server("mwe-package")
+        .conf("WSGIPythonPath \"@APPS@/mod_wsgi_express/package\"")
+        .conf(
+            "WSGIScriptAlias /main \"@APPS@/mod_wsgi_express/package_probe.wsgi\" \
+             application-group=%{GLOBAL}",
+        )
+        .conf("WSGIScriptAlias /sub \"@APPS@/mod_wsgi_express/package_probe.wsgi\"")
+        .start();
+    for path in ["/main", "/sub"] {
+        let r = s.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.describe());
+        let j = r.json();
+        assert_eq!(j.s("marker"), "pip-package", "{path}");
+        assert_eq!(j.s("submodule"), "express-submodule", "{path}");
+        let pid = j.n("metrics_pid") as u32;
+        assert!(s.child_pids().contains(&pid), "{path}: {pid}");
+        assert_eq!(j.s("application_group"), j.s("environ_group"), "{path}");
+    }
+}
+
+#[test]
+fn a_mod_wsgi_package_that_fails_to_import_is_logged_and_replaced() {
+    let s = server("mwe-broken-package")
+        .single_process()
+        .conf("WSGIPythonPath \"@APPS@/mod_wsgi_express/broken_package\"")
+        .conf("WSGIScriptAlias /main \"@APPS@/mod_wsgi_express/package_probe.wsgi\"")
+        .allow_log("RWSGI0620")
+        .allow_log("Traceback (most recent call last)")
+        .allow_log("broken_package/mod_wsgi/__init__.py")
+        .allow_log("raise RuntimeError('broken mod_wsgi package of the test')")
+        .allow_log("RuntimeError: broken mod_wsgi package of the test")
+        .start();
+    let r = s.get("/main");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let j = r.json();
+    assert!(matches!(j.get("marker"), Some(Json::Null)), "{j:?}");
+    assert_eq!(j.n("metrics_pid") as u32, s.child_pids()[0]);
+    s.assert_log("RWSGI0620: importing the mod_wsgi package found on sys.path failed");
+    s.assert_log("RuntimeError: broken mod_wsgi package of the test");
+}
