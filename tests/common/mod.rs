@@ -8,8 +8,9 @@
 //! against the reference mod_wsgi (then the C name for `<IfModule>` is `mod_wsgi.c`; override with
 //! `RWSGI_TEST_MODULE_CNAME`).
 //!
-//! Std plus `serde_json` and `sha2` (dev-dependencies) for the apps' JSON and body hashes; the
-//! HTTP client is hand-written on raw sockets (see tests/README.md).
+//! Std plus dev-dependencies: `serde_json` for the apps' JSON, `sha2` for body hashes, `httparse`
+//! for response heads. The client around it is hand-written on raw sockets, because the tests
+//! need exact bytes on the wire, pipelining, truncated bodies and 1xx heads.
 
 #![allow(dead_code)]
 
@@ -911,6 +912,8 @@ pub fn peak_rss(pid: u32) -> u64 {
 pub struct Response {
     pub version: String,
     pub status: u16,
+    /// Empty when the phrase has bytes above 0x7f (httparse's rule); a test of such a phrase
+    /// reads the raw bytes.
     pub reason: String,
     /// In order, duplicates kept.
     pub headers: Vec<(String, String)>,
@@ -1034,7 +1037,7 @@ impl Conn {
             if let Some(i) = self.available().iter().position(|&b| b == b'\n') {
                 let line = self.buf[self.pos..self.pos + i].to_vec();
                 self.pos += i + 1;
-                let mut s: String = line.iter().map(|&b| b as char).collect();
+                let mut s = latin1(&line);
                 if s.ends_with('\r') {
                     s.pop();
                 }
@@ -1064,40 +1067,67 @@ impl Conn {
         Ok(true)
     }
 
-    /// Read status line + headers of the next response head (may be an interim 1xx).
+    /// Read status line + headers of the next response head (may be an interim 1xx). The head
+    /// is parsed by httparse, which rejects what a lenient split would let through (a header
+    /// name that is not a token, a control byte in a value, a malformed status line).
     pub fn read_head(&mut self) -> io::Result<Response> {
-        let status_line = self.read_line()?;
-        let mut parts = status_line.splitn(3, ' ');
-        let version = parts.next().unwrap_or("").to_string();
-        let status: u16 = parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad status line {status_line:?}"),
-            )
-        })?;
-        let reason = parts.next().unwrap_or("").to_string();
-        let mut headers = Vec::new();
         loop {
-            let line = self.read_line()?;
-            if line.is_empty() {
-                break;
+            if let Some(r) = self.parse_head()? {
+                return Ok(r);
             }
-            if let Some((k, v)) = line.split_once(':') {
-                headers.push((k.to_string(), v.trim().to_string()));
-            } else {
+            if self.fill()? == 0 {
                 return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("bad header line {line:?}"),
+                    io::ErrorKind::UnexpectedEof,
+                    "EOF while reading a response head",
                 ));
             }
         }
-        Ok(Response {
-            version,
-            status,
-            reason,
-            headers,
-            ..Default::default()
-        })
+    }
+
+    /// The response head at the start of the unread bytes, consumed, or None while partial.
+    fn parse_head(&mut self) -> io::Result<Option<Response>> {
+        let mut slots = 64;
+        loop {
+            let mut headers = vec![httparse::EMPTY_HEADER; slots];
+            let mut head = httparse::Response::new(&mut headers);
+            let len = match head.parse(self.available()) {
+                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(httparse::Error::TooManyHeaders) if slots < 1 << 16 => {
+                    slots *= 4;
+                    continue;
+                }
+                Err(e) => {
+                    let line = self
+                        .available()
+                        .split(|&b| b == b'\n')
+                        .next()
+                        .unwrap_or(b"");
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("bad response head ({e}), first line {:?}", latin1(line)),
+                    ));
+                }
+            };
+            let r = Response {
+                version: format!("HTTP/1.{}", head.version.unwrap_or(1)),
+                status: head.code.unwrap_or(0),
+                reason: head.reason.unwrap_or("").to_string(),
+                headers: head
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_string(),
+                            latin1(h.value).trim_matches([' ', '\t']).into(),
+                        )
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+            self.pos += len;
+            return Ok(Some(r));
+        }
     }
 
     /// Read a full response (skipping and recording interim 1xx responses).
@@ -1315,6 +1345,11 @@ impl Conn {
         self.pos = self.buf.len();
         v
     }
+}
+
+/// Bytes as latin-1 text: each byte is the char of that code point, as HTTP heads are read.
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| b as char).collect()
 }
 
 fn is_eof_like(e: &io::Error) -> bool {
