@@ -1334,17 +1334,6 @@ impl Conn {
         self.stream.set_read_timeout(old).unwrap();
         res
     }
-
-    /// Bytes already received and not consumed, plus whatever arrives within `timeout`.
-    pub fn read_available(&mut self, timeout: Duration) -> Vec<u8> {
-        let old = self.stream.read_timeout().ok().flatten();
-        self.stream.set_read_timeout(Some(timeout)).unwrap();
-        let _ = self.fill();
-        self.stream.set_read_timeout(old).unwrap();
-        let v = self.available().to_vec();
-        self.pos = self.buf.len();
-        v
-    }
 }
 
 /// Bytes as latin-1 text: each byte is the char of that code point, as HTTP heads are read.
