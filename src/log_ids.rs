@@ -90,7 +90,7 @@ log_ids! {
     DISPATCH_DAEMON_CHOSEN = "RWSGI0461", "error", "WSGIDispatchScript chose a daemon process group, which does not exist yet.";
     REQUEST_TIMEOUT_504 = "RWSGI0600", "info", "The app raised mod_wsgi.RequestTimeout before its response started: 504.";
     REQUEST_TIMEOUT_CUT = "RWSGI0601", "info", "The app raised mod_wsgi.RequestTimeout after its response started: cut short.";
-    MOD_WSGI_PACKAGE_FAILED = "RWSGI0620", "error", "A mod_wsgi package on sys.path failed to import; the mod_wsgi module is provided without it.";
+    MOD_WSGI_PACKAGE_FAILED = "RWSGI0620", "error", "Looking for a mod_wsgi package on sys.path failed; the mod_wsgi module has no submodules.";
 }
 
 #[cfg(test)]

@@ -31,9 +31,10 @@ fn embedded_mode_serves_the_app_through_the_express_handler() {
     assert_eq!(j.s("version"), "v1");
     assert_eq!(j.s("path_info"), "/some/path");
     assert_eq!(j.s("process_group"), "");
-    // The `mod_wsgi` module is pip's package, with this module's functions added to it.
-    let package = venv().join("lib/python3.11/site-packages/mod_wsgi/__init__.py");
-    assert_eq!(j.s("mod_wsgi_file"), package.display().to_string());
+    // As in mod_wsgi 6, the `mod_wsgi` module takes over the `__path__` of pip's package.
+    let package = venv().join("lib/python3.11/site-packages/mod_wsgi");
+    let paths: Vec<&str> = j.at("mod_wsgi_path").arr().iter().map(Json::str).collect();
+    assert_eq!(paths, [package.display().to_string()]);
     assert!(j.b("has_subscribe_shutdown"));
     // The document root's static files are Apache's; everything else goes to the app.
     fs::write(e.root.join("htdocs/static.txt"), "from htdocs\n").unwrap();
@@ -176,7 +177,8 @@ fn embedded_reload_on_changes_starts_and_serves() {
 }
 
 #[test]
-fn a_mod_wsgi_package_on_sys_path_gets_the_module_functions() {
+fn a_mod_wsgi_package_on_sys_path_lends_its_submodules_without_running() {
+    // The package's __init__ raises: it must never run.
     let s = server("mwe-package")
         .conf("WSGIPythonPath \"@APPS@/mod_wsgi_express/package\"")
         .conf(
@@ -185,35 +187,37 @@ fn a_mod_wsgi_package_on_sys_path_gets_the_module_functions() {
         )
         .conf("WSGIScriptAlias /sub \"@APPS@/mod_wsgi_express/package_probe.wsgi\"")
         .start();
+    let package = s.apps.join("mod_wsgi_express/package/mod_wsgi");
     for path in ["/main", "/sub"] {
         let r = s.get(path);
         assert_eq!(r.status, 200, "{path}: {}", r.describe());
         let j = r.json();
-        assert_eq!(j.s("marker"), "pip-package", "{path}");
+        let paths: Vec<&str> = j.at("path").arr().iter().map(Json::str).collect();
+        assert_eq!(paths, [package.display().to_string()], "{path}");
         assert_eq!(j.s("submodule"), "express-submodule", "{path}");
-        let pid = j.n("metrics_pid") as u32;
-        assert!(s.child_pids().contains(&pid), "{path}: {pid}");
+        assert!(j.b("has_process_metrics"), "{path}");
         assert_eq!(j.s("application_group"), j.s("environ_group"), "{path}");
     }
 }
 
 #[test]
-fn a_mod_wsgi_package_that_fails_to_import_is_logged_and_replaced() {
-    let s = server("mwe-broken-package")
+fn a_failing_search_for_the_mod_wsgi_package_is_logged() {
+    let s = server("mwe-broken-finder")
         .single_process()
-        .conf("WSGIPythonPath \"@APPS@/mod_wsgi_express/broken_package\"")
+        .conf("WSGIPythonPath \"@APPS@/mod_wsgi_express/broken_finder\"")
         .conf("WSGIScriptAlias /main \"@APPS@/mod_wsgi_express/package_probe.wsgi\"")
         .allow_log("RWSGI0620")
         .allow_log("Traceback (most recent call last)")
-        .allow_log("broken_package/mod_wsgi/__init__.py")
-        .allow_log("raise RuntimeError('broken mod_wsgi package of the test')")
-        .allow_log("RuntimeError: broken mod_wsgi package of the test")
+        .allow_log("  File \"")
+        .allow_log("    ")
+        .allow_log("RuntimeError: finder broken on purpose for mod_wsgi")
         .start();
     let r = s.get("/main");
     assert_eq!(r.status, 200, "{}", r.describe());
     let j = r.json();
-    assert!(matches!(j.get("marker"), Some(Json::Null)), "{j:?}");
-    assert_eq!(j.n("metrics_pid") as u32, s.child_pids()[0]);
-    s.assert_log("RWSGI0620: importing the mod_wsgi package found on sys.path failed");
-    s.assert_log("RuntimeError: broken mod_wsgi package of the test");
+    assert!(j.at("path").arr().is_empty(), "{j:?}");
+    assert!(matches!(j.get("submodule"), Some(Json::Null)), "{j:?}");
+    assert!(j.b("has_process_metrics"));
+    s.assert_log("RWSGI0620: looking for a mod_wsgi package on sys.path failed");
+    s.assert_log("RuntimeError: finder broken on purpose for mod_wsgi");
 }

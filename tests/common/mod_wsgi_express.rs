@@ -246,6 +246,9 @@ impl Express {
             .filter(|l| BAD_MARKERS.iter().any(|m| l.contains(m)))
             .filter(|l| !self.allow.iter().any(|a| l.contains(a.as_str())))
             .filter(|l| !BENIGN.iter().any(|b| l.contains(b)))
+            // mod_wsgi-express sizes the worker MPM with MinSpareThreads equal to
+            // MaxRequestWorkers, so Apache warns (at error level) whenever all threads are idle.
+            .filter(|l| !l.contains("AH00287: server is within MinSpareThreads"))
             .map(str::to_string)
             .collect()
     }

@@ -17,7 +17,7 @@ use super::state::Owned;
 use crate::python::request::IoStats;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyModule};
+use pyo3::types::PyDict;
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -42,7 +42,13 @@ pub fn install(py: Python<'_>, file_wrapper: &Bound<'_, PyAny>, group: &str) -> 
     let modules = py.import("sys")?.getattr("modules")?;
     let apache = apache::build(py, shape)?;
     modules.set_item("apache", &apache)?;
-    let m = mod_wsgi::build(py, installed_package(py, group), file_wrapper, shape)?;
+    let m = mod_wsgi::build(py, file_wrapper, shape)?;
+    if let Some(path) = package_path(py, group) {
+        m.setattr(
+            "__path__",
+            py.import("builtins")?.getattr("list")?.call1((path,))?,
+        )?;
+    }
     m.setattr("application_group", group)?;
     modules.set_item("mod_wsgi", &m)?;
     let own = |name: &str| -> PyResult<Owned> { Ok(Owned(m.getattr(name)?.into_ptr())) };
@@ -55,34 +61,35 @@ pub fn install(py: Python<'_>, file_wrapper: &Bound<'_, PyAny>, group: &str) -> 
     })
 }
 
-/// A `mod_wsgi` package importable from `sys.path` (pip's mod_wsgi, whose
-/// `mod_wsgi.express` runtime the configs of mod_wsgi-express load): as under mod_wsgi, the
-/// module's attributes are added to it rather than to a new module that would hide it. None
-/// when there is none, or when importing it fails (logged, with the traceback).
-fn installed_package<'py>(py: Python<'py>, group: &str) -> Option<Bound<'py, PyModule>> {
-    let err = match py.import("mod_wsgi") {
-        Ok(m) => return Some(m),
-        Err(e) => e,
-    };
-    let absent = err.is_instance_of::<pyo3::exceptions::PyModuleNotFoundError>(py)
-        && err
-            .value(py)
-            .getattr("name")
-            .is_ok_and(|n| n.eq("mod_wsgi").unwrap_or(false));
-    if !absent {
-        log_error(
-            py,
-            &format!(
-                "{}: importing the mod_wsgi package found on sys.path failed in application \
-                 group '{group}' (pid {}); the mod_wsgi module is provided without it. Fix \
-                 the error below or remove the package",
-                crate::log_ids::MOD_WSGI_PACKAGE_FAILED,
-                std::process::id()
-            ),
-            &err,
-        );
+/// Where a `mod_wsgi` package on `sys.path` keeps its submodules (pip's mod_wsgi, whose
+/// `mod_wsgi.express` runtime the configs of mod_wsgi-express import), found without running
+/// the package. As in mod_wsgi 6, the module takes them over as its `__path__`. None when
+/// there is no such package, or when looking for it failed (logged, with the traceback).
+fn package_path<'py>(py: Python<'py>, group: &str) -> Option<Bound<'py, PyAny>> {
+    let found = py
+        .import("importlib.util")
+        .and_then(|u| u.call_method1("find_spec", ("mod_wsgi",)));
+    match found {
+        Ok(spec) if spec.is_none() => None,
+        Ok(spec) => spec
+            .getattr("submodule_search_locations")
+            .ok()
+            .filter(|p| !p.is_none()),
+        Err(err) => {
+            log_error(
+                py,
+                &format!(
+                    "{}: looking for a mod_wsgi package on sys.path failed in application \
+                     group '{group}' (pid {}); the mod_wsgi module has no submodules. Fix \
+                     the error below",
+                    crate::log_ids::MOD_WSGI_PACKAGE_FAILED,
+                    std::process::id()
+                ),
+                &err,
+            );
+            None
+        }
     }
-    None
 }
 
 impl ModState {

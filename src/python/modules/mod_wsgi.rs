@@ -124,18 +124,14 @@ fn own_version() -> Vec<u32> {
         .collect()
 }
 
-/// Builds the module (not yet in `sys.modules`), into `package` when one is given.
+/// Builds the module (not yet in `sys.modules`).
 pub fn build<'py>(
     py: Python<'py>,
-    package: Option<Bound<'py, PyModule>>,
     file_wrapper: &Bound<'py, PyAny>,
     shape: MpmShape,
 ) -> PyResult<Bound<'py, PyModule>> {
     MAX_THREADS.store(shape.max_threads, Ordering::Relaxed);
-    let m = match package {
-        Some(p) => p,
-        None => PyModule::new(py, "mod_wsgi")?,
-    };
+    let m = PyModule::new(py, "mod_wsgi")?;
     m.setattr("version", super::MOD_WSGI_VERSION)?;
     m.setattr(
         "mod_rwsgi_version",

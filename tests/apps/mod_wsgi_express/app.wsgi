@@ -28,7 +28,7 @@ def application(environ, start_response):
         'process_group': environ.get('mod_wsgi.process_group', ''),
         'multithread': environ['wsgi.multithread'],
         'multiprocess': environ['wsgi.multiprocess'],
-        'mod_wsgi_file': getattr(mod_wsgi, '__file__', '') or '',
+        'mod_wsgi_path': list(getattr(mod_wsgi, '__path__', [])),
         'has_subscribe_shutdown': hasattr(mod_wsgi, 'subscribe_shutdown'),
         'threads_per_process': mod_wsgi.threads_per_process,
         'maximum_processes': mod_wsgi.maximum_processes,

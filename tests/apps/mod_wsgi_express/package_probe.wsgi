@@ -8,13 +8,13 @@ import mod_wsgi
 def application(environ, start_response):
     try:
         sub = importlib.import_module('mod_wsgi.express').WHAT
-    except ImportError:
+    except (ImportError, AttributeError):
         sub = None
     body = json.dumps({
-        'marker': getattr(mod_wsgi, 'MARKER', None),
+        'path': list(getattr(mod_wsgi, '__path__', [])),
         'submodule': sub,
         'version': list(mod_wsgi.version),
-        'metrics_pid': mod_wsgi.process_metrics()['pid'],
+        'has_process_metrics': callable(mod_wsgi.process_metrics),
         'application_group': mod_wsgi.application_group,
         'environ_group': environ['mod_wsgi.application_group'],
     }).encode()

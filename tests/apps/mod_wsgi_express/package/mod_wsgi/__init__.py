@@ -1,2 +1,2 @@
-# Stands in for pip's mod_wsgi package: the module's functions must be added to it.
-MARKER = 'pip-package'
+# Stands in for pip's mod_wsgi package. Never run: the module only takes over its __path__.
+raise RuntimeError('the mod_wsgi package itself must not be imported')
