@@ -91,6 +91,7 @@ log_ids! {
     REQUEST_TIMEOUT_504 = "RWSGI0600", "info", "The app raised mod_wsgi.RequestTimeout before its response started: 504.";
     REQUEST_TIMEOUT_CUT = "RWSGI0601", "info", "The app raised mod_wsgi.RequestTimeout after its response started: cut short.";
     MOD_WSGI_PACKAGE_FAILED = "RWSGI0620", "error", "Looking for a mod_wsgi package on sys.path failed; the mod_wsgi module has no submodules.";
+    EMBEDDED_RESTRICTED = "RWSGI0621", "error", "WSGIRestrictEmbedded On: a request that would run in the Apache child gets 500.";
 }
 
 #[cfg(test)]

@@ -168,6 +168,7 @@ const BAD: &[(&str, &str)] = &[
     ("WSGINewRelicConfigFile", "WSGINewRelicConfigFile"),
     ("WSGISocketPrefix", "WSGISocketPrefix"),
     ("WSGISocketRotation", "WSGISocketRotation sometimes"),
+    ("WSGIRestrictEmbedded", "WSGIRestrictEmbedded maybe"),
     (
         "WSGIInterpreterOptions",
         "<WSGIInterpreterOptions bogus=1>\n</WSGIInterpreterOptions>",

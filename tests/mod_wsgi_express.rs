@@ -221,3 +221,25 @@ fn a_failing_search_for_the_mod_wsgi_package_is_logged() {
     s.assert_log("RWSGI0620: looking for a mod_wsgi package on sys.path failed");
     s.assert_log("RuntimeError: finder broken on purpose for mod_wsgi");
 }
+
+#[test]
+fn restrict_embedded_on_refuses_requests_that_would_run_embedded() {
+    let mut s = server("mwe-restrict-embedded")
+        .conf("WSGIRestrictEmbedded On")
+        .conf("WSGIScriptAlias /main \"@APPS@/mod_wsgi_express/package_probe.wsgi\"")
+        .start();
+    let r = s.get("/main");
+    assert_eq!(r.status, 500, "{}", r.describe());
+    let lines = s.expect_error(r.client_port, "RWSGI0621: WSGIRestrictEmbedded On forbids");
+    assert!(
+        lines.iter().any(|l| l.contains("package_probe.wsgi")),
+        "{lines:?}"
+    );
+    // Off, the default, runs it.
+    drop(s);
+    let s = server("mwe-restrict-embedded-off")
+        .conf("WSGIRestrictEmbedded Off")
+        .conf("WSGIScriptAlias /main \"@APPS@/mod_wsgi_express/package_probe.wsgi\"")
+        .start();
+    assert_eq!(s.get("/main").status, 200);
+}

@@ -54,6 +54,7 @@ pub enum Id {
     DestroyInterpreter,
     ServerMetrics,
     MaximumInterpreters,
+    RestrictEmbedded,
     AccessScript,
     AuthUserScript,
     AuthGroupScript,
@@ -100,6 +101,7 @@ impl Id {
                 | Id::DestroyInterpreter
                 | Id::ServerMetrics
                 | Id::MaximumInterpreters
+                | Id::RestrictEmbedded
         )
     }
 
@@ -372,6 +374,12 @@ pub const TABLE: &[Spec] = &[
         id: Id::TrustedProxies,
         scope: Scope::DirFileInfo,
         help: c"IP addresses or networks of the proxies whose WSGITrustedProxyHeaders are honoured",
+    },
+    Spec {
+        name: c"WSGIRestrictEmbedded",
+        id: Id::RestrictEmbedded,
+        scope: Scope::Global,
+        help: c"On|Off: refuse to run applications in the Apache child processes",
     },
     Spec {
         name: c"WSGISocketPrefix",

@@ -254,6 +254,18 @@ fn run_counted(
         );
         return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
     }
+    if conf.python.restrict_embedded() {
+        r.log(
+            Level::Error,
+            &format!(
+                "{}: WSGIRestrictEmbedded On forbids running '{script}' in the Apache child \
+                 (application group '{application_group}'); delegate it to a daemon process \
+                 group with WSGIProcessGroup or process-group=",
+                crate::log_ids::EMBEDDED_RESTRICTED
+            ),
+        );
+        return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
+    }
     let interp = match interp::for_group(&application_group, hooks::apache_version(), &log) {
         Ok(i) => i,
         Err(e) => return refused(r, &e),
