@@ -2,6 +2,7 @@
 //! Apache or Python here, so every rule is unit-tested on plain values.
 
 pub mod alias;
+pub mod daemon;
 pub mod directives;
 pub mod expand;
 pub mod python;
@@ -21,6 +22,9 @@ pub struct ServerConfig {
     /// `WSGIImportScript` lines of this server itself (never inherited, so walking the
     /// server list visits each once).
     pub import_scripts: Vec<ImportScript>,
+    /// `WSGIDaemonProcess` groups defined by this server itself (never inherited: a group
+    /// defined in a virtual host is usable only there).
+    pub daemon_groups: Vec<daemon::DaemonGroup>,
 }
 
 /// Per-directory settings (server, vhost, `<Directory>`, `<Location>`, `.htaccess`).
@@ -58,6 +62,7 @@ impl Merge for ServerConfig {
             aliases,
             python: self.python.clone(),
             import_scripts: child.import_scripts.clone(),
+            daemon_groups: child.daemon_groups.clone(),
         }
     }
 }

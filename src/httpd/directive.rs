@@ -72,6 +72,40 @@ fn compile_regex(pool: *mut sys::apr_pool_t, pattern: &str) -> Result<usize, Str
     }
 }
 
+/// Daemon group names defined so far in this configuration read, each with the virtual host
+/// that defined it (0 for the main server). Plain data, emptied before every read.
+static DEFINED: std::sync::Mutex<Vec<(String, usize)>> = std::sync::Mutex::new(Vec::new());
+
+/// Forgets the group names of the previous configuration read (pre_config).
+pub fn forget_daemon_groups() {
+    if let Ok(mut all) = DEFINED.lock() {
+        all.clear();
+    }
+}
+
+fn owner(s: *const sys::server_rec) -> usize {
+    // SAFETY: Apache passes the live server being configured.
+    if s.is_null() || unsafe { (*s).is_virtual } == 0 {
+        0
+    } else {
+        s as usize
+    }
+}
+
+/// The groups a directive read in `s` may name: the main server's and `s`'s own.
+fn visible_groups(s: *const sys::server_rec) -> Vec<String> {
+    let me = owner(s);
+    DEFINED
+        .lock()
+        .map(|all| {
+            all.iter()
+                .filter(|(_, o)| *o == 0 || *o == me)
+                .map(|(n, _)| n.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 unsafe extern "C" fn set_directive(
     cmd: *mut sys::cmd_parms,
     mconfig: *mut c_void,
@@ -108,7 +142,10 @@ unsafe extern "C" fn set_directive(
                     return err;
                 }
             }
-            let known = Known { daemon_groups: &[] };
+            let visible = visible_groups(cmd.server);
+            let known = Known {
+                daemon_groups: &visible,
+            };
             let result = match spec.id {
                 id if id.is_python_runtime() => {
                     // SAFETY: config reading is single-threaded and cmd.server is live.
@@ -137,6 +174,24 @@ unsafe extern "C" fn set_directive(
                     directives::apply_dir(spec.id, name, &args, conf, &known)
                 }
             };
+            if spec.id == Id::DaemonProcess
+                && let Some(g) = args.first()
+            {
+                // Registered even when the line failed for a reason other than its name, so
+                // a later duplicate is still reported as one.
+                if let Ok(mut all) = DEFINED.lock() {
+                    if all.iter().any(|(n, _)| n == g) {
+                        return error_to_pool(
+                            cmd.pool,
+                            &format!(
+                                "{name}: a daemon process group called '{g}' is already \
+                                 defined; names must be unique across the server"
+                            ),
+                        );
+                    }
+                    all.push((g.to_string(), owner(cmd.server)));
+                }
+            }
             match result {
                 Ok(()) => std::ptr::null(),
                 Err(e) => error_to_pool(cmd.pool, &e),

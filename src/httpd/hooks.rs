@@ -95,6 +95,17 @@ unsafe extern "C" fn handler(r: *mut sys::request_rec) -> libc::c_int {
     )
 }
 
+unsafe extern "C" fn pre_config(
+    _pconf: *mut sys::apr_pool_t,
+    _plog: *mut sys::apr_pool_t,
+    _ptemp: *mut sys::apr_pool_t,
+) -> libc::c_int {
+    guard("pre_config", sys::OK as libc::c_int, || {
+        super::directive::forget_daemon_groups();
+        sys::OK as libc::c_int
+    })
+}
+
 unsafe extern "C" fn post_config(
     pconf: *mut sys::apr_pool_t,
     _plog: *mut sys::apr_pool_t,
@@ -248,6 +259,12 @@ pub unsafe extern "C" fn register_hooks(_p: *mut sys::apr_pool_t) {
             );
             sys::ap_hook_handler(
                 Some(handler),
+                std::ptr::null(),
+                std::ptr::null(),
+                sys::APR_HOOK_MIDDLE as i32,
+            );
+            sys::ap_hook_pre_config(
+                Some(pre_config),
                 std::ptr::null(),
                 std::ptr::null(),
                 sys::APR_HOOK_MIDDLE as i32,
