@@ -3,6 +3,7 @@
 
 mod build_guard;
 pub mod config;
+pub mod daemon;
 pub mod handler;
 pub mod httpd;
 pub mod python;
