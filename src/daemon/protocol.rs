@@ -173,6 +173,9 @@ pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Option<Kind>, 
     Ok(Some(kind))
 }
 
+/// Name/value byte pairs (headers, environment).
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Everything the daemon needs to run one request: the facts the environ is built from
 /// (the same ones the embedded builder uses), the routing, and the sender's secret.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -197,8 +200,8 @@ pub struct RequestHead {
     pub script_name: Vec<u8>,
     pub path_info: Vec<u8>,
     pub path_translated: Option<Vec<u8>>,
-    pub headers: Vec<(Vec<u8>, Vec<u8>)>,
-    pub env: Vec<(Vec<u8>, Vec<u8>)>,
+    pub headers: Pairs,
+    pub env: Pairs,
     pub server_software: Vec<u8>,
     pub server_name: Vec<u8>,
     pub server_addr: Vec<u8>,
@@ -294,7 +297,7 @@ impl Dec<'_> {
         let b = self.take(8)?;
         Ok(i64::from_le_bytes(b.try_into().expect("8 bytes")))
     }
-    fn pairs(&mut self) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ProtoError> {
+    fn pairs(&mut self) -> Result<Pairs, ProtoError> {
         let n = self.u32()? as usize;
         // Each pair takes at least 8 bytes: a count beyond that is a lie.
         if n > self.0.len() / 8 {
