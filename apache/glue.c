@@ -70,3 +70,16 @@ int rwsgi_has_content_filters(request_rec *r)
     return r->output_filters && r->output_filters->frec
         && r->output_filters->frec->ftype < AP_FTYPE_PROTOCOL;
 }
+
+#include "unixd.h"
+#include "ap_listen.h"
+
+void rwsgi_unixd_ids(unsigned int *uid, unsigned int *gid)
+{
+    *uid = (unsigned int)ap_unixd_config.user_id;
+    *gid = (unsigned int)ap_unixd_config.group_id;
+}
+
+const char *rwsgi_unixd_user_name(void) { return ap_unixd_config.user_name; }
+
+void rwsgi_close_listeners(void) { ap_close_listeners(); }

@@ -34,4 +34,11 @@ int rwsgi_cgi_pass_auth(request_rec *r);
 /* True when a content- or resource-level output filter sits at the top of the chain. */
 int rwsgi_has_content_filters(request_rec *r);
 
+/* The uid and gid Apache children run as (User/Group). */
+void rwsgi_unixd_ids(unsigned int *uid, unsigned int *gid);
+/* The User directive's name (NULL when unset). */
+const char *rwsgi_unixd_user_name(void);
+/* Closes Apache's listening sockets in a process that must not accept on them. */
+void rwsgi_close_listeners(void);
+
 #endif

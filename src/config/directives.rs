@@ -308,13 +308,7 @@ pub fn apply_server(
             ));
         }
         conf.daemon_groups.push(group);
-        // Said plainly at config time rather than "Invalid command", and never a silent
-        // fall-back to embedded mode.
-        return Err(format!(
-            "{name}: daemon mode is not available yet in this version of mod_rwsgi; remove the \
-             WSGIDaemonProcess, WSGIProcessGroup and process-group= lines to run the \
-             application embedded in the Apache children"
-        ));
+        return Ok(());
     }
     if args.len() < 2 {
         return Err(format!(

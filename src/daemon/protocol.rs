@@ -106,12 +106,22 @@ impl From<io::Error> for ProtoError {
     }
 }
 
+/// Header flag of a `ResponseBody` frame: pass it on to the client now (the app is
+/// streaming), rather than letting Apache buffer it.
+pub const FLAG_FLUSH: u8 = 1;
+
 /// Writes one frame (header and payload in one write when small).
 pub fn write_frame(w: &mut impl Write, kind: Kind, payload: &[u8]) -> io::Result<()> {
+    write_flagged(w, kind, 0, payload)
+}
+
+/// Writes one frame with header flags.
+pub fn write_flagged(w: &mut impl Write, kind: Kind, flags: u8, payload: &[u8]) -> io::Result<()> {
     let mut head = [0u8; HEADER_LEN];
     head[0] = MAGIC;
     head[1] = VERSION;
     head[2] = kind as u8;
+    head[3] = flags;
     head[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
     if payload.len() <= 4096 {
         let mut one = Vec::with_capacity(HEADER_LEN + payload.len());
@@ -124,16 +134,19 @@ pub fn write_frame(w: &mut impl Write, kind: Kind, payload: &[u8]) -> io::Result
     }
 }
 
-/// Writes body bytes as frames no bigger than [`MAX_BODY`].
-pub fn write_body(w: &mut impl Write, kind: Kind, data: &[u8]) -> io::Result<()> {
-    for chunk in data.chunks(MAX_BODY) {
-        write_frame(w, kind, chunk)?;
+/// Writes body bytes as frames no bigger than [`MAX_BODY`] (the flags go on the last).
+pub fn write_body(w: &mut impl Write, kind: Kind, flags: u8, data: &[u8]) -> io::Result<()> {
+    let mut chunks = data.chunks(MAX_BODY).peekable();
+    while let Some(chunk) = chunks.next() {
+        let f = if chunks.peek().is_none() { flags } else { 0 };
+        write_flagged(w, kind, f, chunk)?;
     }
     Ok(())
 }
 
-/// Reads one frame's header: `Ok(None)` on a clean end of stream before it.
-pub fn read_header(r: &mut impl Read) -> Result<Option<(Kind, usize)>, ProtoError> {
+/// Reads one frame's header (kind, payload length, flags): `Ok(None)` on a clean end of
+/// stream before it.
+pub fn read_header(r: &mut impl Read) -> Result<Option<(Kind, usize, u8)>, ProtoError> {
     let mut head = [0u8; HEADER_LEN];
     let mut got = 0;
     while got < HEADER_LEN {
@@ -152,25 +165,38 @@ pub fn read_header(r: &mut impl Read) -> Result<Option<(Kind, usize)>, ProtoErro
         return Err(ProtoError::BadVersion(head[1]));
     }
     let kind = Kind::from_u8(head[2]).ok_or(ProtoError::UnknownKind(head[2]))?;
-    if head[3] != 0 {
-        return Err(ProtoError::Malformed("reserved header byte is not zero"));
+    let allowed = if kind == Kind::ResponseBody {
+        FLAG_FLUSH
+    } else {
+        0
+    };
+    if head[3] & !allowed != 0 {
+        return Err(ProtoError::Malformed("unknown header flags"));
     }
     let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
     if len > kind.limit() {
         return Err(ProtoError::Oversized { kind, len });
     }
-    Ok(Some((kind, len)))
+    Ok(Some((kind, len, head[3])))
 }
 
-/// Reads one whole frame into `buf` (replacing its contents).
-pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Option<Kind>, ProtoError> {
-    let Some((kind, len)) = read_header(r)? else {
+/// Reads one whole frame into `buf` (replacing its contents); returns its kind and flags.
+pub fn read_flagged(
+    r: &mut impl Read,
+    buf: &mut Vec<u8>,
+) -> Result<Option<(Kind, u8)>, ProtoError> {
+    let Some((kind, len, flags)) = read_header(r)? else {
         return Ok(None);
     };
     buf.clear();
     buf.resize(len, 0);
     r.read_exact(buf)?;
-    Ok(Some(kind))
+    Ok(Some((kind, flags)))
+}
+
+/// Reads one whole frame into `buf` (replacing its contents).
+pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Option<Kind>, ProtoError> {
+    Ok(read_flagged(r, buf)?.map(|(k, _)| k))
 }
 
 /// Name/value byte pairs (headers, environment).
@@ -557,7 +583,13 @@ mod tests {
     fn frames_round_trip_and_bad_headers_are_rejected() {
         let mut wire = Vec::new();
         write_frame(&mut wire, Kind::RequestBody, b"abc").unwrap();
-        write_body(&mut wire, Kind::ResponseBody, &vec![7u8; MAX_BODY + 1]).unwrap();
+        write_body(
+            &mut wire,
+            Kind::ResponseBody,
+            FLAG_FLUSH,
+            &vec![7u8; MAX_BODY + 1],
+        )
+        .unwrap();
         write_frame(&mut wire, Kind::RequestEnd, b"").unwrap();
         let mut r = &wire[..];
         let mut buf = Vec::new();
@@ -612,6 +644,12 @@ mod tests {
         assert!(matches!(
             read_frame(&mut &bad[..], &mut buf),
             Err(ProtoError::UnknownKind(99))
+        ));
+        let mut bad = ok.clone();
+        bad[3] = FLAG_FLUSH;
+        assert!(matches!(
+            read_frame(&mut &bad[..], &mut buf),
+            Err(ProtoError::Malformed(_))
         ));
         let mut bad = ok.clone();
         bad[4..8].copy_from_slice(&((MAX_BODY + 1) as u32).to_le_bytes());

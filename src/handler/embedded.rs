@@ -30,27 +30,7 @@ impl Gateway for EmbeddedGateway<'_> {
     }
 
     fn set_head(&mut self, head: &ResponseHead) {
-        let r = self.r;
-        // PEP 3333 native strings: the status line and headers go out as latin-1 bytes.
-        r.set_status(head.status, &latin1(&head.status_line));
-        let (out, err_out) = (r.headers_out(), r.err_headers_out());
-        for (name, value) in &head.headers {
-            if name.eq_ignore_ascii_case("content-type") {
-                r.set_content_type(&latin1(value));
-            } else if name.eq_ignore_ascii_case("content-length") {
-                // Set below from the validated number.
-            } else if name.eq_ignore_ascii_case("www-authenticate") {
-                err_out.add(name.as_bytes(), &latin1(value));
-            } else {
-                out.add(name.as_bytes(), &latin1(value));
-            }
-        }
-        if let Some(cl) = head.content_length {
-            r.set_content_length(cl);
-        }
-        if !self.read_started {
-            r.clear_expect_continue();
-        }
+        super::apply_head(self.r, head, self.read_started);
     }
 
     fn write(&mut self, data: &[u8], after: After) -> Result<(), WriteError> {
@@ -81,11 +61,6 @@ impl Gateway for EmbeddedGateway<'_> {
     }
 }
 
-/// Header values were validated as latin-1 text: send them as latin-1 bytes.
-fn latin1(s: &str) -> Vec<u8> {
-    s.chars().map(|c| c as u32 as u8).collect()
-}
-
 /// The response when the request's application group has no interpreter: 503 past
 /// `WSGIMaximumInterpreters` (load, not a broken app), 500 otherwise.
 fn refused(r: Request<'_>, e: &GroupError) -> i32 {
@@ -102,12 +77,8 @@ fn refused(r: Request<'_>, e: &GroupError) -> i32 {
     status as i32
 }
 
-/// Runs the request's app in this process.
+/// Runs the request's app in this process, or hands it to its daemon process group.
 pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 {
-    if !python::runtime::is_ready() {
-        r.log(Level::Error, "RWSGI0030: Python is not available in this Apache child; see the start-up errors in the main error log");
-        return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
-    }
     let conf = config_store::request_server_config(&r);
     let opts = alias.map(|a| &a.options);
     let map_head = match dir.map_head_to_get.unwrap_or(MapHeadToGet::Auto) {
@@ -171,24 +142,6 @@ pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 
         .and_then(|o| o.pass_authorization)
         .or(dir.pass_authorization)
         .unwrap_or(false);
-    if !process_group.is_empty() {
-        r.log(
-            Level::Error,
-            &format!(
-                "RWSGI0031: no WSGI daemon process called '{process_group}' has been configured; \
-                 the request cannot be delegated"
-            ),
-        );
-        return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
-    }
-    let log = log::request_logger(&r);
-    // From here until the response is done this request may hold the GIL; a prefork stop
-    // that interrupts it must not finalise Python.
-    let _in_python = python::shutdown::in_python();
-    let interp = match interp::for_group(&application_group, hooks::apache_version(), &log) {
-        Ok(i) => i,
-        Err(e) => return refused(r, &e),
-    };
     let reloading = dir.script_reloading.unwrap_or(true);
     let enable_sendfile = dir.enable_sendfile.unwrap_or(false);
     let script = String::from_utf8_lossy(r.filename()).into_owned();
@@ -213,6 +166,22 @@ pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 
             enable_sendfile,
         },
         process: hooks::process_facts(),
+    };
+    if !process_group.is_empty() {
+        let head = crate::daemon::client::request_head(&facts, &job.mod_wsgi, job.reload_mtime);
+        return crate::daemon::client::run(r, &process_group, head);
+    }
+    if !python::runtime::is_ready() {
+        r.log(Level::Error, "RWSGI0030: Python is not available in this Apache child; see the start-up errors in the main error log");
+        return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
+    }
+    let log = log::request_logger(&r);
+    // From here until the response is done this request may hold the GIL; a prefork stop
+    // that interrupts it must not finalise Python.
+    let _in_python = python::shutdown::in_python();
+    let interp = match interp::for_group(&application_group, hooks::apache_version(), &log) {
+        Ok(i) => i,
+        Err(e) => return refused(r, &e),
     };
     let mut gw = EmbeddedGateway {
         r,

@@ -110,9 +110,19 @@ unsafe extern "C" fn post_config(
     pconf: *mut sys::apr_pool_t,
     _plog: *mut sys::apr_pool_t,
     _ptemp: *mut sys::apr_pool_t,
-    _s: *mut sys::server_rec,
+    s: *mut sys::server_rec,
 ) -> libc::c_int {
     guard("post_config", sys::OK as libc::c_int, || {
+        // SAFETY: Apache passes its live pconf and main server.
+        if let Err(e) = unsafe { super::daemons::start(pconf, s) } {
+            // SAFETY: s is the live main server.
+            log::server_log(
+                unsafe { s.as_ref() },
+                Level::Crit,
+                &format!("RWSGI0504: cannot start the WSGI daemon process groups: {e}"),
+            );
+            return sys::HTTP_INTERNAL_SERVER_ERROR as libc::c_int;
+        }
         let component = CString::new(format!(
             "mod_rwsgi/{} Python/{}",
             env!("CARGO_PKG_VERSION"),
@@ -197,6 +207,7 @@ unsafe fn import_scripts(s: *const sys::server_rec) -> Vec<crate::config::Import
 
 unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) {
     guard("child_init", (), || {
+        super::daemons::close_listeners_in_child();
         let _ = PROCESS.set(compute_process_facts());
         // SAFETY: Apache passes the live main server; its config holds the runtime options.
         let opts = unsafe { &config_store::server_config(s).python };

@@ -2,6 +2,7 @@
 //! the generated bindings. Everything above it sees plain Rust types.
 
 pub mod config_store;
+pub mod daemons;
 pub mod directive;
 pub mod hooks;
 pub mod input;

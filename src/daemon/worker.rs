@@ -1,0 +1,479 @@
+//! The daemon process: drops privileges, starts Python, then `threads` workers accept on the
+//! group's socket and run each request through the same WSGI core as embedded mode, with
+//! the socket as the transport.
+
+use super::protocol::{self, Kind, ProtoError, RequestHead};
+use super::{Group, os};
+use crate::config::daemon::Ident;
+use crate::python::environ::{ModWsgiFacts, ProcessFacts};
+use crate::python::interp::{self, GroupError};
+use crate::python::{app, preload, runtime};
+use crate::wsgi::environ::RequestFacts;
+use crate::wsgi::gateway::{After, Gateway, ReadFailure, RequestLog, ResponseHead, WriteError};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs one daemon process of `group` (in the freshly forked child, after the Apache layer
+/// reset its signals and closed Apache's listeners). Never returns.
+pub fn run(
+    group: Arc<Group>,
+    others: &[Arc<Group>],
+    delay: Duration,
+    apache_version: (u32, u32, u32),
+    logger: fn() -> RequestLog,
+) -> ! {
+    let log = logger();
+    for g in others {
+        if !Arc::ptr_eq(g, &group) {
+            os::close(g.listener);
+        }
+    }
+    let name = &group.def.name;
+    let fail = |what: String| -> ! {
+        log.log(
+            crate::wsgi::gateway::Severity::Critical,
+            &format!(
+                "RWSGI0510: daemon process group '{name}' (pid {}): {what}; the process exits \
+                 and will be started again",
+                os::pid()
+            ),
+        );
+        os::exit_now(1)
+    };
+    if !delay.is_zero() {
+        std::thread::sleep(delay);
+    }
+    if let Err(e) = become_user(&group) {
+        fail(e);
+    }
+    if let Err(e) = runtime::initialize(apache_version, &group.python) {
+        fail(e);
+    }
+    // The group's own WSGIImportScript lines, loaded as the embedded ones are in children.
+    let scripts: Vec<_> = group
+        .import_scripts
+        .iter()
+        .map(|s| crate::config::ImportScript {
+            process_group: String::new(),
+            ..s.clone()
+        })
+        .collect();
+    preload::run(&scripts, apache_version, &log);
+    let listener = Arc::new(os::listener(group.listener));
+    let process = ProcessFacts {
+        multithread: group.def.threads > 1,
+        multiprocess: group.def.processes_set,
+    };
+    for i in 0..group.def.threads {
+        let (l, g) = (listener.clone(), group.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("wsgi-{i}"))
+            .spawn(move || accept_loop(&l, &g, process, apache_version, logger()));
+        if let Err(e) = spawned {
+            fail(format!("cannot start request thread: {e}"));
+        }
+    }
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Takes the group's user and group, refusing root, and the process settings.
+fn become_user(group: &Group) -> Result<(), String> {
+    let d = &group.def;
+    if os::euid() == 0 {
+        let user = os::user(d.user.as_ref().unwrap_or(&Ident::Id(group.child_ids.0)))?;
+        if user.uid == 0 {
+            return Err(
+                "refusing to run a daemon process as root; set user= to an unprivileged user"
+                    .into(),
+            );
+        }
+        let gid = match &d.group {
+            Some(g) => os::group(g)?,
+            None if d.user.is_some() => user.gid,
+            None => group.child_ids.1,
+        };
+        let extra = d
+            .supplementary_groups
+            .iter()
+            .map(os::group)
+            .collect::<Result<Vec<_>, _>>()?;
+        os::drop_privileges(user.uid, gid, &user.name, &extra)?;
+        let home = d
+            .home
+            .clone()
+            .or_else(|| d.user.as_ref().map(|_| user.home.clone()));
+        if let Some(h) = home {
+            std::env::set_current_dir(&h).map_err(|e| format!("home={h}: {e}"))?;
+        }
+    } else if let Some(h) = &d.home {
+        std::env::set_current_dir(h).map_err(|e| format!("home={h}: {e}"))?;
+    }
+    if let Some(m) = d.umask {
+        os::set_umask(m);
+    }
+    if let Some(l) = &d.lang {
+        os::set_env_single_threaded("LANG", l);
+    }
+    if let Some(l) = &d.locale {
+        os::set_env_single_threaded("LC_ALL", l);
+    }
+    Ok(())
+}
+
+fn accept_loop(
+    listener: &UnixListener,
+    group: &Group,
+    process: ProcessFacts,
+    apache_version: (u32, u32, u32),
+    log: RequestLog,
+) {
+    loop {
+        let conn = match listener.accept() {
+            Ok((c, _)) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                log.log(
+                    crate::wsgi::gateway::Severity::Error,
+                    &format!(
+                        "RWSGI0511: daemon process group '{}': accept failed: {e}",
+                        group.def.name
+                    ),
+                );
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        serve(conn, group, process, apache_version, log);
+    }
+}
+
+fn error(log: &RequestLog, msg: &str) {
+    log.log(crate::wsgi::gateway::Severity::Error, msg);
+}
+
+/// Serves the one request of a connection.
+fn serve(
+    conn: UnixStream,
+    group: &Group,
+    process: ProcessFacts,
+    apache_version: (u32, u32, u32),
+    log: RequestLog,
+) {
+    let name = &group.def.name;
+    match os::peer_uid(conn.as_raw_fd()) {
+        Some(uid) if uid == group.child_uid => {}
+        other => {
+            error(
+                &log,
+                &format!(
+                    "RWSGI0512: daemon process group '{name}': refused a connection from uid \
+                     {other:?}; only Apache's children (uid {}) may connect",
+                    group.child_uid
+                ),
+            );
+            return;
+        }
+    }
+    let _ = conn.set_read_timeout(Some(group.io_timeout));
+    let _ = conn.set_write_timeout(Some(group.io_timeout));
+    let mut buf = Vec::new();
+    let head = match protocol::read_frame(&mut &conn, &mut buf) {
+        Ok(Some(Kind::RequestHead)) => RequestHead::decode(&buf),
+        Ok(None) => return,
+        Ok(Some(k)) => Err(ProtoError::Malformed(if k == Kind::RequestBody {
+            "body before the request head"
+        } else {
+            "unexpected frame instead of the request head"
+        })),
+        Err(e) => Err(e),
+    };
+    let head = match head {
+        Ok(h) => h,
+        Err(e) => {
+            error(
+                &log,
+                &format!("RWSGI0513: daemon process group '{name}': bad request frame: {e}"),
+            );
+            return;
+        }
+    };
+    if !same_secret(&head.secret, &group.secret) {
+        error(
+            &log,
+            &format!(
+                "RWSGI0514: daemon process group '{name}': request without this generation's \
+                 secret refused"
+            ),
+        );
+        return;
+    }
+    let mut gw = SocketGateway {
+        conn: &conn,
+        frame: Vec::new(),
+        pos: 0,
+        body_done: false,
+        head: None,
+        head_sent: false,
+        ended: false,
+        failed: false,
+    };
+    let ag = String::from_utf8_lossy(&head.application_group).into_owned();
+    let outcome = match interp::for_group(&ag, apache_version, &log) {
+        Ok(interp) => run_app(interp, &head, name, process, &mut gw, log),
+        Err(e) => {
+            let status = match e {
+                GroupError::Limit { .. } => 503,
+                _ => 500,
+            };
+            if !matches!(e, GroupError::SetUpFailed { first: true, .. }) {
+                error(
+                    &log,
+                    &format!("RWSGI0515: daemon process group '{name}': {e}"),
+                );
+            }
+            app::Outcome::Status(status)
+        }
+    };
+    gw.finish(outcome);
+    gw.drain();
+}
+
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn run_app(
+    interp: &interp::Interp,
+    h: &RequestHead,
+    group: &str,
+    process: ProcessFacts,
+    gw: &mut SocketGateway<'_>,
+    log: RequestLog,
+) -> app::Outcome {
+    let (headers, env) = (borrow(&h.headers), borrow(&h.env));
+    let facts = RequestFacts {
+        method: &h.method,
+        protocol: &h.protocol,
+        request_uri: &h.request_uri,
+        query_string: &h.query_string,
+        script_name: &h.script_name,
+        path_info: &h.path_info,
+        path_translated: h.path_translated.as_deref(),
+        script_filename: &h.script,
+        headers: &headers,
+        env: &env,
+        server_software: &h.server_software,
+        server_name: &h.server_name,
+        server_addr: &h.server_addr,
+        server_port: h.server_port,
+        server_admin: &h.server_admin,
+        server_signature: &h.server_signature,
+        remote_addr: &h.remote_addr,
+        remote_port: h.remote_port,
+        document_root: &h.document_root,
+        context_prefix: &h.context_prefix,
+        context_document_root: &h.context_document_root,
+        request_scheme: &h.request_scheme,
+        remote_user: h.remote_user.as_deref(),
+        auth_type: h.auth_type.as_deref(),
+        pass_authorization: h.pass_authorization,
+        cgi_pass_auth: h.cgi_pass_auth,
+    };
+    let script = String::from_utf8_lossy(&h.script).into_owned();
+    let callable = String::from_utf8_lossy(&h.callable).into_owned();
+    let ag = String::from_utf8_lossy(&h.application_group).into_owned();
+    let job = app::Job {
+        script: &script,
+        reload_mtime: h.reload_mtime,
+        callable: &callable,
+        facts: &facts,
+        mod_wsgi: ModWsgiFacts {
+            process_group: group,
+            application_group: &ag,
+            callable_object: &callable,
+            request_handler: &h.request_handler,
+            script_name: &h.script_name,
+            path_info: &h.path_info,
+            listener_host: &h.listener_host,
+            listener_port: h.listener_port,
+            request_id: &h.request_id,
+            request_start_us: h.request_start_us,
+            script_reloading: h.script_reloading,
+            enable_sendfile: h.enable_sendfile,
+        },
+        process,
+    };
+    app::run(interp, &job, gw, log)
+}
+
+fn borrow(v: &protocol::Pairs) -> Vec<(&[u8], &[u8])> {
+    v.iter().map(|(k, v)| (&k[..], &v[..])).collect()
+}
+
+/// The daemon socket as a WSGI transport.
+struct SocketGateway<'c> {
+    conn: &'c UnixStream,
+    /// The request body frame being consumed.
+    frame: Vec<u8>,
+    pos: usize,
+    body_done: bool,
+    /// The head the app chose, sent with the first body bytes.
+    head: Option<Vec<u8>>,
+    head_sent: bool,
+    ended: bool,
+    /// The Apache child is gone: nothing more is written.
+    failed: bool,
+}
+
+impl SocketGateway<'_> {
+    fn send(&mut self, kind: Kind, flags: u8, data: &[u8]) -> Result<(), WriteError> {
+        if self.failed {
+            return Err(WriteError::ClientGone);
+        }
+        let mut w = self.conn;
+        let r = match self.head.take() {
+            Some(h) => {
+                self.head_sent = true;
+                protocol::write_frame(&mut w, Kind::ResponseHead, &h)
+            }
+            None => Ok(()),
+        }
+        .and_then(|_| match kind {
+            Kind::ResponseBody if data.is_empty() => Ok(()),
+            Kind::ResponseBody => protocol::write_body(&mut w, kind, flags, data),
+            _ => protocol::write_frame(&mut w, kind, data),
+        });
+        r.map_err(|_| {
+            self.failed = true;
+            WriteError::ClientGone
+        })
+    }
+
+    fn end(&mut self, broken: bool) {
+        if !self.ended {
+            self.ended = true;
+            let _ = self.send(Kind::ResponseEnd, 0, &[broken as u8]);
+        }
+    }
+
+    /// Ends the exchange for whatever the app left undone.
+    fn finish(&mut self, outcome: app::Outcome) {
+        match outcome {
+            app::Outcome::Done => self.end(false),
+            app::Outcome::Status(s) if !self.head_sent => {
+                self.head = None;
+                self.ended = true;
+                let _ = self.send(Kind::ResponseStatus, 0, &s.to_le_bytes());
+            }
+            app::Outcome::Status(_) => self.end(true),
+            app::Outcome::WriteFailed => self.failed = true,
+        }
+    }
+
+    /// Reads what the app left of the body, so the Apache child is never stuck sending it.
+    fn drain(&mut self) {
+        let mut r = self.conn;
+        while !self.body_done && !self.failed {
+            match protocol::read_frame(&mut r, &mut self.frame) {
+                Ok(Some(Kind::RequestBody)) => {}
+                _ => self.body_done = true,
+            }
+        }
+    }
+}
+
+impl Gateway for SocketGateway<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, ReadFailure> {
+        loop {
+            if self.pos < self.frame.len() {
+                let n = buf.len().min(self.frame.len() - self.pos);
+                buf[..n].copy_from_slice(&self.frame[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            if self.body_done || buf.is_empty() {
+                return Ok(0);
+            }
+            let mut r = self.conn;
+            self.pos = 0;
+            match protocol::read_frame(&mut r, &mut self.frame) {
+                Ok(Some(Kind::RequestBody)) => {}
+                Ok(Some(Kind::RequestEnd)) => {
+                    self.body_done = true;
+                    self.frame.clear();
+                }
+                other => {
+                    self.body_done = true;
+                    self.frame.clear();
+                    let what = match other {
+                        Err(e) => e.to_string(),
+                        _ => "unexpected frame in the request body".into(),
+                    };
+                    return Err(ReadFailure {
+                        status: 400,
+                        message: format!("reading the request body from Apache failed: {what}"),
+                    });
+                }
+            }
+        }
+    }
+
+    fn set_head(&mut self, head: &ResponseHead) {
+        self.head = Some(protocol::encode_response_head(head));
+    }
+
+    fn write(&mut self, data: &[u8], after: After) -> Result<(), WriteError> {
+        let flags = if after == After::Flush {
+            protocol::FLAG_FLUSH
+        } else {
+            0
+        };
+        self.send(Kind::ResponseBody, flags, data)?;
+        if after == After::End {
+            self.end(false);
+        }
+        if self.failed {
+            Err(WriteError::ClientGone)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn quick_write(&self, _len: usize, _after: After) -> bool {
+        false
+    }
+
+    fn send_file(
+        &mut self,
+        fd: i32,
+        offset: u64,
+        len: u64,
+        after: After,
+    ) -> Result<(), WriteError> {
+        let mut chunk = vec![0u8; protocol::MAX_BODY];
+        let (mut at, end) = (offset, offset.saturating_add(len));
+        while at < end {
+            let want = ((end - at) as usize).min(chunk.len());
+            let n = os::pread(fd, &mut chunk[..want], at)
+                .map_err(|e| WriteError::Failed(format!("reading the file failed: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            self.send(Kind::ResponseBody, 0, &chunk[..n])?;
+            at += n as u64;
+        }
+        self.write(&[], after)
+    }
+
+    fn end_broken(&mut self) {
+        self.end(true);
+    }
+
+    fn client_gone(&self) -> bool {
+        self.failed
+    }
+}

@@ -1,0 +1,317 @@
+//! The Apache parent's side of daemon mode: forks each group's processes with
+//! `apr_proc_fork`, has the MPM watch them as "other children" so a dead one is replaced,
+//! and ends them all when the configuration pool goes (stop, restart, graceful).
+
+use super::config_store;
+use super::log::{self, Level};
+use crate::daemon::{self, Group, os, spawner};
+use crate::sys;
+use std::ffi::CString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One daemon process slot of a group.
+struct Slot {
+    proc_: sys::apr_proc_t,
+    group: Arc<Group>,
+    started: Instant,
+    delay: Duration,
+    pconf: *mut sys::apr_pool_t,
+    /// The main server, for log lines (lives as long as pconf).
+    server: *const sys::server_rec,
+}
+
+/// This generation's daemons (boxed in the config pool). `slots` is filled before the first
+/// fork and never grows afterwards, so every slot's address stays valid for the other-child
+/// registrations that point at it.
+struct Generation {
+    slots: Vec<Slot>,
+    groups: Vec<Arc<Group>>,
+    parent: i32,
+    stopping: bool,
+}
+
+/// Every server's own daemon groups, main server first, each with its owner key.
+///
+/// # Safety
+/// `s` is the live main server.
+unsafe fn configured(
+    s: *const sys::server_rec,
+) -> Vec<(crate::config::daemon::DaemonGroup, usize)> {
+    let mut out = Vec::new();
+    let mut cur = s;
+    while !cur.is_null() {
+        // SAFETY: every server in Apache's list is live and has our config.
+        unsafe {
+            let key = if (*cur).is_virtual == 0 {
+                0
+            } else {
+                cur as usize
+            };
+            for g in &config_store::server_config(cur).daemon_groups {
+                out.push((g.clone(), key));
+            }
+            cur = (*cur).next;
+        }
+    }
+    out
+}
+
+fn runtime_path(pconf: *mut sys::apr_pool_t, file: &str) -> PathBuf {
+    let c = CString::new(file).expect("group names have no NUL");
+    // SAFETY: ap_runtime_dir_relative allocates the result in pconf and never fails
+    // for a relative name.
+    let p = unsafe { sys::ap_runtime_dir_relative(pconf, c.as_ptr()) };
+    if p.is_null() {
+        return PathBuf::from(file);
+    }
+    // SAFETY: a NUL-terminated string in pconf.
+    let s = unsafe { std::ffi::CStr::from_ptr(p) };
+    PathBuf::from(s.to_string_lossy().into_owned())
+}
+
+/// The uid/gid of Apache's children.
+pub fn child_ids() -> (u32, u32) {
+    let (mut uid, mut gid) = (0u32, 0u32);
+    // SAFETY: writes two integers read from Apache's unixd configuration.
+    unsafe { sys::rwsgi_unixd_ids(&mut uid, &mut gid) };
+    (uid, gid)
+}
+
+/// post_config: starts this generation's daemon groups (not during the first, trial read of
+/// the configuration, and never in `-t`).
+///
+/// # Safety
+/// Called from post_config with Apache's live pconf and main server.
+pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Result<(), String> {
+    // SAFETY: a plain query of Apache's state.
+    let state = unsafe { sys::ap_state_query(sys::AP_SQ_MAIN_STATE as i32) };
+    if state == sys::AP_SQ_MS_CREATE_PRE_CONFIG as i32 {
+        return Ok(());
+    }
+    // SAFETY: as the caller guarantees.
+    let defs = unsafe { configured(s) };
+    daemon::install(Vec::new());
+    if defs.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: s is the live main server.
+    let conf = unsafe { config_store::server_config(s) };
+    // SAFETY: as above; the main server's timeout is a plain field.
+    let timeout_us = unsafe { (*s).timeout };
+    let mut scripts = Vec::new();
+    let mut cur: *const sys::server_rec = s;
+    while !cur.is_null() {
+        // SAFETY: every server in the list is live.
+        unsafe {
+            scripts.extend(
+                config_store::server_config(cur)
+                    .import_scripts
+                    .iter()
+                    .cloned(),
+            );
+            cur = (*cur).next;
+        }
+    }
+    let facts = spawner::ParentFacts {
+        child_ids: child_ids(),
+        apache_timeout: Duration::from_micros(timeout_us.max(1_000_000) as u64),
+        python: &conf.python,
+        import_scripts: &scripts,
+        root: os::euid() == 0,
+    };
+    for (g, _) in &defs {
+        if let Some(w) = spawner::not_honoured_warning(g) {
+            // SAFETY: s is live.
+            log::server_log(unsafe { s.as_ref() }, Level::Warn, &w);
+        }
+    }
+    let groups = spawner::prepare(defs, &facts, &|f| runtime_path(pconf, f))?;
+    daemon::install(groups.clone());
+    let generation = Generation {
+        slots: Vec::new(),
+        groups: groups.clone(),
+        parent: os::pid(),
+        stopping: false,
+    };
+    // SAFETY: pconf is live; the box is freed by its cleanup, registered before the one
+    // that ends the daemons, so it runs after it.
+    let gen_ptr = unsafe { config_store::store(pconf, generation) }.cast::<Generation>();
+    // SAFETY: the cleanup gets the generation, alive until its own (later-running) drop.
+    unsafe {
+        sys::apr_pool_cleanup_register(
+            pconf,
+            gen_ptr.cast(),
+            Some(end_generation),
+            Some(sys::apr_pool_cleanup_null),
+        )
+    };
+    // SAFETY: just stored, and only this single-threaded parent touches it.
+    let generation = unsafe { &mut *gen_ptr };
+    for g in &groups {
+        for _ in 0..g.def.processes {
+            generation.slots.push(Slot {
+                // SAFETY: apr_proc_t is a plain C struct; zero is its empty value.
+                proc_: unsafe { std::mem::zeroed() },
+                group: g.clone(),
+                started: Instant::now(),
+                delay: Duration::ZERO,
+                pconf,
+                server: s,
+            });
+        }
+    }
+    for slot in generation.slots.iter_mut() {
+        spawn(slot);
+    }
+    Ok(())
+}
+
+impl Slot {
+    fn log_server(&self) -> Option<&sys::server_rec> {
+        // SAFETY: the main server lives in pconf, as long as the slot.
+        unsafe { self.server.as_ref() }
+    }
+}
+
+/// Forks the daemon of `slot` and registers it with the MPM.
+fn spawn(slot: &mut Slot) {
+    slot.started = Instant::now();
+    // SAFETY: proc_ is owned by the slot; pconf is live for this generation.
+    let rv = unsafe { sys::apr_proc_fork(&mut slot.proc_, slot.pconf) };
+    if rv == sys::APR_INCHILD as i32 {
+        become_daemon(slot);
+    }
+    if rv != sys::APR_INPARENT as i32 {
+        log::server_log(
+            slot.log_server(),
+            Level::Crit,
+            &format!(
+                "RWSGI0501: cannot fork a process for daemon process group '{}' (APR error {rv})",
+                slot.group.def.name
+            ),
+        );
+        return;
+    }
+    // SAFETY: the slot lives (boxed) until the generation's pool is destroyed; the
+    // registration's own cleanup on the same pool removes it before that.
+    unsafe {
+        sys::apr_proc_other_child_register(
+            &mut slot.proc_,
+            Some(maintenance),
+            (slot as *mut Slot).cast(),
+            std::ptr::null_mut(),
+            slot.pconf,
+        )
+    };
+    log::server_log(
+        slot.log_server(),
+        Level::Info,
+        &format!(
+            "RWSGI0502: daemon process group '{}' started process {}",
+            slot.group.def.name, slot.proc_.pid
+        ),
+    );
+}
+
+/// In the new child: leave Apache's world and run the daemon. Never returns.
+fn become_daemon(slot: &Slot) -> ! {
+    let others = daemon::all();
+    let group = slot.group.clone();
+    let delay = slot.delay;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        os::reset_signals();
+        // SAFETY: this process serves no HTTP; Apache's listening sockets must not stay open.
+        unsafe { sys::rwsgi_close_listeners() };
+        daemon::worker::run(
+            group,
+            &others,
+            delay,
+            super::hooks::apache_version(),
+            log::server_logger,
+        )
+    }));
+    drop(result);
+    os::exit_now(1)
+}
+
+unsafe extern "C" fn maintenance(
+    reason: libc::c_int,
+    data: *mut libc::c_void,
+    status: libc::c_int,
+) {
+    super::trampoline::guard("daemon maintenance", (), || {
+        // SAFETY: registered with the slot's address, which lives as long as the registration.
+        let slot = unsafe { &mut *data.cast::<Slot>() };
+        let reason = reason as u32;
+        if reason != sys::APR_OC_REASON_DEATH && reason != sys::APR_OC_REASON_LOST {
+            return;
+        }
+        let pid = slot.proc_.pid;
+        // SAFETY: the registration is ours; removing it inside its own callback is what APR
+        // expects once the process is gone.
+        unsafe { sys::apr_proc_other_child_unregister(data) };
+        slot.proc_.pid = 0;
+        let lived = slot.started.elapsed();
+        let mut state = 0;
+        // SAFETY: a plain query of the MPM's state.
+        unsafe { sys::ap_mpm_query(sys::AP_MPMQ_MPM_STATE as i32, &mut state) };
+        let stopping = state == sys::AP_MPMQ_STOPPING as i32;
+        slot.delay = spawner::next_delay(lived, slot.delay);
+        log::server_log(
+            slot.log_server(),
+            if stopping { Level::Info } else { Level::Error },
+            &format!(
+                "RWSGI0503: daemon process group '{}' process {pid} died (exit status or \
+                 signal {status}) after {:.1} s{}",
+                slot.group.def.name,
+                lived.as_secs_f64(),
+                if stopping {
+                    String::new()
+                } else {
+                    format!("; starting a new one in {:.1} s", slot.delay.as_secs_f64())
+                }
+            ),
+        );
+        if !stopping {
+            spawn(slot);
+        }
+    })
+}
+
+unsafe extern "C" fn end_generation(data: *mut libc::c_void) -> sys::apr_status_t {
+    super::trampoline::guard("daemon shutdown", 0, || {
+        // SAFETY: the generation registered with this cleanup; its drop cleanup runs later.
+        let generation = unsafe { &mut *data.cast::<Generation>() };
+        if generation.parent != os::pid() {
+            return 0;
+        }
+        generation.stopping = true;
+        let mut pids = Vec::new();
+        let mut grace = Duration::ZERO;
+        for slot in generation.slots.iter_mut() {
+            if slot.proc_.pid > 0 {
+                // SAFETY: stop the MPM from reporting a process we reap ourselves.
+                unsafe { sys::apr_proc_other_child_unregister((slot as *mut Slot).cast()) };
+                pids.push(slot.proc_.pid);
+                slot.proc_.pid = 0;
+            }
+            grace = grace.max(Duration::from_secs(slot.group.def.shutdown_timeout.into()));
+        }
+        os::terminate(&pids, grace);
+        for g in &generation.groups {
+            os::close(g.listener);
+            let _ = std::fs::remove_file(&g.socket);
+        }
+        daemon::install(Vec::new());
+        0
+    })
+}
+
+/// child_init: an Apache child connects by path; it has no use for the listening sockets.
+pub fn close_listeners_in_child() {
+    for g in daemon::all() {
+        os::close(g.listener);
+    }
+}

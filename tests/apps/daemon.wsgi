@@ -1,0 +1,36 @@
+# Daemon-mode probe, routed by PATH_INFO: /pid (JSON facts about the serving process),
+# /echo (the request body back), /sleep (0.2 s, then /pid), /exit (the process dies).
+import json
+import os
+import time
+
+
+def application(environ, start_response):
+    path = environ.get('PATH_INFO', '')
+    if path == '/exit':
+        os._exit(3)
+    if path == '/echo':
+        n = int(environ.get('CONTENT_LENGTH') or 0)
+        stream = environ['wsgi.input']
+        chunks = []
+        while n > 0:
+            c = stream.read(min(n, 65536))
+            if not c:
+                break
+            chunks.append(c)
+            n -= len(c)
+        body = b''.join(chunks)
+        start_response('200 OK', [('Content-Type', 'application/octet-stream')])
+        return [body]
+    if path == '/sleep':
+        time.sleep(0.2)
+    doc = {
+        'pid': os.getpid(),
+        'uid': os.getuid(),
+        'process_group': environ['mod_wsgi.process_group'],
+        'multithread': environ['wsgi.multithread'],
+        'multiprocess': environ['wsgi.multiprocess'],
+    }
+    body = json.dumps(doc, sort_keys=True).encode('ascii')
+    start_response('200 OK', [('Content-Type', 'application/json')])
+    return [body]
