@@ -291,9 +291,9 @@ unsafe extern "C" fn end_generation(data: *mut libc::c_void) -> sys::apr_status_
         let mut pids = Vec::new();
         let mut grace = Duration::ZERO;
         for slot in generation.slots.iter_mut() {
+            // The other-child registrations are already gone: their cleanups, registered
+            // on pconf after this one, ran first (and unregistering twice crashes APR).
             if slot.proc_.pid > 0 {
-                // SAFETY: stop the MPM from reporting a process we reap ourselves.
-                unsafe { sys::apr_proc_other_child_unregister((slot as *mut Slot).cast()) };
                 pids.push(slot.proc_.pid);
                 slot.proc_.pid = 0;
             }
