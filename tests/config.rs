@@ -286,9 +286,6 @@ fn process_group_undefined_with_literal_application_group_is_config_error() {
     );
 }
 
-/// decisions.md §3: a `process-group=` naming an undefined daemon group is a config-time error,
-/// never an embedded fall-back. mod_wsgi 4.9.4 only checks this when application-group= is literal
-/// too (otherwise it fails at request time), so this is expected to FAIL under mod_wsgi.
 /// A WSGIDaemonProcess line with valid options passes the config check, and a
 /// process-group= naming it is accepted.
 #[test]
@@ -300,6 +297,9 @@ fn daemon_process_is_accepted() {
     assert!(t.ok, "{}", t.output);
 }
 
+/// decisions.md §3: a `process-group=` naming an undefined daemon group is a config-time error,
+/// never an embedded fall-back. mod_wsgi 4.9.4 only checks this when application-group= is literal
+/// too (otherwise it fails at request time), so this is expected to FAIL under mod_wsgi.
 #[test]
 fn process_group_undefined_is_config_error() {
     config_fails("WSGIScriptAlias /x \"@APPS@/hello.wsgi\" process-group=nope");

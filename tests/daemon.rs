@@ -299,3 +299,138 @@ fn options_not_acted_on_yet_are_named_at_start() {
     srv.assert_log("WSGIDaemonProcess site: these options are accepted but not acted on yet by this version of mod_rwsgi: maximum-requests, display-name");
     assert_eq!(srv.get("/d/pid").status, 200);
 }
+
+#[test]
+fn socket_timeout_gives_504_naming_the_group() {
+    let mut srv = daemon_server("daemon_timeout", Mpm::Event, "threads=2 socket-timeout=1").start();
+    let mut c = srv.connect();
+    let port = c.local_port();
+    c.send(&request_bytes(
+        "GET",
+        "/d/slow",
+        &[("Connection", "close")],
+        b"",
+    ))
+    .unwrap();
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 504, "{}", r.describe());
+    srv.expect_error(
+        port,
+        "daemon process group 'site' sent no response within the socket timeout",
+    );
+    assert_eq!(srv.get("/d/pid").status, 200);
+}
+
+/// With the only thread busy and a backlog of one, further requests wait at most
+/// connect-timeout, then get 503.
+#[test]
+fn full_backlog_gives_503_after_connect_timeout() {
+    let mut srv = daemon_server(
+        "daemon_backlog",
+        Mpm::Event,
+        "threads=1 listen-backlog=1 connect-timeout=1",
+    )
+    .start();
+    let statuses: Vec<(u16, u16)> = std::thread::scope(|sc| {
+        let first = sc.spawn(|| (srv.get("/d/slow").status, 0));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let rest: Vec<_> = (0..5)
+            .map(|_| {
+                sc.spawn(|| {
+                    let mut c = srv.connect();
+                    let port = c.local_port();
+                    c.send(&request_bytes(
+                        "GET",
+                        "/d/slow",
+                        &[("Connection", "close")],
+                        b"",
+                    ))
+                    .unwrap();
+                    (c.read_response(false).unwrap().status, port)
+                })
+            })
+            .collect();
+        let mut out = vec![first.join().unwrap()];
+        out.extend(rest.into_iter().map(|h| h.join().unwrap()));
+        out
+    });
+    assert_eq!(statuses[0].0, 200);
+    let refused: Vec<u16> = statuses
+        .iter()
+        .filter(|(s, _)| *s == 503)
+        .map(|(_, p)| *p)
+        .collect();
+    assert!(!refused.is_empty(), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|(s, _)| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    for p in refused {
+        srv.expect_error(p, "cannot connect to daemon process group 'site'");
+    }
+}
+
+fn socket_path(srv: &Server) -> std::path::PathBuf {
+    std::fs::read_dir(srv.root.join("run"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".site.sock"))
+        .expect("the group's socket under DefaultRuntimeDir")
+}
+
+#[test]
+fn socket_is_private_and_strangers_are_refused() {
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut srv = daemon_server("daemon_peer", Mpm::Event, "threads=1").start();
+    let path = socket_path(&srv);
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{path:?}");
+    let www = std::process::Command::new("id")
+        .args(["-u", "www-data"])
+        .output()
+        .unwrap();
+    let www: u32 = String::from_utf8_lossy(&www.stdout).trim().parse().unwrap();
+    assert_eq!(meta.uid(), www);
+    // Root (this test) is not Apache's child user: refused by SO_PEERCRED.
+    let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    let _ = s.write_all(b"R\x01\x01\x00\x00\x00\x00\x00");
+    assert!(srv.wait_log(
+        "refused a connection from uid Some(0)",
+        std::time::Duration::from_secs(5)
+    ));
+    // As Apache's user: a malformed frame, then a well-formed head without the secret.
+    let send_as_www = |bytes: &str| {
+        let st = std::process::Command::new("runuser")
+            .args(["-u", "www-data", "--", "python3", "-c"])
+            .arg(format!(
+                "import socket,time\ns=socket.socket(socket.AF_UNIX)\ns.connect({:?})\n\
+                 s.sendall({bytes})\ntime.sleep(0.3)",
+                path.display().to_string()
+            ))
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    send_as_www("b'XYZW\\0\\0\\0\\0'");
+    assert!(srv.wait_log(
+        "bad request frame: not a mod_rwsgi frame",
+        std::time::Duration::from_secs(5)
+    ));
+    send_as_www("b'R\\x01\\x01\\x00\\xff\\xff\\xff\\x7f'");
+    assert!(srv.wait_log(
+        "RequestHead frame of 2147483647 bytes exceeds its limit",
+        std::time::Duration::from_secs(5)
+    ));
+    // A head whose every field is empty or zero (134 bytes in version 1): parses, but
+    // carries no secret.
+    send_as_www("b'R\\x01\\x01\\x00' + (134).to_bytes(4,'little') + bytes(134)");
+    assert!(srv.wait_log(
+        "request without this generation's secret refused",
+        std::time::Duration::from_secs(5)
+    ));
+    srv.allow_log("RWSGI0512");
+    srv.allow_log("RWSGI0513");
+    srv.allow_log("RWSGI0514");
+    assert_eq!(srv.get("/d/pid").status, 200);
+}

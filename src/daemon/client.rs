@@ -72,7 +72,8 @@ fn connect(g: &Group) -> Result<UnixStream, String> {
     let budget = Duration::from_secs(g.def.connect_timeout.into());
     let start = Instant::now();
     loop {
-        match UnixStream::connect(&g.socket) {
+        let left = budget.saturating_sub(start.elapsed());
+        match super::os::connect_unix(&g.socket, left) {
             Ok(s) => return Ok(s),
             Err(e)
                 if matches!(

@@ -187,7 +187,8 @@ pub fn peer_uid(fd: RawFd) -> Option<u32> {
     (rc == 0).then_some(cred.uid)
 }
 
-/// Creates the listening socket of a group: mode 0600 (bound under umask 0077), owned by
+/// Creates the listening socket of a group: mode 0600 (bound under umask 0077, so it is never
+/// open to others even for a moment), owned by
 /// `owner` when given, with `backlog`, close-on-exec.
 pub fn listen_unix(
     path: &std::path::Path,
@@ -202,6 +203,11 @@ pub fn listen_unix(
     // SAFETY: as above.
     unsafe { libc::umask(old) };
     let l = bound.map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
+    }
     if let Some((uid, gid)) = owner {
         std::os::unix::fs::chown(path, Some(uid), Some(gid))
             .map_err(|e| format!("cannot give {} to uid {uid}: {e}", path.display()))?;
@@ -291,4 +297,53 @@ pub fn set_env_single_threaded(key: &str, value: &str) {
     // SAFETY: called only while the process has a single thread, so nothing reads the
     // environment concurrently.
     unsafe { std::env::set_var(key, value) };
+}
+
+/// Connects to a UNIX socket, waiting at most `timeout` while its backlog is full (Linux
+/// honours the send timeout in a blocking `connect` on a UNIX socket).
+pub fn connect_unix(
+    path: &std::path::Path,
+    timeout: Duration,
+) -> std::io::Result<std::os::unix::net::UnixStream> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let mut addr: libc::sockaddr_un = unsafe_zeroed();
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "socket path too long",
+        ));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    let t = timeout.max(Duration::from_millis(1));
+    let tv = libc::timeval {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_usec: t.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: a new socket owned here until it is handed to UnixStream or closed; addr and
+    // tv are live locals of the sizes passed.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&raw const tv).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
+        let len = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+        if libc::connect(fd, (&raw const addr).cast(), len) != 0 {
+            let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            return Err(e);
+        }
+        Ok(std::os::unix::net::UnixStream::from_raw_fd(fd))
+    }
 }

@@ -1,5 +1,6 @@
 # Daemon-mode probe, routed by PATH_INFO: /pid (JSON facts about the serving process),
-# /echo (the request body back), /sleep (0.2 s, then /pid), /exit (the process dies).
+# /echo (the request body back), /sleep and /slow (0.2 s or 2 s, then /pid), /exit (the
+# process dies).
 import json
 import os
 import time
@@ -24,6 +25,8 @@ def application(environ, start_response):
         return [body]
     if path == '/sleep':
         time.sleep(0.2)
+    if path == '/slow':
+        time.sleep(2)
     doc = {
         'pid': os.getpid(),
         'uid': os.getuid(),
