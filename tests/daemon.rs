@@ -434,3 +434,46 @@ fn socket_is_private_and_strangers_are_refused() {
     srv.allow_log("RWSGI0514");
     assert_eq!(srv.get("/d/pid").status, 200);
 }
+
+/// Bodies stream through the daemon socket a frame at a time: moving 256 MiB each way grows
+/// neither the daemon nor any Apache child by more than 32 MiB.
+#[test]
+fn bodies_stream_in_bounded_memory_both_ways() {
+    const MIB: usize = 256;
+    let srv = daemon_server("daemon_memory", Mpm::Event, "threads=2").start();
+    let daemon = srv.get("/d/pid").json().n("pid") as u32;
+    let children: Vec<u32> = srv
+        .child_pids()
+        .into_iter()
+        .filter(|p| *p != daemon)
+        .collect();
+    let before: Vec<(u32, u64)> = children
+        .iter()
+        .chain([&daemon])
+        .map(|&p| (p, peak_rss(p)))
+        .collect();
+    let mut c = srv.connect();
+    let head = format!(
+        "POST /d/upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+        MIB << 20
+    );
+    c.send(head.as_bytes()).unwrap();
+    let chunk = pattern(1 << 20, 3);
+    for _ in 0..MIB {
+        c.send(&chunk).unwrap();
+    }
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.json().n("length") as usize, MIB << 20);
+    c.send(format!("GET /d/download?{MIB} HTTP/1.1\r\nHost: localhost\r\n\r\n").as_bytes())
+        .unwrap();
+    let r = c.read_head().unwrap();
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let (n, _) = c.drain_body(&r).unwrap();
+    assert_eq!(n as usize, MIB << 20);
+    for (p, b) in before {
+        let grew = peak_rss(p).saturating_sub(b);
+        eprintln!("pid {p}: peak RSS grew {} KiB", grew >> 10);
+        assert!(grew < 32 << 20, "pid {p} grew {} MiB", grew >> 20);
+    }
+}

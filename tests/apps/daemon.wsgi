@@ -1,5 +1,6 @@
 # Daemon-mode probe, routed by PATH_INFO: /pid (JSON facts about the serving process),
-# /echo (the request body back), /sleep and /slow (0.2 s or 2 s, then /pid), /exit (the
+# /echo (the request body back), /upload (read in chunks, {pid, length}), /download?MiB (a
+# generator of that many MiB), /sleep and /slow (0.2 s or 2 s, then /pid), /exit (the
 # process dies).
 import json
 import os
@@ -23,6 +24,23 @@ def application(environ, start_response):
         body = b''.join(chunks)
         start_response('200 OK', [('Content-Type', 'application/octet-stream')])
         return [body]
+    if path == '/upload':
+        stream = environ['wsgi.input']
+        n = 0
+        while True:
+            c = stream.read(65536)
+            if not c:
+                break
+            n += len(c)
+        body = json.dumps({'pid': os.getpid(), 'length': n}).encode('ascii')
+        start_response('200 OK', [('Content-Type', 'application/json')])
+        return [body]
+    if path == '/download':
+        mib = int(environ.get('QUERY_STRING') or 1)
+        chunk = b'x' * 65536
+        start_response('200 OK', [('Content-Type', 'application/octet-stream'),
+                                  ('Content-Length', str(mib << 20))])
+        return (chunk for _ in range(mib * 16))
     if path == '/sleep':
         time.sleep(0.2)
     if path == '/slow':
