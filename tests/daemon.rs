@@ -241,35 +241,6 @@ fn stop_is_fast_and_ends_the_daemons_prefork() {
 }
 
 #[test]
-fn graceful_restart_serves_from_new_daemons() {
-    let srv = daemon_server("daemon_graceful", Mpm::Event, "threads=2").start();
-    let old = srv.get("/d/pid").json().n("pid") as u32;
-    let out = std::process::Command::new("apache2")
-        .arg("-f")
-        .arg(&srv.conf)
-        .args(["-k", "graceful"])
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .output()
-        .expect("apache2 -k graceful");
-    assert!(out.status.success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let r = srv.get("/d/pid");
-        if r.status == 200 && r.json().n("pid") as u32 != old {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no new daemon after graceful: {}",
-            r.describe()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(!pid_alive(old), "old daemon {old} still alive");
-}
-
-#[test]
 fn process_group_of_another_virtual_host_is_refused() {
     let t = config_output(&[
         "<VirtualHost 127.0.0.1:@PORT@>\n  ServerName a.test\n  WSGIDaemonProcess only_a threads=1\n</VirtualHost>",
@@ -475,5 +446,80 @@ fn bodies_stream_in_bounded_memory_both_ways() {
         let grew = peak_rss(p).saturating_sub(b);
         eprintln!("pid {p}: peak RSS grew {} KiB", grew >> 10);
         assert!(grew < 32 << 20, "pid {p} grew {} MiB", grew >> 20);
+    }
+}
+
+/// `-k graceful` while a daemon request runs: it finishes (200) in the old daemon, new
+/// requests go to the new generation, and the old daemon ends once its request is done.
+#[test]
+fn graceful_restart_lets_a_daemon_request_finish() {
+    let srv = daemon_server("daemon_graceful_busy", Mpm::Event, "threads=2").start();
+    let old = srv.get("/d/pid").json().n("pid") as u32;
+    std::thread::scope(|sc| {
+        let busy = sc.spawn(|| srv.get("/d/slow"));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let out = std::process::Command::new("apache2")
+            .arg("-f")
+            .arg(&srv.conf)
+            .args(["-k", "graceful"])
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .output()
+            .expect("apache2 -k graceful");
+        assert!(out.status.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let r = srv.get("/d/pid");
+            if r.status == 200 && r.json().n("pid") as u32 != old {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{}", r.describe());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let r = busy.join().unwrap();
+        assert_eq!(r.status, 200, "{}", r.describe());
+        assert_eq!(r.json().n("pid") as u32, old);
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while pid_alive(old) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!pid_alive(old), "old daemon {old} still alive");
+    srv.assert_log(&format!(
+        "RWSGI0506: daemon process {old} of the previous generation"
+    ));
+}
+
+#[test]
+fn hard_restart_replaces_idle_daemons_at_once() {
+    let srv = daemon_server("daemon_restart", Mpm::Event, "processes=2 threads=1").start();
+    let old = srv.get("/d/pid").json().n("pid") as u32;
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new("apache2")
+        .arg("-f")
+        .arg(&srv.conf)
+        .args(["-k", "restart"])
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .output()
+        .expect("apache2 -k restart");
+    assert!(out.status.success());
+    while pid_alive(old) && started.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    eprintln!(
+        "old idle daemon gone {:?} after -k restart",
+        started.elapsed()
+    );
+    assert!(!pid_alive(old), "old daemon {old} still alive");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = srv.get("/d/pid");
+        if r.status == 200 {
+            assert_ne!(r.json().n("pid") as u32, old);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", r.describe());
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }

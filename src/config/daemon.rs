@@ -29,6 +29,8 @@ pub struct DaemonGroup {
     /// 0: Apache's `Timeout`.
     pub socket_timeout: u32,
     pub shutdown_timeout: u32,
+    /// How long a retiring daemon (graceful restart) may take to finish its requests.
+    pub graceful_timeout: u32,
     pub listen_backlog: u32,
     pub socket_user: Option<Ident>,
     /// Options given that this version accepts and validates but does not act on yet.
@@ -54,6 +56,7 @@ impl DaemonGroup {
             connect_timeout: 15,
             socket_timeout: 0,
             shutdown_timeout: 5,
+            graceful_timeout: 15,
             listen_backlog: 100,
             socket_user: None,
             not_honoured: Vec::new(),
@@ -79,7 +82,6 @@ const NOT_HONOURED: &[&str] = &[
     "interrupt-timeout",
     "deadlock-timeout",
     "startup-timeout",
-    "graceful-timeout",
     "eviction-timeout",
     "queue-timeout",
     "send-buffer-size",
@@ -213,6 +215,7 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
             "connect-timeout" => g.connect_timeout = secs(&key, v)?,
             "socket-timeout" => g.socket_timeout = secs(&key, v)?,
             "shutdown-timeout" => g.shutdown_timeout = secs(&key, v)?,
+            "graceful-timeout" => g.graceful_timeout = secs(&key, v)?,
             "listen-backlog" => g.listen_backlog = int(d, &key, v, 1, 65535)? as u32,
             "chroot" | "python-eggs" | "display-name" => {}
             "switch-interval" => {
@@ -239,7 +242,6 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
             | "interrupt-timeout"
             | "deadlock-timeout"
             | "startup-timeout"
-            | "graceful-timeout"
             | "eviction-timeout"
             | "queue-timeout"
             | "response-socket-timeout"

@@ -347,3 +347,74 @@ pub fn connect_unix(
         Ok(std::os::unix::net::UnixStream::from_raw_fd(fd))
     }
 }
+
+fn sigset(signals: &[libc::c_int]) -> libc::sigset_t {
+    let mut set: libc::sigset_t = unsafe_zeroed();
+    // SAFETY: set is a live sigset_t.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+    }
+    set
+}
+
+/// Blocks the stop (SIGTERM) and drain (SIGUSR1) signals in this thread and every thread
+/// it starts afterwards, so that only [`wait_signal`] sees them.
+pub fn block_control_signals() {
+    let set = sigset(&[libc::SIGTERM, libc::SIGUSR1]);
+    // SAFETY: set is a live, initialised sigset_t.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+}
+
+/// What the parent asked of a daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// SIGTERM: end now.
+    Stop,
+    /// SIGUSR1: finish the requests in hand, then end.
+    Drain,
+}
+
+/// Waits up to `timeout` (None: for ever) for a blocked control signal.
+pub fn wait_control(timeout: Option<Duration>) -> Option<Control> {
+    let set = sigset(&[libc::SIGTERM, libc::SIGUSR1]);
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_nsec: t.subsec_nanos() as libc::c_long,
+    });
+    // SAFETY: set and ts are live locals; a null info pointer is allowed.
+    let sig = unsafe {
+        libc::sigtimedwait(
+            &set,
+            std::ptr::null_mut(),
+            ts.as_ref()
+                .map_or(std::ptr::null(), |t| t as *const libc::timespec),
+        )
+    };
+    match sig {
+        libc::SIGTERM => Some(Control::Stop),
+        libc::SIGUSR1 => Some(Control::Drain),
+        _ => None,
+    }
+}
+
+/// True when a listening socket has a connection waiting to be accepted.
+pub fn has_pending(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one live pollfd; a zero timeout never blocks.
+    unsafe { libc::poll(&mut p, 1, 0) > 0 && p.revents & libc::POLLIN != 0 }
+}
+
+/// Sends `signal` to a child process.
+pub fn signal(pid: i32, signal: libc::c_int) {
+    if pid > 0 {
+        // SAFETY: pid is a child of this process that has not been reaped.
+        unsafe { libc::kill(pid, signal) };
+    }
+}

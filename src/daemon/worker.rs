@@ -13,7 +13,8 @@ use crate::wsgi::gateway::{After, Gateway, ReadFailure, RequestLog, ResponseHead
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// Runs one daemon process of `group` (in the freshly forked child, after the Apache layer
 /// reset its signals and closed Apache's listeners). Never returns.
@@ -45,6 +46,9 @@ pub fn run(
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
+    // From here only the main thread takes the parent's stop and drain signals (threads that
+    // Python or import scripts start inherit the mask); they are acted on once it waits.
+    os::block_control_signals();
     if let Err(e) = become_user(&group) {
         fail(e);
     }
@@ -75,9 +79,48 @@ pub fn run(
             fail(format!("cannot start request thread: {e}"));
         }
     }
-    loop {
-        std::thread::park();
+    match os::wait_control(None) {
+        Some(os::Control::Drain) => drain(&group),
+        _ => os::exit_now(0),
     }
+}
+
+/// Requests being served by this process.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts one request in [`ACTIVE`] for as long as it lives.
+struct Busy;
+
+impl Busy {
+    fn new() -> Busy {
+        ACTIVE.fetch_add(1, Ordering::SeqCst);
+        Busy
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        ACTIVE.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Graceful restart: the Apache children of the old generation still finish their
+/// requests here; once none is in hand or waiting (twice in a row, 20 ms apart) — or
+/// graceful-timeout has passed — the process ends. A stop signal ends it at once.
+fn drain(group: &Group) -> ! {
+    let deadline = Instant::now() + Duration::from_secs(group.def.graceful_timeout.into());
+    let mut idle_seen = 0;
+    while Instant::now() < deadline {
+        let idle = ACTIVE.load(Ordering::SeqCst) == 0 && !os::has_pending(group.listener);
+        idle_seen = if idle { idle_seen + 1 } else { 0 };
+        if idle_seen >= 2 {
+            break;
+        }
+        if os::wait_control(Some(Duration::from_millis(20))) == Some(os::Control::Stop) {
+            break;
+        }
+    }
+    os::exit_now(0)
 }
 
 /// Takes the group's user and group, refusing root, and the process settings.
@@ -147,6 +190,7 @@ fn accept_loop(
                 continue;
             }
         };
+        let _busy = Busy::new();
         serve(conn, group, process, apache_version, log);
     }
 }

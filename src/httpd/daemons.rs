@@ -27,9 +27,54 @@ struct Slot {
 /// registrations that point at it.
 struct Generation {
     slots: Vec<Slot>,
+    /// Daemons of earlier generations still finishing requests after a graceful restart.
+    retired: Vec<Retired>,
     groups: Vec<Arc<Group>>,
     parent: i32,
-    stopping: bool,
+    /// Outlives restarts: carries the retiring daemons' pids to the next generation.
+    process_pool: *mut sys::apr_pool_t,
+}
+
+/// A daemon of an earlier generation, draining.
+struct Retired {
+    proc_: sys::apr_proc_t,
+    server: *const sys::server_rec,
+}
+
+/// Process-pool key of the retiring daemons' pids ("pid,pid,..."). The process pool and
+/// its userdata survive the module's unload and reload at each restart; the value is
+/// plain text allocated in that pool.
+const RETIRING: &std::ffi::CStr = c"mod_rwsgi retiring daemon pids";
+
+fn take_retiring(pool: *mut sys::apr_pool_t) -> Vec<i32> {
+    let mut data: *mut libc::c_void = std::ptr::null_mut();
+    // SAFETY: pool is the live process pool; the value, if any, is a NUL-terminated string
+    // this module stored there.
+    let text = unsafe {
+        sys::apr_pool_userdata_get(&mut data, RETIRING.as_ptr(), pool);
+        if data.is_null() {
+            return Vec::new();
+        }
+        let t = std::ffi::CStr::from_ptr(data.cast())
+            .to_string_lossy()
+            .into_owned();
+        sys::apr_pool_userdata_set(c"".as_ptr().cast(), RETIRING.as_ptr(), None, pool);
+        t
+    };
+    text.split(',').filter_map(|p| p.parse().ok()).collect()
+}
+
+fn leave_retiring(pool: *mut sys::apr_pool_t, pids: &[i32]) {
+    let text = pids
+        .iter()
+        .map(i32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    // SAFETY: the copy lives in the process pool; userdata_set copies the key.
+    unsafe {
+        let v = super::pstrdup(pool, text.as_bytes());
+        sys::apr_pool_userdata_set(v.cast(), RETIRING.as_ptr(), None, pool);
+    }
 }
 
 /// Every server's own daemon groups, main server first, each with its owner key.
@@ -93,7 +138,10 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     // SAFETY: as the caller guarantees.
     let defs = unsafe { configured(s) };
     daemon::install(Vec::new());
-    if defs.is_empty() {
+    // SAFETY: the main server's process record lives as long as the process.
+    let process_pool = unsafe { (*(*s).process).pool };
+    let retiring = take_retiring(process_pool);
+    if defs.is_empty() && retiring.is_empty() {
         return Ok(());
     }
     // SAFETY: s is the live main server.
@@ -131,9 +179,20 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     daemon::install(groups.clone());
     let generation = Generation {
         slots: Vec::new(),
+        retired: retiring
+            .iter()
+            .map(|&pid| Retired {
+                // SAFETY: apr_proc_t is a plain C struct; zero is its empty value.
+                proc_: sys::apr_proc_t {
+                    pid,
+                    ..unsafe { std::mem::zeroed() }
+                },
+                server: s,
+            })
+            .collect(),
         groups: groups.clone(),
         parent: os::pid(),
-        stopping: false,
+        process_pool,
     };
     // SAFETY: pconf is live; the box is freed by its cleanup, registered before the one
     // that ends the daemons, so it runs after it.
@@ -165,7 +224,49 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     for slot in generation.slots.iter_mut() {
         spawn(slot);
     }
+    // The MPM reaps them with the other children and reports each end here.
+    for r in generation.retired.iter_mut() {
+        // SAFETY: like the slots: `retired` never grows after this, and the registration's
+        // own cleanup on pconf removes it before the generation is freed.
+        unsafe {
+            sys::apr_proc_other_child_register(
+                &mut r.proc_,
+                Some(retired_maintenance),
+                (r as *mut Retired).cast(),
+                std::ptr::null_mut(),
+                pconf,
+            )
+        };
+    }
     Ok(())
+}
+
+unsafe extern "C" fn retired_maintenance(
+    reason: libc::c_int,
+    data: *mut libc::c_void,
+    status: libc::c_int,
+) {
+    super::trampoline::guard("retired daemon maintenance", (), || {
+        let reason = reason as u32;
+        if reason != sys::APR_OC_REASON_DEATH && reason != sys::APR_OC_REASON_LOST {
+            return;
+        }
+        // SAFETY: registered with this entry's address, live as long as the registration.
+        let r = unsafe { &mut *data.cast::<Retired>() };
+        let pid = r.proc_.pid;
+        // SAFETY: our registration, removed once inside its own callback as APR expects.
+        unsafe { sys::apr_proc_other_child_unregister(data) };
+        r.proc_.pid = 0;
+        log::server_log(
+            // SAFETY: the main server lives in pconf, as long as the entry.
+            unsafe { r.server.as_ref() },
+            Level::Info,
+            &format!(
+                "RWSGI0506: daemon process {pid} of the previous generation finished its \
+                 requests and ended (exit status or signal {status})"
+            ),
+        );
+    })
 }
 
 impl Slot {
@@ -287,19 +388,37 @@ unsafe extern "C" fn end_generation(data: *mut libc::c_void) -> sys::apr_status_
         if generation.parent != os::pid() {
             return 0;
         }
-        generation.stopping = true;
-        let mut pids = Vec::new();
+        let mut live = Vec::new();
         let mut grace = Duration::ZERO;
         for slot in generation.slots.iter_mut() {
             // The other-child registrations are already gone: their cleanups, registered
             // on pconf after this one, ran first (and unregistering twice crashes APR).
             if slot.proc_.pid > 0 {
-                pids.push(slot.proc_.pid);
+                live.push(slot.proc_.pid);
                 slot.proc_.pid = 0;
             }
             grace = grace.max(Duration::from_secs(slot.group.def.shutdown_timeout.into()));
         }
-        os::terminate(&pids, grace);
+        let retired: Vec<i32> = generation
+            .retired
+            .iter()
+            .map(|r| r.proc_.pid)
+            .filter(|p| *p > 0)
+            .collect();
+        // SAFETY: a plain query of Apache's state.
+        let state = unsafe { sys::ap_state_query(sys::AP_SQ_MAIN_STATE as i32) };
+        if state == sys::AP_SQ_MS_DESTROY_CONFIG as i32 {
+            // A restart: the old generation's Apache children may still be finishing
+            // requests with these daemons, which end once idle (graceful-timeout at most).
+            for &p in &live {
+                os::signal(p, libc::SIGUSR1);
+            }
+            let all: Vec<i32> = live.iter().chain(&retired).copied().collect();
+            leave_retiring(generation.process_pool, &all);
+        } else {
+            let all: Vec<i32> = live.iter().chain(&retired).copied().collect();
+            os::terminate(&all, grace.max(Duration::from_secs(1)));
+        }
         for g in &generation.groups {
             os::close(g.listener);
             let _ = std::fs::remove_file(&g.socket);
