@@ -264,10 +264,10 @@ fn options_not_acted_on_yet_are_named_at_start() {
     let srv = daemon_server(
         "daemon_not_honoured",
         Mpm::Event,
-        "threads=1 maximum-requests=100 display-name=%{GROUP}",
+        "threads=1 queue-timeout=100 display-name=%{GROUP}",
     )
     .start();
-    srv.assert_log("WSGIDaemonProcess site: these options are accepted but not acted on yet by this version of mod_rwsgi: maximum-requests, display-name");
+    srv.assert_log("WSGIDaemonProcess site: these options are accepted but not acted on yet by this version of mod_rwsgi: queue-timeout, display-name");
     assert_eq!(srv.get("/d/pid").status, 200);
 }
 
@@ -522,4 +522,38 @@ fn hard_restart_replaces_idle_daemons_at_once() {
         assert!(std::time::Instant::now() < deadline, "{}", r.describe());
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+}
+
+/// maximum-requests: a daemon drains and ends after that many requests; the parent starts
+/// its replacement at once, and no request fails.
+#[test]
+fn maximum_requests_recycles_the_daemon() {
+    let srv = daemon_server("daemon_maxreq", Mpm::Event, "threads=1 maximum-requests=2").start();
+    let mut pids = Vec::new();
+    for _ in 0..6 {
+        let r = srv.get("/d/pid");
+        assert_eq!(r.status, 200, "{}", r.describe());
+        pids.push(r.json().n("pid") as u32);
+    }
+    assert_eq!(pids[0], pids[1]);
+    assert_ne!(pids[1], pids[2]);
+    assert_ne!(pids[3], pids[4]);
+    srv.assert_log(&format!(
+        "daemon process group 'site' process {} ended (exit status or signal 0)",
+        pids[0]
+    ));
+}
+
+#[test]
+fn inactivity_timeout_recycles_an_idle_daemon() {
+    let srv = daemon_server("daemon_idle", Mpm::Event, "threads=1 inactivity-timeout=1").start();
+    let first = srv.get("/d/pid").json().n("pid") as u32;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(6);
+    while pid_alive(first) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!pid_alive(first), "idle daemon {first} still alive");
+    let r = srv.get("/d/pid");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_ne!(r.json().n("pid") as u32, first);
 }

@@ -29,6 +29,21 @@ pub struct DaemonGroup {
     /// 0: Apache's `Timeout`.
     pub socket_timeout: u32,
     pub shutdown_timeout: u32,
+    pub python_eggs: Option<String>,
+    pub switch_interval: Option<f64>,
+    /// Request thread stack size in bytes.
+    pub stack_size: Option<usize>,
+    pub cpu_priority: Option<i32>,
+    /// `RLIMIT_DATA`, `RLIMIT_AS` (bytes) and `RLIMIT_CPU` (seconds); 0 is no limit.
+    pub memory_limit: u64,
+    pub virtual_memory_limit: u64,
+    pub cpu_time_limit: u64,
+    /// Recycle (drain, then exit and be replaced) after this many requests (0: never).
+    pub maximum_requests: u64,
+    /// Recycle after this many seconds of life (0: never).
+    pub restart_interval: u64,
+    /// Recycle after this many seconds without a request (0: never).
+    pub inactivity_timeout: u64,
     /// How long a retiring daemon (graceful restart) may take to finish its requests.
     pub graceful_timeout: u32,
     pub listen_backlog: u32,
@@ -57,6 +72,16 @@ impl DaemonGroup {
             socket_timeout: 0,
             shutdown_timeout: 5,
             graceful_timeout: 15,
+            python_eggs: None,
+            switch_interval: None,
+            stack_size: None,
+            cpu_priority: None,
+            memory_limit: 0,
+            virtual_memory_limit: 0,
+            cpu_time_limit: 0,
+            maximum_requests: 0,
+            restart_interval: 0,
+            inactivity_timeout: 0,
             listen_backlog: 100,
             socket_user: None,
             not_honoured: Vec::new(),
@@ -67,17 +92,7 @@ impl DaemonGroup {
 /// Options accepted and validated, but not acted on yet.
 const NOT_HONOURED: &[&str] = &[
     "chroot",
-    "python-eggs",
-    "switch-interval",
     "display-name",
-    "maximum-requests",
-    "restart-interval",
-    "cpu-time-limit",
-    "cpu-priority",
-    "memory-limit",
-    "virtual-memory-limit",
-    "stack-size",
-    "inactivity-timeout",
     "request-timeout",
     "interrupt-timeout",
     "deadlock-timeout",
@@ -217,7 +232,8 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
             "shutdown-timeout" => g.shutdown_timeout = secs(&key, v)?,
             "graceful-timeout" => g.graceful_timeout = secs(&key, v)?,
             "listen-backlog" => g.listen_backlog = int(d, &key, v, 1, 65535)? as u32,
-            "chroot" | "python-eggs" | "display-name" => {}
+            "chroot" | "display-name" => {}
+            "python-eggs" => g.python_eggs = Some(v.to_string()),
             "switch-interval" => {
                 let f: f64 = v.parse().map_err(|_| {
                     format!("{d}: option 'switch-interval={v}' is not a number of seconds")
@@ -228,17 +244,17 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
                     ));
                 }
             }
-            "cpu-priority" => {
-                int(d, &key, v, -20, 20)?;
+            "cpu-priority" => g.cpu_priority = Some(int(d, &key, v, -20, 20)? as i32),
+            "stack-size" => {
+                g.stack_size = Some(int(d, &key, v, 65536, i64::from(u32::MAX))? as usize)
             }
-            "maximum-requests"
-            | "restart-interval"
-            | "cpu-time-limit"
-            | "memory-limit"
-            | "virtual-memory-limit"
-            | "stack-size"
-            | "inactivity-timeout"
-            | "request-timeout"
+            "memory-limit" => g.memory_limit = int(d, &key, v, 0, i64::MAX)? as u64,
+            "virtual-memory-limit" => g.virtual_memory_limit = int(d, &key, v, 0, i64::MAX)? as u64,
+            "cpu-time-limit" => g.cpu_time_limit = int(d, &key, v, 0, i64::MAX)? as u64,
+            "maximum-requests" => g.maximum_requests = int(d, &key, v, 0, i64::MAX)? as u64,
+            "restart-interval" => g.restart_interval = int(d, &key, v, 0, i64::MAX)? as u64,
+            "inactivity-timeout" => g.inactivity_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
+            "request-timeout"
             | "interrupt-timeout"
             | "deadlock-timeout"
             | "startup-timeout"
@@ -311,6 +327,23 @@ mod tests {
         assert_eq!(g.umask, Some(0o027));
         assert_eq!(g.python_path, vec!["/a", "/b"]);
         assert_eq!(g.not_honoured, vec!["display-name"]);
+        let g = parse(
+            D,
+            &[
+                "g",
+                "stack-size=1048576",
+                "cpu-priority=-5",
+                "maximum-requests=9",
+                "graceful-timeout=3",
+                "switch-interval=0.01",
+            ],
+        )
+        .unwrap();
+        assert_eq!(g.stack_size, Some(1 << 20));
+        assert_eq!(g.cpu_priority, Some(-5));
+        assert_eq!((g.maximum_requests, g.graceful_timeout), (9, 3));
+        assert_eq!(g.switch_interval, Some(0.01));
+        assert!(g.not_honoured.is_empty());
     }
 
     #[test]

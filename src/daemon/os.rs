@@ -360,10 +360,12 @@ fn sigset(signals: &[libc::c_int]) -> libc::sigset_t {
     set
 }
 
-/// Blocks the stop (SIGTERM) and drain (SIGUSR1) signals in this thread and every thread
-/// it starts afterwards, so that only [`wait_signal`] sees them.
+const CONTROL: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGUSR1, libc::SIGXCPU];
+
+/// Blocks the stop (SIGTERM) and drain (SIGUSR1, SIGXCPU) signals in this thread and every
+/// thread it starts afterwards, so that only [`wait_control`] sees them.
 pub fn block_control_signals() {
-    let set = sigset(&[libc::SIGTERM, libc::SIGUSR1]);
+    let set = sigset(&CONTROL);
     // SAFETY: set is a live, initialised sigset_t.
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
 }
@@ -379,7 +381,7 @@ pub enum Control {
 
 /// Waits up to `timeout` (None: for ever) for a blocked control signal.
 pub fn wait_control(timeout: Option<Duration>) -> Option<Control> {
-    let set = sigset(&[libc::SIGTERM, libc::SIGUSR1]);
+    let set = sigset(&CONTROL);
     let ts = timeout.map(|t| libc::timespec {
         tv_sec: t.as_secs() as libc::time_t,
         tv_nsec: t.subsec_nanos() as libc::c_long,
@@ -395,20 +397,26 @@ pub fn wait_control(timeout: Option<Duration>) -> Option<Control> {
     };
     match sig {
         libc::SIGTERM => Some(Control::Stop),
-        libc::SIGUSR1 => Some(Control::Drain),
+        libc::SIGUSR1 | libc::SIGXCPU => Some(Control::Drain),
         _ => None,
     }
 }
 
 /// True when a listening socket has a connection waiting to be accepted.
 pub fn has_pending(fd: RawFd) -> bool {
+    wait_readable(fd, Duration::ZERO)
+}
+
+/// Waits up to `timeout` for `fd` to become readable.
+pub fn wait_readable(fd: RawFd, timeout: Duration) -> bool {
     let mut p = libc::pollfd {
         fd,
         events: libc::POLLIN,
         revents: 0,
     };
-    // SAFETY: one live pollfd; a zero timeout never blocks.
-    unsafe { libc::poll(&mut p, 1, 0) > 0 && p.revents & libc::POLLIN != 0 }
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: one live pollfd.
+    unsafe { libc::poll(&mut p, 1, ms) > 0 && p.revents & libc::POLLIN != 0 }
 }
 
 /// Sends `signal` to a child process.
@@ -417,4 +425,54 @@ pub fn signal(pid: i32, signal: libc::c_int) {
         // SAFETY: pid is a child of this process that has not been reaped.
         unsafe { libc::kill(pid, signal) };
     }
+}
+
+/// Asks this process's main thread to drain (see [`wait_control`]).
+pub fn drain_self() {
+    // SAFETY: signalling our own process; SIGUSR1 is blocked in every thread but waited for.
+    unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
+}
+
+/// Sets this process's scheduling priority (`cpu-priority`).
+pub fn set_priority(n: i32) -> Result<(), String> {
+    // SAFETY: a plain system call on this process.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, n) } != 0 {
+        return Err(format!(
+            "cpu-priority={n}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// Which resource limit.
+#[derive(Debug, Clone, Copy)]
+pub enum Limit {
+    Data,
+    AddressSpace,
+    CpuSeconds,
+}
+
+/// Lowers a soft resource limit (the hard limit stays, so SIGXCPU comes before SIGKILL).
+pub fn set_limit(which: Limit, value: u64) -> Result<(), String> {
+    let res = match which {
+        Limit::Data => libc::RLIMIT_DATA,
+        Limit::AddressSpace => libc::RLIMIT_AS,
+        Limit::CpuSeconds => libc::RLIMIT_CPU,
+    };
+    let mut cur: libc::rlimit = unsafe_zeroed();
+    // SAFETY: cur is a live rlimit.
+    unsafe { libc::getrlimit(res, &mut cur) };
+    cur.rlim_cur = value as libc::rlim_t;
+    if cur.rlim_max != libc::RLIM_INFINITY && cur.rlim_cur > cur.rlim_max {
+        cur.rlim_cur = cur.rlim_max;
+    }
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(res, &cur) } != 0 {
+        return Err(format!(
+            "{which:?} limit {value}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
 }

@@ -56,6 +56,12 @@ pub fn prepare(
             python.home = Some(h.clone());
         }
         python.path.extend(def.python_path.iter().cloned());
+        if let Some(e) = &def.python_eggs {
+            python.eggs = Some(e.clone());
+        }
+        if let Some(i) = def.switch_interval {
+            python.switch_interval = Some(i);
+        }
         let import_scripts = facts
             .import_scripts
             .iter()
@@ -98,8 +104,9 @@ pub fn not_honoured_warning(g: &DaemonGroup) -> Option<String> {
 /// How long a replacement waits before starting, given how long the dead daemon lived and
 /// the wait before it: at once after a long life, doubling (0.5 s to 30 s) while daemons
 /// keep dying young, so a broken group cannot make a fork storm.
-pub fn next_delay(lived: Duration, previous: Duration) -> Duration {
-    if lived >= Duration::from_secs(10) {
+/// `planned`: the daemon recycled itself (maximum-requests and the like) and exited 0.
+pub fn next_delay(lived: Duration, previous: Duration, planned: bool) -> Duration {
+    if planned || lived >= Duration::from_secs(10) {
         Duration::ZERO
     } else {
         (previous * 2).clamp(Duration::from_millis(500), Duration::from_secs(30))
@@ -116,20 +123,24 @@ mod tests {
         let mut d = Duration::ZERO;
         let mut seen = Vec::new();
         for _ in 0..10 {
-            d = next_delay(young, d);
+            d = next_delay(young, d, false);
             seen.push(d.as_millis());
         }
         assert_eq!(&seen[..4], &[500, 1000, 2000, 4000]);
         assert_eq!(*seen.last().unwrap(), 30_000);
-        assert_eq!(next_delay(Duration::from_secs(60), d), Duration::ZERO);
+        assert_eq!(
+            next_delay(Duration::from_secs(60), d, false),
+            Duration::ZERO
+        );
+        assert_eq!(next_delay(young, d, true), Duration::ZERO);
     }
 
     #[test]
     fn warning_names_the_options() {
-        let g = crate::config::daemon::parse("WSGIDaemonProcess", &["g", "maximum-requests=5"])
-            .unwrap();
+        let g =
+            crate::config::daemon::parse("WSGIDaemonProcess", &["g", "queue-timeout=5"]).unwrap();
         let w = not_honoured_warning(&g).unwrap();
-        assert!(w.contains("maximum-requests") && w.contains(" g:"), "{w}");
+        assert!(w.contains("queue-timeout") && w.contains(" g:"), "{w}");
         let g = crate::config::daemon::parse("WSGIDaemonProcess", &["g"]).unwrap();
         assert!(not_honoured_warning(&g).is_none());
     }

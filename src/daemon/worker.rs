@@ -13,7 +13,7 @@ use crate::wsgi::gateway::{After, Gateway, ReadFailure, RequestLog, ResponseHead
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Runs one daemon process of `group` (in the freshly forked child, after the Apache layer
@@ -26,6 +26,7 @@ pub fn run(
     logger: fn() -> RequestLog,
 ) -> ! {
     let log = logger();
+    started();
     for g in others {
         if !Arc::ptr_eq(g, &group) {
             os::close(g.listener);
@@ -66,23 +67,88 @@ pub fn run(
         .collect();
     preload::run(&scripts, apache_version, &log);
     let listener = Arc::new(os::listener(group.listener));
+    // Polled, so that a process recycling itself stops taking connections and leaves them
+    // in the queue (which the parent keeps open) for its replacement.
+    if let Err(e) = listener.set_nonblocking(true) {
+        fail(format!("cannot poll the listening socket: {e}"));
+    }
     let process = ProcessFacts {
         multithread: group.def.threads > 1,
         multiprocess: group.def.processes_set,
     };
     for i in 0..group.def.threads {
         let (l, g) = (listener.clone(), group.clone());
-        let spawned = std::thread::Builder::new()
-            .name(format!("wsgi-{i}"))
-            .spawn(move || accept_loop(&l, &g, process, apache_version, logger()));
+        let mut builder = std::thread::Builder::new().name(format!("wsgi-{i}"));
+        if let Some(size) = group.def.stack_size {
+            builder = builder.stack_size(size);
+        }
+        let spawned = builder.spawn(move || accept_loop(&l, &g, process, apache_version, logger()));
         if let Err(e) = spawned {
             fail(format!("cannot start request thread: {e}"));
         }
     }
-    match os::wait_control(None) {
-        Some(os::Control::Drain) => drain(&group),
-        _ => os::exit_now(0),
+    start_recycle_timer(&group, logger);
+    loop {
+        match os::wait_control(None) {
+            Some(os::Control::Drain) => drain(&group),
+            Some(os::Control::Stop) => os::exit_now(0),
+            None => {}
+        }
     }
+}
+
+/// Set once this process recycles itself: it takes no more connections.
+static RECYCLING: AtomicBool = AtomicBool::new(false);
+/// Requests served by this process.
+static SERVED: AtomicU64 = AtomicU64::new(0);
+/// When the last request started or ended, in seconds since this process started.
+static LAST_ACTIVITY: AtomicU64 = AtomicU64::new(0);
+
+fn started() -> Instant {
+    static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(Instant::now)
+}
+
+/// Stops taking connections and has the main thread end this process once idle; the
+/// parent starts a replacement at once (exit status 0).
+fn recycle(group: &Group, why: &str, log: &RequestLog) {
+    if !RECYCLING.swap(true, Ordering::SeqCst) {
+        log.log(
+            crate::wsgi::gateway::Severity::Info,
+            &format!(
+                "RWSGI0516: daemon process group '{}' process {} recycles: {why}",
+                group.def.name,
+                os::pid()
+            ),
+        );
+        os::drain_self();
+    }
+}
+
+/// restart-interval and inactivity-timeout.
+fn start_recycle_timer(group: &Arc<Group>, logger: fn() -> RequestLog) {
+    let (life, idle) = (group.def.restart_interval, group.def.inactivity_timeout);
+    if life == 0 && idle == 0 {
+        return;
+    }
+    let g = group.clone();
+    let _ = std::thread::Builder::new()
+        .name("wsgi-monitor".into())
+        .spawn(move || {
+            let log = logger();
+            loop {
+                std::thread::sleep(Duration::from_millis(250));
+                let now = started().elapsed().as_secs();
+                if life > 0 && now >= life {
+                    recycle(&g, &format!("restart-interval={life} reached"), &log);
+                } else if idle > 0
+                    && ACTIVE.load(Ordering::SeqCst) == 0
+                    && now.saturating_sub(LAST_ACTIVITY.load(Ordering::SeqCst)) >= idle
+                {
+                    recycle(&g, &format!("inactivity-timeout={idle} reached"), &log);
+                }
+            }
+        });
 }
 
 /// Requests being served by this process.
@@ -94,12 +160,14 @@ struct Busy;
 impl Busy {
     fn new() -> Busy {
         ACTIVE.fetch_add(1, Ordering::SeqCst);
+        LAST_ACTIVITY.store(started().elapsed().as_secs(), Ordering::SeqCst);
         Busy
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
+        LAST_ACTIVITY.store(started().elapsed().as_secs(), Ordering::SeqCst);
         ACTIVE.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -111,7 +179,8 @@ fn drain(group: &Group) -> ! {
     let deadline = Instant::now() + Duration::from_secs(group.def.graceful_timeout.into());
     let mut idle_seen = 0;
     while Instant::now() < deadline {
-        let idle = ACTIVE.load(Ordering::SeqCst) == 0 && !os::has_pending(group.listener);
+        let idle = ACTIVE.load(Ordering::SeqCst) == 0
+            && (RECYCLING.load(Ordering::SeqCst) || !os::has_pending(group.listener));
         idle_seen = if idle { idle_seen + 1 } else { 0 };
         if idle_seen >= 2 {
             break;
@@ -126,6 +195,18 @@ fn drain(group: &Group) -> ! {
 /// Takes the group's user and group, refusing root, and the process settings.
 fn become_user(group: &Group) -> Result<(), String> {
     let d = &group.def;
+    if let Some(n) = d.cpu_priority {
+        os::set_priority(n)?;
+    }
+    for (which, v) in [
+        (os::Limit::Data, d.memory_limit),
+        (os::Limit::AddressSpace, d.virtual_memory_limit),
+        (os::Limit::CpuSeconds, d.cpu_time_limit),
+    ] {
+        if v > 0 {
+            os::set_limit(which, v)?;
+        }
+    }
     if os::euid() == 0 {
         let user = os::user(d.user.as_ref().unwrap_or(&Ident::Id(group.child_ids.0)))?;
         if user.uid == 0 {
@@ -174,10 +255,21 @@ fn accept_loop(
     apache_version: (u32, u32, u32),
     log: RequestLog,
 ) {
-    loop {
+    let max = group.def.maximum_requests;
+    while !RECYCLING.load(Ordering::SeqCst) {
+        if !os::wait_readable(listener.as_raw_fd(), Duration::from_millis(200)) {
+            continue;
+        }
         let conn = match listener.accept() {
             Ok((c, _)) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
+                ) =>
+            {
+                continue;
+            }
             Err(e) => {
                 log.log(
                     crate::wsgi::gateway::Severity::Error,
@@ -190,8 +282,15 @@ fn accept_loop(
                 continue;
             }
         };
-        let _busy = Busy::new();
-        serve(conn, group, process, apache_version, log);
+        let _ = conn.set_nonblocking(false);
+        {
+            let _busy = Busy::new();
+            serve(conn, group, process, apache_version, log);
+        }
+        let n = SERVED.fetch_add(1, Ordering::SeqCst) + 1;
+        if max > 0 && n >= max {
+            recycle(group, &format!("maximum-requests={max} reached"), &log);
+        }
     }
 }
 

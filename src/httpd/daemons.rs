@@ -359,14 +359,22 @@ unsafe extern "C" fn maintenance(
         // SAFETY: a plain query of the MPM's state.
         unsafe { sys::ap_mpm_query(sys::AP_MPMQ_MPM_STATE as i32, &mut state) };
         let stopping = state == sys::AP_MPMQ_STOPPING as i32;
-        slot.delay = spawner::next_delay(lived, slot.delay);
+        // A daemon that recycled itself (maximum-requests, restart-interval,
+        // inactivity-timeout, cpu-time-limit) drains and exits 0.
+        let planned = reason == sys::APR_OC_REASON_DEATH && status == 0;
+        slot.delay = spawner::next_delay(lived, slot.delay, planned);
         log::server_log(
             slot.log_server(),
-            if stopping { Level::Info } else { Level::Error },
+            if stopping || planned {
+                Level::Info
+            } else {
+                Level::Error
+            },
             &format!(
-                "RWSGI0503: daemon process group '{}' process {pid} died (exit status or \
+                "RWSGI0503: daemon process group '{}' process {pid} {} (exit status or \
                  signal {status}) after {:.1} s{}",
                 slot.group.def.name,
+                if planned { "ended" } else { "died" },
                 lived.as_secs_f64(),
                 if stopping {
                     String::new()
