@@ -243,6 +243,7 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
                         "{d}: option 'switch-interval={v}' must be positive"
                     ));
                 }
+                g.switch_interval = Some(f);
             }
             "cpu-priority" => g.cpu_priority = Some(int(d, &key, v, -20, 20)? as i32),
             "stack-size" => {
