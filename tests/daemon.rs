@@ -264,10 +264,10 @@ fn options_not_acted_on_yet_are_named_at_start() {
     let srv = daemon_server(
         "daemon_not_honoured",
         Mpm::Event,
-        "threads=1 queue-timeout=100 display-name=%{GROUP}",
+        "threads=1 queue-timeout=100 chroot=/",
     )
     .start();
-    srv.assert_log("WSGIDaemonProcess site: these options are accepted but not acted on yet by this version of mod_rwsgi: queue-timeout, display-name");
+    srv.assert_log("WSGIDaemonProcess site: these options are accepted but not acted on yet by this version of mod_rwsgi: queue-timeout, chroot");
     assert_eq!(srv.get("/d/pid").status, 200);
 }
 
@@ -556,4 +556,34 @@ fn inactivity_timeout_recycles_an_idle_daemon() {
     let r = srv.get("/d/pid");
     assert_eq!(r.status, 200, "{}", r.describe());
     assert_ne!(r.json().n("pid") as u32, first);
+}
+
+#[test]
+fn display_name_titles_the_daemon_and_import_scripts_run_in_it() {
+    let srv = daemon_server(
+        "daemon_title",
+        Mpm::Event,
+        "threads=1 display-name=%{GROUP}",
+    )
+    .conf(
+        "WSGIImportScript \"@APPS@/preload.wsgi\" process-group=site \
+             application-group=%{GLOBAL}",
+    )
+    .start();
+    let pid = srv.get("/d/pid").json().n("pid") as u32;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(
+        cmdline.starts_with(b"(wsgi:site)\0"),
+        "{}",
+        String::from_utf8_lossy(&cmdline)
+    );
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "(wsgi:site)");
+    // The import script ran in the daemon (in its main interpreter), not in Apache's children.
+    let markers: Vec<String> = std::fs::read_dir(&srv.data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("preload-"))
+        .collect();
+    assert_eq!(markers, vec![format!("preload-{pid}-main")]);
 }

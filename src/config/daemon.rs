@@ -29,6 +29,8 @@ pub struct DaemonGroup {
     /// 0: Apache's `Timeout`.
     pub socket_timeout: u32,
     pub shutdown_timeout: u32,
+    /// `display-name=`: the process title (`%{GROUP}` gives `(wsgi:NAME)`).
+    pub display_name: Option<String>,
     pub python_eggs: Option<String>,
     pub switch_interval: Option<f64>,
     /// Request thread stack size in bytes.
@@ -53,6 +55,17 @@ pub struct DaemonGroup {
 }
 
 impl DaemonGroup {
+    /// The process title `display-name=` asks for, if any.
+    pub fn title(&self) -> Option<String> {
+        self.display_name.as_ref().map(|d| {
+            if d == "%{GROUP}" {
+                format!("(wsgi:{})", self.name)
+            } else {
+                d.clone()
+            }
+        })
+    }
+
     fn new(name: &str) -> Self {
         DaemonGroup {
             name: name.to_string(),
@@ -72,6 +85,7 @@ impl DaemonGroup {
             socket_timeout: 0,
             shutdown_timeout: 5,
             graceful_timeout: 15,
+            display_name: None,
             python_eggs: None,
             switch_interval: None,
             stack_size: None,
@@ -92,7 +106,6 @@ impl DaemonGroup {
 /// Options accepted and validated, but not acted on yet.
 const NOT_HONOURED: &[&str] = &[
     "chroot",
-    "display-name",
     "request-timeout",
     "interrupt-timeout",
     "deadlock-timeout",
@@ -232,7 +245,8 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
             "shutdown-timeout" => g.shutdown_timeout = secs(&key, v)?,
             "graceful-timeout" => g.graceful_timeout = secs(&key, v)?,
             "listen-backlog" => g.listen_backlog = int(d, &key, v, 1, 65535)? as u32,
-            "chroot" | "display-name" => {}
+            "chroot" => {}
+            "display-name" => g.display_name = Some(v.to_string()),
             "python-eggs" => g.python_eggs = Some(v.to_string()),
             "switch-interval" => {
                 let f: f64 = v.parse().map_err(|_| {
@@ -327,7 +341,8 @@ mod tests {
         assert_eq!(g.group, Some(Ident::Name("www-data".into())));
         assert_eq!(g.umask, Some(0o027));
         assert_eq!(g.python_path, vec!["/a", "/b"]);
-        assert_eq!(g.not_honoured, vec!["display-name"]);
+        assert_eq!(g.display_name.as_deref(), Some("%{GROUP}"));
+        assert!(g.not_honoured.is_empty());
         let g = parse(
             D,
             &[

@@ -322,6 +322,9 @@ fn become_daemon(slot: &Slot) -> ! {
     let group = slot.group.clone();
     let delay = slot.delay;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if let Some(t) = group.def.title() {
+            set_title(slot.server, &t);
+        }
         os::reset_signals();
         // SAFETY: this process serves no HTTP; Apache's listening sockets must not stay open.
         unsafe { sys::rwsgi_close_listeners() };
@@ -335,6 +338,30 @@ fn become_daemon(slot: &Slot) -> ! {
     }));
     drop(result);
     os::exit_now(1)
+}
+
+/// Overwrites `argv[0]` in place (what `ps` shows), truncated to its length, and sets the
+/// thread name `top` shows.
+fn set_title(s: *const sys::server_rec, title: &str) {
+    // SAFETY: the process record and its argv live as long as the process; argv[0] is a
+    // NUL-terminated string we overwrite only within its own length.
+    unsafe {
+        let Some(s) = s.as_ref() else { return };
+        let Some(process) = s.process.as_ref() else {
+            return;
+        };
+        if process.argv.is_null() || (*process.argv).is_null() {
+            return;
+        }
+        let arg0 = (*process.argv).cast_mut();
+        let room = libc::strlen(arg0);
+        let bytes = title.as_bytes();
+        let n = bytes.len().min(room);
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), arg0.cast::<u8>(), n);
+        std::ptr::write_bytes(arg0.add(n), 0, room - n);
+        let comm = CString::new(&bytes[..bytes.len().min(15)]).unwrap_or_default();
+        libc::prctl(libc::PR_SET_NAME, comm.as_ptr());
+    }
 }
 
 unsafe extern "C" fn maintenance(
