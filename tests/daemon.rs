@@ -587,3 +587,71 @@ fn display_name_titles_the_daemon_and_import_scripts_run_in_it() {
         .collect();
     assert_eq!(markers, vec![format!("preload-{pid}-main")]);
 }
+
+/// The response rules of the WSGI core hold through the daemon: custom statuses, iterables,
+/// an exception before the head (500, logged for the request's client), exc_info before
+/// and after the head (the latter cuts the response), and files by wsgi.file_wrapper
+/// without Python reads.
+#[test]
+fn response_rules_hold_through_the_daemon() {
+    let mut srv = daemon_server("daemon_response", Mpm::Event, "threads=2")
+        .conf("WSGIScriptAlias /dr \"@APPS@/response.wsgi\" process-group=site")
+        .conf("WSGIScriptAlias /dfw \"@APPS@/filewrapper.wsgi\" process-group=site")
+        .start();
+    let r = srv.get("/dr?mode=status&s=404%20Not%20Here");
+    assert_eq!(
+        (r.status, r.reason.as_str()),
+        (404, "Not Here"),
+        "{}",
+        r.describe()
+    );
+    for (mode, body) in [
+        ("list", &b"Hello World"[..]),
+        ("generator", b"abc"),
+        ("write", b"onetwothree"),
+        ("all_empty", b""),
+    ] {
+        let r = srv.get(&format!("/dr?mode={mode}"));
+        assert_eq!(r.status, 200, "{mode}: {}", r.describe());
+        assert!(r.complete, "{mode}: {:?}", r.error);
+        assert_eq!(r.body, body, "{mode}");
+    }
+    let r = srv.get("/dr?mode=exc_info_before");
+    assert_eq!((r.status, r.reason.as_str()), (500, "Oops"));
+    assert_eq!(r.header("X-Error"), Some("yes"));
+    assert_eq!(r.body, b"error page");
+
+    let mut c = srv.connect();
+    let port = c.local_port();
+    c.send(&request_bytes(
+        "GET",
+        "/dr?mode=exc_before",
+        &[("Connection", "close")],
+        b"",
+    ))
+    .unwrap();
+    assert_eq!(c.read_response(false).unwrap().status, 500);
+    srv.expect_error(port, "boom-before-start-response");
+
+    let tok = token("dexcafter");
+    let mut c = srv.connect();
+    let port = c.local_port();
+    c.send(&request_bytes(
+        "GET",
+        &format!("/dr?mode=exc_info_after&token={tok}"),
+        &[("Connection", "close")],
+        b"",
+    ))
+    .unwrap();
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert!(r.body.starts_with(b"partial"), "{}", r.describe());
+    assert!(!r.complete, "not cut: {}", r.describe());
+    srv.expect_error(port, "exc_info after headers");
+
+    let data = pattern((3 << 20) + 123, 9);
+    std::fs::write(srv.data.join("blob.bin"), &data).unwrap();
+    let r = srv.get("/dfw?file=blob.bin&kind=noread");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert!(r.body == data, "file content differs");
+}

@@ -364,6 +364,16 @@ fn serve(
         ended: false,
         failed: false,
     };
+    // Lines about this request carry its client, as Apache's own request lines do.
+    let tagged = crate::httpd::log::Tagged {
+        prefix: format!(
+            "[client {}:{}] ",
+            String::from_utf8_lossy(&head.remote_addr),
+            head.remote_port
+        ),
+        base: log,
+    };
+    let log = tagged.logger();
     let ag = String::from_utf8_lossy(&head.application_group).into_owned();
     let outcome = match interp::for_group(&ag, apache_version, &log) {
         Ok(interp) => run_app(interp, &head, name, process, &mut gw, log),
