@@ -655,3 +655,22 @@ fn response_rules_hold_through_the_daemon() {
     assert_eq!(r.status, 200, "{}", r.describe());
     assert!(r.body == data, "file content differs");
 }
+
+#[test]
+fn a_daemon_never_runs_as_root() {
+    let srv = daemon_server("daemon_root", Mpm::Event, "threads=1 user=root")
+        .allow_log("RWSGI0510")
+        .allow_log("RWSGI0503")
+        .start();
+    assert!(srv.wait_log(
+        "refusing to run a daemon process as root",
+        std::time::Duration::from_secs(5)
+    ));
+    // Replaced with a growing pause, never in a tight loop.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let refusals = srv
+        .error_log_text()
+        .matches("refusing to run a daemon process as root")
+        .count();
+    assert!((1..=3).contains(&refusals), "{refusals} refusals in 2 s");
+}
