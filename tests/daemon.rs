@@ -264,10 +264,10 @@ fn options_not_acted_on_yet_are_named_at_start() {
     let srv = daemon_server(
         "daemon_not_honoured",
         Mpm::Event,
-        "threads=1 queue-timeout=100 chroot=/",
+        "threads=1 request-timeout=100 chroot=/",
     )
     .start();
-    srv.assert_log("WSGIDaemonProcess site: these options are accepted but not acted on yet by this version of mod_rwsgi: queue-timeout, chroot");
+    srv.assert_log("WSGIDaemonProcess site: these options are accepted but not acted on yet by this version of mod_rwsgi: request-timeout, chroot");
     assert_eq!(srv.get("/d/pid").status, 200);
 }
 
@@ -673,4 +673,33 @@ fn a_daemon_never_runs_as_root() {
         .matches("refusing to run a daemon process as root")
         .count();
     assert!((1..=3).contains(&refusals), "{refusals} refusals in 2 s");
+}
+
+/// queue-timeout: a request that waited longer for a daemon thread gets 504 without the
+/// app running; the one that held the thread is unaffected.
+#[test]
+fn queue_timeout_gives_504_without_running_the_app() {
+    let mut srv = daemon_server(
+        "daemon_queue",
+        Mpm::Event,
+        "threads=1 queue-timeout=1 send-buffer-size=65536 receive-buffer-size=65536",
+    )
+    .start();
+    let (first, (late, port)) = std::thread::scope(|sc| {
+        let first = sc.spawn(|| srv.get("/d/slow").status);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let mut c = srv.connect();
+        let port = c.local_port();
+        c.send(&request_bytes(
+            "GET",
+            "/d/pid",
+            &[("Connection", "close")],
+            b"",
+        ))
+        .unwrap();
+        let late = c.read_response(false).unwrap().status;
+        (first.join().unwrap(), (late, port))
+    });
+    assert_eq!((first, late), (200, 504));
+    srv.expect_error(port, "more than queue-timeout=1");
 }

@@ -40,6 +40,12 @@ pub struct DaemonGroup {
     pub memory_limit: u64,
     pub virtual_memory_limit: u64,
     pub cpu_time_limit: u64,
+    /// Answer 504 without running the app when a request waited longer than this (seconds,
+    /// from Apache receiving it to a daemon thread taking it; 0: never).
+    pub queue_timeout: u64,
+    /// `SO_SNDBUF`/`SO_RCVBUF` of the group's socket (0: the system's).
+    pub send_buffer_size: u32,
+    pub receive_buffer_size: u32,
     /// Recycle (drain, then exit and be replaced) after this many requests (0: never).
     pub maximum_requests: u64,
     /// Recycle after this many seconds of life (0: never).
@@ -93,6 +99,9 @@ impl DaemonGroup {
             memory_limit: 0,
             virtual_memory_limit: 0,
             cpu_time_limit: 0,
+            queue_timeout: 0,
+            send_buffer_size: 0,
+            receive_buffer_size: 0,
             maximum_requests: 0,
             restart_interval: 0,
             inactivity_timeout: 0,
@@ -111,9 +120,6 @@ const NOT_HONOURED: &[&str] = &[
     "deadlock-timeout",
     "startup-timeout",
     "eviction-timeout",
-    "queue-timeout",
-    "send-buffer-size",
-    "receive-buffer-size",
     "header-buffer-size",
     "response-buffer-size",
     "response-socket-timeout",
@@ -156,14 +162,14 @@ fn ident(d: &str, key: &str, v: &str) -> Result<Ident, String> {
 }
 
 /// A size option: 0 (the default) or at least `min`.
-fn size(d: &str, key: &str, v: &str, min: i64) -> Result<(), String> {
-    let n = int(d, key, v, 0, i64::MAX)?;
+fn size(d: &str, key: &str, v: &str, min: i64) -> Result<u32, String> {
+    let n = int(d, key, v, 0, i64::from(u32::MAX))?;
     if n != 0 && n < min {
         return Err(format!(
             "{d}: option '{key}={v}' is too small (0 or at least {min})"
         ));
     }
-    Ok(())
+    Ok(n as u32)
 }
 
 /// Parses the arguments of one `WSGIDaemonProcess` line (`args[0]` is the group name).
@@ -274,14 +280,19 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
             | "deadlock-timeout"
             | "startup-timeout"
             | "eviction-timeout"
-            | "queue-timeout"
             | "response-socket-timeout"
             | "response-flush-delay" => {
                 int(d, &key, v, 0, i64::MAX)?;
             }
-            "send-buffer-size" | "receive-buffer-size" => size(d, &key, v, 512)?,
-            "header-buffer-size" => size(d, &key, v, 8192)?,
-            "response-buffer-size" => size(d, &key, v, 65536)?,
+            "queue-timeout" => g.queue_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
+            "send-buffer-size" => g.send_buffer_size = size(d, &key, v, 512)?,
+            "receive-buffer-size" => g.receive_buffer_size = size(d, &key, v, 512)?,
+            "header-buffer-size" => {
+                size(d, &key, v, 8192)?;
+            }
+            "response-buffer-size" => {
+                size(d, &key, v, 65536)?;
+            }
             "script-user" | "script-group" => {
                 let other = if key == "script-user" {
                     "script-group"

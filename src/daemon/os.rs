@@ -194,6 +194,7 @@ pub fn listen_unix(
     path: &std::path::Path,
     backlog: u32,
     owner: Option<(u32, u32)>,
+    (send_buffer, receive_buffer): (u32, u32),
 ) -> Result<RawFd, String> {
     use std::os::fd::IntoRawFd;
     let _ = std::fs::remove_file(path);
@@ -214,7 +215,25 @@ pub fn listen_unix(
     }
     let fd = l.into_raw_fd();
     // SAFETY: fd is the listening socket just made; listen again only changes the backlog.
-    unsafe { libc::listen(fd, backlog.min(i32::MAX as u32) as libc::c_int) };
+    // Accepted connections inherit the buffer sizes.
+    unsafe {
+        for (opt, size) in [
+            (libc::SO_SNDBUF, send_buffer),
+            (libc::SO_RCVBUF, receive_buffer),
+        ] {
+            if size > 0 {
+                let v = size.min(i32::MAX as u32) as libc::c_int;
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&raw const v).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+        libc::listen(fd, backlog.min(i32::MAX as u32) as libc::c_int);
+    }
     Ok(fd)
 }
 

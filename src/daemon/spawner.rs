@@ -49,7 +49,8 @@ pub fn prepare(
         } else {
             None
         };
-        let listener = os::listen_unix(&socket, def.listen_backlog, owner_ids)
+        let buffers = (def.send_buffer_size, def.receive_buffer_size);
+        let listener = os::listen_unix(&socket, def.listen_backlog, owner_ids, buffers)
             .map_err(|e| format!("daemon process group '{}': {e}", def.name))?;
         let mut python = facts.python.clone();
         if let Some(h) = &def.python_home {
@@ -138,9 +139,9 @@ mod tests {
     #[test]
     fn warning_names_the_options() {
         let g =
-            crate::config::daemon::parse("WSGIDaemonProcess", &["g", "queue-timeout=5"]).unwrap();
+            crate::config::daemon::parse("WSGIDaemonProcess", &["g", "request-timeout=5"]).unwrap();
         let w = not_honoured_warning(&g).unwrap();
-        assert!(w.contains("queue-timeout") && w.contains(" g:"), "{w}");
+        assert!(w.contains("request-timeout") && w.contains(" g:"), "{w}");
         let g = crate::config::daemon::parse("WSGIDaemonProcess", &["g"]).unwrap();
         assert!(not_honoured_warning(&g).is_none());
     }

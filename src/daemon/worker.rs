@@ -354,6 +354,9 @@ fn serve(
         );
         return;
     }
+    let waited_us = now_us().saturating_sub(head.request_start_us);
+    let queue_timeout = group.def.queue_timeout;
+    let late = queue_timeout > 0 && waited_us > (queue_timeout as i64).saturating_mul(1_000_000);
     let mut gw = SocketGateway {
         conn: &conn,
         frame: Vec::new(),
@@ -375,24 +378,45 @@ fn serve(
     };
     let log = tagged.logger();
     let ag = String::from_utf8_lossy(&head.application_group).into_owned();
-    let outcome = match interp::for_group(&ag, apache_version, &log) {
-        Ok(interp) => run_app(interp, &head, name, process, &mut gw, log),
-        Err(e) => {
-            let status = match e {
-                GroupError::Limit { .. } => 503,
-                _ => 500,
-            };
-            if !matches!(e, GroupError::SetUpFailed { first: true, .. }) {
-                error(
-                    &log,
-                    &format!("RWSGI0515: daemon process group '{name}': {e}"),
-                );
+    let outcome = if late {
+        // Too late to be of use: the client has most likely given up, and running it would
+        // only delay the requests queued behind it.
+        error(
+            &log,
+            &format!(
+                "RWSGI0517: daemon process group '{name}': request waited {:.1} s for a \
+                 thread, more than queue-timeout={queue_timeout}; answered 504 without running \
+                 the application",
+                waited_us as f64 / 1e6
+            ),
+        );
+        app::Outcome::Status(504)
+    } else {
+        match interp::for_group(&ag, apache_version, &log) {
+            Ok(interp) => run_app(interp, &head, name, process, &mut gw, log),
+            Err(e) => {
+                let status = match e {
+                    GroupError::Limit { .. } => 503,
+                    _ => 500,
+                };
+                if !matches!(e, GroupError::SetUpFailed { first: true, .. }) {
+                    error(
+                        &log,
+                        &format!("RWSGI0515: daemon process group '{name}': {e}"),
+                    );
+                }
+                app::Outcome::Status(status)
             }
-            app::Outcome::Status(status)
         }
     };
     gw.finish(outcome);
     gw.drain();
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
 }
 
 fn same_secret(a: &[u8], b: &[u8]) -> bool {
