@@ -703,3 +703,36 @@ fn queue_timeout_gives_504_without_running_the_app() {
     assert_eq!((first, late), (200, 504));
     srv.expect_error(port, "more than queue-timeout=1");
 }
+
+fn get_host(srv: &Server, host: &str, path: &str) -> (Response, u16) {
+    let mut c = srv.connect();
+    let port = c.local_port();
+    c.send(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").as_bytes())
+        .unwrap();
+    (c.read_response(false).unwrap(), port)
+}
+
+/// A group defined in a virtual host serves that host (also through WSGIProcessGroup);
+/// another host that names it at request time gets 500, with the reason logged.
+#[test]
+fn a_virtual_host_group_serves_only_its_host() {
+    let mut srv = server("daemon_vhost")
+        .conf(
+            "<VirtualHost 127.0.0.1:@PORT@>\n  ServerName a.test\n  \
+             WSGIDaemonProcess only_a threads=1\n  \
+             WSGIScriptAlias /va \"@APPS@/daemon.wsgi\"\n  \
+             <Location /va>\n    WSGIProcessGroup only_a\n  </Location>\n</VirtualHost>",
+        )
+        .conf(
+            "<VirtualHost 127.0.0.1:@PORT@>\n  ServerName b.test\n  SetEnv GROUP only_a\n  \
+             WSGIScriptAlias /vb \"@APPS@/daemon.wsgi\"\n  \
+             <Location /vb>\n    WSGIProcessGroup %{ENV:GROUP}\n  </Location>\n</VirtualHost>",
+        )
+        .start();
+    let (r, _) = get_host(&srv, "a.test", "/va/pid");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.json().s("process_group"), "only_a");
+    let (r, port) = get_host(&srv, "b.test", "/vb/pid");
+    assert_eq!(r.status, 500, "{}", r.describe());
+    srv.expect_error(port, "is defined in another virtual host");
+}
