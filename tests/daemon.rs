@@ -264,10 +264,10 @@ fn options_not_acted_on_yet_are_named_at_start() {
     let srv = daemon_server(
         "daemon_not_honoured",
         Mpm::Event,
-        "threads=1 request-timeout=100 chroot=/",
+        "threads=1 interrupt-timeout=100 chroot=/",
     )
     .start();
-    srv.assert_log("WSGIDaemonProcess site: these options are accepted but not acted on yet by this version of mod_rwsgi: request-timeout, chroot");
+    srv.assert_log("WSGIDaemonProcess site: these options are accepted but not acted on yet by this version of mod_rwsgi: interrupt-timeout, chroot");
     assert_eq!(srv.get("/d/pid").status, 200);
 }
 
@@ -735,4 +735,37 @@ fn a_virtual_host_group_serves_only_its_host() {
     let (r, port) = get_host(&srv, "b.test", "/vb/pid");
     assert_eq!(r.status, 500, "{}", r.describe());
     srv.expect_error(port, "is defined in another virtual host");
+}
+
+/// request-timeout: a wedged request makes its daemon restart (after graceful-timeout);
+/// that request gets 502 and the replacement serves the next one.
+#[test]
+fn request_timeout_restarts_a_wedged_daemon() {
+    let mut srv = daemon_server(
+        "daemon_reqtimeout",
+        Mpm::Event,
+        "threads=1 request-timeout=1 graceful-timeout=1",
+    )
+    .allow_log("RWSGI0518")
+    .start();
+    let old = srv.get("/d/pid").json().n("pid") as u32;
+    let started = std::time::Instant::now();
+    let mut c = srv.connect();
+    let port = c.local_port();
+    c.send(&request_bytes(
+        "GET",
+        "/d/hang",
+        &[("Connection", "close")],
+        b"",
+    ))
+    .unwrap();
+    let r = c.read_response(false).unwrap();
+    let took = started.elapsed();
+    assert_eq!(r.status, 502, "{}", r.describe());
+    assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+    srv.expect_error(port, "failed before the response head");
+    srv.assert_log("longer than request-timeout=1 allows (1.0 s with 1 threads)");
+    let r = srv.get("/d/pid");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_ne!(r.json().n("pid") as u32, old);
 }

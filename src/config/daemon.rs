@@ -48,6 +48,9 @@ pub struct DaemonGroup {
     pub receive_buffer_size: u32,
     /// Recycle (drain, then exit and be replaced) after this many requests (0: never).
     pub maximum_requests: u64,
+    /// Recycle when one request has run longer than this × (1 + ln threads) seconds (0:
+    /// never): a fail-safe against wedged requests.
+    pub request_timeout: u64,
     /// Recycle after this many seconds of life (0: never).
     pub restart_interval: u64,
     /// Recycle after this many seconds without a request (0: never).
@@ -103,6 +106,7 @@ impl DaemonGroup {
             send_buffer_size: 0,
             receive_buffer_size: 0,
             maximum_requests: 0,
+            request_timeout: 0,
             restart_interval: 0,
             inactivity_timeout: 0,
             listen_backlog: 100,
@@ -115,7 +119,6 @@ impl DaemonGroup {
 /// Options accepted and validated, but not acted on yet.
 const NOT_HONOURED: &[&str] = &[
     "chroot",
-    "request-timeout",
     "interrupt-timeout",
     "deadlock-timeout",
     "startup-timeout",
@@ -273,10 +276,10 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
             "virtual-memory-limit" => g.virtual_memory_limit = int(d, &key, v, 0, i64::MAX)? as u64,
             "cpu-time-limit" => g.cpu_time_limit = int(d, &key, v, 0, i64::MAX)? as u64,
             "maximum-requests" => g.maximum_requests = int(d, &key, v, 0, i64::MAX)? as u64,
+            "request-timeout" => g.request_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
             "restart-interval" => g.restart_interval = int(d, &key, v, 0, i64::MAX)? as u64,
             "inactivity-timeout" => g.inactivity_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
-            "request-timeout"
-            | "interrupt-timeout"
+            "interrupt-timeout"
             | "deadlock-timeout"
             | "startup-timeout"
             | "eviction-timeout"

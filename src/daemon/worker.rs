@@ -12,8 +12,8 @@ use crate::wsgi::environ::RequestFacts;
 use crate::wsgi::gateway::{After, Gateway, ReadFailure, RequestLog, ResponseHead, WriteError};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Runs one daemon process of `group` (in the freshly forked child, after the Apache layer
@@ -128,7 +128,12 @@ fn recycle(group: &Group, why: &str, log: &RequestLog) {
 /// restart-interval and inactivity-timeout.
 fn start_recycle_timer(group: &Arc<Group>, logger: fn() -> RequestLog) {
     let (life, idle) = (group.def.restart_interval, group.def.inactivity_timeout);
-    if life == 0 && idle == 0 {
+    let request_limit = (group.def.request_timeout > 0).then(|| {
+        Duration::from_secs_f64(
+            group.def.request_timeout as f64 * (1.0 + f64::from(group.def.threads).ln()),
+        )
+    });
+    if life == 0 && idle == 0 && request_limit.is_none() {
         return;
     }
     let g = group.clone();
@@ -146,6 +151,27 @@ fn start_recycle_timer(group: &Arc<Group>, logger: fn() -> RequestLog) {
                     && now.saturating_sub(LAST_ACTIVITY.load(Ordering::SeqCst)) >= idle
                 {
                     recycle(&g, &format!("inactivity-timeout={idle} reached"), &log);
+                } else if let Some(limit) = request_limit
+                    && let Some(ran) = longest_running()
+                    && ran > limit
+                {
+                    log.log(
+                        crate::wsgi::gateway::Severity::Error,
+                        &format!(
+                            "RWSGI0518: daemon process group '{}' process {}: a request has run \
+                             {:.1} s, longer than request-timeout={} allows ({:.1} s with {} \
+                             threads); the process restarts once its requests end or \
+                             graceful-timeout={} s passes",
+                            g.def.name,
+                            os::pid(),
+                            ran.as_secs_f64(),
+                            g.def.request_timeout,
+                            limit.as_secs_f64(),
+                            g.def.threads,
+                            g.def.graceful_timeout
+                        ),
+                    );
+                    recycle(&g, "request-timeout", &log);
                 }
             }
         });
@@ -154,19 +180,36 @@ fn start_recycle_timer(group: &Arc<Group>, logger: fn() -> RequestLog) {
 /// Requests being served by this process.
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
-/// Counts one request in [`ACTIVE`] for as long as it lives.
-struct Busy;
+/// When each running request started, by a token of its [`Busy`].
+static RUNNING: Mutex<Vec<(u64, Instant)>> = Mutex::new(Vec::new());
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(0);
+
+/// How long the oldest running request has run.
+fn longest_running() -> Option<Duration> {
+    let running = RUNNING.lock().ok()?;
+    running.iter().map(|(_, since)| since.elapsed()).max()
+}
+
+/// Counts one request in [`ACTIVE`] and [`RUNNING`] for as long as it lives.
+struct Busy(u64);
 
 impl Busy {
     fn new() -> Busy {
         ACTIVE.fetch_add(1, Ordering::SeqCst);
         LAST_ACTIVITY.store(started().elapsed().as_secs(), Ordering::SeqCst);
-        Busy
+        let token = NEXT_TOKEN.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut running) = RUNNING.lock() {
+            running.push((token, Instant::now()));
+        }
+        Busy(token)
     }
 }
 
 impl Drop for Busy {
     fn drop(&mut self) {
+        if let Ok(mut running) = RUNNING.lock() {
+            running.retain(|(t, _)| *t != self.0);
+        }
         LAST_ACTIVITY.store(started().elapsed().as_secs(), Ordering::SeqCst);
         ACTIVE.fetch_sub(1, Ordering::SeqCst);
     }

@@ -1,7 +1,7 @@
 # Daemon-mode probe, routed by PATH_INFO: /pid (JSON facts about the serving process),
 # /echo (the request body back), /upload (read in chunks, {pid, length}), /download?MiB (a
-# generator of that many MiB), /sleep and /slow (0.2 s or 2 s, then /pid), /exit (the
-# process dies).
+# generator of that many MiB), /sleep, /slow and /hang (0.2 s, 2 s or 30 s, then /pid),
+# /exit (the process dies).
 import json
 import os
 import time
@@ -45,6 +45,8 @@ def application(environ, start_response):
         time.sleep(0.2)
     if path == '/slow':
         time.sleep(2)
+    if path == '/hang':
+        time.sleep(30)
     doc = {
         'pid': os.getpid(),
         'uid': os.getuid(),
