@@ -4,8 +4,11 @@
 #   make serve         install deps, build, serve examples/hello.wsgi on http://127.0.0.1:8000
 #   make test          install deps, run the whole test suite (cargo test)
 #   make bench         install deps, run bench/run.sh (see bench/README.md)
+#   make wheel         build, then dist/mod_rwsgi-<version>-cpXY-cpXY-linux_<arch>.whl (module +
+#                      rwsgi-express; see express/build_wheel.py)
 #   make deb           build target/debian/libapache2-mod-rwsgi_<version>_<arch>.deb
-#   make package-test  as root: build, install, a2enmod and serve the .deb, then purge it
+#   make package-test  as root: build the .deb, apt-get install it, switch from mod_wsgi, serve a
+#                      site with apache2ctl on 127.0.0.1, purge it; the machine is restored
 #   make deps          install the Debian packages (.ci/install-deps)
 
 # rustup installs cargo into ~/.cargo/bin, which non-login shells may not have on PATH.
@@ -13,8 +16,10 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 CARGO ?= cargo
 MODULE := target/mod_rwsgi.so
+# The Python the module is built against (.cargo/config.toml pins it too).
+PYTHON ?= /usr/bin/python3
 
-.PHONY: all build serve test bench deb package-test deps clean
+.PHONY: all build serve test bench wheel deb package-test deps clean
 .NOTPARALLEL:
 
 all: build
@@ -35,6 +40,9 @@ test: deps
 
 bench: deps
 	bash bench/run.sh
+
+wheel: build
+	$(PYTHON) express/build_wheel.py dist
 
 deb: deps
 	bash packaging/deb/build.sh

@@ -1,6 +1,7 @@
 /* Tiny functions for the httpd/APR facilities that exist only as C macros. No logic lives
  * here: each function is one macro, so the Rust side keeps every decision. */
 #include "rwsgi_glue.h"
+#include "http_log.h"
 
 void *rwsgi_get_module_config(const ap_conf_vector_t *cv, const module *m)
 {
@@ -83,3 +84,15 @@ void rwsgi_unixd_ids(unsigned int *uid, unsigned int *gid)
 const char *rwsgi_unixd_user_name(void) { return ap_unixd_config.user_name; }
 
 void rwsgi_close_listeners(void) { ap_close_listeners(); }
+int rwsgi_request_log_enabled(const request_rec *r, int module_index, int level)
+{
+    return APLOG_R_MODULE_IS_LEVEL(r, module_index, level);
+}
+
+#include "apr_optional_hooks.h"
+#include "mod_status.h"
+
+void rwsgi_hook_status(int (*fn)(request_rec *r, int flags))
+{
+    APR_OPTIONAL_HOOK(ap, status_hook, fn, NULL, NULL, APR_HOOK_MIDDLE);
+}

@@ -33,6 +33,11 @@ void rwsgi_brigade_add_broken(apr_bucket_brigade *bb, apr_pool_t *p);
 int rwsgi_cgi_pass_auth(request_rec *r);
 /* True when a content- or resource-level output filter sits at the top of the chain. */
 int rwsgi_has_content_filters(request_rec *r);
+/* True when the request's LogLevel for the module with this index admits `level`. */
+int rwsgi_request_log_enabled(const request_rec *r, int module_index, int level);
+
+/* Registers `fn` on mod_status's optional status_hook (a no-op without mod_status). */
+void rwsgi_hook_status(int (*fn)(request_rec *r, int flags));
 
 /* The uid and gid Apache children run as (User/Group). */
 void rwsgi_unixd_ids(unsigned int *uid, unsigned int *gid);

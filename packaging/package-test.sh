@@ -1,12 +1,22 @@
 #!/usr/bin/env bash
-# Package test: builds the Debian package, installs it on this machine, enables it the Debian
-# way (a2enmod) and serves a hello app with Debian's apache2. Needs root (dpkg -i).
+# Package test: builds the Debian package and uses it the way an administrator of a Debian
+# machine with mod_wsgi would: `apt-get install ./…deb` while mod_wsgi is enabled (the package
+# stays disabled and says how to switch), a2enmod refusing rwsgi while wsgi is enabled, the
+# switch with a2dismod/a2enmod, a site in sites-available serving an app from /var/www,
+# apache2ctl configtest/start/graceful/stop, then `apt-get purge`, checking that no file of the
+# package is left. A second install with mod_wsgi disabled checks that the postinst enables
+# the module. Needs root.
 #
-# The system Apache is never started or reloaded: dpkg runs under a policy-rc.d that forbids
-# service actions, and the test server has its own config (-f) that includes the machine's
-# mods-enabled/ but listens only on 127.0.0.1:<free port>, with its pid file, logs and
-# runtime files in a temporary directory. Afterwards the package is purged and
-# /etc/apache2/mods-enabled and /var/lib/apache2/module are put back as they were.
+# Safety on a shared machine: Apache runs from the system config (/etc/apache2) but listens
+# only on 127.0.0.1:<free port> (ports.conf is replaced while the test runs, and the test
+# refuses to start when another enabled file has a Listen line), writes its logs to a
+# temporary directory (APACHE_ENVVARS adds that to /etc/apache2/envvars), and is stopped
+# through the pid file, which no other Apache may hold: the test refuses to run when it names a
+# live process. dpkg runs under a policy-rc.d that forbids service actions, so the maintainer
+# scripts never start or restart the system Apache. On exit, whatever happened, the package
+# is purged and ports.conf, mods-enabled/, sites-enabled/, the test site, its app directory
+# and /var/lib/apache2 (a2enmod's state) are put back as they were; the run then checks that
+# /etc/apache2 and /var/lib/apache2 equal their snapshots from before.
 #
 # Prints `package-test: N passed, N failed` last; exits non-zero on any failure.
 # Usage: packaging/package-test.sh        (or `make package-test`)
@@ -16,18 +26,15 @@ umask 022
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 PKG=libapache2-mod-rwsgi
-HTTPD=/usr/sbin/apache2
-MODS_ENABLED=/etc/apache2/mods-enabled
-MODULE_STATE=/var/lib/apache2/module
+ETC=/etc/apache2
+STATE=/var/lib/apache2
+SITE=rwsgi-test
+SITE_CONF=$ETC/sites-available/$SITE.conf
+APP_DIR=/var/www/$SITE
+export DEBIAN_FRONTEND=noninteractive
+# The system's instance of apache2ctl: no other config directory, envvars or systemd start.
+unset APACHE_CONFDIR APACHE_ENVVARS APACHE_ARGUMENTS APACHE_HTTPD
 started=$(date +%s)
-
-die() { echo "package-test: $*" >&2; echo "package-test: 0 passed, 1 failed"; exit 1; }
-[[ $(id -u) -eq 0 ]] || die "needs root (dpkg -i, a2enmod)"
-[[ -x $HTTPD ]] || die "apache2 not found: run 'make deps'"
-
-# One run at a time on a machine: two would fight over dpkg and mods-enabled/.
-exec 9>/run/lock/rwsgi-package-test.lock
-flock -w 300 9 || die "another package test holds /run/lock/rwsgi-package-test.lock"
 
 passed=0
 failed=0
@@ -38,10 +45,38 @@ check() { # check DESCRIPTION COMMAND...: passes when the command succeeds
   shift
   if "$@"; then ok "$what"; else fail "$what"; fi
 }
+die() {
+  echo "package-test: $*" >&2
+  echo "package-test: $passed passed, $((failed + 1)) failed"
+  exit 1
+}
 
-# A package installed before would be purged by this test: refuse instead of guessing.
-if dpkg-query -W -f='${db:Status-Abbrev}' "$PKG" 2>/dev/null | grep -q '^.[iUFHWt]'; then
-  die "$PKG is already installed; this test installs and purges it (dpkg --purge $PKG first)"
+[[ $(id -u) -eq 0 ]] || die "needs root (apt-get install, a2enmod, apache2ctl)"
+for tool in apt-get dpkg apache2ctl a2enmod a2dismod a2ensite a2dissite curl ss flock; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool not found: run 'make deps'"
+done
+[[ -e $ETC/mods-available/wsgi.load ]] ||
+  die "mod_wsgi is not installed (libapache2-mod-wsgi-py3): run 'make deps'"
+
+# One run at a time on a machine: two would fight over dpkg and /etc/apache2.
+exec 9>/run/lock/rwsgi-package-test.lock
+flock -w 300 9 || die "another package test holds /run/lock/rwsgi-package-test.lock"
+
+# Refuse, rather than guess, whenever the machine is not in a state this test can restore.
+pidfile=$(set +u && . "$ETC/envvars" && echo "$APACHE_PID_FILE")
+pidfile_live() { [[ -s $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+if pidfile_live; then
+  die "$pidfile names a running Apache (pid $(cat "$pidfile")); apache2ctl stop would stop it"
+fi
+if dpkg-query -W -f='${db:Status-Abbrev}' "$PKG" 2>/dev/null | grep -q '^.[iUFHWtc]'; then
+  die "$PKG is installed; this test installs and purges it (apt-get purge $PKG first)"
+fi
+for leftover in "$SITE_CONF" "$ETC/sites-enabled/$SITE.conf" "$APP_DIR"; do
+  [[ -e $leftover || -L $leftover ]] && die "$leftover exists (an interrupted run?): remove it first"
+done
+if others=$(grep -rlisE '^[[:space:]]*Listen[[:space:]]' "$ETC/apache2.conf" "$ETC"/conf-enabled/ \
+  "$ETC"/mods-enabled/ "$ETC"/sites-enabled/); then
+  die "Listen lines outside ports.conf would open more ports: $others"
 fi
 
 mkdir -p target/debian
@@ -51,46 +86,69 @@ if ! bash packaging/deb/build.sh >"$build_log" 2>&1; then
   tail -n 40 "$build_log"
   die "packaging/deb/build.sh failed"
 fi
-deb=$(ls target/debian/${PKG}_*_"$(dpkg --print-architecture)".deb)
-echo "package-test: built $deb in $(($(date +%s) - started)) s"
+built=$(date +%s)
+deb_built=$(ls target/debian/${PKG}_*_"$(dpkg --print-architecture)".deb)
+echo "package-test: built $deb_built in $((built - started)) s"
 
 work=$(mktemp -d /tmp/rwsgi-package-test.XXXXXX)
 chmod 0755 "$work"
-mkdir -p "$work"/{state,run,lock,logs,app,htdocs}
-cp -a "$MODS_ENABLED" "$work/state/mods-enabled"
-[[ -d $MODULE_STATE ]] && cp -a "$MODULE_STATE" "$work/state/module"
+mkdir -p "$work/logs"
+# In a directory apt's unprivileged _apt user can read.
+deb=$work/${deb_built##*/}
+install -m 0644 "$deb_built" "$deb"
+cp -a "$ETC" "$work/etc"
+cp -a "$STATE" "$work/state"
+wsgi_was_enabled=0
+[[ -e $ETC/mods-enabled/wsgi.load ]] && wsgi_was_enabled=1
+
+# The test Apache: the system config through apache2ctl, with its logs in $work.
+printf '. %s/envvars\nexport APACHE_LOG_DIR=%s/logs\n' "$ETC" "$work" >"$work/envvars"
+actl() { APACHE_ENVVARS=$work/envvars APACHE_STARTED_BY_SYSTEMD=1 apache2ctl "$@"; }
 
 made_policy=0
 pid=
-conf=$work/httpd.conf
 
-# Puts each entry of $1 (a snapshot) back into $2 and removes entries the snapshot lacks.
-restore_dir() {
+# Makes directory $2 equal to its snapshot $1: removes what the snapshot lacks, copies the rest.
+restore_tree() {
   local snap=$1 dir=$2 e
-  [[ -d $snap ]] || return 0
-  for e in "$dir"/* "$dir"/.[!.]*; do
-    [[ -e $e || -L $e ]] || continue
-    [[ -e $snap/${e##*/} || -L $snap/${e##*/} ]] || rm -rf -- "$e"
-  done
+  while IFS= read -r -d '' e; do
+    [[ -e $snap/${e#"$dir"/} || -L $snap/${e#"$dir"/} ]] || rm -rf -- "$e"
+  done < <(find "$dir" -mindepth 1 -depth -print0)
   cp -a "$snap"/. "$dir"/
+}
+
+# apache2ctl stop signals whatever the pid file names: only while that is still our server.
+stop_apache() {
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+  if [[ $(cat "$pidfile" 2>/dev/null) == "$pid" ]]; then actl stop >/dev/null 2>&1; else kill -TERM "$pid"; fi
+  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$pid" 2>/dev/null
+}
+
+apt_get() { apt-get -y -q -o DPkg::Lock::Timeout=300 "$@"; }
+known() { dpkg-query -W -f='${db:Status-Abbrev}' "$PKG" 2>/dev/null | grep -q '^.[iUFHWtc]'; }
+
+restore_machine() {
+  stop_apache
+  if known; then apt_get purge "$PKG" >/dev/null 2>&1 || dpkg --purge "$PKG" >/dev/null 2>&1; fi
+  cp -a "$work/etc/ports.conf" "$ETC/ports.conf"
+  rm -f "$SITE_CONF"
+  restore_tree "$work/etc/mods-enabled" "$ETC/mods-enabled"
+  restore_tree "$work/etc/sites-enabled" "$ETC/sites-enabled"
+  restore_tree "$work/state" "$STATE"
+  rm -rf "$APP_DIR"
 }
 
 cleanup() {
   local rc=$?
   set +e
-  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
-    $HTTPD -f "$conf" -k stop 2>/dev/null
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-  fi
-  dpkg --purge "$PKG" >/dev/null 2>&1
-  restore_dir "$work/state/mods-enabled" "$MODS_ENABLED"
-  restore_dir "$work/state/module" "$MODULE_STATE"
+  restore_machine
   ((made_policy)) && rm -f /usr/sbin/policy-rc.d
   rm -rf "$work"
   exit $rc
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 
 # Keep dpkg's maintainer scripts from starting or restarting the system Apache.
 if [[ ! -e /usr/sbin/policy-rc.d ]]; then
@@ -99,118 +157,142 @@ if [[ ! -e /usr/sbin/policy-rc.d ]]; then
   made_policy=1
 fi
 
-# dpkg refuses to wait for its lock: retry for a bounded time while another install runs.
-dpkg_retry() {
-  local out
-  for _ in $(seq 1 60); do
-    if out=$(dpkg "$@" 2>&1); then echo "$out"; return 0; fi
-    grep -q 'lock' <<<"$out" || { echo "$out" >&2; return 1; }
-    sleep 2
-  done
-  echo "$out" >&2
-  return 1
+enabled() { [[ -e $ETC/mods-enabled/$1.load ]]; }
+installed() { dpkg-query -W -f='${db:Status-Abbrev}' "$PKG" 2>/dev/null | grep -q '^ii'; }
+field() { dpkg-query -W -f="\${$1}" "$PKG"; }
+
+# Checks that purging left no file or directory of the package (the dpkg -L list taken while
+# it was installed), except directories that other packages own too.
+check_purged() {
+  local list=$1 path left=()
+  while IFS= read -r path; do
+    [[ $path == /. ]] && continue
+    [[ -e $path || -L $path ]] || continue
+    [[ -d $path && ! -L $path ]] && dpkg -S "$path" >/dev/null 2>&1 && continue
+    left+=("$path")
+  done <"$list"
+  check "apt-get purge" bash -c "! dpkg-query -W -f='\${db:Status-Abbrev}' $PKG 2>/dev/null | grep -q '^.[iUFHWtc]'"
+  if ((${#left[@]})); then fail "purge left ${left[*]}"; else ok "purge left none of the $(wc -l <"$list") paths of dpkg -L"; fi
+  check "purge disabled rwsgi" bash -c "! ls $ETC/mods-enabled/rwsgi.* >/dev/null 2>&1"
+  check "purge dropped a2enmod's state of rwsgi" bash -c "! find $STATE -name rwsgi | grep -q ."
 }
 
-enabled() { [[ -e $MODS_ENABLED/$1.load ]]; }
-installed() { dpkg-query -W -f='${db:Status-Abbrev}' "$PKG" 2>/dev/null | grep -q '^ii'; }
-has_wsgi=0
-[[ -e /etc/apache2/mods-available/wsgi.load ]] && has_wsgi=1
-
-# 1. With mod_wsgi enabled, installing leaves mod_rwsgi disabled and says how to switch.
-if ((has_wsgi)); then
-  a2enmod -q wsgi >/dev/null
-  out=$(dpkg_retry -i "$deb" 2>&1) || true
-  check "dpkg -i with mod_wsgi enabled" installed
-  check "postinst leaves rwsgi disabled while wsgi is enabled" test ! -e "$MODS_ENABLED/rwsgi.load"
-  check "postinst points to README.Debian" grep -q "how to switch: .*README.Debian" <<<"$out"
-  dpkg_retry --purge "$PKG" >/dev/null
-  a2dismod -q wsgi >/dev/null
+# 1. Installing while mod_wsgi is enabled: succeeds, leaves rwsgi disabled, says how to switch.
+a2enmod -q wsgi >/dev/null
+if out=$(apt_get install --no-install-recommends "$deb" 2>&1); then ok "apt-get install with mod_wsgi enabled"; else
+  fail "apt-get install with mod_wsgi enabled"
+  echo "$out"
 fi
-
-# 2. A fresh install enables the module (dh_apache2 postinst) and ships the files.
-dpkg_retry -i "$deb" >/dev/null || true
-check "dpkg -i" installed
-check "module installed" test -f /usr/lib/apache2/modules/mod_rwsgi.so
-check "rwsgi.load installed" grep -q "^LoadModule rwsgi_module /usr/lib/apache2/modules/mod_rwsgi.so" /etc/apache2/mods-available/rwsgi.load
+check "installed" installed
+check "postinst leaves rwsgi disabled while wsgi is enabled" bash -c "! ls $ETC/mods-enabled/rwsgi.* >/dev/null 2>&1"
+check "postinst prints the switch commands" grep -qF "a2dismod wsgi && a2enmod rwsgi" <<<"$out"
+grep '^libapache2-mod-rwsgi: ' <<<"$out" | sed 's/^/     | /' || true
+check "module in /usr/lib/apache2/modules" test -f /usr/lib/apache2/modules/mod_rwsgi.so
+check "rwsgi.load loads it and conflicts with wsgi" bash -c \
+  "grep -qx '# Conflicts: wsgi' $ETC/mods-available/rwsgi.load &&
+   grep -q '^LoadModule rwsgi_module /usr/lib/apache2/modules/mod_rwsgi.so$' $ETC/mods-available/rwsgi.load"
+conffiles=$(field Conffiles)
+check "rwsgi.load and rwsgi.conf are conffiles" bash -c \
+  "grep -q ' $ETC/mods-available/rwsgi.load ' <<<'$conffiles' && grep -q ' $ETC/mods-available/rwsgi.conf ' <<<'$conffiles'"
+depends=$(field Depends)
+check "Depends: apache2-api-20120211, libpython3.11 ($depends)" bash -c \
+  "grep -qw 'apache2-api-20120211' <<<'$depends' && grep -qw 'libpython3.11' <<<'$depends'"
+check "copyright file" test -s /usr/share/doc/$PKG/copyright
 check "libpython3.11 resolves" bash -c "ldd /usr/lib/apache2/modules/mod_rwsgi.so | grep -q 'libpython3.11.so.1.0 => /'"
-check "postinst enabled rwsgi" enabled rwsgi
-a2enmod -q rwsgi >/dev/null
-check "a2enmod rwsgi" enabled rwsgi
 
-# The test server: the machine's enabled modules, nothing else of the system config.
+# 2. a2enmod refuses rwsgi while wsgi is enabled; the switch is a2dismod wsgi && a2enmod rwsgi.
+if out=$(a2enmod rwsgi 2>&1); then fail "a2enmod rwsgi refuses while wsgi is enabled"; else
+  check "a2enmod rwsgi refuses while wsgi is enabled" grep -q "Module wsgi is enabled - cannot proceed due to conflicts" <<<"$out"
+fi
+check "rwsgi still disabled" bash -c "! ls $ETC/mods-enabled/rwsgi.* >/dev/null 2>&1"
+check "a2dismod wsgi && a2enmod rwsgi" bash -c "a2dismod -q wsgi >/dev/null && a2enmod -q rwsgi >/dev/null"
+check "rwsgi enabled, wsgi disabled" bash -c "test -e $ETC/mods-enabled/rwsgi.load && ! test -e $ETC/mods-enabled/wsgi.load"
+
+# 3. A site serving an app from /var/www, on 127.0.0.1 only.
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cp tests/apps/hello.wsgi "$work/app/hello.wsgi"
-echo ready >"$work/htdocs/ready.txt"
-chmod -R a+rX "$work"
-export APACHE_RUN_USER=www-data APACHE_RUN_GROUP=www-data APACHE_RUN_DIR=$work/run \
-  APACHE_LOCK_DIR=$work/lock APACHE_LOG_DIR=$work/logs APACHE_PID_FILE=$work/run/apache2.pid
-cat >"$conf" <<CONF
-ServerRoot /etc/apache2
-ServerName localhost
-DefaultRuntimeDir \${APACHE_RUN_DIR}
-PidFile \${APACHE_PID_FILE}
-Mutex file:\${APACHE_LOCK_DIR} default
-User \${APACHE_RUN_USER}
-Group \${APACHE_RUN_GROUP}
-ErrorLog \${APACHE_LOG_DIR}/error.log
-LogLevel info
-IncludeOptional mods-enabled/*.load
-IncludeOptional mods-enabled/*.conf
-Listen 127.0.0.1:$port
-DocumentRoot $work/htdocs
-<Directory />
-    Require all denied
-</Directory>
-<Directory $work/htdocs>
-    Require all granted
-</Directory>
-<Directory $work/app>
-    Require all granted
-</Directory>
-WSGIScriptAlias /hello $work/app/hello.wsgi
+printf '# package-test.sh: only 127.0.0.1, for the duration of the test\nListen 127.0.0.1:%s\n' "$port" \
+  >"$ETC/ports.conf"
+mkdir -p "$APP_DIR"
+install -m 0644 tests/apps/hello.wsgi "$APP_DIR/app.wsgi"
+cat >"$SITE_CONF" <<CONF
+<VirtualHost 127.0.0.1:$port>
+    ServerName localhost
+    WSGIScriptAlias / $APP_DIR/app.wsgi
+    <Directory $APP_DIR>
+        Require all granted
+    </Directory>
+</VirtualHost>
 CONF
+check "a2ensite $SITE" bash -c "a2ensite -q $SITE >/dev/null"
+check "apache2ctl configtest" bash -c "APACHE_ENVVARS=$work/envvars apache2ctl configtest 2>/dev/null"
+modules=$(actl -M 2>/dev/null || true)
+check "rwsgi_module loaded, wsgi_module not" bash -c \
+  "grep -qw rwsgi_module <<<'$modules' && ! grep -qw wsgi_module <<<'$modules'"
 
-# 3. Both modules enabled: the configuration is refused with the cure.
-if ((has_wsgi)); then
-  a2enmod -q wsgi >/dev/null
-  if out=$($HTTPD -f "$conf" -t 2>&1); then
-    fail "apache2 -t accepted mod_wsgi + mod_rwsgi"
-  else
-    check "apache2 -t refuses wsgi + rwsgi with RWSGI0003 and the cure" \
+# mod_wsgi's wsgi.load has no Conflicts line: a2enmod wsgi succeeds, and the module itself
+# then fails the config check.
+if a2enmod -q wsgi >/dev/null 2>&1; then
+  if out=$(actl configtest 2>&1); then fail "apache2ctl configtest refuses wsgi + rwsgi"; else
+    check "apache2ctl configtest refuses wsgi + rwsgi with RWSGI0003 and the cure" \
       grep -q "RWSGI0003.*a2dismod wsgi" <<<"$out"
   fi
-  a2dismod -q wsgi >/dev/null
+else
+  fail "a2enmod wsgi beside rwsgi"
 fi
+a2dismod -q wsgi >/dev/null
 
-# 4. Serve with only mod_rwsgi.
-check "apache2 -t" bash -c "$HTTPD -f '$conf' -t 2>/dev/null"
-check "rwsgi_module loaded, wsgi_module not" bash -c \
-  "$HTTPD -f '$conf' -M 2>/dev/null | grep -q rwsgi_module && ! $HTTPD -f '$conf' -M 2>/dev/null | grep -qw wsgi_module"
-if $HTTPD -f "$conf" -k start; then
+get() { curl -sS --max-time 10 "http://127.0.0.1:$port/" 2>&1 || true; }
+resumed() { grep -c 'resuming normal operations' "$work/logs/error.log" 2>/dev/null || true; }
+
+# 4. apache2ctl start, a request, graceful, a request, stop.
+if pidfile_live; then
+  fail "apache2ctl start: $pidfile names a process started meanwhile; not starting"
+elif actl start >"$work/start.out" 2>&1; then
   for _ in $(seq 1 100); do
-    pid=$(cat "$APACHE_PID_FILE" 2>/dev/null || true)
-    [[ -n $pid ]] && curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$port/ready.txt" && break
+    pid=$(cat "$pidfile" 2>/dev/null || true)
+    [[ -n $pid ]] && curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$port/" && break
     sleep 0.1
   done
-  body=$(curl -sS --max-time 10 "http://127.0.0.1:$port/hello" || true)
-  check "GET /hello says Hello World!" test "$body" = "Hello World!"
-  server=$(curl -sS --max-time 10 -o /dev/null -D - "http://127.0.0.1:$port/hello" | tr -d '\r' |
-    sed -n 's/^Server: //Ip')
-  check "Server header names mod_rwsgi ($server)" grep -q "mod_rwsgi/" <<<"$server"
-  $HTTPD -f "$conf" -k stop
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  check "apache2 -k stop ends the server" bash -c "! kill -0 $pid 2>/dev/null"
-  check "no error lines in the log" bash -c "! grep -E '\\[(.*:)?(error|crit|alert|emerg)\\]|Traceback' '$work/logs/error.log'"
+  ok "apache2ctl start (pid $pid)"
+  listening=$(ss -ltnpH | grep "pid=$pid," | awk '{print $4}' | sort -u | tr '\n' ' ')
+  check "listens only on 127.0.0.1:$port ($listening)" test "$listening" = "127.0.0.1:$port "
+  check "GET / says Hello World!" test "$(get)" = "Hello World!"
+  before=$(resumed)
+  check "apache2ctl graceful" bash -c "APACHE_ENVVARS=$work/envvars apache2ctl graceful >/dev/null 2>&1"
+  for _ in $(seq 1 100); do (($(resumed) > before)) && break; sleep 0.1; done
+  check "graceful restart done, same parent" bash -c "(($(resumed) > before)) && kill -0 $pid"
+  check "GET / after graceful says Hello World!" test "$(get)" = "Hello World!"
+  actl stop >/dev/null 2>&1 || true
+  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  check "apache2ctl stop ends the server" bash -c "! kill -0 $pid 2>/dev/null && ! test -e $pidfile"
+  check "no error lines in the log" bash -c \
+    "! grep -E '\\[(.*:)?(error|crit|alert|emerg)\\]|Traceback' '$work/logs/error.log'"
 else
-  fail "apache2 -k start"
-  cat "$work/logs/error.log" 2>/dev/null || true
+  fail "apache2ctl start"
+  cat "$work/start.out" "$work/logs/error.log" 2>/dev/null || true
 fi
+check "a2dissite $SITE" bash -c "a2dissite -q $SITE >/dev/null"
 
-# 5. Purge removes the module and disables it.
-dpkg_retry --purge "$PKG" >/dev/null || fail "dpkg --purge"
-check "purge removes the module" test ! -e /usr/lib/apache2/modules/mod_rwsgi.so
-check "purge disables rwsgi" test ! -e "$MODS_ENABLED/rwsgi.load"
+# 5. Purge: nothing of the package is left.
+dpkg -L "$PKG" >"$work/files-1"
+apt_get purge "$PKG" >/dev/null 2>&1 || true
+check_purged "$work/files-1"
 
-echo "package-test: took $(($(date +%s) - started)) s"
+# 6. Installing while mod_wsgi is disabled enables rwsgi (apache2_invoke in the postinst).
+apt_get install --no-install-recommends "$deb" >/dev/null 2>&1 || true
+check "apt-get install with mod_wsgi disabled" installed
+check "postinst enabled rwsgi" enabled rwsgi
+dpkg -L "$PKG" >"$work/files-2"
+apt_get purge "$PKG" >/dev/null 2>&1 || true
+check_purged "$work/files-2"
+
+# 7. The machine is as before.
+restore_machine
+check "wsgi enabled as before" test "$([[ -e $ETC/mods-enabled/wsgi.load ]] && echo 1 || echo 0)" = "$wsgi_was_enabled"
+check "/etc/apache2 as before" diff -r --no-dereference "$work/etc" "$ETC"
+check "/var/lib/apache2 as before" diff -r --no-dereference "$work/state" "$STATE"
+check "$APP_DIR removed" test ! -e "$APP_DIR"
+
+echo "package-test: took $(($(date +%s) - started)) s ($(($(date +%s) - built)) s after the build)"
 echo "package-test: $passed passed, $failed failed"
 ((failed == 0))

@@ -4,9 +4,13 @@
 mod build_guard;
 pub mod config;
 pub mod daemon;
+#[cfg(test)]
+mod docs_check;
 pub mod handler;
 pub mod httpd;
+pub mod log_ids;
 pub mod python;
+pub mod stats;
 pub mod sys;
 pub mod util;
 pub mod wsgi;

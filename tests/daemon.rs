@@ -393,9 +393,9 @@ fn socket_is_private_and_strangers_are_refused() {
         "RequestHead frame of 2147483647 bytes exceeds its limit",
         std::time::Duration::from_secs(5)
     ));
-    // A head whose every field is empty or zero (134 bytes in version 1): parses, but
+    // A head whose every field is empty or zero (144 bytes in version 1): parses, but
     // carries no secret.
-    send_as_www("b'R\\x01\\x01\\x00' + (134).to_bytes(4,'little') + bytes(134)");
+    send_as_www("b'R\\x01\\x01\\x00' + (144).to_bytes(4,'little') + bytes(144)");
     assert!(srv.wait_log(
         "request without this generation's secret refused",
         std::time::Duration::from_secs(5)
@@ -768,4 +768,18 @@ fn request_timeout_restarts_a_wedged_daemon() {
     let r = srv.get("/d/pid");
     assert_eq!(r.status, 200, "{}", r.describe());
     assert_ne!(r.json().n("pid") as u32, old);
+}
+
+#[test]
+fn a_dispatch_script_can_choose_a_daemon_group() {
+    let srv = server("daemon_dispatch")
+        .conf("WSGIDaemonProcess somedaemon threads=1")
+        .conf("WSGIScriptAlias /dd \"@APPS@/daemon.wsgi\"")
+        .conf("<Location /dd>\n  WSGIDispatchScript \"@APPS@/auth/dispatch.py\"\n</Location>")
+        .start();
+    let r = srv.get("/dd/pid?daemon");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.json().s("process_group"), "somedaemon");
+    let r = srv.get("/dd/pid");
+    assert_eq!(r.json().s("process_group"), "");
 }

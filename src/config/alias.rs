@@ -28,19 +28,14 @@ pub struct ScriptAlias {
     pub options: AliasOptions,
 }
 
+const VALID: &str = "process-group=, application-group=, callable-object=, pass-authorization=";
+
 /// Parses the `key=value` options after the target. Keys are case-insensitive.
 pub fn parse_options(directive: &str, args: &[&str]) -> Result<AliasOptions, String> {
     let mut opts = AliasOptions::default();
     for arg in args {
-        let Some((key, value)) = arg.split_once('=') else {
-            return Err(format!(
-                "{directive}: invalid option '{arg}'; options are key=value"
-            ));
-        };
-        if value.is_empty() {
-            return Err(format!("{directive}: option '{key}' needs a value"));
-        }
-        match key.to_ascii_lowercase().as_str() {
+        let (key, value) = super::words::option(directive, arg, VALID)?;
+        match key.as_str() {
             "process-group" => opts.process_group = Some(value.to_string()),
             "application-group" => opts.application_group = Some(value.to_string()),
             "callable-object" => opts.callable_object = Some(value.to_string()),
@@ -52,8 +47,7 @@ pub fn parse_options(directive: &str, args: &[&str]) -> Result<AliasOptions, Str
             }
             _ => {
                 return Err(format!(
-                    "{directive}: unknown option '{key}'; valid options are process-group=, \
-                     application-group=, callable-object=, pass-authorization="
+                    "{directive}: unknown option '{key}'; valid options are {VALID}"
                 ));
             }
         }

@@ -192,15 +192,8 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
     let mut seen: Vec<String> = Vec::new();
     let secs = |key: &str, v: &str| int(d, key, v, 0, i64::from(u32::MAX)).map(|n| n as u32);
     for arg in opts {
-        let Some((k, v)) = arg.split_once('=') else {
-            return Err(format!(
-                "{d}: invalid option '{arg}'; options are key=value"
-            ));
-        };
-        let key = k.to_ascii_lowercase();
-        if v.is_empty() {
-            return Err(format!("{d}: option '{key}' needs a value"));
-        }
+        let (key, v) = super::words::option(d, arg, "see the WSGIDaemonProcess documentation")?;
+        let k = key.as_str();
         if seen.contains(&key) {
             return Err(format!("{d}: option '{key}' is given twice"));
         }

@@ -1,7 +1,9 @@
 //! The directive table as data (name, where it may appear, help) and the pure setters.
 
 use super::alias::{self, AliasMatch, ScriptAlias};
+use super::proxy;
 pub use super::python::apply as apply_python;
+use super::scripts;
 use super::{DirConfig, MapHeadToGet, ServerConfig, parse_on_off};
 use std::ffi::CStr;
 
@@ -16,6 +18,9 @@ pub enum Scope {
     Dir,
     /// As `Dir`, plus `.htaccess` under `AllowOverride FileInfo`.
     DirFileInfo,
+    /// `<Directory>`/`<Location>` and `.htaccess` under `AllowOverride AuthConfig`, not
+    /// the server level (mod_wsgi's `OR_AUTHCFG`).
+    AuthConfig,
 }
 
 /// Which directive a table row is.
@@ -49,6 +54,26 @@ pub enum Id {
     DestroyInterpreter,
     ServerMetrics,
     MaximumInterpreters,
+    AccessScript,
+    AuthUserScript,
+    AuthGroupScript,
+    GroupAuthoritative,
+    DispatchScript,
+    HandlerScript,
+    ErrorOverride,
+    IgnoreActivity,
+    PassApacheRequest,
+    TrustedProxyHeaders,
+    TrustedProxies,
+    VerboseDebugging,
+    PerInterpreterGil,
+    FreeThreading,
+    TelemetryService,
+    SlowRequests,
+    TelemetryOptions,
+    NewRelicConfigFile,
+    NewRelicEnvironment,
+    InterpreterOptions,
 }
 
 impl Id {
@@ -73,6 +98,22 @@ impl Id {
                 | Id::DestroyInterpreter
                 | Id::ServerMetrics
                 | Id::MaximumInterpreters
+        )
+    }
+
+    /// True for the directives accepted for compatibility only (see `compat`).
+    pub fn is_compat(self) -> bool {
+        matches!(
+            self,
+            Id::VerboseDebugging
+                | Id::PerInterpreterGil
+                | Id::FreeThreading
+                | Id::TelemetryService
+                | Id::SlowRequests
+                | Id::TelemetryOptions
+                | Id::NewRelicConfigFile
+                | Id::NewRelicEnvironment
+                | Id::InterpreterOptions
         )
     }
 }
@@ -257,6 +298,131 @@ pub const TABLE: &[Spec] = &[
         scope: Scope::Global,
         help: c"N: most Python sub-interpreters (application groups other than %{GLOBAL}) one process creates; past it requests get 503 (default 100)",
     },
+    Spec {
+        name: c"WSGIAccessScript",
+        id: Id::AccessScript,
+        scope: Scope::AuthConfig,
+        help: c"path [application-group=]: script whose allow_access(environ, host) admits \
+                or refuses the client",
+    },
+    Spec {
+        name: c"WSGIAuthUserScript",
+        id: Id::AuthUserScript,
+        scope: Scope::AuthConfig,
+        help: c"path [application-group=]: script for the authn provider 'wsgi' \
+                (check_password, get_realm_hash)",
+    },
+    Spec {
+        name: c"WSGIAuthGroupScript",
+        id: Id::AuthGroupScript,
+        scope: Scope::AuthConfig,
+        help: c"path [application-group=]: script for 'Require wsgi-group' (groups_for_user)",
+    },
+    Spec {
+        name: c"WSGIGroupAuthoritative",
+        id: Id::GroupAuthoritative,
+        scope: Scope::AuthConfig,
+        help: c"On|Off: Off lets other Require lines decide when the user is in none of the \
+                wsgi-group groups (default On)",
+    },
+    Spec {
+        name: c"WSGIDispatchScript",
+        id: Id::DispatchScript,
+        scope: Scope::Dir,
+        help: c"path [application-group=]: script whose process_group, application_group and \
+                callable_object functions choose them per request",
+    },
+    Spec {
+        name: c"WSGIHandlerScript",
+        id: Id::HandlerScript,
+        scope: Scope::Dir,
+        help: c"name path [process-group=] [application-group=] [pass-authorization=]: an \
+                Apache handler (SetHandler name) served by handle_request in the script",
+    },
+    Spec {
+        name: c"WSGIErrorOverride",
+        id: Id::ErrorOverride,
+        scope: Scope::DirFileInfo,
+        help: c"On|Off: let Apache's ErrorDocument replace a daemon mode application's 4xx/5xx page",
+    },
+    Spec {
+        name: c"WSGIIgnoreActivity",
+        id: Id::IgnoreActivity,
+        scope: Scope::DirFileInfo,
+        help: c"On|Off: requests here do not reset a daemon process group's inactivity-timeout",
+    },
+    Spec {
+        name: c"WSGIPassApacheRequest",
+        id: Id::PassApacheRequest,
+        scope: Scope::Dir,
+        help: c"On|Off: put the Apache request_rec in the environ as apache.request_rec (a PyCapsule)",
+    },
+    Spec {
+        name: c"WSGITrustedProxyHeaders",
+        id: Id::TrustedProxyHeaders,
+        scope: Scope::DirFileInfo,
+        help: c"Proxy headers to honour, e.g. X-Forwarded-For X-Forwarded-Host X-Forwarded-Proto",
+    },
+    Spec {
+        name: c"WSGITrustedProxies",
+        id: Id::TrustedProxies,
+        scope: Scope::DirFileInfo,
+        help: c"IP addresses or networks of the proxies whose WSGITrustedProxyHeaders are honoured",
+    },
+    Spec {
+        name: c"WSGIVerboseDebugging",
+        id: Id::VerboseDebugging,
+        scope: Scope::Global,
+        help: c"On|Off: deprecated and without effect; use LogLevel wsgi:debug",
+    },
+    Spec {
+        name: c"WSGIPerInterpreterGIL",
+        id: Id::PerInterpreterGil,
+        scope: Scope::Global,
+        help: c"On|Off: give each sub-interpreter its own GIL (Python 3.12+)",
+    },
+    Spec {
+        name: c"WSGIFreeThreading",
+        id: Id::FreeThreading,
+        scope: Scope::Global,
+        help: c"On|Off: run without the GIL on a free-threaded Python build",
+    },
+    Spec {
+        name: c"WSGITelemetryService",
+        id: Id::TelemetryService,
+        scope: Scope::Global,
+        help: c"unix:/path [interval=SECONDS]: push telemetry to a metrics ingester",
+    },
+    Spec {
+        name: c"WSGISlowRequests",
+        id: Id::SlowRequests,
+        scope: Scope::Global,
+        help: c"Seconds after which an in-flight request is reported to the telemetry service",
+    },
+    Spec {
+        name: c"WSGITelemetryOptions",
+        id: Id::TelemetryOptions,
+        scope: Scope::Global,
+        help: c"[+|-]CaptureUserAgent ... | None | All: optional telemetry captures",
+    },
+    Spec {
+        name: c"WSGINewRelicConfigFile",
+        id: Id::NewRelicConfigFile,
+        scope: Scope::Global,
+        help: c"New Relic agent configuration file (mod_wsgi 4.x; not supported)",
+    },
+    Spec {
+        name: c"WSGINewRelicEnvironment",
+        id: Id::NewRelicEnvironment,
+        scope: Scope::Global,
+        help: c"New Relic agent environment name (mod_wsgi 4.x; not supported)",
+    },
+    Spec {
+        name: c"<WSGIInterpreterOptions",
+        id: Id::InterpreterOptions,
+        scope: Scope::Global,
+        help: c"<WSGIInterpreterOptions [process-group=G] [application-group=A]>: settings for matching interpreters",
+    },
 ];
 
 /// The daemon process groups usable where a directive is read: the main server's and, inside
@@ -351,8 +517,52 @@ pub fn apply_dir(
     conf: &mut DirConfig,
     known: &Known<'_>,
 ) -> Result<(), String> {
+    match id {
+        Id::AccessScript => {
+            conf.access_script = Some(scripts::parse_hook_script(name, args)?);
+            return Ok(());
+        }
+        Id::AuthUserScript => {
+            conf.auth_user_script = Some(scripts::parse_hook_script(name, args)?);
+            return Ok(());
+        }
+        Id::AuthGroupScript => {
+            conf.auth_group_script = Some(scripts::parse_hook_script(name, args)?);
+            return Ok(());
+        }
+        Id::DispatchScript => {
+            conf.dispatch_script = Some(scripts::parse_hook_script(name, args)?);
+            return Ok(());
+        }
+        Id::HandlerScript => {
+            let h = scripts::parse_handler_script(name, args)?;
+            if let Some(pg) = &h.options.process_group {
+                check_process_group(&format!("{name} process-group="), pg, known)?;
+            }
+            conf.handler_scripts.retain(|o| o.name != h.name);
+            conf.handler_scripts.insert(0, h);
+            return Ok(());
+        }
+        // Lists: further lines of the same scope add to the list, as in mod_wsgi.
+        Id::TrustedProxyHeaders => {
+            let list = proxy::parse_headers(name, args)?;
+            conf.trusted_proxy_headers
+                .get_or_insert_with(Vec::new)
+                .extend(list);
+            return Ok(());
+        }
+        Id::TrustedProxies => {
+            let list = proxy::parse_proxies(name, args)?;
+            conf.trusted_proxies
+                .get_or_insert_with(Vec::new)
+                .extend(list);
+            return Ok(());
+        }
+        _ => {}
+    }
     let v = one(name, args)?;
     match id {
+        Id::GroupAuthoritative => conf.group_authoritative = Some(parse_on_off(name, v)?),
         Id::CallableObject => {
             if v.is_empty() {
                 return Err(format!("{name}: the name is empty"));
@@ -371,6 +581,9 @@ pub fn apply_dir(
                 _ => return Err(format!("{name}: '{v}' is not valid; use On, Off or Auto")),
             })
         }
+        Id::ErrorOverride => conf.error_override = Some(parse_on_off(name, v)?),
+        Id::IgnoreActivity => conf.ignore_activity = Some(parse_on_off(name, v)?),
+        Id::PassApacheRequest => conf.pass_apache_request = Some(parse_on_off(name, v)?),
         Id::ApplicationGroup => conf.application_group = Some(v.to_string()),
         Id::ProcessGroup => {
             check_process_group(name, v, known)?;

@@ -2,13 +2,18 @@
 //! Apache or Python here, so every rule is unit-tested on plain values.
 
 pub mod alias;
+pub mod compat;
 pub mod daemon;
 pub mod directives;
 pub mod expand;
+pub mod proxy;
 pub mod python;
+pub mod scripts;
+pub mod words;
 
 pub use alias::{AliasOptions, ScriptAlias};
 pub use python::{ImportScript, PythonOptions};
+pub use scripts::{HandlerScript, HookScript};
 
 /// Per-server (main server or virtual host) settings.
 #[derive(Debug, Default, Clone)]
@@ -25,6 +30,16 @@ pub struct ServerConfig {
     /// `WSGIDaemonProcess` groups defined by this server itself (never inherited: a group
     /// defined in a virtual host is usable only there).
     pub daemon_groups: Vec<daemon::DaemonGroup>,
+    /// Directives of this server's own lines that are accepted but change nothing here,
+    /// each with the reason, logged once at start-up (never inherited).
+    pub notices: Vec<Notice>,
+}
+
+/// A directive accepted without effect, and why (logged at start-up).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub directive: &'static str,
+    pub reason: String,
 }
 
 /// Per-directory settings (server, vhost, `<Directory>`, `<Location>`, `.htaccess`).
@@ -38,6 +53,28 @@ pub struct DirConfig {
     pub process_group: Option<String>,
     pub script_reloading: Option<bool>,
     pub enable_sendfile: Option<bool>,
+    /// `WSGIAccessScript`.
+    pub access_script: Option<HookScript>,
+    /// `WSGIAuthUserScript` (authn provider `wsgi`).
+    pub auth_user_script: Option<HookScript>,
+    /// `WSGIAuthGroupScript` (authz provider `wsgi-group`).
+    pub auth_group_script: Option<HookScript>,
+    /// `WSGIGroupAuthoritative`.
+    pub group_authoritative: Option<bool>,
+    /// `WSGIDispatchScript`.
+    pub dispatch_script: Option<HookScript>,
+    /// `WSGIHandlerScript` entries, the innermost section's first.
+    pub handler_scripts: Vec<HandlerScript>,
+    /// `WSGIErrorOverride`: acts on daemon mode responses only (as in mod_wsgi).
+    pub error_override: Option<bool>,
+    /// `WSGIIgnoreActivity`: acts on a daemon group's inactivity-timeout only.
+    pub ignore_activity: Option<bool>,
+    /// `WSGIPassApacheRequest`: `apache.request_rec` in the environ (embedded mode).
+    pub pass_apache_request: Option<bool>,
+    /// `WSGITrustedProxyHeaders`, in config order (lines of one scope add up).
+    pub trusted_proxy_headers: Option<Vec<proxy::ProxyHeader>>,
+    /// `WSGITrustedProxies` (lines of one scope add up); unset: every peer is trusted.
+    pub trusted_proxies: Option<Vec<proxy::IpNet>>,
 }
 
 /// `WSGIMapHEADToGET` values.
@@ -63,6 +100,7 @@ impl Merge for ServerConfig {
             python: self.python.clone(),
             import_scripts: child.import_scripts.clone(),
             daemon_groups: child.daemon_groups.clone(),
+            notices: child.notices.clone(),
         }
     }
 }
@@ -81,6 +119,26 @@ impl Merge for DirConfig {
             process_group: pick(&self.process_group, &child.process_group),
             script_reloading: pick(&self.script_reloading, &child.script_reloading),
             enable_sendfile: pick(&self.enable_sendfile, &child.enable_sendfile),
+            access_script: pick(&self.access_script, &child.access_script),
+            auth_user_script: pick(&self.auth_user_script, &child.auth_user_script),
+            auth_group_script: pick(&self.auth_group_script, &child.auth_group_script),
+            group_authoritative: pick(&self.group_authoritative, &child.group_authoritative),
+            dispatch_script: pick(&self.dispatch_script, &child.dispatch_script),
+            handler_scripts: {
+                let mut all = child.handler_scripts.clone();
+                all.extend(
+                    self.handler_scripts
+                        .iter()
+                        .filter(|h| !child.handler_scripts.iter().any(|c| c.name == h.name))
+                        .cloned(),
+                );
+                all
+            },
+            error_override: pick(&self.error_override, &child.error_override),
+            ignore_activity: pick(&self.ignore_activity, &child.ignore_activity),
+            pass_apache_request: pick(&self.pass_apache_request, &child.pass_apache_request),
+            trusted_proxy_headers: pick(&self.trusted_proxy_headers, &child.trusted_proxy_headers),
+            trusted_proxies: pick(&self.trusted_proxies, &child.trusted_proxies),
         }
     }
 }

@@ -171,13 +171,8 @@ fn parse_import_script(
     }
     let (mut process_group, mut application_group) = (None, None);
     for opt in options {
-        let (key, value) = opt
-            .split_once('=')
-            .ok_or_else(|| format!("{name}: invalid option '{opt}'; {usage}"))?;
-        if value.is_empty() {
-            return Err(format!("{name}: option '{key}' needs a value"));
-        }
-        match key.to_ascii_lowercase().as_str() {
+        let (key, value) = super::words::option(name, opt, &usage)?;
+        match key.as_str() {
             "process-group" => process_group = Some(value),
             "application-group" => application_group = Some(value),
             _ => {

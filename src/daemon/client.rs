@@ -15,8 +15,10 @@ use std::io::ErrorKind;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-/// The request head for the daemon: the same facts the embedded environ is built from.
+/// The request head for the daemon: the same facts the embedded environ is built from,
+/// and the script to load.
 pub fn request_head(
+    script: &str,
     f: &RequestFacts<'_>,
     mw: &ModWsgiFacts<'_>,
     reload_mtime: Option<i64>,
@@ -26,8 +28,11 @@ pub fn request_head(
     };
     RequestHead {
         secret: Vec::new(),
-        script: f.script_filename.to_vec(),
+        script: script.as_bytes().to_vec(),
         reload_mtime,
+        script_filename: f.script_filename.to_vec(),
+        handler_script: mw.handler_script.to_vec(),
+        ignore_activity: mw.ignore_activity,
         callable: mw.callable_object.as_bytes().to_vec(),
         process_group: mw.process_group.as_bytes().to_vec(),
         application_group: mw.application_group.as_bytes().to_vec(),
@@ -63,6 +68,7 @@ pub fn request_head(
         auth_type: f.auth_type.map(<[u8]>::to_vec),
         pass_authorization: f.pass_authorization,
         cgi_pass_auth: f.cgi_pass_auth,
+        proxy: f.proxy.cloned(),
     }
 }
 

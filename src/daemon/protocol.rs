@@ -6,7 +6,9 @@
 //! `ResponseEnd`, or a lone `ResponseStatus` when the app failed before choosing a head. The
 //! explicit end frame is what tells "the app finished" from "the daemon died".
 
+use crate::config::proxy::ProxyHeader;
 use crate::wsgi::gateway::ResponseHead;
+use crate::wsgi::proxy::Rewrite;
 use std::io::{self, Read, Write};
 
 /// Bumped on any incompatible change; both sides come from one build, so a mismatch means
@@ -207,8 +209,13 @@ pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RequestHead {
     pub secret: Vec<u8>,
+    /// The file the app is loaded from (the WSGI script, or a `WSGIHandlerScript`).
     pub script: Vec<u8>,
     pub reload_mtime: Option<i64>,
+    /// `SCRIPT_FILENAME`: the request's file.
+    pub script_filename: Vec<u8>,
+    pub handler_script: Vec<u8>,
+    pub ignore_activity: bool,
     pub callable: Vec<u8>,
     pub process_group: Vec<u8>,
     pub application_group: Vec<u8>,
@@ -244,6 +251,9 @@ pub struct RequestHead {
     pub auth_type: Option<Vec<u8>>,
     pub pass_authorization: bool,
     pub cgi_pass_auth: bool,
+    /// What trusted proxy headers changed (`WSGITrustedProxyHeaders`), worked out in the
+    /// Apache child where the peer address is known.
+    pub proxy: Option<Rewrite>,
 }
 
 struct Enc(Vec<u8>);
@@ -335,6 +345,36 @@ impl Dec<'_> {
         }
         Ok(out)
     }
+    fn rewrite(&mut self) -> Result<Rewrite, ProtoError> {
+        let mut r = Rewrite {
+            remote_addr: self.opt()?,
+            forwarded_for: self.opt()?,
+            host: self.opt()?,
+            server_name: self.opt()?,
+            server_port: self.opt()?,
+            script_name: self.opt()?,
+            https: match self.take(1)?[0] {
+                0 => None,
+                1 => Some(false),
+                2 => Some(true),
+                _ => return Err(ProtoError::Malformed("bad scheme override")),
+            },
+            drop: Vec::new(),
+        };
+        let n = self.u32()? as usize;
+        if n > ProxyHeader::ALL.len() {
+            return Err(ProtoError::Malformed("too many dropped proxy headers"));
+        }
+        for _ in 0..n {
+            let i = self.take(1)?[0] as usize;
+            r.drop.push(
+                *ProxyHeader::ALL
+                    .get(i)
+                    .ok_or(ProtoError::Malformed("unknown proxy header"))?,
+            );
+        }
+        Ok(r)
+    }
     fn string(&mut self) -> Result<String, ProtoError> {
         String::from_utf8(self.bytes()?).map_err(|_| ProtoError::Malformed("text is not UTF-8"))
     }
@@ -355,6 +395,9 @@ impl RequestHead {
         e.bytes(&self.script);
         e.flag(self.reload_mtime.is_some());
         e.i64(self.reload_mtime.unwrap_or(0));
+        e.bytes(&self.script_filename);
+        e.bytes(&self.handler_script);
+        e.flag(self.ignore_activity);
         for b in [
             &self.callable,
             &self.process_group,
@@ -402,6 +445,29 @@ impl RequestHead {
         e.opt(self.auth_type.as_deref());
         e.flag(self.pass_authorization);
         e.flag(self.cgi_pass_auth);
+        e.flag(self.proxy.is_some());
+        if let Some(p) = &self.proxy {
+            for f in [
+                &p.remote_addr,
+                &p.forwarded_for,
+                &p.host,
+                &p.server_name,
+                &p.server_port,
+                &p.script_name,
+            ] {
+                e.opt(f.as_deref());
+            }
+            e.0.push(match p.https {
+                None => 0,
+                Some(false) => 1,
+                Some(true) => 2,
+            });
+            e.0.extend_from_slice(&(p.drop.len() as u32).to_le_bytes());
+            for h in &p.drop {
+                let i = ProxyHeader::ALL.iter().position(|a| a == h).unwrap_or(0);
+                e.0.push(i as u8);
+            }
+        }
         e.0
     }
 
@@ -416,6 +482,9 @@ impl RequestHead {
             secret,
             script,
             reload_mtime: has_mtime.then_some(mtime),
+            script_filename: d.bytes()?,
+            handler_script: d.bytes()?,
+            ignore_activity: d.flag()?,
             callable: d.bytes()?,
             process_group: d.bytes()?,
             application_group: d.bytes()?,
@@ -451,6 +520,7 @@ impl RequestHead {
             auth_type: d.opt()?,
             pass_authorization: d.flag()?,
             cgi_pass_auth: d.flag()?,
+            proxy: if d.flag()? { Some(d.rewrite()?) } else { None },
         };
         d.end()?;
         Ok(h)
@@ -526,6 +596,12 @@ mod tests {
             remote_user: None,
             auth_type: Some(b"Basic".to_vec()),
             cgi_pass_auth: true,
+            proxy: Some(Rewrite {
+                remote_addr: Some(b"10.0.0.1".to_vec()),
+                https: Some(true),
+                drop: vec![ProxyHeader::XRealIp, ProxyHeader::XHttps],
+                ..Default::default()
+            }),
             ..Default::default()
         }
     }

@@ -483,7 +483,7 @@ fn run_app(
         script_name: &h.script_name,
         path_info: &h.path_info,
         path_translated: h.path_translated.as_deref(),
-        script_filename: &h.script,
+        script_filename: &h.script_filename,
         headers: &headers,
         env: &env,
         server_software: &h.server_software,
@@ -502,6 +502,7 @@ fn run_app(
         auth_type: h.auth_type.as_deref(),
         pass_authorization: h.pass_authorization,
         cgi_pass_auth: h.cgi_pass_auth,
+        proxy: h.proxy.as_ref(),
     };
     let script = String::from_utf8_lossy(&h.script).into_owned();
     let callable = String::from_utf8_lossy(&h.callable).into_owned();
@@ -516,6 +517,7 @@ fn run_app(
             application_group: &ag,
             callable_object: &callable,
             request_handler: &h.request_handler,
+            handler_script: &h.handler_script,
             script_name: &h.script_name,
             path_info: &h.path_info,
             listener_host: &h.listener_host,
@@ -524,6 +526,9 @@ fn run_app(
             request_start_us: h.request_start_us,
             script_reloading: h.script_reloading,
             enable_sendfile: h.enable_sendfile,
+            ignore_activity: h.ignore_activity,
+            // A request_rec exists only in the Apache child.
+            apache_request: None,
         },
         process,
     };

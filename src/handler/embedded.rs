@@ -2,12 +2,12 @@
 //! input filters and writes the response through the output filters.
 
 use super::facts;
-use crate::config::{DirConfig, MapHeadToGet, ScriptAlias, expand};
+use crate::config::{DirConfig, HandlerScript, MapHeadToGet, ScriptAlias, expand};
 use crate::httpd::input::BodyReader;
 use crate::httpd::log::{self, Level};
 use crate::httpd::output::BodyWriter;
 use crate::httpd::request::Request;
-use crate::httpd::{config_store, hooks};
+use crate::httpd::{config_store, hooks, status};
 use crate::python::interp::{self, GroupError};
 use crate::python::{self, app, environ::ModWsgiFacts};
 use crate::sys;
@@ -77,111 +77,189 @@ fn refused(r: Request<'_>, e: &GroupError) -> i32 {
     status as i32
 }
 
-/// Runs the request's app in this process, or hands it to its daemon process group.
-pub fn run(r: Request<'_>, alias: Option<&ScriptAlias>, dir: &DirConfig) -> i32 {
+/// What the content handler serves: a WSGI script (the request's file), or a
+/// `WSGIHandlerScript` named by the request's handler.
+#[derive(Clone, Copy)]
+pub enum Target<'a> {
+    Script(Option<&'a ScriptAlias>),
+    Handler(&'a HandlerScript),
+}
+
+/// Runs the request's app in this process, or hands it to its daemon process group;
+/// counted in the shared figures once its application group is known.
+pub fn run(r: Request<'_>, target: Target<'_>, dir: &DirConfig) -> i32 {
+    let mut counted = None;
+    let code = run_counted(r, target, dir, &mut counted);
+    if let Some(rec) = counted {
+        // OK and AP_FILTER_ERROR leave the status the response was sent with in the request;
+        // any other code is the status Apache answers with.
+        let status = if code == sys::OK as i32 || code == sys::AP_FILTER_ERROR {
+            r.status()
+        } else {
+            code
+        };
+        status::end(rec, status);
+    }
+    code
+}
+
+fn run_counted(
+    r: Request<'_>,
+    target: Target<'_>,
+    dir: &DirConfig,
+    counted: &mut Option<status::Recording>,
+) -> i32 {
+    if !python::runtime::is_ready() {
+        r.log(Level::Error, "RWSGI0030: Python is not available in this Apache child; see the start-up errors in the main error log");
+        return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
+    }
     let conf = config_store::request_server_config(&r);
-    let opts = alias.map(|a| &a.options);
+    let (opts, handler_script) = match target {
+        Target::Script(alias) => (alias.map(|a| &a.options), None),
+        Target::Handler(h) => (Some(&h.options), Some(h)),
+    };
     let map_head = match dir.map_head_to_get.unwrap_or(MapHeadToGet::Auto) {
         MapHeadToGet::On => true,
         MapHeadToGet::Off => false,
         MapHeadToGet::Auto => r.has_content_filters(),
     };
-    let storage = facts::collect(r, conf, map_head);
-    let env = |var: &str| -> Option<String> {
-        let k = var.as_bytes();
-        r.notes()
-            .get_bytes(k)
-            .or_else(|| r.subprocess_env().get_bytes(k))
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .or_else(|| std::env::var(var).ok())
-    };
-    let server_name = String::from_utf8_lossy(r.configured_server_name()).into_owned();
-    let host = r
-        .hostname()
-        .map(|h| String::from_utf8_lossy(h).into_owned());
-    let script_name = String::from_utf8_lossy(&storage.script_name).into_owned();
-    let ctx = expand::ExpandContext {
-        server_name: &server_name,
-        port: r.vhost_port(),
-        host: host.as_deref(),
-        script_name: &script_name,
-        case_sensitive: conf.python.case_sensitive(),
-        env: &env,
-    };
+    let storage = facts::collect(r, conf, dir, map_head);
     let pick = |from_alias: Option<&Option<String>>, from_dir: &Option<String>, default: &str| {
         from_alias
             .and_then(|o| o.clone())
             .or_else(|| from_dir.clone())
             .unwrap_or_else(|| default.to_string())
     };
-    let process_group = expand::expand_group(
-        &pick(
-            opts.map(|o| &o.process_group),
-            &dir.process_group,
-            "%{GLOBAL}",
-        ),
-        &ctx,
-    );
-    let application_group = expand::expand_group(
-        &pick(
-            opts.map(|o| &o.application_group),
-            &dir.application_group,
-            "%{RESOURCE}",
-        ),
-        &ctx,
-    );
-    let callable = expand::expand_callable(
-        &pick(
-            opts.map(|o| &o.callable_object),
-            &dir.callable_object,
-            "application",
-        ),
-        &env,
-    );
+    let (process_group, application_group, callable) =
+        super::with_expand(r, &storage.script_name, |ctx| {
+            (
+                expand::expand_group(
+                    &pick(
+                        opts.map(|o| &o.process_group),
+                        &dir.process_group,
+                        "%{GLOBAL}",
+                    ),
+                    ctx,
+                ),
+                expand::expand_group(
+                    &pick(
+                        opts.map(|o| &o.application_group),
+                        &dir.application_group,
+                        "%{RESOURCE}",
+                    ),
+                    ctx,
+                ),
+                match handler_script {
+                    // mod_wsgi fixes a handler script's entry point.
+                    Some(_) => "handle_request".to_string(),
+                    None => expand::expand_callable(
+                        &pick(
+                            opts.map(|o| &o.callable_object),
+                            &dir.callable_object,
+                            "application",
+                        ),
+                        ctx.env,
+                    ),
+                },
+            )
+        });
     let pass_authorization = opts
         .and_then(|o| o.pass_authorization)
         .or(dir.pass_authorization)
         .unwrap_or(false);
     let reloading = dir.script_reloading.unwrap_or(true);
     let enable_sendfile = dir.enable_sendfile.unwrap_or(false);
-    let script = String::from_utf8_lossy(r.filename()).into_owned();
-    let facts = facts::facts(r, &storage, pass_authorization);
-    let job = app::Job {
-        script: &script,
-        reload_mtime: reloading.then(|| r.file_mtime()),
-        callable: &callable,
-        facts: &facts,
-        mod_wsgi: ModWsgiFacts {
-            process_group: &process_group,
-            application_group: &application_group,
-            callable_object: &callable,
-            request_handler: r.handler().unwrap_or(b"wsgi-script"),
-            script_name: &storage.script_name,
-            path_info: &storage.path_info,
-            listener_host: r.local_ip(),
-            listener_port: r.local_port(),
-            request_id: r.log_id().unwrap_or(b""),
-            request_start_us: r.request_time(),
-            script_reloading: reloading,
-            enable_sendfile,
-        },
-        process: hooks::process_facts(),
+    let script = match handler_script {
+        Some(h) => h.path.clone(),
+        None => String::from_utf8_lossy(r.filename()).into_owned(),
     };
-    if !process_group.is_empty() {
-        let head = crate::daemon::client::request_head(&facts, &job.mod_wsgi, job.reload_mtime);
-        return crate::daemon::client::run(r, &process_group, head);
-    }
-    if !python::runtime::is_ready() {
-        r.log(Level::Error, "RWSGI0030: Python is not available in this Apache child; see the start-up errors in the main error log");
-        return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
-    }
+    let facts = facts::facts(r, &storage, pass_authorization);
+    let mod_wsgi = |process_group, application_group, callable_object| ModWsgiFacts {
+        process_group,
+        application_group,
+        callable_object,
+        request_handler: r.handler().unwrap_or(b"wsgi-script"),
+        handler_script: handler_script.map_or(&b""[..], |h| h.path.as_bytes()),
+        script_name: &storage.script_name,
+        path_info: &storage.path_info,
+        listener_host: r.local_ip(),
+        listener_port: r.local_port(),
+        request_id: r.log_id().unwrap_or(b""),
+        request_start_us: r.request_time(),
+        script_reloading: reloading,
+        enable_sendfile,
+        ignore_activity: dir.ignore_activity.unwrap_or(false),
+        apache_request: dir
+            .pass_apache_request
+            .unwrap_or(false)
+            .then(|| std::ptr::NonNull::new(r.as_ptr().cast()))
+            .flatten(),
+    };
     let log = log::request_logger(&r);
     // From here until the response is done this request may hold the GIL; a prefork stop
     // that interrupts it must not finalise Python.
     let _in_python = python::shutdown::in_python();
+    let choice = match &dir.dispatch_script {
+        None => Default::default(),
+        Some(ds) => {
+            let current = mod_wsgi(&process_group, &application_group, &callable);
+            match super::dispatch::choose(r, ds, &storage.script_name, &facts, &current, log) {
+                Ok(choice) => choice,
+                Err(status) => return status,
+            }
+        }
+    };
+    // Clones: `mod_wsgi` borrows the first choices for as long as it lives.
+    let process_group = choice
+        .process_group
+        .unwrap_or_else(|| process_group.clone());
+    let application_group = choice
+        .application_group
+        .unwrap_or_else(|| application_group.clone());
+    *counted = status::begin(&r, &application_group);
+    let callable = choice.callable_object.unwrap_or_else(|| callable.clone());
+    let reload_mtime = match handler_script {
+        Some(h) => python::preload::apr_mtime(&h.path),
+        None => Some(r.file_mtime()),
+    };
+    if !process_group.is_empty() {
+        let mw = mod_wsgi(&process_group, &application_group, &callable);
+        let head = crate::daemon::client::request_head(
+            &script,
+            &facts,
+            &mw,
+            reload_mtime.filter(|_| reloading),
+        );
+        return crate::daemon::client::run(r, &process_group, head);
+    }
     let interp = match interp::for_group(&application_group, hooks::apache_version(), &log) {
         Ok(i) => i,
         Err(e) => return refused(r, &e),
+    };
+    if log::request_log_enabled(&r, Level::Debug) {
+        let group = if application_group.is_empty() {
+            "%{GLOBAL}"
+        } else {
+            &application_group
+        };
+        r.log(
+            Level::Debug,
+            &format!(
+                "{}: request for '{}' dispatched to application group '{group}' in process {} \
+                 (embedded): script '{script}', callable '{callable}'",
+                crate::log_ids::REQUEST_DISPATCHED,
+                String::from_utf8_lossy(r.uri()),
+                std::process::id()
+            ),
+        );
+    }
+    let job = app::Job {
+        script: &script,
+        reload_mtime: reload_mtime.filter(|_| reloading),
+        callable: &callable,
+        facts: &facts,
+        mod_wsgi: mod_wsgi(&process_group, &application_group, &callable),
+        process: hooks::process_facts(),
     };
     let mut gw = EmbeddedGateway {
         r,

@@ -1,10 +1,11 @@
 //! Reads the facts the environ is made of out of the request (borrowed, no copies except
 //! the few values that must be computed).
 
-use crate::config::ServerConfig;
+use crate::config::{DirConfig, ServerConfig};
 use crate::httpd::request::Request;
 use crate::wsgi::environ::RequestFacts;
 use crate::wsgi::path;
+use crate::wsgi::proxy::{self, Rewrite};
 
 /// Owned pieces the borrowed facts point into.
 pub struct FactsStorage<'r> {
@@ -14,10 +15,17 @@ pub struct FactsStorage<'r> {
     pub path_info: Vec<u8>,
     pub path_translated: Option<Vec<u8>>,
     pub method: &'r [u8],
+    /// Trusted proxy header changes (`None` without `WSGITrustedProxyHeaders`).
+    pub proxy: Option<Rewrite>,
 }
 
 /// Collects what `RequestFacts` borrows.
-pub fn collect<'r>(r: Request<'r>, conf: &ServerConfig, map_head: bool) -> FactsStorage<'r> {
+pub fn collect<'r>(
+    r: Request<'r>,
+    conf: &ServerConfig,
+    dir: &DirConfig,
+    map_head: bool,
+) -> FactsStorage<'r> {
     let (script_name, path_info) = path::split(r.uri(), r.path_info());
     let path_translated = if path_info.is_empty() {
         None
@@ -35,8 +43,24 @@ pub fn collect<'r>(r: Request<'r>, conf: &ServerConfig, map_head: bool) -> Facts
     } else {
         r.method()
     };
+    let headers: Vec<(&[u8], &[u8])> = r.headers_in().iter().collect();
+    let proxy = dir.trusted_proxy_headers.as_deref().map(|trusted| {
+        let lookup = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
+                .map(|(_, v)| *v)
+        };
+        proxy::rewrite(
+            trusted,
+            dir.trusted_proxies.as_deref(),
+            r.remote_ip(),
+            &lookup,
+        )
+    });
     FactsStorage {
-        headers: r.headers_in().iter().collect(),
+        proxy,
+        headers,
         env: r.subprocess_env().iter().collect(),
         script_name,
         path_info,
@@ -78,5 +102,6 @@ pub fn facts<'a>(
         auth_type: r.auth_type(),
         pass_authorization,
         cgi_pass_auth: r.cgi_pass_auth(),
+        proxy: s.proxy.as_ref(),
     }
 }

@@ -2,10 +2,13 @@
 //! the content handler checks the request, then runs it embedded (daemon hand-off arrives
 //! with daemon mode).
 
+pub mod auth;
+pub mod dispatch;
 pub mod embedded;
 pub mod facts;
 
 use crate::config::alias::{self, AliasMatch};
+use crate::config::expand::ExpandContext;
 use crate::config::{DirConfig, ScriptAlias, ServerConfig};
 use crate::httpd::config_store;
 use crate::httpd::log::Level;
@@ -68,50 +71,71 @@ pub fn translate_name(r: Request<'_>) -> i32 {
     }
 }
 
+/// The handler name that serves the figures in the OpenMetrics / Prometheus text format.
+pub const METRICS_HANDLER: &[u8] = b"rwsgi-metrics";
+
 /// The content handler.
 pub fn handle(r: Request<'_>) -> i32 {
-    match r.handler() {
-        Some(h) if HANDLER_NAMES.contains(&h) => {}
-        _ => return sys::DECLINED,
+    let dir = config_store::request_dir_config(&r);
+    let target = match r.handler() {
+        Some(h) if HANDLER_NAMES.contains(&h) => {
+            embedded::Target::Script(config_store::matched_alias(&r))
+        }
+        Some(METRICS_HANDLER) => return crate::httpd::status::serve_metrics(r),
+        Some(h) => match dir.handler_scripts.iter().find(|s| s.name.as_bytes() == h) {
+            Some(s) => embedded::Target::Handler(s),
+            None => return sys::DECLINED,
+        },
+        None => return sys::DECLINED,
+    };
+    // A handler script serves whatever URL its handler is set for (the request's file need
+    // not exist), as under mod_wsgi.
+    if let embedded::Target::Script(alias) = target {
+        if let Some(status) = check_script_file(r, alias.is_some()) {
+            return status;
+        }
     }
-    let alias = config_store::matched_alias(&r);
+    if let Some(status) = check_body_framing(r, dir) {
+        return status;
+    }
+    embedded::run(r, target, dir)
+}
+
+/// The checks on the request's own WSGI script file: ExecCGI unless aliased, then
+/// existence and type.
+fn check_script_file(r: Request<'_>, aliased: bool) -> Option<i32> {
     let filename = String::from_utf8_lossy(r.filename()).into_owned();
-    if alias.is_none() && !r.exec_cgi_allowed() {
+    if !aliased && !r.exec_cgi_allowed() {
         r.log(
             Level::Error,
             &format!("RWSGI0020: Options ExecCGI is off in this directory: {filename}"),
         );
-        return sys::HTTP_FORBIDDEN as i32;
+        return Some(sys::HTTP_FORBIDDEN as i32);
     }
     match r.file_kind() {
-        FileKind::Regular => {}
+        FileKind::Regular => None,
         FileKind::Missing => {
             r.log(
                 Level::Error,
                 &format!("RWSGI0021: target WSGI script not found or unable to stat: {filename}"),
             );
-            return sys::HTTP_NOT_FOUND as i32;
+            Some(sys::HTTP_NOT_FOUND as i32)
         }
         FileKind::Directory => {
             r.log(
                 Level::Error,
                 &format!("RWSGI0022: attempt to invoke directory as WSGI application: {filename}"),
             );
-            return sys::HTTP_FORBIDDEN as i32;
+            Some(sys::HTTP_FORBIDDEN as i32)
         }
         FileKind::Other => {
             r.log(
                 Level::Error,
                 &format!("RWSGI0023: WSGI script is not a regular file: {filename}"),
             );
-            return sys::HTTP_FORBIDDEN as i32;
+            Some(sys::HTTP_FORBIDDEN as i32)
         }
     }
-    let dir = config_store::request_dir_config(&r);
-    if let Some(status) = check_body_framing(r, dir) {
-        return status;
-    }
-    embedded::run(r, alias, dir)
 }
 
 /// Makes a validated response head the request's status and headers (either mode).
@@ -166,4 +190,35 @@ fn check_body_framing(r: Request<'_>, dir: &DirConfig) -> Option<i32> {
         return Some(sys::HTTP_LENGTH_REQUIRED as i32);
     }
     None
+}
+
+/// Runs `f` with the request's `%{…}` expansion context (`script_name` is its SCRIPT_NAME,
+/// for `%{RESOURCE}`).
+pub fn with_expand<T>(
+    r: Request<'_>,
+    script_name: &[u8],
+    f: impl FnOnce(&ExpandContext<'_>) -> T,
+) -> T {
+    let env = |var: &str| -> Option<String> {
+        let k = var.as_bytes();
+        r.notes()
+            .get_bytes(k)
+            .or_else(|| r.subprocess_env().get_bytes(k))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .or_else(|| std::env::var(var).ok())
+    };
+    let server_name = String::from_utf8_lossy(r.configured_server_name()).into_owned();
+    let host = r
+        .hostname()
+        .map(|h| String::from_utf8_lossy(h).into_owned());
+    let script_name = String::from_utf8_lossy(script_name).into_owned();
+    let conf = config_store::request_server_config(&r);
+    f(&ExpandContext {
+        server_name: &server_name,
+        port: r.vhost_port(),
+        host: host.as_deref(),
+        script_name: &script_name,
+        case_sensitive: conf.python.case_sensitive(),
+        env: &env,
+    })
 }

@@ -321,6 +321,7 @@ fn become_daemon(slot: &Slot) -> ! {
     let others = daemon::all();
     let group = slot.group.clone();
     let delay = slot.delay;
+    DAEMON_SERVER.store(slot.server.cast_mut(), std::sync::atomic::Ordering::Release);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         if let Some(t) = group.def.title() {
             set_title(slot.server, &t);
@@ -333,7 +334,7 @@ fn become_daemon(slot: &Slot) -> ! {
             &others,
             delay,
             super::hooks::apache_version(),
-            log::server_logger,
+            main_server_logger,
         )
     }));
     drop(result);
@@ -362,6 +363,18 @@ fn set_title(s: *const sys::server_rec, title: &str) {
         let comm = CString::new(&bytes[..bytes.len().min(15)]).unwrap_or_default();
         libc::prctl(libc::PR_SET_NAME, comm.as_ptr());
     }
+}
+
+/// The main server, in a daemon process (set once, right after the fork).
+static DAEMON_SERVER: std::sync::atomic::AtomicPtr<sys::server_rec> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// The daemon's logger: the main server's error log, at its LogLevel.
+fn main_server_logger() -> crate::wsgi::gateway::RequestLog {
+    let s = DAEMON_SERVER.load(std::sync::atomic::Ordering::Acquire);
+    // SAFETY: null or the main server of the generation the daemon was forked in, which
+    // lives (in the daemon's copy of the parent's memory) as long as the daemon.
+    unsafe { log::logger_for(s) }
 }
 
 unsafe extern "C" fn maintenance(

@@ -1,7 +1,9 @@
 //! Turns the pure directive table (`config::directives::TABLE`) into Apache's `command_rec`
-//! array, and routes every directive through one `TAKE_ARGV` shim into the pure setters.
+//! array, and routes every directive through one `RAW_ARGS` shim, which splits the line with
+//! mod_wsgi's word and option rules (`config::words`), into the pure setters.
 
 use crate::config::directives::{self, Id, Known, Scope, TABLE};
+use crate::config::{compat, words};
 use crate::sys;
 use std::ffi::{CStr, c_void};
 
@@ -19,13 +21,14 @@ const fn req_override(scope: Scope) -> libc::c_int {
         Scope::Global | Scope::ServerVhost => sys::RSRC_CONF,
         Scope::Dir => sys::RSRC_CONF | sys::ACCESS_CONF,
         Scope::DirFileInfo => sys::RSRC_CONF | sys::ACCESS_CONF | sys::OR_FILEINFO,
+        Scope::AuthConfig => sys::OR_AUTHCFG,
     }) as libc::c_int
 }
 
 const fn build() -> CommandTable {
     let mut out = [sys::command_rec {
         name: std::ptr::null(),
-        func: sys::cmd_func { take_argv: None },
+        func: sys::cmd_func { raw_args: None },
         cmd_data: std::ptr::null_mut(),
         req_override: 0,
         args_how: 0,
@@ -36,12 +39,12 @@ const fn build() -> CommandTable {
         out[i] = sys::command_rec {
             name: TABLE[i].name.as_ptr(),
             func: sys::cmd_func {
-                take_argv: Some(set_directive),
+                raw_args: Some(set_directive),
             },
             // The row index, so the shim finds the spec again.
             cmd_data: i as *mut c_void,
             req_override: req_override(TABLE[i].scope),
-            args_how: sys::cmd_how_TAKE_ARGV,
+            args_how: sys::cmd_how_RAW_ARGS,
             errmsg: TABLE[i].help.as_ptr(),
         };
         i += 1;
@@ -70,6 +73,74 @@ fn compile_regex(pool: *mut sys::apr_pool_t, pattern: &str) -> Result<usize, Str
     } else {
         Ok(re as usize)
     }
+}
+
+const SECTION: &str = "<WSGIInterpreterOptions";
+
+/// True when `cmd` reads a directive directly inside `<WSGIInterpreterOptions>`.
+///
+/// # Safety
+/// `cmd` is the live cmd_parms of the directive being read.
+unsafe fn in_interpreter_options(cmd: &sys::cmd_parms) -> bool {
+    // SAFETY: Apache's config tree nodes (and their names) live for the whole config read.
+    unsafe {
+        let d = cmd.directive;
+        if d.is_null() || (*d).parent.is_null() || (*(*d).parent).directive.is_null() {
+            return false;
+        }
+        CStr::from_ptr((*(*d).parent).directive)
+            .to_bytes()
+            .eq_ignore_ascii_case(SECTION.as_bytes())
+    }
+}
+
+/// Records why a directive changes nothing: logged at start-up, or at once when read from
+/// `.htaccess` (parsed per request, after start-up).
+fn notice(cmd: &sys::cmd_parms, directive: &'static str, reason: String) {
+    let htaccess = cmd.override_ & (sys::RSRC_CONF | sys::ACCESS_CONF) as libc::c_int == 0;
+    if htaccess {
+        // SAFETY: cmd.server is the live server the .htaccess file is read for.
+        let s = unsafe { cmd.server.as_ref() };
+        super::log::server_log(s, super::log::Level::Warn, &notice_line(directive, &reason));
+        return;
+    }
+    // SAFETY: config reading is single-threaded and cmd.server is live.
+    let conf = unsafe { super::config_store::server_config_mut(cmd.server) };
+    if !conf.notices.iter().any(|n| n.directive == directive) {
+        conf.notices
+            .push(crate::config::Notice { directive, reason });
+    }
+}
+
+/// The start-up warning for a directive accepted without effect.
+pub fn notice_line(directive: &str, reason: &str) -> String {
+    format!(
+        "{}: {directive} {reason}",
+        crate::log_ids::DIRECTIVE_WITHOUT_EFFECT
+    )
+}
+
+/// Validates a directive inside `<WSGIInterpreterOptions>` without applying it.
+fn check_in_section(id: Id, name: &str, args: &[&str]) -> Result<(), String> {
+    if !compat::allowed_in_interpreter_options(id) {
+        return Err(format!(
+            "{name} is not allowed inside {SECTION}>; it may hold WSGIPerInterpreterGIL, \
+             WSGIFreeThreading, WSGISwitchInterval, WSGIPythonPath, WSGIRestrictStdin, \
+             WSGIRestrictStdout and WSGIRestrictSignal"
+        ));
+    }
+    if id.is_compat() {
+        return compat::apply(id, name, args).map(|_| ());
+    }
+    let mut scratch = crate::config::PythonOptions::default();
+    directives::apply_python(
+        id,
+        name,
+        args,
+        &mut scratch,
+        &mut Vec::new(),
+        &Known { daemon_groups: &[] },
+    )
 }
 
 /// Daemon group names defined so far in this configuration read, each with the virtual host
@@ -106,11 +177,25 @@ fn visible_groups(s: *const sys::server_rec) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Registers a `WSGIDaemonProcess` name; an error when any server already defined it.
+fn define_daemon_group(cmd: &sys::cmd_parms, name: &str, group: &str) -> Result<(), String> {
+    let mut all = DEFINED
+        .lock()
+        .map_err(|_| format!("{name}: internal error"))?;
+    if all.iter().any(|(n, _)| n == group) {
+        return Err(format!(
+            "{name}: a daemon process group called '{group}' is already defined; names must \
+             be unique across the server"
+        ));
+    }
+    all.push((group.to_string(), owner(cmd.server)));
+    Ok(())
+}
+
 unsafe extern "C" fn set_directive(
     cmd: *mut sys::cmd_parms,
     mconfig: *mut c_void,
-    argc: libc::c_int,
-    argv: *const *mut libc::c_char,
+    line: *const libc::c_char,
 ) -> *const libc::c_char {
     super::trampoline::guard(
         "directive",
@@ -120,17 +205,20 @@ unsafe extern "C" fn set_directive(
             let cmd = unsafe { &mut *cmd };
             let spec = &TABLE[cmd.info as usize];
             let name = spec.name.to_str().unwrap_or("WSGI directive");
-            let mut args = Vec::with_capacity(argc.max(0) as usize);
-            for i in 0..argc.max(0) as usize {
-                // SAFETY: argv holds argc NUL-terminated words allocated in the command pool.
-                let word = unsafe { CStr::from_ptr(*argv.add(i)) };
-                match word.to_str() {
-                    Ok(w) => args.push(w),
-                    Err(_) => {
-                        return error_to_pool(cmd.pool, &format!("{name}: argument is not UTF-8"));
-                    }
+            // SAFETY: RAW_ARGS passes the rest of the line, NUL-terminated, in the cmd pool.
+            let Ok(line) = unsafe { CStr::from_ptr(line) }.to_str() else {
+                return error_to_pool(cmd.pool, &format!("{name}: argument is not UTF-8"));
+            };
+            let line = if spec.id == Id::InterpreterOptions {
+                match words::section_args(&name[1..], line) {
+                    Ok(l) => l,
+                    Err(e) => return error_to_pool(cmd.pool, &e),
                 }
-            }
+            } else {
+                line
+            };
+            let words = words::split(line);
+            let args: Vec<&str> = words.iter().map(String::as_str).collect();
             if spec.scope == Scope::Global {
                 // RSRC_CONF alone admits <VirtualHost>; these directives configure the one
                 // Python of each process, so only the main server may set them.
@@ -142,60 +230,111 @@ unsafe extern "C" fn set_directive(
                     return err;
                 }
             }
+            // SAFETY: cmd is live and its directive node belongs to the config tree.
+            if unsafe { in_interpreter_options(cmd) } {
+                return match check_in_section(spec.id, name, &args) {
+                    Ok(()) => std::ptr::null(),
+                    Err(e) => error_to_pool(cmd.pool, &e),
+                };
+            }
             let visible = visible_groups(cmd.server);
             let known = Known {
                 daemon_groups: &visible,
             };
-            let result = match spec.id {
-                id if id.is_python_runtime() => {
-                    // SAFETY: config reading is single-threaded and cmd.server is live.
-                    let conf = unsafe { super::config_store::server_config_mut(cmd.server) };
-                    directives::apply_python(
-                        id,
-                        name,
-                        &args,
-                        &mut conf.python,
-                        &mut conf.import_scripts,
-                        &known,
-                    )
-                }
-                Id::ScriptAlias | Id::ScriptAliasMatch | Id::DaemonProcess => {
-                    // SAFETY: config reading is single-threaded and cmd.server is live.
-                    let conf = unsafe { super::config_store::server_config_mut(cmd.server) };
-                    let pool = cmd.pool;
-                    directives::apply_server(spec.id, name, &args, conf, &known, &mut |p| {
-                        compile_regex(pool, p)
-                    })
-                }
-                _ => {
-                    // SAFETY: for per-directory directives Apache passes our DirConfig for the
-                    // section being read (the server's defaults outside any section).
-                    let conf = unsafe { &mut *mconfig.cast::<crate::config::DirConfig>() };
-                    directives::apply_dir(spec.id, name, &args, conf, &known)
-                }
+            // SAFETY: cmd and mconfig are what Apache passed for this directive.
+            let result = unsafe { apply(cmd, mconfig, spec, &args, &known) };
+            let result = match (result, spec.id, args.first()) {
+                (Ok(()), Id::DaemonProcess, Some(g)) => define_daemon_group(cmd, name, g),
+                (r, _, _) => r,
             };
-            if spec.id == Id::DaemonProcess
-                && let Some(g) = args.first()
-            {
-                // Registered even when the line failed for a reason other than its name, so
-                // a later duplicate is still reported as one.
-                if let Ok(mut all) = DEFINED.lock() {
-                    if all.iter().any(|(n, _)| n == g) {
-                        return error_to_pool(
-                            cmd.pool,
-                            &format!(
-                                "{name}: a daemon process group called '{g}' is already \
-                                 defined; names must be unique across the server"
-                            ),
-                        );
-                    }
-                    all.push((g.to_string(), owner(cmd.server)));
-                }
-            }
             match result {
                 Ok(()) => std::ptr::null(),
                 Err(e) => error_to_pool(cmd.pool, &e),
             }
         },
     )
+}
+
+/// Checks the lines inside `<WSGIInterpreterOptions>`, which Apache has already read into
+/// the tree below the section's node; `ap_walk_config` calls back into the shim for each.
+///
+/// # Safety
+/// `cmd` is the live cmd_parms of the section's opening line.
+unsafe fn walk_section(cmd: &mut sys::cmd_parms) -> Result<(), String> {
+    // SAFETY: cmd and its directive node are live (caller's contract).
+    let err = unsafe { sys::ap_walk_config((*cmd.directive).first_child, cmd, cmd.context) };
+    if err.is_null() {
+        Ok(())
+    } else {
+        // SAFETY: Apache's error strings are NUL-terminated, in a pool.
+        Err(unsafe { CStr::from_ptr(err) }
+            .to_string_lossy()
+            .into_owned())
+    }
+}
+
+/// Routes a directive to its pure setter and records a notice if it has no effect.
+///
+/// # Safety
+/// `cmd` and `mconfig` are what Apache passed for this directive, read single-threaded.
+unsafe fn apply(
+    cmd: &mut sys::cmd_parms,
+    mconfig: *mut c_void,
+    spec: &'static directives::Spec,
+    args: &[&str],
+    known: &Known<'_>,
+) -> Result<(), String> {
+    let name: &'static str = spec.name.to_str().unwrap_or("WSGI directive");
+    match spec.id {
+        Id::InterpreterOptions => {
+            if let Some(why) = compat::apply(spec.id, name, args)? {
+                notice(cmd, "<WSGIInterpreterOptions>", why);
+            }
+            // SAFETY: cmd is the live cmd_parms of the section's opening line.
+            unsafe { walk_section(cmd) }
+        }
+        id if id.is_compat() => {
+            if let Some(why) = compat::apply(id, name, args)? {
+                notice(cmd, name, why);
+            }
+            Ok(())
+        }
+        id if id.is_python_runtime() => {
+            // SAFETY: config reading is single-threaded and cmd.server is live.
+            let conf = unsafe { super::config_store::server_config_mut(cmd.server) };
+            directives::apply_python(
+                id,
+                name,
+                args,
+                &mut conf.python,
+                &mut conf.import_scripts,
+                known,
+            )?;
+            let lazy = conf.python.lazy_initialization;
+            if id == Id::LazyInitialization {
+                if let Some(why) = compat::lazy_initialization_notice(lazy) {
+                    notice(cmd, name, why);
+                }
+            }
+            Ok(())
+        }
+        Id::ScriptAlias | Id::ScriptAliasMatch | Id::DaemonProcess => {
+            // SAFETY: config reading is single-threaded and cmd.server is live.
+            let conf = unsafe { super::config_store::server_config_mut(cmd.server) };
+            let pool = cmd.pool;
+            directives::apply_server(spec.id, name, args, conf, known, &mut |p| {
+                compile_regex(pool, p)
+            })
+        }
+        _ => {
+            // SAFETY: for per-directory directives Apache passes our DirConfig for the
+            // section being read (the server's defaults outside any section).
+            let conf = unsafe { &mut *mconfig.cast::<crate::config::DirConfig>() };
+            directives::apply_dir(spec.id, name, args, conf, known)?;
+            if let Some(why) = compat::dir_notice(spec.id, conf) {
+                notice(cmd, name, why);
+            }
+            Ok(())
+        }
+    }
 }

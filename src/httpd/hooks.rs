@@ -123,6 +123,8 @@ unsafe extern "C" fn post_config(
             );
             return sys::HTTP_INTERNAL_SERVER_ERROR as libc::c_int;
         }
+        // SAFETY: Apache passes the live main server of the new generation.
+        unsafe { super::status::init(s) };
         let component = CString::new(format!(
             "mod_rwsgi/{} Python/{}",
             env!("CARGO_PKG_VERSION"),
@@ -131,8 +133,42 @@ unsafe extern "C" fn post_config(
         .expect("no NUL");
         // SAFETY: the component is copied into pconf by Apache.
         unsafe { sys::ap_add_version_component(pconf, component.as_ptr()) };
+        // The first of the two start-up passes only probes the configuration; warn once, in
+        // the pass whose error log the server keeps.
+        // SAFETY: a plain query of Apache's process state.
+        let state = unsafe { sys::ap_state_query(sys::AP_SQ_MAIN_STATE as libc::c_int) };
+        if state != sys::AP_SQ_MS_CREATE_PRE_CONFIG as libc::c_int {
+            // SAFETY: Apache passes the live main server of this generation.
+            unsafe { log_notices(s, s.as_ref()) };
+        }
         sys::OK as libc::c_int
     })
+}
+
+/// Logs, once per directive, every directive the configuration uses that changes nothing
+/// (see `config::compat`), against `target` (`None`: stderr before the logs are open).
+///
+/// # Safety
+/// `s` is the live main server of this generation.
+unsafe fn log_notices(s: *const sys::server_rec, target: Option<&sys::server_rec>) {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut cur = s;
+    while !cur.is_null() {
+        // SAFETY: every server in Apache's list is live and has our config.
+        let conf = unsafe { config_store::server_config(cur) };
+        for n in &conf.notices {
+            if !seen.contains(&n.directive) {
+                seen.push(n.directive);
+                log::server_log(
+                    target,
+                    Level::Warn,
+                    &super::directive::notice_line(n.directive, &n.reason),
+                );
+            }
+        }
+        // SAFETY: as above.
+        cur = unsafe { (*cur).next };
+    }
 }
 
 /// mod_wsgi's module name; both modules host the one CPython of the process and claim the
@@ -144,10 +180,18 @@ unsafe extern "C" fn check_config(
     _pconf: *mut sys::apr_pool_t,
     _plog: *mut sys::apr_pool_t,
     _ptemp: *mut sys::apr_pool_t,
-    _s: *mut sys::server_rec,
+    s: *mut sys::server_rec,
 ) -> libc::c_int {
     let failed = sys::HTTP_INTERNAL_SERVER_ERROR as libc::c_int;
     guard("check_config", failed, || {
+        // `apache2 -t` never reaches post_config: show the warnings here (on stderr).
+        // SAFETY: a plain query of Apache's process state.
+        let mode = unsafe { sys::ap_state_query(sys::AP_SQ_RUN_MODE as libc::c_int) };
+        if mode == sys::AP_SQ_RM_CONFIG_TEST as libc::c_int {
+            // SAFETY: Apache passes the live main server. The error log is not open yet: a
+            // line without a server goes to stderr, where `apache2 -t` shows it.
+            unsafe { log_notices(s, None) };
+        }
         // SAFETY: a NUL-terminated static name; Apache only walks its module list.
         if unsafe { sys::ap_find_linked_module(MOD_WSGI.as_ptr()) }.is_null() {
             return sys::OK as libc::c_int;
@@ -222,7 +266,9 @@ unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::serve
                         Some(sys::apr_pool_cleanup_null),
                     )
                 };
-                let log = log::server_logger();
+                // SAFETY: the main server lives for this generation, longer than the
+                // preloading; logging against it lets `LogLevel rwsgi:…` apply.
+                let log = unsafe { log::logger_for(s) };
                 // SAFETY: as above.
                 let scripts = unsafe { import_scripts(s) };
                 crate::python::preload::run(&scripts, apache_version(), &log);
@@ -241,7 +287,7 @@ unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::serve
 }
 
 /// A NULL-terminated list of module names for hook ordering.
-struct Names<const N: usize>([*const libc::c_char; N]);
+pub(super) struct Names<const N: usize>(pub(super) [*const libc::c_char; N]);
 // SAFETY: immutable pointers to static strings.
 unsafe impl<const N: usize> Sync for Names<N> {}
 
@@ -257,7 +303,7 @@ static POST_ALIAS: Names<3> = Names([
 ///
 /// # Safety
 /// Called by Apache only, with its configuration pool.
-pub unsafe extern "C" fn register_hooks(_p: *mut sys::apr_pool_t) {
+pub unsafe extern "C" fn register_hooks(p: *mut sys::apr_pool_t) {
     guard("register_hooks", (), || {
         // SAFETY: APR keeps pointers to the name lists until hooks are sorted, so they are
         // statics.
@@ -304,6 +350,8 @@ pub unsafe extern "C" fn register_hooks(_p: *mut sys::apr_pool_t) {
                 std::ptr::null(),
                 sys::APR_HOOK_MIDDLE as i32,
             );
+            super::auth::register(p);
         }
+        super::status::register_status_hook();
     })
 }

@@ -83,6 +83,19 @@ pub unsafe fn request_log(r: *const sys::request_rec, level: Level, msg: &str) {
     }
 }
 
+/// True when the request's log level for this module (`LogLevel rwsgi:debug`, else the
+/// vhost's `LogLevel`) admits `level`: lets a caller skip building a message nobody sees.
+pub fn request_log_enabled(r: &super::request::Request<'_>, level: Level) -> bool {
+    // SAFETY: the request is live for the borrow; the glue only reads its log config.
+    unsafe {
+        sys::rwsgi_request_log_enabled(
+            r.as_ptr(),
+            crate::httpd::config_store::module_index(),
+            level.raw(),
+        ) != 0
+    }
+}
+
 impl From<Severity> for Level {
     fn from(severity: Severity) -> Level {
         match severity {
@@ -109,14 +122,6 @@ fn log_to_server(data: *mut std::ffi::c_void, severity: Severity, msg: &str) {
 pub unsafe fn logger_for(s: *const sys::server_rec) -> RequestLog {
     RequestLog {
         data: s.cast_mut().cast(),
-        write: log_to_server,
-    }
-}
-
-/// A [`RequestLog`] writing to the main server's error log, for work outside any request.
-pub fn server_logger() -> RequestLog {
-    RequestLog {
-        data: std::ptr::null_mut(),
         write: log_to_server,
     }
 }

@@ -1,6 +1,7 @@
 //! The safe Apache layer: the one place (with `python`) that touches httpd and APR through
 //! the generated bindings. Everything above it sees plain Rust types.
 
+pub mod auth;
 pub mod config_store;
 pub mod daemons;
 pub mod directive;
@@ -11,6 +12,7 @@ pub mod mpm;
 pub mod output;
 pub mod request;
 pub mod scoreboard;
+pub mod status;
 pub mod table;
 pub mod trampoline;
 

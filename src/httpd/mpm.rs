@@ -1,4 +1,5 @@
-//! Facts about the running MPM (for `wsgi.multithread`/`wsgi.multiprocess`).
+//! Facts about the running MPM (for `wsgi.multithread`/`wsgi.multiprocess` and the size of
+//! the status table).
 
 use crate::sys;
 
@@ -29,6 +30,12 @@ pub fn shape() -> MpmShape {
         },
         max_daemons: query(sys::AP_MPMQ_MAX_DAEMONS),
     }
+}
+
+/// The most child processes the MPM can ever run at once (its hard `ServerLimit`, fixed
+/// for httpd's life), 0 when unknown.
+pub fn hard_process_limit() -> i32 {
+    query(sys::AP_MPMQ_HARD_LIMIT_DAEMONS)
 }
 
 /// The MPM's name ("event", "worker", "prefork").

@@ -204,6 +204,45 @@ impl<'r> Request<'r> {
         // SAFETY: the copy lives in the request pool.
         unsafe { (*self.r).filename = pstrdup(self.pool(), name) }
     }
+    /// Sets the authenticated user (an auth script named the user it accepted).
+    pub fn set_user(&self, user: &[u8]) {
+        // SAFETY: the copy lives in the request pool.
+        unsafe { (*self.r).user = pstrdup(self.pool(), user) }
+    }
+    /// The client's host name when Apache looked it up (`HostnameLookups`), else None.
+    pub fn remote_host(&self) -> Option<&'r [u8]> {
+        // SAFETY: the live request and its connection; the name lives in the connection pool.
+        unsafe {
+            let h = sys::ap_get_remote_host(
+                self.rec().connection,
+                self.rec().per_dir_config.cast(),
+                sys::REMOTE_HOST as libc::c_int,
+                std::ptr::null_mut(),
+            );
+            opt_cstr_bytes(h)
+        }
+    }
+    /// True when the connection uses TLS (mod_ssl or another TLS module).
+    pub fn ssl_is_https(&self) -> bool {
+        // SAFETY: the live request's connection.
+        unsafe { sys::ap_ssl_conn_is_ssl(self.rec().connection) != 0 }
+    }
+    /// A TLS module's variable for this request (`SSL_CLIENT_S_DN`, `HTTPS`…), if set.
+    pub fn ssl_var(&self, name: &[u8]) -> Option<Vec<u8>> {
+        let name = std::ffi::CString::new(name).ok()?;
+        // SAFETY: the live request, its server and connection; the value is allocated in
+        // the request pool and copied before returning.
+        unsafe {
+            let v = sys::ap_ssl_var_lookup(
+                self.pool(),
+                self.server(),
+                self.rec().connection,
+                self.r,
+                name.as_ptr(),
+            );
+            opt_cstr_bytes(v).map(<[u8]>::to_vec)
+        }
+    }
     /// Sets the content handler name.
     pub fn set_handler(&self, name: &'static std::ffi::CStr) {
         // SAFETY: a static string outlives the request.
@@ -308,6 +347,20 @@ impl<'r> Request<'r> {
     pub fn clear_expect_continue(&self) {
         // SAFETY: plain field of the live request.
         unsafe { (*self.r).expecting_100 = 0 }
+    }
+
+    /// The response status so far (`r->status`).
+    pub fn status(&self) -> i32 {
+        self.rec().status
+    }
+
+    /// Writes body bytes through `ap_rwrite` (the buffered path mod_status and other
+    /// generators use, so the output interleaves with theirs). False when the write failed.
+    pub fn rwrite(&self, data: &[u8]) -> bool {
+        data.chunks(i32::MAX as usize).all(|c| {
+            // SAFETY: the bytes are readable for the call; Apache copies or sends them.
+            unsafe { sys::ap_rwrite(c.as_ptr().cast(), c.len() as libc::c_int, self.r) >= 0 }
+        })
     }
 
     /// Sets the response status and status line.

@@ -115,3 +115,31 @@ pub fn build_date() -> String {
     // SAFETY: no preconditions.
     static_text(unsafe { sys::ap_get_server_built() })
 }
+
+/// The pid and generation in Apache child slot `index`, when the scoreboard has that slot.
+pub fn process_at(index: usize) -> Option<(i32, i32)> {
+    // SAFETY: as in `snapshot`: read-only, the record checked for null.
+    unsafe {
+        if sys::ap_exists_scoreboard_image() == 0 {
+            return None;
+        }
+        let gs = sys::ap_get_scoreboard_global().as_ref()?;
+        if index >= gs.server_limit.max(0) as usize {
+            return None;
+        }
+        let ps = sys::ap_get_scoreboard_process(index as libc::c_int).as_ref()?;
+        Some((ps.pid, ps.generation))
+    }
+}
+
+/// This process's Apache child slot, once the parent has recorded its pid there.
+pub fn my_child_slot() -> Option<usize> {
+    let mut proc_ = sys::apr_proc_t {
+        // SAFETY: getpid has no preconditions.
+        pid: unsafe { libc::getpid() },
+        ..Default::default()
+    };
+    // SAFETY: ap_find_child_by_pid only reads the pid and scans the scoreboard.
+    let i = unsafe { sys::ap_find_child_by_pid(&mut proc_) };
+    (i >= 0).then_some(i as usize)
+}

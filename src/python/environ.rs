@@ -14,6 +14,8 @@ pub struct ModWsgiFacts<'a> {
     pub application_group: &'a str,
     pub callable_object: &'a str,
     pub request_handler: &'a [u8],
+    /// The `WSGIHandlerScript` serving the request, or empty.
+    pub handler_script: &'a [u8],
     pub script_name: &'a [u8],
     pub path_info: &'a [u8],
     pub listener_host: &'a [u8],
@@ -22,6 +24,10 @@ pub struct ModWsgiFacts<'a> {
     pub request_start_us: i64,
     pub script_reloading: bool,
     pub enable_sendfile: bool,
+    /// `WSGIIgnoreActivity` (reported as `mod_wsgi.ignore_activity`, as mod_wsgi 4.9.4 does).
+    pub ignore_activity: bool,
+    /// `WSGIPassApacheRequest On`: the request_rec, given as `apache.request_rec`.
+    pub apache_request: Option<std::ptr::NonNull<libc::c_void>>,
 }
 
 /// Process-level facts that go into every environ.
@@ -63,13 +69,6 @@ impl EnvironSink for DictSink<'_, '_> {
 /// from the request accounting that `mod_wsgi.process_metrics()` reports too.
 fn counters() -> (u64, u64, u64) {
     super::modules::metrics::current_counters()
-}
-
-fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 /// Objects the runner created for the request.
@@ -114,14 +113,17 @@ pub fn build<'py>(
         (Key::MwApplicationGroup, s(mw.application_group)),
         (Key::MwCallableObject, s(mw.callable_object)),
         (Key::MwRequestHandler, latin1(py, mw.request_handler)),
-        (Key::MwHandlerScript, s("")),
+        (Key::MwHandlerScript, latin1(py, mw.handler_script)),
         (Key::MwScriptName, latin1(py, mw.script_name)),
         (Key::MwPathInfo, latin1(py, mw.path_info)),
         (Key::MwListenerHost, latin1(py, mw.listener_host)),
         (Key::MwListenerPort, s(&mw.listener_port.to_string())),
         (Key::MwRequestId, latin1(py, mw.request_id)),
         (Key::MwRequestStart, s(&mw.request_start_us.to_string())),
-        (Key::MwScriptStart, s(&now_us().to_string())),
+        (
+            Key::MwScriptStart,
+            s(&crate::util::clock::now_us().to_string()),
+        ),
         (
             Key::MwScriptReloading,
             s(if mw.script_reloading { "1" } else { "0" }),
@@ -130,7 +132,10 @@ pub fn build<'py>(
             Key::MwEnableSendfile,
             s(if mw.enable_sendfile { "1" } else { "0" }),
         ),
-        (Key::MwIgnoreActivity, s("0")),
+        (
+            Key::MwIgnoreActivity,
+            s(if mw.ignore_activity { "1" } else { "0" }),
+        ),
         (Key::MwThreadId, thread_id.into_pyobject(py)?.into_any()),
         (
             Key::MwThreadRequests,
@@ -145,6 +150,19 @@ pub fn build<'py>(
     ];
     for (k, v) in entries {
         sink.put(state.key(k), &v);
+    }
+    if let Some(r) = mw.apache_request {
+        // SAFETY: a capsule with no name and no destructor only carries the pointer; the
+        // request outlives the environ's use in the request, as with mod_wsgi.
+        let capsule = unsafe { ffi::PyCapsule_New(r.as_ptr(), std::ptr::null(), None) };
+        // SAFETY: PyCapsule_New returns a new reference or NULL with an exception set.
+        match unsafe { Bound::from_owned_ptr_or_err(py, capsule) } {
+            Ok(c) => {
+                let key = pyo3::types::PyString::new(py, "apache.request_rec");
+                sink.put(key.as_ptr(), &c);
+            }
+            Err(e) => return Err(e),
+        }
     }
     if sink.failed {
         return Err(PyErr::fetch(py));

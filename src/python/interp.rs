@@ -34,6 +34,7 @@ pub fn register_main(interp: Interp) -> &'static Interp {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(0, leaked);
+    crate::httpd::status::set_interpreters(all().len());
     leaked
 }
 
@@ -191,6 +192,7 @@ pub fn for_group(
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(interp);
+            crate::httpd::status::set_interpreters(all().len());
             Ok(interp)
         }
         Err(reason) => {
@@ -257,6 +259,15 @@ fn create(name: &str, apache_version: (u32, u32, u32), log: &RequestLog) -> Resu
         Ok(state) => {
             // SAFETY: release the GIL, saving the new interpreter's state for this thread.
             unsafe { ffi::PyEval_SaveThread() };
+            log.log(
+                Severity::Debug,
+                &format!(
+                    "{}: created the Python sub-interpreter of application group '{name}' \
+                     (pid {})",
+                    crate::log_ids::INTERPRETER_CREATED,
+                    std::process::id()
+                ),
+            );
             Ok(Interp {
                 name: name.to_string(),
                 ptr,

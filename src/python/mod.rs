@@ -10,6 +10,7 @@ pub mod app;
 pub mod attach;
 pub mod callback;
 pub mod environ;
+pub mod hook;
 pub mod interp;
 pub mod modules;
 pub mod objects;

@@ -12,7 +12,7 @@ use std::os::unix::fs::MetadataExt;
 
 /// The mtime as Apache's `finfo.mtime` gives it (microseconds), so a request with script
 /// reloading on finds the preloaded module current instead of loading it again.
-fn apr_mtime(path: &str) -> Option<i64> {
+pub fn apr_mtime(path: &str) -> Option<i64> {
     let m = std::fs::metadata(path).ok()?;
     Some(m.mtime() * 1_000_000 + m.mtime_nsec() / 1_000)
 }

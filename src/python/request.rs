@@ -92,6 +92,14 @@ pub struct LogShared {
 }
 
 impl LogShared {
+    /// Empty buffers writing to `log`.
+    pub fn new(log: RequestLog) -> Self {
+        LogShared {
+            log,
+            pending: Default::default(),
+        }
+    }
+
     /// Buffers output for a stream, emitting complete lines (and overlong partial ones).
     ///
     /// # Safety
@@ -151,10 +159,7 @@ impl RequestCtx {
         // SAFETY: only the lifetime is erased; see the function contract.
         let gw: *mut (dyn Gateway + 'static) =
             unsafe { std::mem::transmute(gw as *mut dyn Gateway) };
-        let logs = Box::into_raw(Box::new(LogShared {
-            log,
-            pending: Default::default(),
-        }));
+        let logs = Box::into_raw(Box::new(LogShared::new(log)));
         RequestCtx {
             gw,
             response: ResponseState::default(),

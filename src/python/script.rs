@@ -3,7 +3,7 @@
 
 use super::callback::{blocking, log_exception};
 use super::state::{InterpState, Owned, ScriptEntry};
-use crate::wsgi::gateway::RequestLog;
+use crate::wsgi::gateway::{RequestLog, Severity};
 use pyo3::exceptions::PyOSError;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -124,9 +124,30 @@ pub fn load<'py>(
         module: Owned(module.clone().into_ptr()),
         mtime: m,
     };
-    if let Some(old) = scripts.insert(path.to_string(), entry) {
+    let old = scripts.insert(path.to_string(), entry);
+    drop(scripts);
+    let reloaded = old.is_some();
+    if let Some(old) = old {
         // SAFETY: we own the old strong reference and hold this interpreter's GIL.
         unsafe { ffi::Py_DECREF(old.module.0) };
     }
+    let msg = match (reloaded, forced) {
+        (false, _) => format!(
+            "{}: loaded WSGI script '{path}' as module '{name}' (pid {})",
+            crate::log_ids::SCRIPT_LOADED,
+            std::process::id()
+        ),
+        (true, forced) => format!(
+            "{}: reloaded WSGI script '{path}' as module '{name}' (pid {}): {}",
+            crate::log_ids::SCRIPT_RELOADED,
+            std::process::id(),
+            if forced {
+                "its reload_required() returned true"
+            } else {
+                "its modification time changed"
+            }
+        ),
+    };
+    log.log(Severity::Debug, &msg);
     Ok(module)
 }

@@ -295,6 +295,16 @@ pub fn finalize(log: &RequestLog) {
                     }
                 }
                 ffi::Py_EndInterpreter(ts);
+                log.log(
+                    Severity::Debug,
+                    &format!(
+                        "{}: ended the Python sub-interpreter of application group '{}' at \
+                         child exit (pid {})",
+                        crate::log_ids::INTERPRETER_ENDED,
+                        group_label(sub),
+                        std::process::id()
+                    ),
+                );
             } else {
                 all_ended = false;
             }

@@ -219,6 +219,8 @@ pub struct RequestFacts<'r> {
     pub pass_authorization: bool,
     /// Apache's `CGIPassAuth On` (also passes Proxy-Authorization).
     pub cgi_pass_auth: bool,
+    /// What trusted proxy headers change (`WSGITrustedProxyHeaders`), if configured.
+    pub proxy: Option<&'r super::proxy::Rewrite>,
 }
 
 /// Receives environ entries. Keys from `fixed` are static (cacheable); others are built.
@@ -273,16 +275,33 @@ mod itoa_buf {
 
 /// Emits the CGI variables, then the request headers, into `sink`.
 pub fn build(f: &RequestFacts<'_>, sink: &mut dyn EnvironSink) {
+    let proxy = f.proxy;
+    let scheme_forced = proxy.and_then(|p| p.https);
     // subprocess_env first: the CGI variables below win over same-named SetEnv values, as
     // ap_add_common_vars does.
     for (k, v) in f.env {
-        if *k == b"PATH" {
+        // A trusted proxy's scheme header decides wsgi.url_scheme; mod_ssl's HTTPS must not
+        // contradict it.
+        if *k == b"PATH" || (*k == b"HTTPS" && scheme_forced.is_some()) {
             continue;
         }
         sink.dynamic(k, v);
     }
+    if let Some(mount) = proxy.and_then(|p| p.script_name.as_deref()) {
+        sink.dynamic(b"mod_wsgi.mount_point", mount);
+    }
     let mut key = Vec::with_capacity(64);
     for (name, value) in f.headers {
+        let value = match proxy {
+            Some(p) if p.drops(name) => continue,
+            Some(p) if name.eq_ignore_ascii_case(b"host") && p.host.is_some() => {
+                p.host.as_deref().unwrap_or(value)
+            }
+            Some(p) if name.eq_ignore_ascii_case(b"x-forwarded-for") => {
+                p.forwarded_for.as_deref().unwrap_or(value)
+            }
+            _ => value,
+        };
         if name.eq_ignore_ascii_case(b"content-type") {
             sink.fixed(Key::ContentType, value);
         } else if name.eq_ignore_ascii_case(b"content-length") {
@@ -304,10 +323,22 @@ pub fn build(f: &RequestFacts<'_>, sink: &mut dyn EnvironSink) {
     let mut num = itoa_buf::Buf::new();
     sink.fixed(Key::ServerSignature, f.server_signature);
     sink.fixed(Key::ServerSoftware, f.server_software);
-    sink.fixed(Key::ServerName, f.server_name);
+    let over = |pick: fn(&super::proxy::Rewrite) -> &Option<Vec<u8>>| {
+        proxy.and_then(|p| pick(p).as_deref())
+    };
+    sink.fixed(
+        Key::ServerName,
+        over(|p| &p.server_name).unwrap_or(f.server_name),
+    );
     sink.fixed(Key::ServerAddr, f.server_addr);
-    sink.fixed(Key::ServerPort, port_bytes(f.server_port, &mut num));
-    sink.fixed(Key::RemoteAddr, f.remote_addr);
+    match over(|p| &p.server_port) {
+        Some(port) => sink.fixed(Key::ServerPort, port),
+        None => sink.fixed(Key::ServerPort, port_bytes(f.server_port, &mut num)),
+    }
+    sink.fixed(
+        Key::RemoteAddr,
+        over(|p| &p.remote_addr).unwrap_or(f.remote_addr),
+    );
     sink.fixed(Key::DocumentRoot, f.document_root);
     sink.fixed(Key::RequestScheme, f.request_scheme);
     sink.fixed(Key::ContextPrefix, f.context_prefix);
@@ -326,15 +357,59 @@ pub fn build(f: &RequestFacts<'_>, sink: &mut dyn EnvironSink) {
     sink.fixed(Key::RequestMethod, f.method);
     sink.fixed(Key::QueryString, f.query_string);
     sink.fixed(Key::RequestUri, f.request_uri);
-    sink.fixed(Key::ScriptName, f.script_name);
+    sink.fixed(
+        Key::ScriptName,
+        over(|p| &p.script_name).unwrap_or(f.script_name),
+    );
     sink.fixed(Key::PathInfo, f.path_info);
     if let Some(t) = f.path_translated {
         sink.fixed(Key::PathTranslated, t);
     }
 }
 
-/// True when the request says HTTPS (mod_ssl's `HTTPS` variable, or the scheme).
+/// The cut-down environ mod_wsgi gives access, auth and group scripts: request headers
+/// (never `Authorization` or `Proxy-Authorization`, whatever `WSGIPassAuthorization` says,
+/// since the credentials are the script's arguments) and the basic CGI variables, without
+/// `SetEnv` values, `SCRIPT_FILENAME`, `REMOTE_USER` and the other per-handler entries.
+pub fn build_for_hook(f: &RequestFacts<'_>, sink: &mut dyn EnvironSink) {
+    let mut key = Vec::with_capacity(64);
+    for (name, value) in f.headers {
+        if name.eq_ignore_ascii_case(b"content-type") {
+            sink.fixed(Key::ContentType, value);
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            sink.fixed(Key::ContentLength, value);
+        } else if name.eq_ignore_ascii_case(b"proxy")
+            || name.eq_ignore_ascii_case(b"authorization")
+            || name.eq_ignore_ascii_case(b"proxy-authorization")
+        {
+        } else if http_key(name, &mut key) {
+            sink.dynamic(&key, value);
+        }
+    }
+    let mut num = itoa_buf::Buf::new();
+    sink.fixed(Key::ServerSignature, f.server_signature);
+    sink.fixed(Key::ServerSoftware, f.server_software);
+    sink.fixed(Key::ServerName, f.server_name);
+    sink.fixed(Key::ServerAddr, f.server_addr);
+    sink.fixed(Key::ServerPort, port_bytes(f.server_port, &mut num));
+    sink.fixed(Key::RemoteAddr, f.remote_addr);
+    sink.fixed(Key::DocumentRoot, f.document_root);
+    sink.fixed(Key::ServerAdmin, f.server_admin);
+    sink.fixed(Key::RemotePort, port_bytes(f.remote_port, &mut num));
+    sink.fixed(Key::ServerProtocol, f.protocol);
+    sink.fixed(Key::RequestMethod, f.method);
+    sink.fixed(Key::QueryString, f.query_string);
+    sink.fixed(Key::RequestUri, f.request_uri);
+    sink.fixed(Key::ScriptName, f.script_name);
+    sink.fixed(Key::PathInfo, f.path_info);
+}
+
+/// True when the request says HTTPS: a trusted proxy's scheme header first (it wins over the
+/// connection, as in mod_wsgi 6), then mod_ssl's `HTTPS` variable or the scheme.
 pub fn is_https(f: &RequestFacts<'_>) -> bool {
+    if let Some(forced) = f.proxy.and_then(|p| p.https) {
+        return forced;
+    }
     f.request_scheme.eq_ignore_ascii_case(b"https")
         || f.env
             .iter()
@@ -392,6 +467,40 @@ mod tests {
             auth_type: None,
             pass_authorization: false,
             cgi_pass_auth: false,
+            proxy: None,
+        }
+    }
+
+    #[test]
+    fn hook_environ_is_cut_down() {
+        let headers: &[(&[u8], &[u8])] = &[
+            (b"Authorization", b"Basic eDp5"),
+            (b"X-Thing", b"1"),
+            (b"Content-Type", b"text/plain"),
+        ];
+        let env: &[(&[u8], &[u8])] = &[(b"FROM_SETENV", b"1")];
+        let mut f = facts(headers, env);
+        f.pass_authorization = true;
+        f.remote_user = Some(b"bob");
+        let mut m = Map::default();
+        build_for_hook(&f, &mut m);
+        assert_eq!(m.0.get("HTTP_X_THING").map(String::as_str), Some("1"));
+        assert_eq!(
+            m.0.get("CONTENT_TYPE").map(String::as_str),
+            Some("text/plain")
+        );
+        assert_eq!(
+            m.0.get("REQUEST_URI").map(String::as_str),
+            Some("/a%20b?x=1")
+        );
+        for absent in [
+            "HTTP_AUTHORIZATION",
+            "FROM_SETENV",
+            "REMOTE_USER",
+            "SCRIPT_FILENAME",
+            "GATEWAY_INTERFACE",
+        ] {
+            assert!(!m.0.contains_key(absent), "{absent}");
         }
     }
 

@@ -6,4 +6,5 @@ pub mod environ;
 pub mod gateway;
 pub mod log_lines;
 pub mod path;
+pub mod proxy;
 pub mod response;

@@ -5,6 +5,7 @@
 //! dicts are built on demand in whichever interpreter asks.
 
 use crate::httpd::scoreboard;
+use crate::util::clock::{now_us, rss_bytes};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use std::cell::Cell;
@@ -37,14 +38,6 @@ static BUSY_DONE_US: AtomicI64 = AtomicI64::new(0);
 static ACTIVE_START_SUM_US: AtomicI64 = AtomicI64::new(0);
 /// When this child started serving (mod_wsgi's `restart_time`).
 static RESTART_US: AtomicI64 = AtomicI64::new(0);
-
-/// Microseconds since the epoch.
-pub fn now_us() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
 
 fn secs(us: i64) -> f64 {
     us as f64 / 1_000_000.0
@@ -143,15 +136,9 @@ fn max_rss() -> u64 {
     (unsafe { ru.assume_init() }).ru_maxrss.max(0) as u64 * 1024
 }
 
-/// Current resident set size in bytes (second field of /proc/self/statm, in pages).
+/// Current resident set size in bytes.
 fn rss() -> u64 {
-    let pages = std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .unwrap_or(0);
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(0) as u64;
-    pages * page
+    rss_bytes(std::process::id())
 }
 
 fn request_threads() -> usize {

@@ -1,0 +1,81 @@
+//! `WSGIDispatchScript`: per request, the script's optional `process_group(environ)`,
+//! `application_group(environ)` and `callable_object(environ)` may override where and what
+//! runs. It runs in this Apache child, in its own application group (`%{GLOBAL}` unless
+//! `application-group=` says otherwise).
+
+use crate::config::{HookScript, expand};
+use crate::httpd::hooks;
+use crate::httpd::log::Level;
+use crate::httpd::request::Request;
+use crate::python::environ::ModWsgiFacts;
+use crate::python::hook::{self, Function, HookCall, HookEnviron, Reply};
+use crate::python::{self, interp};
+use crate::sys;
+use crate::wsgi::environ::RequestFacts;
+use crate::wsgi::gateway::RequestLog;
+
+/// The script's overrides, expanded as the directives' values are (None: keep).
+#[derive(Debug, Default)]
+pub struct Choice {
+    pub process_group: Option<String>,
+    pub application_group: Option<String>,
+    pub callable_object: Option<String>,
+}
+
+/// Asks the dispatch script. Err is the status to answer with (the reason is logged).
+pub fn choose(
+    r: Request<'_>,
+    script: &HookScript,
+    script_name: &[u8],
+    facts: &RequestFacts<'_>,
+    current: &ModWsgiFacts<'_>,
+    log: RequestLog,
+) -> Result<Choice, i32> {
+    let failed = sys::HTTP_INTERNAL_SERVER_ERROR as i32;
+    let group = super::with_expand(r, script_name, |ctx| {
+        expand::expand_group(
+            script.application_group.as_deref().unwrap_or("%{GLOBAL}"),
+            ctx,
+        )
+    });
+    let interp = match interp::for_group(&group, hooks::apache_version(), &log) {
+        Ok(i) => i,
+        Err(e) => {
+            r.log(
+                Level::Error,
+                &format!(
+                    "RWSGI0460: WSGIDispatchScript '{}' cannot run: {e}",
+                    script.path
+                ),
+            );
+            return Err(failed);
+        }
+    };
+    let call = HookCall {
+        script: &script.path,
+        reload_mtime: if current.script_reloading {
+            python::preload::apr_mtime(&script.path)
+        } else {
+            None
+        },
+        function: Function::Dispatch,
+        args: &[],
+        environ: HookEnviron::Request {
+            facts,
+            mod_wsgi: current,
+        },
+        ssl: &super::auth::RequestSsl(r),
+    };
+    let [pg, ag, co] = match hook::call(interp, &call, log) {
+        Ok(Reply::Dispatch(answers)) => {
+            answers.map(|a| a.map(|v| String::from_utf8_lossy(&v).into_owned()))
+        }
+        _ => return Err(failed),
+    };
+    let choice = super::with_expand(r, script_name, |ctx| Choice {
+        process_group: pg.map(|v| expand::expand_group(&v, ctx)),
+        application_group: ag.map(|v| expand::expand_group(&v, ctx)),
+        callable_object: co.map(|v| expand::expand_callable(&v, ctx.env)),
+    });
+    Ok(choice)
+}

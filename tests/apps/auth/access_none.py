@@ -1,0 +1,3 @@
+# WSGIAccessScript with no opinion: Apache's own Require lines decide.
+def allow_access(environ, host):
+    return None
