@@ -783,3 +783,42 @@ fn a_dispatch_script_can_choose_a_daemon_group() {
     let r = srv.get("/dd/pid");
     assert_eq!(r.json().s("process_group"), "");
 }
+
+fn stop_with_a_busy_daemon(mpm: Mpm) {
+    let mut srv = daemon_server(
+        &format!("daemon_stop_busy_{}", mpm.name()),
+        mpm,
+        "threads=2",
+    )
+    .allow_log("RWSGI0536")
+    .start();
+    let daemon = srv.get("/d/pid").json().n("pid") as u32;
+    let mut c = srv.connect();
+    c.send(&request_bytes(
+        "GET",
+        "/d/hang",
+        &[("Connection", "close")],
+        b"",
+    ))
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let started = std::time::Instant::now();
+    srv.stop();
+    let took = started.elapsed();
+    eprintln!("stop with a busy daemon took {took:?}");
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "stop took {took:?}"
+    );
+    assert!(!pid_alive(daemon), "daemon {daemon} outlived the stop");
+}
+
+#[test]
+fn stop_with_a_busy_daemon_is_fast_event() {
+    stop_with_a_busy_daemon(Mpm::Event);
+}
+
+#[test]
+fn stop_with_a_busy_daemon_is_fast_prefork() {
+    stop_with_a_busy_daemon(Mpm::Prefork);
+}

@@ -12,7 +12,9 @@ use crate::sys;
 use crate::wsgi::environ::RequestFacts;
 use crate::wsgi::gateway::{After, WriteError};
 use std::io::ErrorKind;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The request head for the daemon: the same facts the embedded environ is built from,
@@ -150,6 +152,7 @@ pub fn run(r: Request<'_>, name: &str, mut head: RequestHead) -> i32 {
     };
     let _ = conn.set_read_timeout(Some(g.io_timeout));
     let _ = conn.set_write_timeout(Some(g.io_timeout));
+    let _in_flight = InFlight::new(&conn);
     head.secret = g.secret.clone();
     let mut w = &conn;
     if let Err(e) = protocol::write_frame(&mut w, Kind::RequestHead, &head.encode()) {
@@ -163,6 +166,41 @@ pub fn run(r: Request<'_>, name: &str, mut head: RequestHead) -> i32 {
         return status;
     }
     relay(r, &conn, name)
+}
+
+/// The daemon connections of this child's running requests, so that a stop does not wait
+/// for a daemon's answer (see [`abort_all`]).
+static IN_FLIGHT: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
+
+/// Registers one connection in [`IN_FLIGHT`] until dropped (before the connection closes).
+struct InFlight(RawFd);
+
+impl InFlight {
+    fn new(conn: &UnixStream) -> InFlight {
+        let fd = conn.as_raw_fd();
+        if let Ok(mut v) = IN_FLIGHT.lock() {
+            v.push(fd);
+        }
+        InFlight(fd)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut v) = IN_FLIGHT.lock() {
+            v.retain(|&f| f != self.0);
+        }
+    }
+}
+
+/// A stopping child (not graceful) cuts its requests waiting on daemons: each gets the
+/// "daemon failed" answer at once instead of holding the child until Apache kills it.
+pub fn abort_all() {
+    if let Ok(v) = IN_FLIGHT.lock() {
+        for &fd in v.iter() {
+            super::os::shutdown(fd);
+        }
+    }
 }
 
 /// Streams the client's body to the daemon. `Some(status)` when the client's body failed.

@@ -495,3 +495,10 @@ pub fn set_limit(which: Limit, value: u64) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// Ends both directions of a connection another thread may be blocked on (its blocked
+/// read returns at once); the descriptor stays open for its owner to close.
+pub fn shutdown(fd: RawFd) {
+    // SAFETY: fd is an open socket, registered by its owner until it closes it.
+    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+}

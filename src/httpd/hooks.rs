@@ -223,6 +223,7 @@ unsafe extern "C" fn child_stopping(_pchild: *mut sys::apr_pool_t, graceful: lib
     guard("child stopping", (), || {
         if graceful == 0 {
             crate::python::shutdown::interrupt_requests();
+            crate::daemon::client::abort_all();
         }
     })
 }
