@@ -452,8 +452,22 @@ fn bodies_stream_in_bounded_memory_both_ways() {
 /// `-k graceful` while a daemon request runs: it finishes (200) in the old daemon, new
 /// requests go to the new generation, and the old daemon ends once its request is done.
 #[test]
-fn graceful_restart_lets_a_daemon_request_finish() {
-    let srv = daemon_server("daemon_graceful_busy", Mpm::Event, "threads=2").start();
+fn graceful_restart_lets_a_daemon_request_finish_event() {
+    graceful_restart_lets_a_daemon_request_finish(Mpm::Event);
+}
+
+#[test]
+fn graceful_restart_lets_a_daemon_request_finish_prefork() {
+    graceful_restart_lets_a_daemon_request_finish(Mpm::Prefork);
+}
+
+fn graceful_restart_lets_a_daemon_request_finish(mpm: Mpm) {
+    let srv = daemon_server(
+        &format!("daemon_graceful_busy_{}", mpm.name()),
+        mpm,
+        "threads=2",
+    )
+    .start();
     let old = srv.get("/d/pid").json().n("pid") as u32;
     std::thread::scope(|sc| {
         let busy = sc.spawn(|| srv.get("/d/slow"));
