@@ -109,6 +109,7 @@ log_ids! {
     DAEMON_RELAY_FAILED = "RWSGI0534", "error", "Apache's output filters failed while relaying a daemon's response.";
     DAEMON_SOCKET_TIMEOUT = "RWSGI0535", "error", "A daemon sent no response within socket-timeout; answered 504.";
     DAEMON_FAILED = "RWSGI0536", "error", "A daemon closed the connection or sent garbage: 502 before the response head, a cut response after it.";
+    DAEMON_HEADER_TOO_LONG = "RWSGI0537", "error", "A daemon's response header line exceeds header-buffer-size; answered 500.";
 }
 
 #[cfg(test)]

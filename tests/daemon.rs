@@ -836,3 +836,25 @@ fn stop_with_a_busy_daemon_is_fast_event() {
 fn stop_with_a_busy_daemon_is_fast_prefork() {
     stop_with_a_busy_daemon(Mpm::Prefork);
 }
+
+#[test]
+fn header_buffer_size_limits_response_header_lines() {
+    let mut srv = daemon_server(
+        "daemon_hdrsize",
+        Mpm::Event,
+        "threads=1 header-buffer-size=8192",
+    )
+    .start();
+    assert_eq!(srv.get("/d/bigheader?8000").status, 200);
+    let mut c = srv.connect();
+    let port = c.local_port();
+    c.send(&request_bytes(
+        "GET",
+        "/d/bigheader?9000",
+        &[("Connection", "close")],
+        b"",
+    ))
+    .unwrap();
+    assert_eq!(c.read_response(false).unwrap().status, 500);
+    srv.expect_error(port, "more than header-buffer-size=8192");
+}

@@ -43,6 +43,8 @@ pub struct DaemonGroup {
     /// Answer 504 without running the app when a request waited longer than this (seconds,
     /// from Apache receiving it to a daemon thread taking it; 0: never).
     pub queue_timeout: u64,
+    /// Longest response header line (`Name: value`) a daemon may send (0: no limit).
+    pub header_buffer_size: u32,
     /// `SO_SNDBUF`/`SO_RCVBUF` of the group's socket (0: the system's).
     pub send_buffer_size: u32,
     pub receive_buffer_size: u32,
@@ -103,6 +105,7 @@ impl DaemonGroup {
             virtual_memory_limit: 0,
             cpu_time_limit: 0,
             queue_timeout: 0,
+            header_buffer_size: 0,
             send_buffer_size: 0,
             receive_buffer_size: 0,
             maximum_requests: 0,
@@ -123,7 +126,6 @@ const NOT_HONOURED: &[&str] = &[
     "deadlock-timeout",
     "startup-timeout",
     "eviction-timeout",
-    "header-buffer-size",
     "response-buffer-size",
     "response-socket-timeout",
     "response-flush-delay",
@@ -283,9 +285,7 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
             "queue-timeout" => g.queue_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
             "send-buffer-size" => g.send_buffer_size = size(d, &key, v, 512)?,
             "receive-buffer-size" => g.receive_buffer_size = size(d, &key, v, 512)?,
-            "header-buffer-size" => {
-                size(d, &key, v, 8192)?;
-            }
+            "header-buffer-size" => g.header_buffer_size = size(d, &key, v, 8192)?,
             "response-buffer-size" => {
                 size(d, &key, v, 65536)?;
             }

@@ -165,7 +165,7 @@ pub fn run(r: Request<'_>, name: &str, mut head: RequestHead) -> i32 {
     if let Some(status) = send_body(r, &conn, name) {
         return status;
     }
-    relay(r, &conn, name)
+    relay(r, &conn, name, g.def.header_buffer_size)
 }
 
 /// The daemon connections of this child's running requests, so that a stop does not wait
@@ -236,8 +236,16 @@ fn send_body(r: Request<'_>, conn: &UnixStream, name: &str) -> Option<i32> {
     }
 }
 
+/// The first header line (`Name: value`) longer than `limit` bytes (0: no limit).
+fn too_long(h: &crate::wsgi::gateway::ResponseHead, limit: u32) -> Option<(&str, &str)> {
+    h.headers
+        .iter()
+        .find(|(n, v)| limit > 0 && n.len() + 2 + v.len() > limit as usize)
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+}
+
 /// Relays the daemon's answer to the client.
-fn relay(r: Request<'_>, conn: &UnixStream, name: &str) -> i32 {
+fn relay(r: Request<'_>, conn: &UnixStream, name: &str, limit: u32) -> i32 {
     let mut writer = BodyWriter::new(&r);
     let mut buf = Vec::new();
     let mut rd = conn;
@@ -248,6 +256,18 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str) -> i32 {
             Ok(Some((Kind::ResponseHead, _))) if !head_seen => {
                 match protocol::decode_response_head(&buf) {
                     Ok(h) => {
+                        if let Some((n, v)) = too_long(&h, limit) {
+                            r.log(
+                                Level::Error,
+                                &format!(
+                                    "RWSGI0537: daemon process group '{name}' sent a response \
+                                     header '{n}' of {} bytes, more than \
+                                     header-buffer-size={limit}",
+                                    n.len() + 2 + v.len()
+                                ),
+                            );
+                            return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
+                        }
                         crate::handler::apply_head(r, &h, true);
                         head_seen = true;
                         continue;

@@ -1,7 +1,7 @@
 # Daemon-mode probe, routed by PATH_INFO: /pid (JSON facts about the serving process),
 # /echo (the request body back), /upload (read in chunks, {pid, length}), /download?MiB (a
-# generator of that many MiB), /sleep, /slow and /hang (0.2 s, 2 s or 30 s, then /pid),
-# /exit (the process dies).
+# generator of that many MiB), /bigheader?N (an N-byte header), /sleep, /slow and /hang
+# (0.2 s, 2 s or 30 s, then /pid), /exit (the process dies).
 import json
 import os
 import time
@@ -41,6 +41,10 @@ def application(environ, start_response):
         start_response('200 OK', [('Content-Type', 'application/octet-stream'),
                                   ('Content-Length', str(mib << 20))])
         return (chunk for _ in range(mib * 16))
+    if path == '/bigheader':
+        n = int(environ.get('QUERY_STRING') or 1)
+        start_response('200 OK', [('Content-Type', 'text/plain'), ('X-Big', 'b' * n)])
+        return [b'ok']
     if path == '/sleep':
         time.sleep(0.2)
     if path == '/slow':
