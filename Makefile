@@ -9,6 +9,7 @@
 #   make deb           build target/debian/libapache2-mod-rwsgi_<version>_<arch>.deb
 #   make package-test  as root: build the .deb, apt-get install it, switch from mod_wsgi, serve a
 #                      site with apache2ctl on 127.0.0.1, purge it; the machine is restored
+#   make soak          install deps, run bench/soak.sh niced (1M requests per target, minutes)
 #   make deps          install the Debian packages (.ci/install-deps)
 
 # rustup installs cargo into ~/.cargo/bin, which non-login shells may not have on PATH.
@@ -19,7 +20,7 @@ MODULE := target/mod_rwsgi.so
 # The Python the module is built against (.cargo/config.toml pins it too).
 PYTHON ?= /usr/bin/python3
 
-.PHONY: all build serve test bench wheel deb package-test deps clean
+.PHONY: all build serve test bench soak wheel deb package-test deps clean
 .NOTPARALLEL:
 
 all: build
@@ -49,6 +50,10 @@ deb: deps
 
 package-test: deps
 	bash packaging/package-test.sh
+
+# Niced: the soak runs for minutes, and the machine may be shared.
+soak: deps build
+	RWSGI_MODULE=$(CURDIR)/$(MODULE) SOAK_COMMAND="make soak" nice -n 10 bash bench/soak.sh
 
 deps:
 	bash .ci/install-deps

@@ -105,6 +105,10 @@ fn environ_equals_embedded_except_process_keys() {
         "mod_wsgi.request_id",
         "mod_wsgi.request_start",
         "mod_wsgi.script_start",
+        "mod_wsgi.application_start",
+        // Daemon mode's own phases (0.0 embedded), checked below.
+        "mod_wsgi.queue_start",
+        "mod_wsgi.daemon_start",
         "mod_wsgi.thread_id",
         "mod_wsgi.thread_requests",
         "mod_wsgi.total_requests",
@@ -125,6 +129,17 @@ fn environ_equals_embedded_except_process_keys() {
         assert_eq!(norm(v), norm(&ee[k]), "environ[{k}] differs");
     }
     assert_eq!(d.at("types").obj(), e.at("types").obj());
+    let t = |k: &str| de[k].str().parse::<f64>().unwrap();
+    let (queued, taken, called) = (
+        t("mod_wsgi.queue_start"),
+        t("mod_wsgi.daemon_start"),
+        t("mod_wsgi.application_start"),
+    );
+    assert!(
+        0.0 < queued && queued <= taken && taken <= called,
+        "{queued} {taken} {called}"
+    );
+    assert_eq!(ee["mod_wsgi.queue_start"].str(), "0.0");
     assert_eq!(de["mod_wsgi.process_group"].str(), "site");
     assert_eq!(de["wsgi.multithread"].str(), "True");
     assert_eq!(de["wsgi.multiprocess"].str(), "True");
@@ -393,9 +408,9 @@ fn socket_is_private_and_strangers_are_refused() {
         "RequestHead frame of 2147483647 bytes exceeds its limit",
         std::time::Duration::from_secs(5)
     ));
-    // A head whose every field is empty or zero (144 bytes in version 1): parses, but
+    // A head whose every field is empty or zero (153 bytes in version 1): parses, but
     // carries no secret.
-    send_as_www("b'R\\x01\\x01\\x00' + (144).to_bytes(4,'little') + bytes(144)");
+    send_as_www("b'R\\x01\\x01\\x00' + (153).to_bytes(4,'little') + bytes(153)");
     assert!(srv.wait_log(
         "request without this generation's secret refused",
         std::time::Duration::from_secs(5)

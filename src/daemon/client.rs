@@ -42,7 +42,9 @@ pub fn request_head(
         listener_host: mw.listener_host.to_vec(),
         listener_port: mw.listener_port,
         request_id: mw.request_id.to_vec(),
+        connection_id: mw.connection_id.map(<[u8]>::to_vec),
         request_start_us: mw.request_start_us,
+        queue_start_us: 0,
         script_reloading: mw.script_reloading,
         enable_sendfile: mw.enable_sendfile,
         method: f.method.to_vec(),
@@ -107,6 +109,12 @@ fn connect(g: &Group) -> Result<UnixStream, String> {
     }
 }
 
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
 fn is_timeout(e: &ProtoError) -> bool {
     matches!(e, ProtoError::Io(io) if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut))
 }
@@ -154,6 +162,7 @@ pub fn run(r: Request<'_>, name: &str, mut head: RequestHead) -> i32 {
     let _ = conn.set_write_timeout(Some(g.io_timeout));
     let _in_flight = InFlight::new(&conn);
     head.secret = g.secret.clone();
+    head.queue_start_us = now_us();
     let mut w = &conn;
     if let Err(e) = protocol::write_frame(&mut w, Kind::RequestHead, &head.encode()) {
         r.log(

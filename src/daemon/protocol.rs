@@ -223,7 +223,10 @@ pub struct RequestHead {
     pub listener_host: Vec<u8>,
     pub listener_port: u16,
     pub request_id: Vec<u8>,
+    pub connection_id: Option<Vec<u8>>,
     pub request_start_us: i64,
+    /// When the Apache child handed the request over (µs since the epoch).
+    pub queue_start_us: i64,
     pub script_reloading: bool,
     pub enable_sendfile: bool,
     pub method: Vec<u8>,
@@ -409,7 +412,9 @@ impl RequestHead {
         }
         e.u16(self.listener_port);
         e.bytes(&self.request_id);
+        e.opt(self.connection_id.as_deref());
         e.i64(self.request_start_us);
+        e.i64(self.queue_start_us);
         e.flag(self.script_reloading);
         e.flag(self.enable_sendfile);
         for b in [
@@ -492,7 +497,9 @@ impl RequestHead {
             listener_host: d.bytes()?,
             listener_port: d.u16()?,
             request_id: d.bytes()?,
+            connection_id: d.opt()?,
             request_start_us: d.i64()?,
+            queue_start_us: d.i64()?,
             script_reloading: d.flag()?,
             enable_sendfile: d.flag()?,
             method: d.bytes()?,

@@ -397,7 +397,8 @@ fn serve(
         );
         return;
     }
-    let waited_us = now_us().saturating_sub(head.request_start_us);
+    let daemon_start_us = now_us();
+    let waited_us = daemon_start_us.saturating_sub(head.request_start_us);
     let queue_timeout = group.def.queue_timeout;
     let late = queue_timeout > 0 && waited_us > (queue_timeout as i64).saturating_mul(1_000_000);
     let mut gw = SocketGateway {
@@ -436,7 +437,7 @@ fn serve(
         app::Outcome::Status(504)
     } else {
         match interp::for_group(&ag, apache_version, &log) {
-            Ok(interp) => run_app(interp, &head, name, process, &mut gw, log),
+            Ok(interp) => run_app(interp, &head, daemon_start_us, name, process, &mut gw, log),
             Err(e) => {
                 let status = match e {
                     GroupError::Limit { .. } => 503,
@@ -469,6 +470,7 @@ fn same_secret(a: &[u8], b: &[u8]) -> bool {
 fn run_app(
     interp: &interp::Interp,
     h: &RequestHead,
+    daemon_start_us: i64,
     group: &str,
     process: ProcessFacts,
     gw: &mut SocketGateway<'_>,
@@ -523,7 +525,10 @@ fn run_app(
             listener_host: &h.listener_host,
             listener_port: h.listener_port,
             request_id: &h.request_id,
+            connection_id: h.connection_id.as_deref(),
             request_start_us: h.request_start_us,
+            queue_start_us: h.queue_start_us,
+            daemon_start_us,
             script_reloading: h.script_reloading,
             enable_sendfile: h.enable_sendfile,
             ignore_activity: h.ignore_activity,

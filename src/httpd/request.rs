@@ -130,6 +130,12 @@ impl<'r> Request<'r> {
             opt_cstr_bytes(self.rec().log_id)
         }
     }
+    /// The connection's log id, if something already generated one (Apache does so when it
+    /// logs for the connection).
+    pub fn connection_log_id(&self) -> Option<&'r [u8]> {
+        // SAFETY: the generate_log_id hook stores a connection-pool string into c->log_id.
+        unsafe { opt_cstr_bytes(self.conn().log_id) }
+    }
     /// The Host the client asked for (without port), if any.
     pub fn hostname(&self) -> Option<&'r [u8]> {
         // SAFETY: as above.

@@ -73,6 +73,9 @@ fn run_attached(
     let mw = &job.mod_wsgi;
     let scope = RequestScope::begin(py, &state.modules, mw.request_id, mw.request_start_us);
     let outcome = run_scoped(py, state, job, gw, log, &scope);
+    if let Outcome::Status(status) = outcome {
+        scope.status.set(status);
+    }
     scope.end(py, &state.modules);
     outcome
 }
@@ -146,6 +149,7 @@ fn run_scoped(
             let objects = end.objects.insert(objects);
             let outcome = call_app(py, state, job, &app, &handle, objects, scope, log);
             scope.io.set(end.close());
+            scope.status.set(end.status());
             // Read only now: until the handle is closed an app thread may hold the context.
             match outcome {
                 Outcome::Done if end.write_failed() => Outcome::WriteFailed,
@@ -206,6 +210,13 @@ impl RequestEnd<'_, '_> {
         // the context, which lives until `drop`.
         let ctx = unsafe { &*self.ctx };
         (ctx.response.sent(), ctx.io)
+    }
+
+    /// The status the app's response carries (0 if it set none); only once closed.
+    fn status(&self) -> u16 {
+        debug_assert!(self.closed);
+        // SAFETY: closed: only this thread reaches the context, which lives until `drop`.
+        unsafe { (*self.ctx).response.head().map_or(0, |h| h.status) }
     }
 
     /// Whether an output filter failed while the client was still there; only once closed.
@@ -272,6 +283,9 @@ fn call_app(
             );
             return finish_failed(ctx);
         }
+        if state.modules.is_request_timeout(py, &err) {
+            return timed_out(ctx, &log, job.script);
+        }
         log_exception(
             py,
             &log,
@@ -286,7 +300,16 @@ fn call_app(
         );
         finish_failed(ctx)
     };
-    let env = match environ::build(py, state, job.facts, &job.mod_wsgi, job.process, objects) {
+    let app_start = scope.application_start();
+    let env = match environ::build(
+        py,
+        state,
+        job.facts,
+        &job.mod_wsgi,
+        job.process,
+        objects,
+        app_start,
+    ) {
         Ok(e) => e,
         Err(e) => return fail(e),
     };
@@ -332,6 +355,37 @@ fn finish_failed(ctx: &RequestHandle) -> Outcome {
         })
     })
     .unwrap_or(Outcome::Status(500))
+}
+
+/// After an uncaught `mod_wsgi.RequestTimeout`: 504 Gateway Timeout if nothing went out
+/// yet, else the cut (or already complete) response, as mod_wsgi 6.x answers a request it
+/// interrupted. Logged at info: the app chose to give up, it did not fail.
+fn timed_out(ctx: &RequestHandle, log: &RequestLog, script: &str) -> Outcome {
+    let sent = with_ctx(ctx, |c| Ok(c.response.sent())).unwrap_or(0);
+    match finish_failed(ctx) {
+        Outcome::Status(_) => {
+            log.log(
+                Severity::Info,
+                &format!(
+                    "RWSGI0600: request to WSGI script '{script}' ended by \
+                     mod_wsgi.RequestTimeout before the response started; answered 504 \
+                     Gateway Timeout"
+                ),
+            );
+            Outcome::Status(504)
+        }
+        outcome => {
+            log.log(
+                Severity::Info,
+                &format!(
+                    "RWSGI0601: request to WSGI script '{script}' ended by \
+                     mod_wsgi.RequestTimeout after the response started ({sent} bytes \
+                     sent); the status stays as sent and an unfinished body is cut short"
+                ),
+            );
+            outcome
+        }
+    }
 }
 
 fn send_err(e: SendError) -> PyErr {

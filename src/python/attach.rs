@@ -106,8 +106,10 @@ impl Attached {
     pub unsafe fn new(interp: *mut ffi::PyInterpreterState) -> Attached {
         // SAFETY: forwarded contract.
         let tstate = unsafe { state_for(interp) };
+        let waited = std::time::Instant::now();
         // SAFETY: our own thread state for this thread; we do not hold the GIL.
         unsafe { ffi::PyEval_RestoreThread(tstate) };
+        super::modules::metrics::gil_wait_attach(waited.elapsed());
         Attached { tstate }
     }
 

@@ -151,8 +151,10 @@ pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
     struct Reattach(*mut ffi::PyThreadState);
     impl Drop for Reattach {
         fn drop(&mut self) {
+            let waited = std::time::Instant::now();
             // SAFETY: restores exactly the thread state saved below, on the same thread.
-            unsafe { ffi::PyEval_RestoreThread(self.0) }
+            unsafe { ffi::PyEval_RestoreThread(self.0) };
+            super::modules::metrics::gil_wait_add(waited.elapsed());
         }
     }
     // SAFETY: the caller holds the GIL (it is running Python-facing code).

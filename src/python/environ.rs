@@ -21,7 +21,14 @@ pub struct ModWsgiFacts<'a> {
     pub listener_host: &'a [u8],
     pub listener_port: u16,
     pub request_id: &'a [u8],
+    /// The connection's log id, when something logged for the connection (mod_ssl does at
+    /// `LogLevel info`); mod_wsgi sets `mod_wsgi.connection_id` only then.
+    pub connection_id: Option<&'a [u8]>,
     pub request_start_us: i64,
+    /// Daemon mode: when the Apache child handed the request over, and when a daemon thread
+    /// took it (µs since the epoch); 0 in embedded mode.
+    pub queue_start_us: i64,
+    pub daemon_start_us: i64,
     pub script_reloading: bool,
     pub enable_sendfile: bool,
     /// `WSGIIgnoreActivity` (reported as `mod_wsgi.ignore_activity`, as mod_wsgi 4.9.4 does).
@@ -37,15 +44,31 @@ pub struct ProcessFacts {
     pub multiprocess: bool,
 }
 
-struct DictSink<'a, 'py> {
+/// Fills an environ dict of one interpreter; `failed` records a refused insertion.
+pub(super) struct DictSink<'a, 'py> {
     py: Python<'py>,
     dict: &'a Bound<'py, PyDict>,
     state: &'a InterpState,
-    failed: bool,
+    pub(super) failed: bool,
 }
 
-impl DictSink<'_, '_> {
-    fn put(&mut self, key: *mut ffi::PyObject, value: &Bound<'_, PyAny>) {
+impl<'a, 'py> DictSink<'a, 'py> {
+    /// A sink into `dict`, with the interned keys of `state`.
+    pub(super) fn new(
+        py: Python<'py>,
+        dict: &'a Bound<'py, PyDict>,
+        state: &'a InterpState,
+    ) -> Self {
+        DictSink {
+            py,
+            dict,
+            state,
+            failed: false,
+        }
+    }
+
+    /// Sets `key` to `value`.
+    pub(super) fn put(&mut self, key: *mut ffi::PyObject, value: &Bound<'_, PyAny>) {
         // SAFETY: dict, key and value are live objects of this interpreter.
         if unsafe { ffi::PyDict_SetItem(self.dict.as_ptr(), key, value.as_ptr()) } != 0 {
             self.failed = true;
@@ -78,7 +101,12 @@ pub struct RequestObjects<'py> {
     pub start_response: Bound<'py, PyAny>,
 }
 
-/// Builds the complete environ dict.
+fn secs(us: i64) -> f64 {
+    us as f64 / 1_000_000.0
+}
+
+/// Builds the complete environ dict; `application_start_us` is when the app is called
+/// (mod_wsgi's `script_start` / `application_start`).
 pub fn build<'py>(
     py: Python<'py>,
     state: &InterpState,
@@ -86,20 +114,17 @@ pub fn build<'py>(
     mw: &ModWsgiFacts<'_>,
     process: ProcessFacts,
     objects: &RequestObjects<'py>,
+    application_start_us: i64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
-    let mut sink = DictSink {
-        py,
-        dict: &dict,
-        state,
-        failed: false,
-    };
+    let mut sink = DictSink::new(py, &dict, state);
     environ::build(facts, &mut sink);
     let https = environ::is_https(facts);
     let b = |v: bool| pyo3::types::PyBool::new(py, v).to_owned().into_any();
     let s = |v: &str| pyo3::types::PyString::new(py, v).into_any();
+    let f = |v: f64| pyo3::types::PyFloat::new(py, v).into_any();
     let (thread_id, thread_requests, total_requests) = counters();
-    let entries: [(Key, Bound<'py, PyAny>); 29] = [
+    let entries: [(Key, Bound<'py, PyAny>); 32] = [
         (Key::WsgiVersion, state.wsgi_version.bind(py)),
         (Key::WsgiMultithread, b(process.multithread)),
         (Key::WsgiMultiprocess, b(process.multiprocess)),
@@ -120,10 +145,12 @@ pub fn build<'py>(
         (Key::MwListenerPort, s(&mw.listener_port.to_string())),
         (Key::MwRequestId, latin1(py, mw.request_id)),
         (Key::MwRequestStart, s(&mw.request_start_us.to_string())),
-        (
-            Key::MwScriptStart,
-            s(&crate::util::clock::now_us().to_string()),
-        ),
+        // mod_wsgi 4.9.4's name and format, then 6.x's for the same instant.
+        (Key::MwScriptStart, s(&application_start_us.to_string())),
+        (Key::MwApplicationStart, f(secs(application_start_us))),
+        // 6.x sets these in embedded mode too (no queue or daemon phase: 0.0).
+        (Key::MwQueueStart, f(secs(mw.queue_start_us))),
+        (Key::MwDaemonStart, f(secs(mw.daemon_start_us))),
         (
             Key::MwScriptReloading,
             s(if mw.script_reloading { "1" } else { "0" }),
@@ -163,6 +190,9 @@ pub fn build<'py>(
             }
             Err(e) => return Err(e),
         }
+    }
+    if let Some(id) = mw.connection_id {
+        sink.put(state.key(Key::MwConnectionId), &latin1(py, id));
     }
     if sink.failed {
         return Err(PyErr::fetch(py));

@@ -4,13 +4,13 @@
 
 use super::attach::Attached;
 use super::callback::{enter, latin1, log_exception, summary};
-use super::environ::ModWsgiFacts;
+use super::environ::{DictSink, ModWsgiFacts};
 use super::interp::Interp;
 use super::objects::log;
 use super::request::LogShared;
 use super::script;
 use super::state::InterpState;
-use crate::wsgi::environ::{self, EnvironSink, Key, RequestFacts};
+use crate::wsgi::environ::{self, Key, RequestFacts};
 use crate::wsgi::gateway::{RequestLog, Severity};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::ffi;
@@ -305,34 +305,6 @@ fn add_ssl(env: &Bound<'_, PyDict>, ssl: &dyn SslInfo, live: &Arc<AtomicBool>) -
     Ok(())
 }
 
-struct Sink<'a, 'py> {
-    py: Python<'py>,
-    dict: &'a Bound<'py, PyDict>,
-    state: &'a InterpState,
-    failed: bool,
-}
-
-impl Sink<'_, '_> {
-    fn put(&mut self, key: *mut ffi::PyObject, value: &Bound<'_, PyAny>) {
-        // SAFETY: dict, key and value are live objects of this interpreter.
-        if unsafe { ffi::PyDict_SetItem(self.dict.as_ptr(), key, value.as_ptr()) } != 0 {
-            self.failed = true;
-        }
-    }
-}
-
-impl EnvironSink for Sink<'_, '_> {
-    fn fixed(&mut self, key: Key, value: &[u8]) {
-        let v = latin1(self.py, value);
-        self.put(self.state.key(key), &v);
-    }
-    fn dynamic(&mut self, key: &[u8], value: &[u8]) {
-        let k = latin1(self.py, key);
-        let v = latin1(self.py, value);
-        self.put(k.as_ptr(), &v);
-    }
-}
-
 fn build_environ<'py>(
     py: Python<'py>,
     state: &InterpState,
@@ -340,12 +312,7 @@ fn build_environ<'py>(
     errors: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
-    let mut sink = Sink {
-        py,
-        dict: &dict,
-        state,
-        failed: false,
-    };
+    let mut sink = DictSink::new(py, &dict, state);
     let s = |v: &str| PyString::new(py, v).into_any();
     match env {
         HookEnviron::CutDown {

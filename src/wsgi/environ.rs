@@ -43,7 +43,10 @@ pub enum Key {
     WsgiErrors,
     WsgiFileWrapper,
     MwApplicationGroup,
+    MwApplicationStart,
     MwCallableObject,
+    MwConnectionId,
+    MwDaemonStart,
     MwEnableSendfile,
     MwHandlerScript,
     MwIgnoreActivity,
@@ -51,6 +54,7 @@ pub enum Key {
     MwListenerPort,
     MwPathInfo,
     MwProcessGroup,
+    MwQueueStart,
     MwRequestHandler,
     MwRequestId,
     MwRequestStart,
@@ -66,7 +70,7 @@ pub enum Key {
 
 impl Key {
     /// Every key, in discriminant order.
-    pub const ALL: [Key; 56] = [
+    pub const ALL: [Key; 60] = [
         Key::ContentType,
         Key::ContentLength,
         Key::HttpAuthorization,
@@ -104,7 +108,10 @@ impl Key {
         Key::WsgiErrors,
         Key::WsgiFileWrapper,
         Key::MwApplicationGroup,
+        Key::MwApplicationStart,
         Key::MwCallableObject,
+        Key::MwConnectionId,
+        Key::MwDaemonStart,
         Key::MwEnableSendfile,
         Key::MwHandlerScript,
         Key::MwIgnoreActivity,
@@ -112,6 +119,7 @@ impl Key {
         Key::MwListenerPort,
         Key::MwPathInfo,
         Key::MwProcessGroup,
+        Key::MwQueueStart,
         Key::MwRequestHandler,
         Key::MwRequestId,
         Key::MwRequestStart,
@@ -165,7 +173,11 @@ impl Key {
             Key::WsgiErrors => "wsgi.errors",
             Key::WsgiFileWrapper => "wsgi.file_wrapper",
             Key::MwApplicationGroup => "mod_wsgi.application_group",
+            Key::MwApplicationStart => "mod_wsgi.application_start",
+            Key::MwDaemonStart => "mod_wsgi.daemon_start",
+            Key::MwQueueStart => "mod_wsgi.queue_start",
             Key::MwCallableObject => "mod_wsgi.callable_object",
+            Key::MwConnectionId => "mod_wsgi.connection_id",
             Key::MwEnableSendfile => "mod_wsgi.enable_sendfile",
             Key::MwHandlerScript => "mod_wsgi.handler_script",
             Key::MwIgnoreActivity => "mod_wsgi.ignore_activity",
@@ -276,13 +288,11 @@ mod itoa_buf {
 /// Emits the CGI variables, then the request headers, into `sink`.
 pub fn build(f: &RequestFacts<'_>, sink: &mut dyn EnvironSink) {
     let proxy = f.proxy;
-    let scheme_forced = proxy.and_then(|p| p.https);
     // subprocess_env first: the CGI variables below win over same-named SetEnv values, as
-    // ap_add_common_vars does.
+    // ap_add_common_vars does. mod_wsgi removes PATH, and HTTPS, which only decides
+    // `wsgi.url_scheme` (`is_https`).
     for (k, v) in f.env {
-        // A trusted proxy's scheme header decides wsgi.url_scheme; mod_ssl's HTTPS must not
-        // contradict it.
-        if *k == b"PATH" || (*k == b"HTTPS" && scheme_forced.is_some()) {
+        if *k == b"PATH" || *k == b"HTTPS" {
             continue;
         }
         sink.dynamic(k, v);
@@ -405,15 +415,16 @@ pub fn build_for_hook(f: &RequestFacts<'_>, sink: &mut dyn EnvironSink) {
 }
 
 /// True when the request says HTTPS: a trusted proxy's scheme header first (it wins over the
-/// connection, as in mod_wsgi 6), then mod_ssl's `HTTPS` variable or the scheme.
+/// connection, as in mod_wsgi 6), then `HTTPS` (set by mod_ssl on TLS requests, or by
+/// `SetEnv`) when it is `on` or `1` (any case). As in mod_wsgi, the request scheme does not
+/// count: `ServerName https://…` behind a TLS-ending proxy leaves `wsgi.url_scheme` at `http`.
 pub fn is_https(f: &RequestFacts<'_>) -> bool {
     if let Some(forced) = f.proxy.and_then(|p| p.https) {
         return forced;
     }
-    f.request_scheme.eq_ignore_ascii_case(b"https")
-        || f.env
-            .iter()
-            .any(|(k, v)| *k == b"HTTPS" && (v.eq_ignore_ascii_case(b"on") || *v == b"1"))
+    f.env
+        .iter()
+        .any(|(k, v)| *k == b"HTTPS" && (v.eq_ignore_ascii_case(b"on") || *v == b"1"))
 }
 
 #[cfg(test)]
@@ -558,8 +569,28 @@ mod tests {
 
     #[test]
     fn https_detection() {
-        let env: &[(&[u8], &[u8])] = &[(b"HTTPS", b"on")];
-        assert!(is_https(&facts(&[], env)));
-        assert!(!is_https(&facts(&[], &[])));
+        for (v, https) in [
+            ("on", true),
+            ("ON", true),
+            ("1", true),
+            ("off", false),
+            ("yes", false),
+        ] {
+            let env: &[(&[u8], &[u8])] = &[(b"HTTPS", v.as_bytes())];
+            let f = facts(&[], env);
+            assert_eq!(is_https(&f), https, "HTTPS={v}");
+            let mut m = Map::default();
+            build(&f, &mut m);
+            assert!(
+                !m.0.contains_key("HTTPS"),
+                "HTTPS={v} must not reach the environ"
+            );
+        }
+        let mut f = facts(&[], &[]);
+        f.request_scheme = b"https";
+        assert!(
+            !is_https(&f),
+            "the scheme alone (ServerName https://…) is not HTTPS"
+        );
     }
 }

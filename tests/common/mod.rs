@@ -12,6 +12,10 @@
 
 #![allow(dead_code)]
 
+pub mod curl;
+pub mod graceful;
+pub mod tls;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};

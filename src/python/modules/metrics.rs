@@ -5,6 +5,7 @@
 //! dicts are built on demand in whichever interpreter asks.
 
 use crate::httpd::scoreboard;
+use crate::python::request::IoStats;
 use crate::util::clock::{now_us, rss_bytes};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -17,6 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 pub struct ThreadSlot {
     pub id: u64,
     requests: AtomicU64,
+    /// When the request this thread runs began (0: idle), for `request_metrics()`.
+    running_since_us: AtomicI64,
 }
 
 thread_local! {
@@ -24,6 +27,28 @@ thread_local! {
     static SLOT: Cell<*const ThreadSlot> = const { Cell::new(std::ptr::null()) };
     /// The environ counters of the request this thread runs.
     static COUNTERS: Cell<(u64, u64, u64)> = const { Cell::new((0, 0, 0)) };
+    /// Time (µs) and count of this thread's waits for the GIL since it last attached to
+    /// an interpreter (mod_wsgi 6.x's `gil_wait_*`).
+    static GIL_WAIT: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
+}
+
+/// Records the wait of a thread attaching to an interpreter (the start of a request or a
+/// hook): earlier waits on this thread belong to no request any more.
+pub fn gil_wait_attach(waited: std::time::Duration) {
+    GIL_WAIT.with(|g| g.set((waited.as_micros() as u64, 1)));
+}
+
+/// Records a wait to take the GIL back after blocking I/O.
+pub fn gil_wait_add(waited: std::time::Duration) {
+    GIL_WAIT.with(|g| {
+        let (us, n) = g.get();
+        g.set((us + waited.as_micros() as u64, n + 1));
+    });
+}
+
+/// The GIL waits recorded since this thread attached, (µs, count), reset.
+pub fn take_gil_wait() -> (u64, u64) {
+    GIL_WAIT.with(|g| g.replace((0, 0)))
 }
 
 static SLOTS: Mutex<Vec<&'static ThreadSlot>> = Mutex::new(Vec::new());
@@ -58,6 +83,7 @@ fn thread_slot() -> &'static ThreadSlot {
     let slot: &'static ThreadSlot = Box::leak(Box::new(ThreadSlot {
         id: all.len() as u64 + 1,
         requests: AtomicU64::new(0),
+        running_since_us: AtomicI64::new(0),
     }));
     all.push(slot);
     SLOT.with(|s| s.set(slot));
@@ -69,6 +95,11 @@ pub struct Running {
     pub start_us: i64,
     pub request_start_us: i64,
     pub slot: &'static ThreadSlot,
+    /// The slot's `running_since_us` before this request (a request it runs inside, such
+    /// as a mod_include subrequest's parent), restored at the end.
+    outer_since_us: i64,
+    /// This thread's CPU seconds at the start, measured only while sampling.
+    cpu_start: Option<f64>,
 }
 
 /// Starts accounting a request on this thread.
@@ -80,22 +111,42 @@ pub fn begin(request_start_us: i64) -> Running {
     ACTIVE.fetch_add(1, Ordering::Relaxed);
     let thread_requests = slot.requests.fetch_add(1, Ordering::Relaxed);
     COUNTERS.with(|c| c.set((slot.id, thread_requests, total_requests)));
+    let outer_since_us = slot.running_since_us.swap(start_us, Ordering::Relaxed);
     Running {
         start_us,
         request_start_us,
         slot,
+        outer_since_us,
+        cpu_start: SAMPLING.load(Ordering::Relaxed).then(thread_cpu),
     }
 }
 
+/// How a request ended, for `request_metrics()`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Finished {
+    /// When the app was called (0: never, e.g. the script failed to load).
+    pub application_start_us: i64,
+    /// The status the client got (0 when none is known, counted as 5xx as in mod_wsgi 6.x).
+    pub status: u16,
+    /// Response body bytes sent.
+    pub output_bytes: u64,
+    pub io: IoStats,
+    /// GIL waits during the request, (µs, count).
+    pub gil_wait: (u64, u64),
+}
+
 /// Ends accounting; returns the finish time.
-pub fn end(run: &Running) -> i64 {
+pub fn end(run: &Running, done: &Finished) -> i64 {
     let finish = now_us();
+    run.slot
+        .running_since_us
+        .store(run.outer_since_us, Ordering::Relaxed);
     BUSY_DONE_US.fetch_add((finish - run.start_us).max(0), Ordering::Relaxed);
     ACTIVE_START_SUM_US.fetch_sub(run.start_us, Ordering::Relaxed);
     ACTIVE.fetch_sub(1, Ordering::Relaxed);
     COMPLETED.fetch_add(1, Ordering::Relaxed);
     if SAMPLING.load(Ordering::Relaxed) {
-        sample(run, finish);
+        sample(run, done, finish);
     }
     finish
 }
@@ -125,6 +176,12 @@ pub fn cpu_times(who: libc::c_int) -> (f64, f64) {
     (t(ru.ru_utime), t(ru.ru_stime))
 }
 
+/// This thread's CPU seconds (user plus system).
+fn thread_cpu() -> f64 {
+    let (user, system) = cpu_times(libc::RUSAGE_THREAD);
+    user + system
+}
+
 /// Peak resident set size in bytes.
 fn max_rss() -> u64 {
     let mut ru = std::mem::MaybeUninit::<libc::rusage>::zeroed();
@@ -145,7 +202,7 @@ fn request_threads() -> usize {
     SLOTS.lock().unwrap_or_else(|e| e.into_inner()).len()
 }
 
-/// `mod_wsgi.process_metrics()` (mod_wsgi 4.9.4's keys).
+/// `mod_wsgi.process_metrics()` (mod_wsgi 4.9.4's keys, and 6.x's `cpu_time`).
 pub fn process_metrics(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let d = PyDict::new(py);
     let now = now_us();
@@ -158,6 +215,8 @@ pub fn process_metrics(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     d.set_item("memory_max_rss", max_rss())?;
     d.set_item("cpu_user_time", user)?;
     d.set_item("cpu_system_time", system)?;
+    // Added in mod_wsgi 6.x: the sum of the two.
+    d.set_item("cpu_time", user + system)?;
     d.set_item("restart_time", secs(restart))?;
     d.set_item("current_time", secs(now))?;
     d.set_item("running_time", ((now - restart) / 1_000_000).max(0))?;
@@ -188,12 +247,80 @@ struct Sampler {
     start_count: u64,
     start_cpu: (f64, f64),
     requests: u64,
-    server_time: f64,
-    application_time: f64,
-    server_buckets: [u64; BUCKETS],
-    application_buckets: [u64; BUCKETS],
-    /// Requests per thread id (index id - 1) in this sample.
-    thread_buckets: Vec<u64>,
+    server: Phase,
+    application: Phase,
+    /// Request received to response done (mod_wsgi 6.x's `request_time`).
+    request: Phase,
+    input_read: Phase,
+    output_write: Phase,
+    gil_wait: Phase,
+    gil_wait_count: u64,
+    /// Responses by class: 1xx to 5xx.
+    status: [u64; 5],
+    input_bytes: u64,
+    input_reads: u64,
+    output_bytes: u64,
+    output_writes: u64,
+    /// Per request thread (index id - 1), this sample's figures.
+    slots: Vec<SlotStats>,
+}
+
+/// One request thread's figures in a sample (mod_wsgi 6.x's `slot_*` and 4.9.4's
+/// `request_threads_buckets`).
+#[derive(Default, Clone, Copy)]
+struct SlotStats {
+    completed: u64,
+    /// Busy time within the sample of the requests completed in it.
+    busy_us: i64,
+    cpu_us: i64,
+    max_duration_us: i64,
+}
+
+/// One phase's durations in a sample: total, histogram, and exact extremes in µs.
+#[derive(Default)]
+struct Phase {
+    total: f64,
+    buckets: [u64; BUCKETS],
+    min_max_us: Option<(i64, i64)>,
+}
+
+impl Phase {
+    fn add(&mut self, us: i64) {
+        let us = us.max(0);
+        let seconds = secs(us);
+        self.total += seconds;
+        self.buckets[bucket(seconds)] += 1;
+        self.min_max_us = Some(match self.min_max_us {
+            Some((lo, hi)) => (lo.min(us), hi.max(us)),
+            None => (us, us),
+        });
+    }
+
+    /// Sets `<name>` (mean over `requests`), `<name>_buckets`, `<name>_min_us` and
+    /// `<name>_max_us` (None when no request was seen), as mod_wsgi 6.x names them.
+    fn publish(&self, d: &Bound<'_, PyDict>, name: &str, requests: u64) -> PyResult<()> {
+        let mean = if requests > 0 {
+            self.total / requests as f64
+        } else {
+            0.0
+        };
+        d.set_item(name, mean)?;
+        d.set_item(format!("{name}_buckets"), self.buckets.to_vec())?;
+        let (lo, hi) = self.min_max_us.unzip();
+        d.set_item(format!("{name}_min_us"), lo)?;
+        d.set_item(format!("{name}_max_us"), hi)?;
+        Ok(())
+    }
+}
+
+/// The index of a status's class in `Sampler::status`: 0 (no status: the app failed
+/// before one was set) counts as 5xx, as in mod_wsgi 6.x.
+fn status_class(status: u16) -> Option<usize> {
+    match status {
+        0 => Some(4),
+        100..=599 => Some(status as usize / 100 - 1),
+        _ => None,
+    }
 }
 
 static SAMPLER: Mutex<Option<Sampler>> = Mutex::new(None);
@@ -210,21 +337,42 @@ fn bucket(seconds: f64) -> usize {
     BUCKETS - 2
 }
 
-fn sample(run: &Running, finish: i64) {
-    let server = secs((run.start_us - run.request_start_us).max(0));
-    let app = secs((finish - run.start_us).max(0));
+fn sample(run: &Running, done: &Finished, finish: i64) {
+    let app_start = if done.application_start_us > 0 {
+        done.application_start_us
+    } else {
+        run.start_us
+    };
+    let cpu_us = run
+        .cpu_start
+        .map(|c0| ((thread_cpu() - c0) * 1e6).max(0.0) as i64);
     let mut g = SAMPLER.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(s) = g.as_mut() {
         s.requests += 1;
-        s.server_time += server;
-        s.application_time += app;
-        s.server_buckets[bucket(server)] += 1;
-        s.application_buckets[bucket(app)] += 1;
-        let i = run.slot.id as usize - 1;
-        if s.thread_buckets.len() <= i {
-            s.thread_buckets.resize(i + 1, 0);
+        s.server.add(app_start - run.request_start_us);
+        s.application.add(finish - app_start);
+        s.request.add(finish - run.request_start_us);
+        s.input_read.add(done.io.input_time_us as i64);
+        s.output_write.add(done.io.output_time_us as i64);
+        s.gil_wait.add(done.gil_wait.0 as i64);
+        s.gil_wait_count += done.gil_wait.1;
+        if let Some(i) = status_class(done.status) {
+            s.status[i] += 1;
         }
-        s.thread_buckets[i] += 1;
+        s.input_bytes += done.io.input_length;
+        s.input_reads += done.io.input_reads;
+        s.output_bytes += done.output_bytes;
+        s.output_writes += done.io.output_writes;
+        let i = run.slot.id as usize - 1;
+        if s.slots.len() <= i {
+            s.slots.resize(i + 1, SlotStats::default());
+        }
+        let since = run.start_us.max(s.start_us);
+        let slot = &mut s.slots[i];
+        slot.completed += 1;
+        slot.busy_us += (finish - since).max(0);
+        slot.cpu_us += cpu_us.unwrap_or(0);
+        slot.max_duration_us = slot.max_duration_us.max(finish - run.start_us);
     }
 }
 
@@ -236,17 +384,25 @@ pub fn request_metrics(py: Python<'_>, max_threads: i32) -> PyResult<Bound<'_, P
     let busy = busy_us(now);
     let count = COMPLETED.load(Ordering::Relaxed);
     let cpu = cpu_times(libc::RUSAGE_SELF);
-    let fresh = |thread_buckets: Vec<u64>| Sampler {
+    let fresh = |slots: Vec<SlotStats>| Sampler {
         start_us: now,
         start_busy_us: busy,
         start_count: count,
         start_cpu: cpu,
         requests: 0,
-        server_time: 0.0,
-        application_time: 0.0,
-        server_buckets: [0; BUCKETS],
-        application_buckets: [0; BUCKETS],
-        thread_buckets,
+        server: Phase::default(),
+        application: Phase::default(),
+        request: Phase::default(),
+        input_read: Phase::default(),
+        output_write: Phase::default(),
+        gil_wait: Phase::default(),
+        gil_wait_count: 0,
+        status: [0; 5],
+        input_bytes: 0,
+        input_reads: 0,
+        output_bytes: 0,
+        output_writes: 0,
+        slots,
     };
     let prev = {
         let mut g = SAMPLER.lock().unwrap_or_else(|e| e.into_inner());
@@ -264,8 +420,13 @@ pub fn request_metrics(py: Python<'_>, max_threads: i32) -> PyResult<Bound<'_, P
     d.set_item("start_time", secs(p.start_us))?;
     d.set_item("stop_time", secs(now))?;
     d.set_item("sample_period", period)?;
-    d.set_item("cpu_user_time", per(cpu.0 - p.start_cpu.0))?;
-    d.set_item("cpu_system_time", per(cpu.1 - p.start_cpu.1))?;
+    // 4.9.4 calls the CPU utilisation rates `*_time`; 6.x adds `*_utilization` beside them.
+    let (user, system) = (per(cpu.0 - p.start_cpu.0), per(cpu.1 - p.start_cpu.1));
+    d.set_item("cpu_user_time", user)?;
+    d.set_item("cpu_system_time", system)?;
+    d.set_item("cpu_user_utilization", user)?;
+    d.set_item("cpu_system_utilization", system)?;
+    d.set_item("cpu_utilization", user + system)?;
     d.set_item("memory_max_rss", max_rss())?;
     d.set_item("memory_rss", rss())?;
     d.set_item("request_threads_maximum", max_threads)?;
@@ -276,29 +437,71 @@ pub fn request_metrics(py: Python<'_>, max_threads: i32) -> PyResult<Bound<'_, P
     )?;
     d.set_item("request_count", requests)?;
     d.set_item("request_throughput", per(requests as f64))?;
-    d.set_item("server_time_buckets", p.server_buckets.to_vec())?;
-    d.set_item("queue_time_buckets", vec![0u64; BUCKETS])?;
-    d.set_item("daemon_time_buckets", vec![0u64; BUCKETS])?;
-    d.set_item("application_time_buckets", p.application_buckets.to_vec())?;
-    let mut threads = p.thread_buckets;
-    threads.resize(max_threads.max(threads.len()), 0);
+    for (i, n) in p.status.iter().enumerate() {
+        d.set_item(format!("status_{}xx", i + 1), n)?;
+    }
+    d.set_item("input_bytes", p.input_bytes)?;
+    d.set_item("input_reads", p.input_reads)?;
+    d.set_item("output_bytes", p.output_bytes)?;
+    d.set_item("output_writes", p.output_writes)?;
+    p.server.publish(&d, "server_time", p.requests)?;
+    p.application.publish(&d, "application_time", p.requests)?;
+    p.request.publish(&d, "request_time", p.requests)?;
+    p.input_read.publish(&d, "input_read_time", p.requests)?;
+    p.output_write
+        .publish(&d, "output_write_time", p.requests)?;
+    p.gil_wait.publish(&d, "gil_wait_time", p.requests)?;
+    d.set_item("gil_wait_count", p.gil_wait_count)?;
+    // Embedded mode has no queue or daemon phase: None, with empty histograms.
+    for name in ["queue_time", "daemon_time"] {
+        d.set_item(name, py.None())?;
+        d.set_item(format!("{name}_buckets"), vec![0u64; BUCKETS])?;
+        d.set_item(format!("{name}_min_us"), py.None())?;
+        d.set_item(format!("{name}_max_us"), py.None())?;
+    }
+    publish_slots(&d, p.slots, max_threads, p.start_us, now)?;
+    Ok(d)
+}
+
+/// The per-thread arrays: 4.9.4's `request_threads_buckets` (requests completed) and
+/// `request_threads_active`, and 6.x's `slot_*`, where the requests still running count
+/// their time so far.
+fn publish_slots(
+    d: &Bound<'_, PyDict>,
+    mut slots: Vec<SlotStats>,
+    max_threads: usize,
+    sample_start: i64,
+    now: i64,
+) -> PyResult<()> {
+    let running: Vec<i64> = SLOTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|s| s.running_since_us.load(Ordering::Relaxed))
+        .collect();
+    let n = max_threads.max(slots.len()).max(running.len());
+    slots.resize(n, SlotStats::default());
+    let mut current_ms = vec![0i64; n];
+    for (i, &since) in running.iter().enumerate() {
+        if since > 0 {
+            slots[i].busy_us += (now - since.max(sample_start)).max(0);
+            current_ms[i] = (now - since).max(0) / 1000;
+        }
+    }
+    let completed: Vec<u64> = slots.iter().map(|s| s.completed).collect();
     d.set_item(
         "request_threads_active",
-        threads.iter().filter(|&&n| n > 0).count(),
+        completed.iter().filter(|&&n| n > 0).count(),
     )?;
-    d.set_item("request_threads_buckets", threads)?;
-    let avg = |total: f64| {
-        if p.requests > 0 {
-            total / p.requests as f64
-        } else {
-            0.0
-        }
-    };
-    d.set_item("server_time", avg(p.server_time))?;
-    d.set_item("queue_time", py.None())?;
-    d.set_item("daemon_time", py.None())?;
-    d.set_item("application_time", avg(p.application_time))?;
-    Ok(d)
+    // 6.x's name, and 4.9.4's (kept by 6.x as an alias).
+    d.set_item("request_threads_completed", completed.clone())?;
+    d.set_item("request_threads_buckets", completed)?;
+    let column = |f: fn(&SlotStats) -> i64| slots.iter().map(f).collect::<Vec<i64>>();
+    d.set_item("slot_busy_time_us", column(|s| s.busy_us))?;
+    d.set_item("slot_cpu_time_us", column(|s| s.cpu_us))?;
+    d.set_item("slot_max_duration_ms", column(|s| s.max_duration_us / 1000))?;
+    d.set_item("slot_current_elapsed_ms", current_ms)?;
+    Ok(())
 }
 
 // ---- server_metrics(): Apache's scoreboard ----

@@ -30,6 +30,7 @@ pub struct ModState {
     active_requests: Owned,
     publish: Owned,
     wrap_start_response: Owned,
+    request_timeout: Owned,
 }
 
 /// Builds `mod_wsgi` and `apache` in the current interpreter and registers them in
@@ -50,10 +51,17 @@ pub fn install(py: Python<'_>, file_wrapper: &Bound<'_, PyAny>, group: &str) -> 
         active_requests: own("active_requests")?,
         publish: own("_publish")?,
         wrap_start_response: own("_wrap_start_response")?,
+        request_timeout: own("RequestTimeout")?,
     })
 }
 
 impl ModState {
+    /// Whether `err` is this interpreter's `mod_wsgi.RequestTimeout` (or a subclass).
+    pub fn is_request_timeout(&self, py: Python<'_>, err: &PyErr) -> bool {
+        err.matches(py, self.request_timeout.bind(py))
+            .unwrap_or(false)
+    }
+
     fn subscribed(&self) -> bool {
         // SAFETY: a list object owned by this interpreter, GIL held by the caller.
         unsafe { ffi::PyList_Size(self.event_callbacks.0) > 0 }
@@ -104,6 +112,10 @@ pub struct RequestScope {
     /// Response body bytes sent and the transport activity (set by the runner before the
     /// request's context goes).
     pub io: Cell<(u64, IoStats)>,
+    /// The status the client got (set by the runner; 0 if none is known).
+    pub status: Cell<u16>,
+    /// When the app was called (0 until then).
+    application_start_us: Cell<i64>,
     /// The data dict of a request this one runs inside (a mod_include subrequest on the
     /// same thread), current again once this one ends; else null.
     outer_data: *mut ffi::PyObject,
@@ -139,9 +151,19 @@ impl RequestScope {
             cpu_start: Cell::new(None),
             environ: Cell::new(std::ptr::null_mut()),
             io: Cell::new((0, IoStats::default())),
+            status: Cell::new(0),
+            application_start_us: Cell::new(0),
             data: Owned(data.into_any().into_ptr()),
             request_id: Owned(request_id.into_ptr()),
         }
+    }
+
+    /// Marks the moment the app is called, reported as the environ's `script_start` and
+    /// `application_start`, the events' `application_start`, and in `request_metrics()`.
+    pub fn application_start(&self) -> i64 {
+        let now = crate::util::clock::now_us();
+        self.application_start_us.set(now);
+        now
     }
 
     /// `request_started`: may replace the application object (a callback returning
@@ -173,7 +195,7 @@ impl RequestScope {
             event.set_item("daemon_start", 0.0)?;
             event.set_item("application_object", app)?;
             event.set_item("request_environ", environ)?;
-            event.set_item("application_start", secs(self.run.start_us))?;
+            event.set_item("application_start", secs(self.application_start_us.get()))?;
             event.set_item("request_data", self.data.bind(py))?;
             Ok(())
         })();
@@ -227,15 +249,37 @@ impl RequestScope {
         // SAFETY: null or our strong reference to the environ dict, GIL held.
         let environ = unsafe { Bound::from_owned_ptr_or_opt(py, self.environ.get()) };
         let (output_length, io) = self.io.get();
-        let finish = metrics::end(&self.run);
+        let app_start = match self.application_start_us.get() {
+            0 => self.run.start_us,
+            t => t,
+        };
+        let gil_wait = metrics::take_gil_wait();
+        let finish = metrics::end(
+            &self.run,
+            &metrics::Finished {
+                application_start_us: app_start,
+                status: self.status.get(),
+                output_bytes: output_length,
+                io,
+                gil_wait,
+            },
+        );
         if ms.subscribed() {
             let event = PyDict::new(py);
-            let app_time = secs((finish - self.run.start_us).max(0));
+            let app_time = secs((finish - app_start).max(0));
             let filled = (|| -> PyResult<()> {
                 event.set_item("request_id", self.request_id.bind(py))?;
                 if let Some(env) = &environ {
                     event.set_item("request_environ", env)?;
                 }
+                // 6.x's additions: the request's identity, timeline and final status.
+                event.set_item("thread_id", self.run.slot.id)?;
+                event.set_item("request_start", secs(self.run.request_start_us))?;
+                event.set_item("queue_start", 0.0)?;
+                event.set_item("daemon_start", 0.0)?;
+                event.set_item("status", self.status.get())?;
+                event.set_item("gil_wait_time", gil_wait.0 as f64 / 1e6)?;
+                event.set_item("gil_wait_count", gil_wait.1)?;
                 event.set_item("input_reads", io.input_reads)?;
                 event.set_item("input_length", io.input_length)?;
                 event.set_item("input_time", io.input_time_us as f64 / 1e6)?;
@@ -244,8 +288,10 @@ impl RequestScope {
                 event.set_item("output_time", io.output_time_us as f64 / 1e6)?;
                 if let Some((u0, s0)) = self.cpu_start.get() {
                     let (u1, s1) = metrics::cpu_times(libc::RUSAGE_THREAD);
-                    event.set_item("cpu_user_time", (u1 - u0).max(0.0))?;
-                    event.set_item("cpu_system_time", (s1 - s0).max(0.0))?;
+                    let (user, system) = ((u1 - u0).max(0.0), (s1 - s0).max(0.0));
+                    event.set_item("cpu_user_time", user)?;
+                    event.set_item("cpu_system_time", system)?;
+                    event.set_item("cpu_time", user + system)?;
                 }
                 event.set_item("application_finish", secs(finish))?;
                 event.set_item("application_time", app_time)?;

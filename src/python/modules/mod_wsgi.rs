@@ -23,7 +23,8 @@ active_requests = {}
 
 
 class RequestTimeout(BaseException):
-    '''Raised in a request that ran past its request timeout (daemon mode).'''
+    '''Ends a request that ran too long: uncaught, the client gets 504 Gateway Timeout
+    (or, once the response started, a cut response), logged at info, not as an error.'''
 
 
 def subscribe_events(callback):
