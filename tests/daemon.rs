@@ -279,10 +279,10 @@ fn options_not_acted_on_yet_are_named_at_start() {
     let srv = daemon_server(
         "daemon_not_honoured",
         Mpm::Event,
-        "threads=1 interrupt-timeout=100 chroot=/",
+        "threads=1 deadlock-timeout=100 chroot=/",
     )
     .start();
-    srv.assert_log("WSGIDaemonProcess site: these options are accepted but not acted on yet by this version of mod_rwsgi: interrupt-timeout, chroot");
+    srv.assert_log("WSGIDaemonProcess site: these options are accepted but not acted on yet by this version of mod_rwsgi: deadlock-timeout, chroot");
     assert_eq!(srv.get("/d/pid").status, 200);
 }
 
@@ -872,4 +872,23 @@ fn header_buffer_size_limits_response_header_lines() {
     .unwrap();
     assert_eq!(c.read_response(false).unwrap().status, 500);
     srv.expect_error(port, "more than header-buffer-size=8192");
+}
+
+/// interrupt-timeout: a request past request-timeout first gets mod_wsgi.RequestTimeout;
+/// an app that unwinds answers 504 and its process lives on.
+#[test]
+fn interrupt_timeout_ends_a_long_request_with_504_and_keeps_the_daemon() {
+    let srv = daemon_server(
+        "daemon_interrupt",
+        Mpm::Event,
+        "threads=1 request-timeout=1 interrupt-timeout=5",
+    )
+    .start();
+    let pid = srv.get("/d/pid").json().n("pid") as u32;
+    let started = std::time::Instant::now();
+    let r = srv.get("/d/spin");
+    assert_eq!(r.status, 504, "{}", r.describe());
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    srv.assert_log("mod_wsgi.RequestTimeout raised in it (interrupt-timeout=5)");
+    assert_eq!(srv.get("/d/pid").json().n("pid") as u32, pid);
 }

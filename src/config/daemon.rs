@@ -53,6 +53,9 @@ pub struct DaemonGroup {
     /// Recycle when one request has run longer than this × (1 + ln threads) seconds (0:
     /// never): a fail-safe against wedged requests.
     pub request_timeout: u64,
+    /// With request-timeout: raise `mod_wsgi.RequestTimeout` in the request first and give
+    /// it this many seconds to unwind before the process restarts (0: restart at once).
+    pub interrupt_timeout: u64,
     /// Recycle after this many seconds of life (0: never).
     pub restart_interval: u64,
     /// Recycle after this many seconds without a request (0: never).
@@ -110,6 +113,7 @@ impl DaemonGroup {
             receive_buffer_size: 0,
             maximum_requests: 0,
             request_timeout: 0,
+            interrupt_timeout: 0,
             restart_interval: 0,
             inactivity_timeout: 0,
             listen_backlog: 100,
@@ -122,7 +126,6 @@ impl DaemonGroup {
 /// Options accepted and validated, but not acted on yet.
 const NOT_HONOURED: &[&str] = &[
     "chroot",
-    "interrupt-timeout",
     "deadlock-timeout",
     "startup-timeout",
     "eviction-timeout",
@@ -271,11 +274,11 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
             "virtual-memory-limit" => g.virtual_memory_limit = int(d, &key, v, 0, i64::MAX)? as u64,
             "cpu-time-limit" => g.cpu_time_limit = int(d, &key, v, 0, i64::MAX)? as u64,
             "maximum-requests" => g.maximum_requests = int(d, &key, v, 0, i64::MAX)? as u64,
+            "interrupt-timeout" => g.interrupt_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
             "request-timeout" => g.request_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
             "restart-interval" => g.restart_interval = int(d, &key, v, 0, i64::MAX)? as u64,
             "inactivity-timeout" => g.inactivity_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
-            "interrupt-timeout"
-            | "deadlock-timeout"
+            "deadlock-timeout"
             | "startup-timeout"
             | "eviction-timeout"
             | "response-socket-timeout"

@@ -152,8 +152,7 @@ fn start_recycle_timer(group: &Arc<Group>, logger: fn() -> RequestLog) {
                 {
                     recycle(&g, &format!("inactivity-timeout={idle} reached"), &log);
                 } else if let Some(limit) = request_limit
-                    && let Some(ran) = longest_running()
-                    && ran > limit
+                    && let Some(ran) = overdue(limit, &g, &log)
                 {
                     log.log(
                         crate::wsgi::gateway::Severity::Error,
@@ -180,14 +179,52 @@ fn start_recycle_timer(group: &Arc<Group>, logger: fn() -> RequestLog) {
 /// Requests being served by this process.
 static ACTIVE: AtomicUsize = AtomicUsize::new(0);
 
-/// When each running request started, by a token of its [`Busy`].
-static RUNNING: Mutex<Vec<(u64, Instant)>> = Mutex::new(Vec::new());
+/// One running request: its [`Busy`] token, when it started, the thread running it, and
+/// when interrupt-timeout's exception was raised in it.
+struct Run {
+    token: u64,
+    since: Instant,
+    thread: libc::c_ulong,
+    interrupted: Option<Instant>,
+}
+
+static RUNNING: Mutex<Vec<Run>> = Mutex::new(Vec::new());
 static NEXT_TOKEN: AtomicU64 = AtomicU64::new(0);
 
-/// How long the oldest running request has run.
-fn longest_running() -> Option<Duration> {
-    let running = RUNNING.lock().ok()?;
-    running.iter().map(|(_, since)| since.elapsed()).max()
+/// request-timeout: how long the oldest request past `limit` has run, once the process
+/// must restart for it. With interrupt-timeout, a request past the limit first gets
+/// `mod_wsgi.RequestTimeout` raised in it (the app may unwind: 504, the process lives);
+/// only one still running interrupt-timeout later makes the process restart.
+fn overdue(limit: Duration, g: &Group, log: &RequestLog) -> Option<Duration> {
+    let grace = Duration::from_secs(g.def.interrupt_timeout);
+    let mut running = RUNNING.lock().ok()?;
+    let mut restart = None;
+    for r in running.iter_mut().filter(|r| r.since.elapsed() > limit) {
+        match r.interrupted {
+            _ if grace.is_zero() => restart = Some(r.since.elapsed()),
+            None => {
+                if crate::python::shutdown::raise_request_timeout(r.thread) {
+                    log.log(
+                        crate::wsgi::gateway::Severity::Info,
+                        &format!(
+                            "RWSGI0519: daemon process group '{}' process {}: a request has run \
+                             {:.1} s, longer than request-timeout={} allows; \
+                             mod_wsgi.RequestTimeout raised in it (interrupt-timeout={})",
+                            g.def.name,
+                            os::pid(),
+                            r.since.elapsed().as_secs_f64(),
+                            g.def.request_timeout,
+                            g.def.interrupt_timeout
+                        ),
+                    );
+                }
+                r.interrupted = Some(Instant::now());
+            }
+            Some(at) if at.elapsed() > grace => restart = Some(r.since.elapsed()),
+            Some(_) => {}
+        }
+    }
+    restart
 }
 
 /// Counts one request in [`ACTIVE`] and [`RUNNING`] for as long as it lives.
@@ -199,7 +236,12 @@ impl Busy {
         LAST_ACTIVITY.store(started().elapsed().as_secs(), Ordering::SeqCst);
         let token = NEXT_TOKEN.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut running) = RUNNING.lock() {
-            running.push((token, Instant::now()));
+            running.push(Run {
+                token,
+                since: Instant::now(),
+                thread: crate::python::shutdown::thread_id(),
+                interrupted: None,
+            });
         }
         Busy(token)
     }
@@ -208,7 +250,7 @@ impl Busy {
 impl Drop for Busy {
     fn drop(&mut self) {
         if let Ok(mut running) = RUNNING.lock() {
-            running.retain(|(t, _)| *t != self.0);
+            running.retain(|r| r.token != self.0);
         }
         LAST_ACTIVITY.store(started().elapsed().as_secs(), Ordering::SeqCst);
         ACTIVE.fetch_sub(1, Ordering::SeqCst);

@@ -1,7 +1,8 @@
 # Daemon-mode probe, routed by PATH_INFO: /pid (JSON facts about the serving process),
 # /echo (the request body back), /upload (read in chunks, {pid, length}), /download?MiB (a
 # generator of that many MiB), /bigheader?N (an N-byte header), /sleep, /slow and /hang
-# (0.2 s, 2 s or 30 s, then /pid), /exit (the process dies).
+# (0.2 s, 2 s or 30 s, then /pid), /spin (30 s in short sleeps, interruptible), /exit (the
+# process dies).
 import json
 import os
 import time
@@ -51,6 +52,10 @@ def application(environ, start_response):
         time.sleep(2)
     if path == '/hang':
         time.sleep(30)
+    if path == '/spin':
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            time.sleep(0.05)
     doc = {
         'pid': os.getpid(),
         'uid': os.getuid(),
