@@ -430,7 +430,7 @@ fn wsgi_keys() {
     );
     assert_eq!(
         j.at("argv").arr(),
-        &vec![Json::Str("mod_wsgi".into())],
+        &vec![Json::String("mod_wsgi".into())],
         "sys.argv"
     );
     assert_eq!(e.s("REQUEST_SCHEME"), "http");

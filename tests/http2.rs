@@ -186,10 +186,10 @@ fn environ_consistent_across_protocols_and_with_reference() {
         "H2_STREAM_TAG",
     ];
     let tls_keys = ["SSL_TLS_SNI", "mod_wsgi.connection_id"];
-    let base = key_set(&ours[0].1);
+    let base = without_6x_keys(key_set(&ours[0].1));
     for ((name, j), (_, r)) in ours.iter().zip(&theirs) {
         let e = j.at("environ");
-        let (a, b) = (key_set(j), key_set(r));
+        let (a, b) = (without_6x_keys(key_set(j)), key_set(r));
         assert_eq!(
             a,
             b,

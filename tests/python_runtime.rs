@@ -254,6 +254,29 @@ fn case_sensitivity_off_lowercases_the_resource_group() {
     assert_eq!(e.s("SCRIPT_NAME"), "/MixedCase");
 }
 
+#[test]
+fn script_module_is_named_from_the_md5_of_its_path() {
+    for (sensitivity, expected) in [("On", "as_is"), ("Off", "lowered")] {
+        let srv = server("rt_modname")
+            .conf(&format!("WSGICaseSensitivity {sensitivity}"))
+            .conf("WSGIScriptAlias /name \"@APPS@/ModuleName.wsgi\"")
+            .start();
+        // mod_wsgi 4.9.4 lower-cases when case-sensitive and not otherwise (fixed in 6.0).
+        let expected = match (srv.module.is_reference(), expected) {
+            (true, "as_is") => "lowered",
+            (true, _) => "as_is",
+            (false, e) => e,
+        };
+        let j = srv.get("/name").json();
+        assert_ne!(j.s("as_is"), j.s("lowered"), "{j:?}");
+        assert_eq!(
+            j.s("name"),
+            j.s(expected),
+            "WSGICaseSensitivity {sensitivity}: {j:?}"
+        );
+    }
+}
+
 // ---- WSGIImportScript -------------------------------------------------------------------------
 
 fn preload_markers(srv: &Server) -> Vec<String> {

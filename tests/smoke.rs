@@ -11,3 +11,25 @@ fn hello_is_served() {
     assert_eq!(r.header("Content-Type"), Some("text/plain"));
     assert!(!srv.child_pids().is_empty(), "no apache children found");
 }
+
+/// The harness refuses a malformed response head (here a header name with a space, and a
+/// control byte in a value) instead of reading it as headers, so no test passes on one.
+#[test]
+fn harness_refuses_a_malformed_response_head() {
+    use std::io::Write;
+    for head in [
+        &b"HTTP/1.1 200 OK\r\nBad Name: x\r\nContent-Length: 0\r\n\r\n"[..],
+        &b"HTTP/1.1 200 OK\r\nX-Ctl: a\x01b\r\nContent-Length: 0\r\n\r\n"[..],
+    ] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let peer = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.write_all(head).unwrap();
+        });
+        let mut c = Conn::connect(&addr);
+        let err = c.read_response(false).map(|r| r.describe()).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
+        peer.join().unwrap();
+    }
+}

@@ -4,6 +4,7 @@
 use super::callback::{blocking, log_exception};
 use super::state::{InterpState, Owned, ScriptEntry};
 use crate::wsgi::gateway::{RequestLog, Severity};
+use md5::Digest;
 use pyo3::exceptions::PyOSError;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -16,7 +17,9 @@ fn module_name(path: &str) -> String {
     } else {
         path.to_lowercase()
     };
-    format!("_mod_wsgi_{}", crate::util::md5::hex(key.as_bytes()))
+    let digest = md5::Md5::digest(key.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("_mod_wsgi_{hex}")
 }
 
 fn cached<'py>(

@@ -1,4 +1,3 @@
 //! Small pure helpers with no Apache or Python dependency.
 
 pub mod clock;
-pub mod md5;

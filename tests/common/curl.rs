@@ -3,7 +3,7 @@
 //! connection when curl can reuse or multiplex it; each transfer's facts come from curl's own
 //! `--write-out '%{json}'` and its body from a file of its own.
 
-use super::{Json, token};
+use super::{Json, JsonExt, token};
 use std::fs;
 use std::path::PathBuf;
 use std::process::Command;
@@ -113,10 +113,7 @@ impl Curl {
             let j = Json::parse(line)
                 .unwrap_or_else(|e| panic!("curl --write-out JSON ({e}): {line}\n{stderr}"));
             let file = PathBuf::from(j.opt_s("filename_effective").unwrap_or(""));
-            let num = |k: &str| match j.get(k) {
-                Some(Json::Num(n)) => *n,
-                _ => 0.0,
-            };
+            let num = |k: &str| j.get(k).and_then(Json::as_f64).unwrap_or(0.0);
             transfers.push(Transfer {
                 url: j.opt_s("url_effective").unwrap_or("").to_string(),
                 status: num("http_code") as u16,

@@ -8,7 +8,9 @@
 //! against the reference mod_wsgi (then the C name for `<IfModule>` is `mod_wsgi.c`; override with
 //! `RWSGI_TEST_MODULE_CNAME`).
 //!
-//! Std only, on purpose.
+//! Std plus dev-dependencies: `serde_json` for the apps' JSON, `sha2` for body hashes, `httparse`
+//! for response heads. The client around it is hand-written on raw sockets, because the tests
+//! need exact bytes on the wire, pipelining, truncated bodies and 1xx heads.
 
 #![allow(dead_code)]
 
@@ -16,7 +18,6 @@ pub mod curl;
 pub mod graceful;
 pub mod tls;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -530,6 +531,23 @@ pub struct Server {
 /// Safety net on shutdown time (decisions §4: "stop finishes in under 4 s").
 pub const MAX_STOP: Duration = Duration::from_secs(4);
 
+/// Environ keys of mod_wsgi 6.x that mod_rwsgi sets beside 4.9.4's, so the reference lacks them.
+pub const MOD_WSGI_6_ENVIRON_KEYS: &[&str] = &[
+    "mod_wsgi.application_start",
+    "mod_wsgi.daemon_start",
+    "mod_wsgi.queue_start",
+];
+
+/// `keys` without [`MOD_WSGI_6_ENVIRON_KEYS`], to compare with the reference's.
+pub fn without_6x_keys(
+    mut keys: std::collections::BTreeSet<String>,
+) -> std::collections::BTreeSet<String> {
+    for k in MOD_WSGI_6_ENVIRON_KEYS {
+        keys.remove(*k);
+    }
+    keys
+}
+
 /// Apache's own noise that says nothing about the module: the event MPM logs AH03092 at error
 /// level when a connection in lingering close meets the stop of its child, and prefork logs
 /// AH00161 at error level whenever the tests' deliberately small pool is all busy.
@@ -915,6 +933,8 @@ pub fn peak_rss(pid: u32) -> u64 {
 pub struct Response {
     pub version: String,
     pub status: u16,
+    /// Empty when the phrase has bytes above 0x7f (httparse's rule); a test of such a phrase
+    /// reads the raw bytes.
     pub reason: String,
     /// In order, duplicates kept.
     pub headers: Vec<(String, String)>,
@@ -1038,7 +1058,7 @@ impl Conn {
             if let Some(i) = self.available().iter().position(|&b| b == b'\n') {
                 let line = self.buf[self.pos..self.pos + i].to_vec();
                 self.pos += i + 1;
-                let mut s: String = line.iter().map(|&b| b as char).collect();
+                let mut s = latin1(&line);
                 if s.ends_with('\r') {
                     s.pop();
                 }
@@ -1068,40 +1088,67 @@ impl Conn {
         Ok(true)
     }
 
-    /// Read status line + headers of the next response head (may be an interim 1xx).
+    /// Read status line + headers of the next response head (may be an interim 1xx). The head
+    /// is parsed by httparse, which rejects what a lenient split would let through (a header
+    /// name that is not a token, a control byte in a value, a malformed status line).
     pub fn read_head(&mut self) -> io::Result<Response> {
-        let status_line = self.read_line()?;
-        let mut parts = status_line.splitn(3, ' ');
-        let version = parts.next().unwrap_or("").to_string();
-        let status: u16 = parts.next().and_then(|s| s.parse().ok()).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("bad status line {status_line:?}"),
-            )
-        })?;
-        let reason = parts.next().unwrap_or("").to_string();
-        let mut headers = Vec::new();
         loop {
-            let line = self.read_line()?;
-            if line.is_empty() {
-                break;
+            if let Some(r) = self.parse_head()? {
+                return Ok(r);
             }
-            if let Some((k, v)) = line.split_once(':') {
-                headers.push((k.to_string(), v.trim().to_string()));
-            } else {
+            if self.fill()? == 0 {
                 return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("bad header line {line:?}"),
+                    io::ErrorKind::UnexpectedEof,
+                    "EOF while reading a response head",
                 ));
             }
         }
-        Ok(Response {
-            version,
-            status,
-            reason,
-            headers,
-            ..Default::default()
-        })
+    }
+
+    /// The response head at the start of the unread bytes, consumed, or None while partial.
+    fn parse_head(&mut self) -> io::Result<Option<Response>> {
+        let mut slots = 64;
+        loop {
+            let mut headers = vec![httparse::EMPTY_HEADER; slots];
+            let mut head = httparse::Response::new(&mut headers);
+            let len = match head.parse(self.available()) {
+                Ok(httparse::Status::Complete(len)) => len,
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(httparse::Error::TooManyHeaders) if slots < 1 << 16 => {
+                    slots *= 4;
+                    continue;
+                }
+                Err(e) => {
+                    let line = self
+                        .available()
+                        .split(|&b| b == b'\n')
+                        .next()
+                        .unwrap_or(b"");
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("bad response head ({e}), first line {:?}", latin1(line)),
+                    ));
+                }
+            };
+            let r = Response {
+                version: format!("HTTP/1.{}", head.version.unwrap_or(1)),
+                status: head.code.unwrap_or(0),
+                reason: head.reason.unwrap_or("").to_string(),
+                headers: head
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_string(),
+                            latin1(h.value).trim_matches([' ', '\t']).into(),
+                        )
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+            self.pos += len;
+            return Ok(Some(r));
+        }
     }
 
     /// Read a full response (skipping and recording interim 1xx responses).
@@ -1308,17 +1355,11 @@ impl Conn {
         self.stream.set_read_timeout(old).unwrap();
         res
     }
+}
 
-    /// Bytes already received and not consumed, plus whatever arrives within `timeout`.
-    pub fn read_available(&mut self, timeout: Duration) -> Vec<u8> {
-        let old = self.stream.read_timeout().ok().flatten();
-        self.stream.set_read_timeout(Some(timeout)).unwrap();
-        let _ = self.fill();
-        self.stream.set_read_timeout(old).unwrap();
-        let v = self.available().to_vec();
-        self.pos = self.buf.len();
-        v
-    }
+/// Bytes as latin-1 text: each byte is the char of that code point, as HTTP heads are read.
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| b as char).collect()
 }
 
 fn is_eof_like(e: &io::Error) -> bool {
@@ -1382,329 +1423,86 @@ pub fn token(tag: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// SHA-256 (std only) for checking bodies against the apps' hashes
+// Checking bodies and reading the apps' JSON answers
 // ---------------------------------------------------------------------------------------------
 
-pub struct Sha256 {
-    h: [u32; 8],
-    buf: Vec<u8>,
-    len: u64,
-}
-
-const K: [u32; 64] = [
-    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
-    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
-    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
-    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
-    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
-    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
-    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
-];
-
-impl Sha256 {
-    pub fn new() -> Self {
-        Sha256 {
-            h: [
-                0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
-                0x5be0cd19,
-            ],
-            buf: Vec::new(),
-            len: 0,
-        }
-    }
-    fn block(&mut self, b: &[u8]) {
-        let mut w = [0u32; 64];
-        for i in 0..16 {
-            w[i] = u32::from_be_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]]);
-        }
-        for i in 16..64 {
-            let s0 = w[i - 15].rotate_right(7) ^ w[i - 15].rotate_right(18) ^ (w[i - 15] >> 3);
-            let s1 = w[i - 2].rotate_right(17) ^ w[i - 2].rotate_right(19) ^ (w[i - 2] >> 10);
-            w[i] = w[i - 16]
-                .wrapping_add(s0)
-                .wrapping_add(w[i - 7])
-                .wrapping_add(s1);
-        }
-        let mut v = self.h;
-        for i in 0..64 {
-            let s1 = v[4].rotate_right(6) ^ v[4].rotate_right(11) ^ v[4].rotate_right(25);
-            let ch = (v[4] & v[5]) ^ (!v[4] & v[6]);
-            let t1 = v[7]
-                .wrapping_add(s1)
-                .wrapping_add(ch)
-                .wrapping_add(K[i])
-                .wrapping_add(w[i]);
-            let s0 = v[0].rotate_right(2) ^ v[0].rotate_right(13) ^ v[0].rotate_right(22);
-            let maj = (v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]);
-            let t2 = s0.wrapping_add(maj);
-            v[7] = v[6];
-            v[6] = v[5];
-            v[5] = v[4];
-            v[4] = v[3].wrapping_add(t1);
-            v[3] = v[2];
-            v[2] = v[1];
-            v[1] = v[0];
-            v[0] = t1.wrapping_add(t2);
-        }
-        for (h, x) in self.h.iter_mut().zip(v) {
-            *h = h.wrapping_add(x);
-        }
-    }
-    pub fn update(&mut self, data: &[u8]) {
-        self.len += data.len() as u64;
-        let mut data = data;
-        if !self.buf.is_empty() {
-            let need = 64 - self.buf.len();
-            let take = need.min(data.len());
-            self.buf.extend_from_slice(&data[..take]);
-            data = &data[take..];
-            if self.buf.len() == 64 {
-                let b = std::mem::take(&mut self.buf);
-                self.block(&b);
-            }
-        }
-        while data.len() >= 64 {
-            self.block(&data[..64]);
-            data = &data[64..];
-        }
-        self.buf.extend_from_slice(data);
-    }
-    pub fn hex(mut self) -> String {
-        let bits = self.len * 8;
-        let mut pad = vec![0x80u8];
-        while (self.buf.len() + pad.len()) % 64 != 56 {
-            pad.push(0);
-        }
-        pad.extend_from_slice(&bits.to_be_bytes());
-        let len = self.len;
-        self.update(&pad);
-        self.len = len;
-        self.h.iter().map(|x| format!("{x:08x}")).collect()
-    }
-}
-
+/// Lower-case hex SHA-256 of `data` (the apps report the hashes of the bodies they read).
 pub fn sha256_hex(data: &[u8]) -> String {
-    let mut h = Sha256::new();
-    h.update(data);
-    h.hex()
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
-// ---------------------------------------------------------------------------------------------
-// Minimal JSON reader (the apps answer in JSON)
-// ---------------------------------------------------------------------------------------------
+/// A JSON document, as the apps answer.
+pub type Json = serde_json::Value;
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum Json {
-    Null,
-    Bool(bool),
-    Num(f64),
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(BTreeMap<String, Json>),
-}
-
-impl Json {
-    pub fn parse(s: &str) -> Result<Json, String> {
-        let chars: Vec<char> = s.chars().collect();
-        let mut p = 0usize;
-        let v = parse_value(&chars, &mut p)?;
-        skip_ws(&chars, &mut p);
-        if p != chars.len() {
-            return Err(format!("trailing data at {p}"));
-        }
-        Ok(v)
-    }
-    pub fn get(&self, key: &str) -> Option<&Json> {
-        match self {
-            Json::Obj(m) => m.get(key),
-            _ => None,
-        }
-    }
+/// The accessors the tests read [`Json`] with: each panics with the document when the key is
+/// missing or the value has another type, so a failing assertion shows what the app sent.
+pub trait JsonExt {
+    /// Parse a whole document.
+    fn parse(s: &str) -> Result<Json, String>;
     /// `obj[key]`, panicking with the object when missing.
-    pub fn at(&self, key: &str) -> &Json {
+    fn at(&self, key: &str) -> &Json;
+    /// The string this value is.
+    fn str(&self) -> &str;
+    /// `obj[key]` as a string.
+    fn s(&self, key: &str) -> &str;
+    /// `obj[key]` as a string, `None` when missing or not a string.
+    fn opt_s(&self, key: &str) -> Option<&str>;
+    /// The number this value is.
+    fn num(&self) -> f64;
+    /// `obj[key]` as a number.
+    fn n(&self, key: &str) -> f64;
+    /// `obj[key]` as a bool.
+    fn b(&self, key: &str) -> bool;
+    /// The array this value is.
+    fn arr(&self) -> &Vec<Json>;
+    /// The object this value is.
+    fn obj(&self) -> &serde_json::Map<String, Json>;
+    /// The keys of the object this value is, sorted.
+    fn keys(&self) -> Vec<String>;
+}
+
+impl JsonExt for Json {
+    fn parse(s: &str) -> Result<Json, String> {
+        serde_json::from_str(s).map_err(|e| e.to_string())
+    }
+    fn at(&self, key: &str) -> &Json {
         self.get(key)
-            .unwrap_or_else(|| panic!("key {key:?} missing in {self:?}"))
+            .unwrap_or_else(|| panic!("key {key:?} missing in {self}"))
     }
-    pub fn str(&self) -> &str {
-        match self {
-            Json::Str(s) => s,
-            other => panic!("not a string: {other:?}"),
-        }
+    fn str(&self) -> &str {
+        self.as_str()
+            .unwrap_or_else(|| panic!("not a string: {self}"))
     }
-    pub fn s(&self, key: &str) -> &str {
+    fn s(&self, key: &str) -> &str {
         self.at(key).str()
     }
-    pub fn opt_s(&self, key: &str) -> Option<&str> {
-        match self.get(key) {
-            Some(Json::Str(s)) => Some(s),
-            _ => None,
-        }
+    fn opt_s(&self, key: &str) -> Option<&str> {
+        self.get(key).and_then(Json::as_str)
     }
-    pub fn num(&self) -> f64 {
-        match self {
-            Json::Num(n) => *n,
-            other => panic!("not a number: {other:?}"),
-        }
+    fn num(&self) -> f64 {
+        self.as_f64()
+            .unwrap_or_else(|| panic!("not a number: {self}"))
     }
-    pub fn n(&self, key: &str) -> f64 {
+    fn n(&self, key: &str) -> f64 {
         self.at(key).num()
     }
-    pub fn b(&self, key: &str) -> bool {
-        match self.at(key) {
-            Json::Bool(b) => *b,
-            other => panic!("not a bool: {other:?}"),
-        }
+    fn b(&self, key: &str) -> bool {
+        let v = self.at(key);
+        v.as_bool().unwrap_or_else(|| panic!("not a bool: {v}"))
     }
-    pub fn arr(&self) -> &Vec<Json> {
-        match self {
-            Json::Arr(a) => a,
-            other => panic!("not an array: {other:?}"),
-        }
+    fn arr(&self) -> &Vec<Json> {
+        self.as_array()
+            .unwrap_or_else(|| panic!("not an array: {self}"))
     }
-    pub fn obj(&self) -> &BTreeMap<String, Json> {
-        match self {
-            Json::Obj(m) => m,
-            other => panic!("not an object: {other:?}"),
-        }
+    fn obj(&self) -> &serde_json::Map<String, Json> {
+        self.as_object()
+            .unwrap_or_else(|| panic!("not an object: {self}"))
     }
-    pub fn keys(&self) -> Vec<String> {
+    fn keys(&self) -> Vec<String> {
         self.obj().keys().cloned().collect()
-    }
-}
-
-fn skip_ws(c: &[char], p: &mut usize) {
-    while *p < c.len() && c[*p].is_whitespace() {
-        *p += 1;
-    }
-}
-
-fn parse_value(c: &[char], p: &mut usize) -> Result<Json, String> {
-    skip_ws(c, p);
-    if *p >= c.len() {
-        return Err("unexpected end".into());
-    }
-    match c[*p] {
-        '{' => {
-            *p += 1;
-            let mut m = BTreeMap::new();
-            skip_ws(c, p);
-            if *p < c.len() && c[*p] == '}' {
-                *p += 1;
-                return Ok(Json::Obj(m));
-            }
-            loop {
-                skip_ws(c, p);
-                let k = match parse_value(c, p)? {
-                    Json::Str(s) => s,
-                    _ => return Err(format!("object key not a string at {p}")),
-                };
-                skip_ws(c, p);
-                if *p >= c.len() || c[*p] != ':' {
-                    return Err(format!("expected ':' at {p}"));
-                }
-                *p += 1;
-                let v = parse_value(c, p)?;
-                m.insert(k, v);
-                skip_ws(c, p);
-                match c.get(*p) {
-                    Some(',') => *p += 1,
-                    Some('}') => {
-                        *p += 1;
-                        return Ok(Json::Obj(m));
-                    }
-                    _ => return Err(format!("expected ',' or '}}' at {p}")),
-                }
-            }
-        }
-        '[' => {
-            *p += 1;
-            let mut a = Vec::new();
-            skip_ws(c, p);
-            if *p < c.len() && c[*p] == ']' {
-                *p += 1;
-                return Ok(Json::Arr(a));
-            }
-            loop {
-                a.push(parse_value(c, p)?);
-                skip_ws(c, p);
-                match c.get(*p) {
-                    Some(',') => *p += 1,
-                    Some(']') => {
-                        *p += 1;
-                        return Ok(Json::Arr(a));
-                    }
-                    _ => return Err(format!("expected ',' or ']' at {p}")),
-                }
-            }
-        }
-        '"' => {
-            *p += 1;
-            let mut s = String::new();
-            while *p < c.len() {
-                let ch = c[*p];
-                *p += 1;
-                match ch {
-                    '"' => return Ok(Json::Str(s)),
-                    '\\' => {
-                        let e = *c.get(*p).ok_or("bad escape")?;
-                        *p += 1;
-                        match e {
-                            'n' => s.push('\n'),
-                            't' => s.push('\t'),
-                            'r' => s.push('\r'),
-                            'b' => s.push('\u{8}'),
-                            'f' => s.push('\u{c}'),
-                            '/' => s.push('/'),
-                            '\\' => s.push('\\'),
-                            '"' => s.push('"'),
-                            'u' => {
-                                let hex = |p: &mut usize| -> Result<u32, String> {
-                                    let h: String =
-                                        c.get(*p..*p + 4).ok_or("short \\u")?.iter().collect();
-                                    *p += 4;
-                                    u32::from_str_radix(&h, 16).map_err(|e| e.to_string())
-                                };
-                                let mut u = hex(p)?;
-                                if (0xD800..0xDC00).contains(&u)
-                                    && c.get(*p) == Some(&'\\')
-                                    && c.get(*p + 1) == Some(&'u')
-                                {
-                                    *p += 2;
-                                    let lo = hex(p)?;
-                                    u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
-                                }
-                                s.push(char::from_u32(u).unwrap_or('\u{FFFD}'));
-                            }
-                            _ => return Err(format!("bad escape \\{e}")),
-                        }
-                    }
-                    _ => s.push(ch),
-                }
-            }
-            Err("unterminated string".into())
-        }
-        't' if c[*p..].starts_with(&['t', 'r', 'u', 'e']) => {
-            *p += 4;
-            Ok(Json::Bool(true))
-        }
-        'f' if c[*p..].starts_with(&['f', 'a', 'l', 's', 'e']) => {
-            *p += 5;
-            Ok(Json::Bool(false))
-        }
-        'n' if c[*p..].starts_with(&['n', 'u', 'l', 'l']) => {
-            *p += 4;
-            Ok(Json::Null)
-        }
-        _ => {
-            let start = *p;
-            while *p < c.len() && (c[*p].is_ascii_digit() || "+-.eE".contains(c[*p])) {
-                *p += 1;
-            }
-            let t: String = c[start..*p].iter().collect();
-            t.parse::<f64>()
-                .map(Json::Num)
-                .map_err(|_| format!("bad value at {start}: {t:?}"))
-        }
     }
 }
