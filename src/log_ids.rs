@@ -111,6 +111,7 @@ log_ids! {
     DAEMON_SOCKET_TIMEOUT = "RWSGI0535", "error", "A daemon sent no response within socket-timeout; answered 504.";
     DAEMON_FAILED = "RWSGI0536", "error", "A daemon closed the connection or sent garbage: 502 before the response head, a cut response after it.";
     DAEMON_HEADER_TOO_LONG = "RWSGI0537", "error", "A daemon's response header line exceeds header-buffer-size; answered 500.";
+    DAEMON_SCRIPT_REFUSED = "RWSGI0538", "error", "The script or its directory fails script-user=/script-group= (owner, or writable by others); answered 403.";
     REQUEST_TIMEOUT_504 = "RWSGI0600", "info", "The app raised mod_wsgi.RequestTimeout before its response started: 504.";
     REQUEST_TIMEOUT_CUT = "RWSGI0601", "info", "The app raised mod_wsgi.RequestTimeout after its response started: cut short.";
 }

@@ -892,3 +892,31 @@ fn interrupt_timeout_ends_a_long_request_with_504_and_keeps_the_daemon() {
     srv.assert_log("mod_wsgi.RequestTimeout raised in it (interrupt-timeout=5)");
     assert_eq!(srv.get("/d/pid").json().n("pid") as u32, pid);
 }
+
+#[test]
+fn script_user_requires_the_owner_and_no_foreign_write_access() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut srv = server("daemon_script_user")
+        .conf("WSGIDaemonProcess mine threads=1 script-user=root")
+        .conf("WSGIDaemonProcess theirs threads=1 script-user=www-data")
+        .conf("WSGIScriptAlias /mine \"@APPS@/daemon.wsgi\" process-group=mine")
+        .conf("WSGIScriptAlias /theirs \"@APPS@/daemon.wsgi\" process-group=theirs")
+        .conf("WSGIScriptAlias /loose \"@APPS@/loose/daemon.wsgi\" process-group=mine")
+        .start();
+    assert_eq!(srv.get("/mine/pid").status, 200);
+    let (r, port) = get_host(&srv, "localhost", "/theirs/pid");
+    assert_eq!(r.status, 403, "{}", r.describe());
+    srv.expect_error(port, "is owned by 0, not script-user uid 33");
+    let loose = srv.apps.join("loose");
+    std::fs::create_dir(&loose).unwrap();
+    std::fs::copy(srv.apps.join("daemon.wsgi"), loose.join("daemon.wsgi")).unwrap();
+    std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o775)).unwrap();
+    std::fs::set_permissions(
+        loose.join("daemon.wsgi"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let (r, port) = get_host(&srv, "localhost", "/loose/pid");
+    assert_eq!(r.status, 403, "{}", r.describe());
+    srv.expect_error(port, "is writable by its group or by others (mode 775)");
+}

@@ -8,6 +8,13 @@ pub enum Ident {
     Id(u32),
 }
 
+/// The owner `script-user=` or `script-group=` requires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptOwner {
+    User(Ident),
+    Group(Ident),
+}
+
 /// One daemon process group as configured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DaemonGroup {
@@ -64,6 +71,8 @@ pub struct DaemonGroup {
     pub graceful_timeout: u32,
     pub listen_backlog: u32,
     pub socket_user: Option<Ident>,
+    /// `script-user=` / `script-group=`: who must own the script and its directory.
+    pub script_owner: Option<ScriptOwner>,
     /// Options given that this version accepts and validates but does not act on yet.
     pub not_honoured: Vec<String>,
 }
@@ -118,6 +127,7 @@ impl DaemonGroup {
             inactivity_timeout: 0,
             listen_backlog: 100,
             socket_user: None,
+            script_owner: None,
             not_honoured: Vec::new(),
         }
     }
@@ -132,8 +142,6 @@ const NOT_HONOURED: &[&str] = &[
     "response-buffer-size",
     "response-socket-timeout",
     "response-flush-delay",
-    "script-user",
-    "script-group",
     "server-metrics",
 ];
 
@@ -303,7 +311,12 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
                         "{d}: only one of script-user= and script-group= may be given"
                     ));
                 }
-                ident(d, &key, v)?;
+                let who = ident(d, &key, v)?;
+                g.script_owner = Some(if key == "script-user" {
+                    ScriptOwner::User(who)
+                } else {
+                    ScriptOwner::Group(who)
+                });
             }
             "server-metrics" => {
                 super::parse_on_off(&format!("{d} server-metrics="), v)?;

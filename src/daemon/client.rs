@@ -76,6 +76,40 @@ pub fn request_head(
     }
 }
 
+/// script-user=/script-group=: the script and its directory must belong to that user or
+/// group and be writable by nobody else.
+fn script_refused(g: &Group, script: &[u8]) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let (user, id) = g.script_owner?;
+    let file = std::path::Path::new(std::ffi::OsStr::from_bytes(script));
+    for p in [Some(file), file.parent()].into_iter().flatten() {
+        let m = match std::fs::metadata(p) {
+            Ok(m) => m,
+            Err(e) => return Some(format!("{}: {e}", p.display())),
+        };
+        let (owner, what) = if user {
+            (m.uid(), "script-user uid")
+        } else {
+            (m.gid(), "script-group gid")
+        };
+        if owner != id {
+            return Some(format!(
+                "{} is owned by {owner}, not {what} {id}",
+                p.display()
+            ));
+        }
+        if m.mode() & 0o022 != 0 {
+            return Some(format!(
+                "{} is writable by its group or by others (mode {:o})",
+                p.display(),
+                m.mode() & 0o7777
+            ));
+        }
+    }
+    None
+}
+
 /// Connects within connect-timeout, retrying while the group's backlog is full or its
 /// socket refuses (0.125 s apart for the first 2 s, then 1 s).
 fn connect(g: &Group) -> Result<UnixStream, String> {
@@ -145,6 +179,13 @@ pub fn run(r: Request<'_>, name: &str, mut head: RequestHead) -> i32 {
             return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
         }
     };
+    if let Some(why) = script_refused(&g, &head.script) {
+        r.log(
+            Level::Error,
+            &format!("RWSGI0538: daemon process group '{name}' refuses the script: {why}"),
+        );
+        return sys::HTTP_FORBIDDEN as i32;
+    }
     let conn = match connect(&g) {
         Ok(c) => c,
         Err(e) => {

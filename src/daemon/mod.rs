@@ -35,6 +35,8 @@ pub struct Group {
     pub child_ids: (u32, u32),
     /// The main server's Python options, with python-home/python-path applied.
     pub python: PythonOptions,
+    /// `script-user=`/`script-group=` resolved: (true for a user, the uid or gid).
+    pub script_owner: Option<(bool, u32)>,
     /// `WSGIImportScript` lines naming this group.
     pub import_scripts: Vec<ImportScript>,
 }

@@ -2,7 +2,7 @@
 //! secret, users) and decides how soon a dead daemon is replaced.
 
 use super::{Group, os};
-use crate::config::daemon::DaemonGroup;
+use crate::config::daemon::{DaemonGroup, ScriptOwner};
 use crate::config::{ImportScript, PythonOptions};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,6 +50,21 @@ pub fn prepare(
             None
         };
         let buffers = (def.send_buffer_size, def.receive_buffer_size);
+        let script_owner = match &def.script_owner {
+            None => None,
+            Some(ScriptOwner::User(u)) => Some((
+                true,
+                os::user(u)
+                    .map_err(|e| format!("daemon process group '{}': script-user: {e}", def.name))?
+                    .uid,
+            )),
+            Some(ScriptOwner::Group(g)) => Some((
+                false,
+                os::group(g).map_err(|e| {
+                    format!("daemon process group '{}': script-group: {e}", def.name)
+                })?,
+            )),
+        };
         let listener = os::listen_unix(&socket, def.listen_backlog, owner_ids, buffers)
             .map_err(|e| format!("daemon process group '{}': {e}", def.name))?;
         let mut python = facts.python.clone();
@@ -83,6 +98,7 @@ pub fn prepare(
             child_uid: owner_ids.map_or(os::euid(), |(u, _)| u),
             child_ids: facts.child_ids,
             python,
+            script_owner,
             import_scripts,
             def,
         }));
