@@ -94,8 +94,13 @@ unsafe fn configured(
             } else {
                 cur as usize
             };
-            for g in &config_store::server_config(cur).daemon_groups {
-                out.push((g.clone(), key));
+            // A virtual host without WSGI directives shares the main server's config
+            // (Apache 2.4 creates module configs for a vhost only when it uses them).
+            let conf = config_store::server_config(cur);
+            if key == 0 || !std::ptr::eq(conf, config_store::server_config(s)) {
+                for g in &conf.daemon_groups {
+                    out.push((g.clone(), key));
+                }
             }
             cur = (*cur).next;
         }
