@@ -71,6 +71,9 @@ pub fn prepare(
         if let Some(h) = &def.python_home {
             python.home = Some(h.clone());
         }
+        if let Some(h) = &def.home {
+            python.path.push(h.clone());
+        }
         python.path.extend(def.python_path.iter().cloned());
         if let Some(e) = &def.python_eggs {
             python.eggs = Some(e.clone());
