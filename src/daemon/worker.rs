@@ -53,6 +53,7 @@ pub fn run(
     if let Err(e) = become_user(&group) {
         fail(e);
     }
+    crate::httpd::mpm::set_daemon_shape(group.def.processes, group.def.threads);
     if let Err(e) = runtime::initialize(apache_version, &group.python) {
         fail(e);
     }
