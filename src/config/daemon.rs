@@ -373,7 +373,12 @@ mod tests {
         assert_eq!(g.display_name.as_deref(), Some("%{GROUP}"));
         assert!(g.not_honoured.is_empty());
         // mod_wsgi-express writes python-path='' when no path is given.
-        assert!(parse(D, &["site", "python-path="]).unwrap().python_path.is_empty());
+        assert!(
+            parse(D, &["site", "python-path="])
+                .unwrap()
+                .python_path
+                .is_empty()
+        );
         assert!(parse(D, &["site", "home="]).is_err());
         let g = parse(
             D,
