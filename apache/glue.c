@@ -72,6 +72,18 @@ int rwsgi_has_content_filters(request_rec *r)
         && r->output_filters->frec->ftype < AP_FTYPE_PROTOCOL;
 }
 
+#include "unixd.h"
+#include "ap_listen.h"
+
+void rwsgi_unixd_ids(unsigned int *uid, unsigned int *gid)
+{
+    *uid = (unsigned int)ap_unixd_config.user_id;
+    *gid = (unsigned int)ap_unixd_config.group_id;
+}
+
+const char *rwsgi_unixd_user_name(void) { return ap_unixd_config.user_name; }
+
+void rwsgi_close_listeners(void) { ap_close_listeners(); }
 int rwsgi_request_log_enabled(const request_rec *r, int module_index, int level)
 {
     return APLOG_R_MODULE_IS_LEVEL(r, module_index, level);

@@ -39,4 +39,11 @@ int rwsgi_request_log_enabled(const request_rec *r, int module_index, int level)
 /* Registers `fn` on mod_status's optional status_hook (a no-op without mod_status). */
 void rwsgi_hook_status(int (*fn)(request_rec *r, int flags));
 
+/* The uid and gid Apache children run as (User/Group). */
+void rwsgi_unixd_ids(unsigned int *uid, unsigned int *gid);
+/* The User directive's name (NULL when unset). */
+const char *rwsgi_unixd_user_name(void);
+/* Closes Apache's listening sockets in a process that must not accept on them. */
+void rwsgi_close_listeners(void);
+
 #endif

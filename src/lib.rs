@@ -3,6 +3,7 @@
 
 mod build_guard;
 pub mod config;
+pub mod daemon;
 #[cfg(test)]
 mod docs_check;
 pub mod handler;

@@ -286,23 +286,20 @@ fn process_group_undefined_with_literal_application_group_is_config_error() {
     );
 }
 
+/// A WSGIDaemonProcess line with valid options passes the config check, and a
+/// process-group= naming it is accepted.
+#[test]
+fn daemon_process_is_accepted() {
+    let t = server("conftest")
+        .conf("WSGIDaemonProcess site threads=5")
+        .conf("WSGIScriptAlias /x \"@APPS@/hello.wsgi\" process-group=site")
+        .config_test();
+    assert!(t.ok, "{}", t.output);
+}
+
 /// decisions.md §3: a `process-group=` naming an undefined daemon group is a config-time error,
 /// never an embedded fall-back. mod_wsgi 4.9.4 only checks this when application-group= is literal
 /// too (otherwise it fails at request time), so this is expected to FAIL under mod_wsgi.
-/// Until daemon mode exists, a WSGIDaemonProcess line fails the config check with a message
-/// that says so (not "Invalid command", and never a silent fall-back to embedded mode).
-/// mod_wsgi has daemon mode, so this is expected to FAIL under mod_wsgi.
-#[test]
-fn daemon_process_is_refused_with_a_clear_message() {
-    let t = config_fails("WSGIDaemonProcess site threads=5");
-    assert!(t.output.contains("WSGIDaemonProcess"), "{}", t.output);
-    assert!(
-        t.output.contains("daemon mode is not available"),
-        "{}",
-        t.output
-    );
-}
-
 #[test]
 fn process_group_undefined_is_config_error() {
     config_fails("WSGIScriptAlias /x \"@APPS@/hello.wsgi\" process-group=nope");

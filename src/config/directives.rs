@@ -188,7 +188,7 @@ pub const TABLE: &[Spec] = &[
         name: c"WSGIDaemonProcess",
         id: Id::DaemonProcess,
         scope: Scope::ServerVhost,
-        help: c"Daemon process groups are not available yet in this version of mod_rwsgi",
+        help: c"name [option=value ...]: define a daemon process group",
     },
     Spec {
         name: c"WSGIEnableSendfile",
@@ -425,7 +425,8 @@ pub const TABLE: &[Spec] = &[
     },
 ];
 
-/// What the daemon process groups known so far are (none until daemon mode exists).
+/// The daemon process groups usable where a directive is read: the main server's and, inside
+/// a `<VirtualHost>`, that host's own.
 pub struct Known<'a> {
     pub daemon_groups: &'a [String],
 }
@@ -464,13 +465,16 @@ pub fn apply_server(
     compile: &mut dyn FnMut(&str) -> Result<usize, String>,
 ) -> Result<(), String> {
     if id == Id::DaemonProcess {
-        // Said plainly at config time rather than "Invalid command", and never a silent
-        // fall-back to embedded mode.
-        return Err(format!(
-            "{name}: daemon mode is not available yet in this version of mod_rwsgi; remove the \
-             WSGIDaemonProcess, WSGIProcessGroup and process-group= lines to run the \
-             application embedded in the Apache children"
-        ));
+        let group = super::daemon::parse(name, args)?;
+        if known.daemon_groups.contains(&group.name) {
+            return Err(format!(
+                "{name}: a daemon process group called '{}' is already defined; names must be \
+                 unique across the server",
+                group.name
+            ));
+        }
+        conf.daemon_groups.push(group);
+        return Ok(());
     }
     if args.len() < 2 {
         return Err(format!(

@@ -3,6 +3,7 @@
 
 pub mod alias;
 pub mod compat;
+pub mod daemon;
 pub mod directives;
 pub mod expand;
 pub mod proxy;
@@ -26,6 +27,9 @@ pub struct ServerConfig {
     /// `WSGIImportScript` lines of this server itself (never inherited, so walking the
     /// server list visits each once).
     pub import_scripts: Vec<ImportScript>,
+    /// `WSGIDaemonProcess` groups defined by this server itself (never inherited: a group
+    /// defined in a virtual host is usable only there).
+    pub daemon_groups: Vec<daemon::DaemonGroup>,
     /// Directives of this server's own lines that are accepted but change nothing here,
     /// each with the reason, logged once at start-up (never inherited).
     pub notices: Vec<Notice>,
@@ -95,6 +99,7 @@ impl Merge for ServerConfig {
             aliases,
             python: self.python.clone(),
             import_scripts: child.import_scripts.clone(),
+            daemon_groups: child.daemon_groups.clone(),
             notices: child.notices.clone(),
         }
     }

@@ -77,17 +77,5 @@ pub fn choose(
         application_group: ag.map(|v| expand::expand_group(&v, ctx)),
         callable_object: co.map(|v| expand::expand_callable(&v, ctx.env)),
     });
-    if let Some(pg) = choice.process_group.as_deref().filter(|pg| !pg.is_empty()) {
-        r.log(
-            Level::Error,
-            &format!(
-                "RWSGI0461: process_group() of WSGIDispatchScript '{}' chose process group \
-                 '{pg}', but daemon mode is not available yet in this version of mod_rwsgi; \
-                 only '' or '%{{GLOBAL}}' (embedded) can serve the request",
-                script.path
-            ),
-        );
-        return Err(failed);
-    }
     Ok(choice)
 }

@@ -30,27 +30,7 @@ impl Gateway for EmbeddedGateway<'_> {
     }
 
     fn set_head(&mut self, head: &ResponseHead) {
-        let r = self.r;
-        // PEP 3333 native strings: the status line and headers go out as latin-1 bytes.
-        r.set_status(head.status, &latin1(&head.status_line));
-        let (out, err_out) = (r.headers_out(), r.err_headers_out());
-        for (name, value) in &head.headers {
-            if name.eq_ignore_ascii_case("content-type") {
-                r.set_content_type(&latin1(value));
-            } else if name.eq_ignore_ascii_case("content-length") {
-                // Set below from the validated number.
-            } else if name.eq_ignore_ascii_case("www-authenticate") {
-                err_out.add(name.as_bytes(), &latin1(value));
-            } else {
-                out.add(name.as_bytes(), &latin1(value));
-            }
-        }
-        if let Some(cl) = head.content_length {
-            r.set_content_length(cl);
-        }
-        if !self.read_started {
-            r.clear_expect_continue();
-        }
+        super::apply_head(self.r, head, self.read_started);
     }
 
     fn write(&mut self, data: &[u8], after: After) -> Result<(), WriteError> {
@@ -81,11 +61,6 @@ impl Gateway for EmbeddedGateway<'_> {
     }
 }
 
-/// Header values were validated as latin-1 text: send them as latin-1 bytes.
-fn latin1(s: &str) -> Vec<u8> {
-    s.chars().map(|c| c as u32 as u8).collect()
-}
-
 /// The response when the request's application group has no interpreter: 503 past
 /// `WSGIMaximumInterpreters` (load, not a broken app), 500 otherwise.
 fn refused(r: Request<'_>, e: &GroupError) -> i32 {
@@ -110,8 +85,8 @@ pub enum Target<'a> {
     Handler(&'a HandlerScript),
 }
 
-/// Runs the request's app in this process, counted in the shared figures once its
-/// application group is known.
+/// Runs the request's app in this process, or hands it to its daemon process group;
+/// counted in the shared figures once its application group is known.
 pub fn run(r: Request<'_>, target: Target<'_>, dir: &DirConfig) -> i32 {
     let mut counted = None;
     let code = run_counted(r, target, dir, &mut counted);
@@ -212,6 +187,8 @@ fn run_counted(
         request_id: r.log_id().unwrap_or(b""),
         connection_id: r.connection_log_id(),
         request_start_us: r.request_time(),
+        queue_start_us: 0,
+        daemon_start_us: 0,
         script_reloading: reloading,
         enable_sendfile,
         ignore_activity: dir.ignore_activity.unwrap_or(false),
@@ -244,23 +221,23 @@ fn run_counted(
         .unwrap_or_else(|| application_group.clone());
     *counted = status::begin(&r, &application_group);
     let callable = choice.callable_object.unwrap_or_else(|| callable.clone());
+    let reload_mtime = match handler_script {
+        Some(h) => python::preload::apr_mtime(&h.path),
+        None => Some(r.file_mtime()),
+    };
     if !process_group.is_empty() {
-        r.log(
-            Level::Error,
-            &format!(
-                "RWSGI0031: no WSGI daemon process called '{process_group}' has been configured; \
-                 the request cannot be delegated"
-            ),
+        let mw = mod_wsgi(&process_group, &application_group, &callable);
+        let head = crate::daemon::client::request_head(
+            &script,
+            &facts,
+            &mw,
+            reload_mtime.filter(|_| reloading),
         );
-        return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
+        return crate::daemon::client::run(r, &process_group, head);
     }
     let interp = match interp::for_group(&application_group, hooks::apache_version(), &log) {
         Ok(i) => i,
         Err(e) => return refused(r, &e),
-    };
-    let reload_mtime = match handler_script {
-        Some(h) => python::preload::apr_mtime(&h.path),
-        None => Some(r.file_mtime()),
     };
     if log::request_log_enabled(&r, Level::Debug) {
         let group = if application_group.is_empty() {

@@ -143,6 +143,55 @@ fn check_in_section(id: Id, name: &str, args: &[&str]) -> Result<(), String> {
     )
 }
 
+/// Daemon group names defined so far in this configuration read, each with the virtual host
+/// that defined it (0 for the main server). Plain data, emptied before every read.
+static DEFINED: std::sync::Mutex<Vec<(String, usize)>> = std::sync::Mutex::new(Vec::new());
+
+/// Forgets the group names of the previous configuration read (pre_config).
+pub fn forget_daemon_groups() {
+    if let Ok(mut all) = DEFINED.lock() {
+        all.clear();
+    }
+}
+
+fn owner(s: *const sys::server_rec) -> usize {
+    // SAFETY: Apache passes the live server being configured.
+    if s.is_null() || unsafe { (*s).is_virtual } == 0 {
+        0
+    } else {
+        s as usize
+    }
+}
+
+/// The groups a directive read in `s` may name: the main server's and `s`'s own.
+fn visible_groups(s: *const sys::server_rec) -> Vec<String> {
+    let me = owner(s);
+    DEFINED
+        .lock()
+        .map(|all| {
+            all.iter()
+                .filter(|(_, o)| *o == 0 || *o == me)
+                .map(|(n, _)| n.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Registers a `WSGIDaemonProcess` name; an error when any server already defined it.
+fn define_daemon_group(cmd: &sys::cmd_parms, name: &str, group: &str) -> Result<(), String> {
+    let mut all = DEFINED
+        .lock()
+        .map_err(|_| format!("{name}: internal error"))?;
+    if all.iter().any(|(n, _)| n == group) {
+        return Err(format!(
+            "{name}: a daemon process group called '{group}' is already defined; names must \
+             be unique across the server"
+        ));
+    }
+    all.push((group.to_string(), owner(cmd.server)));
+    Ok(())
+}
+
 unsafe extern "C" fn set_directive(
     cmd: *mut sys::cmd_parms,
     mconfig: *mut c_void,
@@ -188,9 +237,16 @@ unsafe extern "C" fn set_directive(
                     Err(e) => error_to_pool(cmd.pool, &e),
                 };
             }
-            let known = Known { daemon_groups: &[] };
+            let visible = visible_groups(cmd.server);
+            let known = Known {
+                daemon_groups: &visible,
+            };
             // SAFETY: cmd and mconfig are what Apache passed for this directive.
             let result = unsafe { apply(cmd, mconfig, spec, &args, &known) };
+            let result = match (result, spec.id, args.first()) {
+                (Ok(()), Id::DaemonProcess, Some(g)) => define_daemon_group(cmd, name, g),
+                (r, _, _) => r,
+            };
             match result {
                 Ok(()) => std::ptr::null(),
                 Err(e) => error_to_pool(cmd.pool, &e),

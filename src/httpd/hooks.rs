@@ -95,6 +95,17 @@ unsafe extern "C" fn handler(r: *mut sys::request_rec) -> libc::c_int {
     )
 }
 
+unsafe extern "C" fn pre_config(
+    _pconf: *mut sys::apr_pool_t,
+    _plog: *mut sys::apr_pool_t,
+    _ptemp: *mut sys::apr_pool_t,
+) -> libc::c_int {
+    guard("pre_config", sys::OK as libc::c_int, || {
+        super::directive::forget_daemon_groups();
+        sys::OK as libc::c_int
+    })
+}
+
 unsafe extern "C" fn post_config(
     pconf: *mut sys::apr_pool_t,
     _plog: *mut sys::apr_pool_t,
@@ -102,6 +113,16 @@ unsafe extern "C" fn post_config(
     s: *mut sys::server_rec,
 ) -> libc::c_int {
     guard("post_config", sys::OK as libc::c_int, || {
+        // SAFETY: Apache passes its live pconf and main server.
+        if let Err(e) = unsafe { super::daemons::start(pconf, s) } {
+            // SAFETY: s is the live main server.
+            log::server_log(
+                unsafe { s.as_ref() },
+                Level::Crit,
+                &format!("RWSGI0504: cannot start the WSGI daemon process groups: {e}"),
+            );
+            return sys::HTTP_INTERNAL_SERVER_ERROR as libc::c_int;
+        }
         // SAFETY: Apache passes the live main server of the new generation.
         unsafe { super::status::init(s) };
         let component = CString::new(format!(
@@ -202,6 +223,7 @@ unsafe extern "C" fn child_stopping(_pchild: *mut sys::apr_pool_t, graceful: lib
     guard("child stopping", (), || {
         if graceful == 0 {
             crate::python::shutdown::interrupt_requests();
+            crate::daemon::client::abort_all();
         }
     })
 }
@@ -230,6 +252,7 @@ unsafe fn import_scripts(s: *const sys::server_rec) -> Vec<crate::config::Import
 
 unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) {
     guard("child_init", (), || {
+        super::daemons::close_listeners_in_child();
         let _ = PROCESS.set(compute_process_facts());
         // SAFETY: Apache passes the live main server; its config holds the runtime options.
         let opts = unsafe { &config_store::server_config(s).python };
@@ -294,6 +317,12 @@ pub unsafe extern "C" fn register_hooks(p: *mut sys::apr_pool_t) {
             );
             sys::ap_hook_handler(
                 Some(handler),
+                std::ptr::null(),
+                std::ptr::null(),
+                sys::APR_HOOK_MIDDLE as i32,
+            );
+            sys::ap_hook_pre_config(
+                Some(pre_config),
                 std::ptr::null(),
                 std::ptr::null(),
                 sys::APR_HOOK_MIDDLE as i32,

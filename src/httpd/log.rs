@@ -140,3 +140,28 @@ pub fn request_logger(r: &super::request::Request<'_>) -> RequestLog {
         write: log_to_request,
     }
 }
+
+/// A [`RequestLog`] that prefixes every line (a daemon tags its lines with the request's
+/// client, as Apache tags a request's own lines). It lives for one request.
+pub struct Tagged {
+    pub prefix: String,
+    pub base: RequestLog,
+}
+
+impl Tagged {
+    /// The logger; valid while `self` lives.
+    pub fn logger(&self) -> RequestLog {
+        RequestLog {
+            data: (self as *const Tagged).cast_mut().cast(),
+            write: log_tagged,
+        }
+    }
+}
+
+fn log_tagged(data: *mut std::ffi::c_void, severity: Severity, msg: &str) {
+    // SAFETY: `data` is the Tagged this logger was made from, which outlives every use of
+    // the logger (the request it serves).
+    if let Some(t) = unsafe { data.cast::<Tagged>().as_ref() } {
+        t.base.log(severity, &format!("{}{msg}", t.prefix));
+    }
+}

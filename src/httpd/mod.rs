@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config_store;
+pub mod daemons;
 pub mod directive;
 pub mod hooks;
 pub mod input;

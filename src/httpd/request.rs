@@ -58,6 +58,18 @@ impl<'r> Request<'r> {
     }
 
     /// The decoded URI path (`r->uri`).
+    /// The virtual host serving the request as a key: its `server_rec` address, 0 for the
+    /// main server.
+    pub fn vhost_key(&self) -> usize {
+        let s = self.server();
+        // SAFETY: a live request's server_rec is live.
+        if unsafe { (*s).is_virtual } == 0 {
+            0
+        } else {
+            s as usize
+        }
+    }
+
     pub fn uri(&self) -> &'r [u8] {
         // SAFETY: request strings live in the request pool.
         unsafe { cstr_bytes(self.rec().uri) }

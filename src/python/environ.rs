@@ -25,6 +25,10 @@ pub struct ModWsgiFacts<'a> {
     /// `LogLevel info`); mod_wsgi sets `mod_wsgi.connection_id` only then.
     pub connection_id: Option<&'a [u8]>,
     pub request_start_us: i64,
+    /// Daemon mode: when the Apache child handed the request over, and when a daemon thread
+    /// took it (µs since the epoch); 0 in embedded mode.
+    pub queue_start_us: i64,
+    pub daemon_start_us: i64,
     pub script_reloading: bool,
     pub enable_sendfile: bool,
     /// `WSGIIgnoreActivity` (reported as `mod_wsgi.ignore_activity`, as mod_wsgi 4.9.4 does).
@@ -145,8 +149,8 @@ pub fn build<'py>(
         (Key::MwScriptStart, s(&application_start_us.to_string())),
         (Key::MwApplicationStart, f(secs(application_start_us))),
         // 6.x sets these in embedded mode too (no queue or daemon phase: 0.0).
-        (Key::MwQueueStart, f(0.0)),
-        (Key::MwDaemonStart, f(0.0)),
+        (Key::MwQueueStart, f(secs(mw.queue_start_us))),
+        (Key::MwDaemonStart, f(secs(mw.daemon_start_us))),
         (
             Key::MwScriptReloading,
             s(if mw.script_reloading { "1" } else { "0" }),

@@ -80,6 +80,38 @@ impl Drop for Running {
     }
 }
 
+/// The calling thread's id, as [`raise_request_timeout`] takes it.
+pub fn thread_id() -> libc::c_ulong {
+    // SAFETY: pthread_self has no preconditions.
+    unsafe { libc::pthread_self() }
+}
+
+/// Raises its interpreter's `mod_wsgi.RequestTimeout` in the app running on `thread`
+/// (daemon mode's interrupt-timeout). Python delivers it at the app's next bytecode, not
+/// inside a blocking C call. False when that thread runs no app. The caller must not be
+/// attached to any interpreter.
+pub fn raise_request_timeout(thread: libc::c_ulong) -> bool {
+    let found = RUNNING
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .find(|(_, t)| *t == thread)
+        .map(|(p, _)| *p);
+    let Some(interp) = found.and_then(|p| interp::all().into_iter().find(|i| i.ptr as usize == p))
+    else {
+        return false;
+    };
+    // SAFETY: Python is initialised (the interpreter exists) and this thread is not
+    // attached; the class object lives in the interpreter's module state.
+    unsafe {
+        let _attached = attach::Attached::new(interp.ptr);
+        ffi::PyThreadState_SetAsyncExc(
+            thread as libc::c_long,
+            interp.state.modules.request_timeout_class(),
+        ) == 1
+    }
+}
+
 /// True when `err` is the `SystemExit` an ungraceful stop raised in a running request.
 pub fn is_interruption(py: Python<'_>, err: &PyErr) -> bool {
     INTERRUPTED.load(Ordering::SeqCst) && err.is_instance_of::<pyo3::exceptions::PySystemExit>(py)

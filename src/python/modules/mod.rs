@@ -56,6 +56,11 @@ pub fn install(py: Python<'_>, file_wrapper: &Bound<'_, PyAny>, group: &str) -> 
 }
 
 impl ModState {
+    /// This interpreter's `mod_wsgi.RequestTimeout` class (a borrowed reference).
+    pub fn request_timeout_class(&self) -> *mut ffi::PyObject {
+        self.request_timeout.0
+    }
+
     /// Whether `err` is this interpreter's `mod_wsgi.RequestTimeout` (or a subclass).
     pub fn is_request_timeout(&self, py: Python<'_>, err: &PyErr) -> bool {
         err.matches(py, self.request_timeout.bind(py))

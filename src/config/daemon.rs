@@ -1,0 +1,413 @@
+//! `WSGIDaemonProcess name [key=value ...]`: every option of mod_wsgi's parser, validated.
+//! Options this version does not act on yet are kept by name so start-up can say so.
+
+/// A user or group given by name or as `#number`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ident {
+    Name(String),
+    Id(u32),
+}
+
+/// The owner `script-user=` or `script-group=` requires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptOwner {
+    User(Ident),
+    Group(Ident),
+}
+
+/// One daemon process group as configured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonGroup {
+    pub name: String,
+    pub processes: u32,
+    /// True when `processes=` was given at all (mod_wsgi's `wsgi.multiprocess` rule).
+    pub processes_set: bool,
+    pub threads: u32,
+    pub user: Option<Ident>,
+    pub group: Option<Ident>,
+    pub supplementary_groups: Vec<Ident>,
+    pub umask: Option<u32>,
+    pub home: Option<String>,
+    pub lang: Option<String>,
+    pub locale: Option<String>,
+    pub python_home: Option<String>,
+    pub python_path: Vec<String>,
+    pub connect_timeout: u32,
+    /// 0: Apache's `Timeout`.
+    pub socket_timeout: u32,
+    pub shutdown_timeout: u32,
+    /// `display-name=`: the process title (`%{GROUP}` gives `(wsgi:NAME)`).
+    pub display_name: Option<String>,
+    pub python_eggs: Option<String>,
+    pub switch_interval: Option<f64>,
+    /// Request thread stack size in bytes.
+    pub stack_size: Option<usize>,
+    pub cpu_priority: Option<i32>,
+    /// `RLIMIT_DATA`, `RLIMIT_AS` (bytes) and `RLIMIT_CPU` (seconds); 0 is no limit.
+    pub memory_limit: u64,
+    pub virtual_memory_limit: u64,
+    pub cpu_time_limit: u64,
+    /// Answer 504 without running the app when a request waited longer than this (seconds,
+    /// from Apache receiving it to a daemon thread taking it; 0: never).
+    pub queue_timeout: u64,
+    /// Longest response header line (`Name: value`) a daemon may send (0: no limit).
+    pub header_buffer_size: u32,
+    /// `SO_SNDBUF`/`SO_RCVBUF` of the group's socket (0: the system's).
+    pub send_buffer_size: u32,
+    pub receive_buffer_size: u32,
+    /// Recycle (drain, then exit and be replaced) after this many requests (0: never).
+    pub maximum_requests: u64,
+    /// Recycle when one request has run longer than this × (1 + ln threads) seconds (0:
+    /// never): a fail-safe against wedged requests.
+    pub request_timeout: u64,
+    /// With request-timeout: raise `mod_wsgi.RequestTimeout` in the request first and give
+    /// it this many seconds to unwind before the process restarts (0: restart at once).
+    pub interrupt_timeout: u64,
+    /// Recycle after this many seconds of life (0: never).
+    pub restart_interval: u64,
+    /// Recycle after this many seconds without a request (0: never).
+    pub inactivity_timeout: u64,
+    /// How long a retiring daemon (graceful restart) may take to finish its requests.
+    pub graceful_timeout: u32,
+    pub listen_backlog: u32,
+    pub socket_user: Option<Ident>,
+    /// `script-user=` / `script-group=`: who must own the script and its directory.
+    pub script_owner: Option<ScriptOwner>,
+    /// Options given that this version accepts and validates but does not act on yet.
+    pub not_honoured: Vec<String>,
+}
+
+impl DaemonGroup {
+    /// The process title `display-name=` asks for, if any.
+    pub fn title(&self) -> Option<String> {
+        self.display_name.as_ref().map(|d| {
+            if d == "%{GROUP}" {
+                format!("(wsgi:{})", self.name)
+            } else {
+                d.clone()
+            }
+        })
+    }
+
+    fn new(name: &str) -> Self {
+        DaemonGroup {
+            name: name.to_string(),
+            processes: 1,
+            processes_set: false,
+            threads: 15,
+            user: None,
+            group: None,
+            supplementary_groups: Vec::new(),
+            umask: None,
+            home: None,
+            lang: None,
+            locale: None,
+            python_home: None,
+            python_path: Vec::new(),
+            connect_timeout: 15,
+            socket_timeout: 0,
+            shutdown_timeout: 5,
+            graceful_timeout: 15,
+            display_name: None,
+            python_eggs: None,
+            switch_interval: None,
+            stack_size: None,
+            cpu_priority: None,
+            memory_limit: 0,
+            virtual_memory_limit: 0,
+            cpu_time_limit: 0,
+            queue_timeout: 0,
+            header_buffer_size: 0,
+            send_buffer_size: 0,
+            receive_buffer_size: 0,
+            maximum_requests: 0,
+            request_timeout: 0,
+            interrupt_timeout: 0,
+            restart_interval: 0,
+            inactivity_timeout: 0,
+            listen_backlog: 100,
+            socket_user: None,
+            script_owner: None,
+            not_honoured: Vec::new(),
+        }
+    }
+}
+
+/// Options accepted and validated, but not acted on yet.
+const NOT_HONOURED: &[&str] = &[
+    "chroot",
+    "deadlock-timeout",
+    "startup-timeout",
+    "eviction-timeout",
+    "response-buffer-size",
+    "response-socket-timeout",
+    "response-flush-delay",
+    "server-metrics",
+];
+
+/// Every option name, for the "unknown option" message.
+const KNOWN: &str = "processes, threads, user, group, supplementary-groups, umask, home, chroot, \
+    lang, locale, python-home, python-path, python-eggs, switch-interval, display-name, \
+    maximum-requests, restart-interval, cpu-time-limit, cpu-priority, memory-limit, \
+    virtual-memory-limit, stack-size, inactivity-timeout, request-timeout, interrupt-timeout, \
+    deadlock-timeout, startup-timeout, graceful-timeout, eviction-timeout, shutdown-timeout, \
+    connect-timeout, socket-timeout, queue-timeout, listen-backlog, socket-user, \
+    send-buffer-size, receive-buffer-size, header-buffer-size, response-buffer-size, \
+    response-socket-timeout, response-flush-delay, script-user, script-group, server-metrics";
+
+fn int(d: &str, key: &str, v: &str, min: i64, max: i64) -> Result<i64, String> {
+    let n: i64 = v
+        .parse()
+        .map_err(|_| format!("{d}: option '{key}' needs a whole number, not '{v}'"))?;
+    if n < min || n > max {
+        return Err(format!(
+            "{d}: option '{key}={v}' is out of range ({min}..{max})"
+        ));
+    }
+    Ok(n)
+}
+
+fn ident(d: &str, key: &str, v: &str) -> Result<Ident, String> {
+    match v.strip_prefix('#') {
+        Some(n) => n
+            .parse()
+            .map(Ident::Id)
+            .map_err(|_| format!("{d}: option '{key}={v}' is not a valid '#number'")),
+        None => Ok(Ident::Name(v.to_string())),
+    }
+}
+
+/// A size option: 0 (the default) or at least `min`.
+fn size(d: &str, key: &str, v: &str, min: i64) -> Result<u32, String> {
+    let n = int(d, key, v, 0, i64::from(u32::MAX))?;
+    if n != 0 && n < min {
+        return Err(format!(
+            "{d}: option '{key}={v}' is too small (0 or at least {min})"
+        ));
+    }
+    Ok(n as u32)
+}
+
+/// Parses the arguments of one `WSGIDaemonProcess` line (`args[0]` is the group name).
+pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
+    let Some((name, opts)) = args.split_first() else {
+        return Err(format!("{d} needs a process group name"));
+    };
+    if name.is_empty() || name.contains('=') || name.contains('/') {
+        return Err(format!("{d}: '{name}' is not a valid process group name"));
+    }
+    if name.starts_with("%{") {
+        return Err(format!(
+            "{d}: '{name}' is reserved and cannot name a daemon process group"
+        ));
+    }
+    let mut g = DaemonGroup::new(name);
+    let mut seen: Vec<String> = Vec::new();
+    let secs = |key: &str, v: &str| int(d, key, v, 0, i64::from(u32::MAX)).map(|n| n as u32);
+    for arg in opts {
+        let (key, v) = super::words::option(d, arg, "see the WSGIDaemonProcess documentation")?;
+        let k = key.as_str();
+        if seen.contains(&key) {
+            return Err(format!("{d}: option '{key}' is given twice"));
+        }
+        seen.push(key.clone());
+        match key.as_str() {
+            "processes" => {
+                g.processes = int(d, &key, v, 1, 10_000)? as u32;
+                g.processes_set = true;
+            }
+            "threads" => {
+                g.threads = int(d, &key, v, 0, 65533)? as u32;
+                if g.threads == 0 {
+                    return Err(format!(
+                        "{d}: option 'threads=0' (a service-script process) is not supported \
+                         yet by this version of mod_rwsgi"
+                    ));
+                }
+            }
+            "user" => g.user = Some(ident(d, &key, v)?),
+            "group" => g.group = Some(ident(d, &key, v)?),
+            "socket-user" => g.socket_user = Some(ident(d, &key, v)?),
+            "supplementary-groups" => {
+                for part in v.split(',') {
+                    if part.is_empty() {
+                        return Err(format!("{d}: option '{key}={v}' has an empty group"));
+                    }
+                    g.supplementary_groups.push(ident(d, &key, part)?);
+                }
+            }
+            "umask" => {
+                g.umask = Some(
+                    u32::from_str_radix(v, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o777)
+                        .ok_or_else(|| format!("{d}: option 'umask={v}' is not an octal mask"))?,
+                )
+            }
+            "home" => g.home = Some(v.to_string()),
+            "lang" => g.lang = Some(v.to_string()),
+            "locale" => g.locale = Some(v.to_string()),
+            "python-home" => g.python_home = Some(v.to_string()),
+            "python-path" => {
+                g.python_path = v
+                    .split(':')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            }
+            "connect-timeout" => g.connect_timeout = secs(&key, v)?,
+            "socket-timeout" => g.socket_timeout = secs(&key, v)?,
+            "shutdown-timeout" => g.shutdown_timeout = secs(&key, v)?,
+            "graceful-timeout" => g.graceful_timeout = secs(&key, v)?,
+            "listen-backlog" => g.listen_backlog = int(d, &key, v, 1, 65535)? as u32,
+            "chroot" => {}
+            "display-name" => g.display_name = Some(v.to_string()),
+            "python-eggs" => g.python_eggs = Some(v.to_string()),
+            "switch-interval" => {
+                let f: f64 = v.parse().map_err(|_| {
+                    format!("{d}: option 'switch-interval={v}' is not a number of seconds")
+                })?;
+                if f.is_nan() || f <= 0.0 {
+                    return Err(format!(
+                        "{d}: option 'switch-interval={v}' must be positive"
+                    ));
+                }
+                g.switch_interval = Some(f);
+            }
+            "cpu-priority" => g.cpu_priority = Some(int(d, &key, v, -20, 20)? as i32),
+            "stack-size" => {
+                g.stack_size = Some(int(d, &key, v, 65536, i64::from(u32::MAX))? as usize)
+            }
+            "memory-limit" => g.memory_limit = int(d, &key, v, 0, i64::MAX)? as u64,
+            "virtual-memory-limit" => g.virtual_memory_limit = int(d, &key, v, 0, i64::MAX)? as u64,
+            "cpu-time-limit" => g.cpu_time_limit = int(d, &key, v, 0, i64::MAX)? as u64,
+            "maximum-requests" => g.maximum_requests = int(d, &key, v, 0, i64::MAX)? as u64,
+            "interrupt-timeout" => g.interrupt_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
+            "request-timeout" => g.request_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
+            "restart-interval" => g.restart_interval = int(d, &key, v, 0, i64::MAX)? as u64,
+            "inactivity-timeout" => g.inactivity_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
+            "deadlock-timeout"
+            | "startup-timeout"
+            | "eviction-timeout"
+            | "response-socket-timeout"
+            | "response-flush-delay" => {
+                int(d, &key, v, 0, i64::MAX)?;
+            }
+            "queue-timeout" => g.queue_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
+            "send-buffer-size" => g.send_buffer_size = size(d, &key, v, 512)?,
+            "receive-buffer-size" => g.receive_buffer_size = size(d, &key, v, 512)?,
+            "header-buffer-size" => g.header_buffer_size = size(d, &key, v, 8192)?,
+            "response-buffer-size" => {
+                size(d, &key, v, 65536)?;
+            }
+            "script-user" | "script-group" => {
+                let other = if key == "script-user" {
+                    "script-group"
+                } else {
+                    "script-user"
+                };
+                if seen.iter().any(|s| s == other) {
+                    return Err(format!(
+                        "{d}: only one of script-user= and script-group= may be given"
+                    ));
+                }
+                let who = ident(d, &key, v)?;
+                g.script_owner = Some(if key == "script-user" {
+                    ScriptOwner::User(who)
+                } else {
+                    ScriptOwner::Group(who)
+                });
+            }
+            "server-metrics" => {
+                super::parse_on_off(&format!("{d} server-metrics="), v)?;
+            }
+            _ => {
+                return Err(format!(
+                    "{d}: unknown option '{k}'; valid options are {KNOWN}"
+                ));
+            }
+        }
+        if NOT_HONOURED.contains(&key.as_str()) {
+            g.not_honoured.push(key);
+        }
+    }
+    Ok(g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "WSGIDaemonProcess";
+
+    #[test]
+    fn defaults_and_values() {
+        let g = parse(D, &["site"]).unwrap();
+        assert_eq!((g.processes, g.processes_set, g.threads), (1, false, 15));
+        assert_eq!((g.connect_timeout, g.shutdown_timeout), (15, 5));
+        let g = parse(
+            D,
+            &[
+                "site",
+                "processes=2",
+                "threads=4",
+                "user=#33",
+                "group=www-data",
+                "umask=0027",
+                "python-path=/a:/b",
+                "Display-Name=%{GROUP}",
+            ],
+        )
+        .unwrap();
+        assert_eq!((g.processes, g.processes_set, g.threads), (2, true, 4));
+        assert_eq!(g.user, Some(Ident::Id(33)));
+        assert_eq!(g.group, Some(Ident::Name("www-data".into())));
+        assert_eq!(g.umask, Some(0o027));
+        assert_eq!(g.python_path, vec!["/a", "/b"]);
+        assert_eq!(g.display_name.as_deref(), Some("%{GROUP}"));
+        assert!(g.not_honoured.is_empty());
+        let g = parse(
+            D,
+            &[
+                "g",
+                "stack-size=1048576",
+                "cpu-priority=-5",
+                "maximum-requests=9",
+                "graceful-timeout=3",
+                "switch-interval=0.01",
+            ],
+        )
+        .unwrap();
+        assert_eq!(g.stack_size, Some(1 << 20));
+        assert_eq!(g.cpu_priority, Some(-5));
+        assert_eq!((g.maximum_requests, g.graceful_timeout), (9, 3));
+        assert_eq!(g.switch_interval, Some(0.01));
+        assert!(g.not_honoured.is_empty());
+    }
+
+    #[test]
+    fn bad_values_name_the_option() {
+        for (arg, needle) in [
+            ("processes=0", "processes"),
+            ("threads=x", "threads"),
+            ("threads=70000", "threads"),
+            ("umask=9", "umask"),
+            ("cpu-priority=30", "cpu-priority"),
+            ("header-buffer-size=100", "header-buffer-size"),
+            ("switch-interval=-1", "switch-interval"),
+            ("server-metrics=maybe", "server-metrics"),
+            ("user=#x", "user"),
+            ("bogus=1", "bogus"),
+            ("threads", "threads"),
+            ("home=", "home"),
+        ] {
+            let e = parse(D, &["g", arg]).unwrap_err();
+            assert!(e.contains(needle), "{arg}: {e}");
+            assert!(e.starts_with(D), "{e}");
+        }
+        assert!(parse(D, &["g", "threads=1", "threads=2"]).is_err());
+        assert!(parse(D, &["g", "script-user=a", "script-group=b"]).is_err());
+        assert!(parse(D, &[]).is_err());
+        assert!(parse(D, &["%{GLOBAL}"]).is_err());
+    }
+}

@@ -1,0 +1,504 @@
+//! The operating-system calls of daemon mode (users, privileges, signals, sockets, process
+//! ends). The only file of `daemon` with `unsafe`.
+
+use crate::config::daemon::Ident;
+use std::ffi::{CStr, CString};
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+/// A user as the password database knows it.
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+    pub name: CString,
+    pub home: String,
+}
+
+fn passwd(by: &Ident) -> Option<User> {
+    let mut pw: libc::passwd = unsafe_zeroed();
+    let mut out: *mut libc::passwd = std::ptr::null_mut();
+    let mut buf = vec![0 as libc::c_char; 16384];
+    // SAFETY: every pointer is to a live local buffer of the given size; getpwnam_r/getpwuid_r
+    // write only into them and set `out` to &pw or null.
+    let rc = unsafe {
+        match by {
+            Ident::Name(n) => {
+                let c = CString::new(n.as_str()).ok()?;
+                libc::getpwnam_r(c.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut out)
+            }
+            Ident::Id(u) => libc::getpwuid_r(*u, &mut pw, buf.as_mut_ptr(), buf.len(), &mut out),
+        }
+    };
+    if rc != 0 || out.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw's strings point into `buf`, which is still alive.
+    unsafe {
+        Some(User {
+            uid: pw.pw_uid,
+            gid: pw.pw_gid,
+            name: CStr::from_ptr(pw.pw_name).to_owned(),
+            home: CStr::from_ptr(pw.pw_dir).to_string_lossy().into_owned(),
+        })
+    }
+}
+
+fn unsafe_zeroed<T>() -> T {
+    // SAFETY: only used for plain C structs (passwd, group) for which all-zero is valid.
+    unsafe { std::mem::zeroed() }
+}
+
+/// Looks a user up by name or `#uid`.
+pub fn user(by: &Ident) -> Result<User, String> {
+    match passwd(by) {
+        Some(u) => Ok(u),
+        None => match by {
+            // A bare number with no password entry is still usable.
+            Ident::Id(u) => Ok(User {
+                uid: *u,
+                gid: *u,
+                name: CString::new(format!("#{u}")).expect("no NUL"),
+                home: "/".into(),
+            }),
+            Ident::Name(n) => Err(format!("unknown user '{n}'")),
+        },
+    }
+}
+
+/// Looks a group up by name or `#gid`.
+pub fn group(by: &Ident) -> Result<u32, String> {
+    match by {
+        Ident::Id(g) => Ok(*g),
+        Ident::Name(n) => {
+            let c = CString::new(n.as_str()).map_err(|_| format!("bad group '{n}'"))?;
+            let mut gr: libc::group = unsafe_zeroed();
+            let mut out: *mut libc::group = std::ptr::null_mut();
+            let mut buf = vec![0 as libc::c_char; 16384];
+            // SAFETY: as in `passwd`.
+            let rc = unsafe {
+                libc::getgrnam_r(c.as_ptr(), &mut gr, buf.as_mut_ptr(), buf.len(), &mut out)
+            };
+            if rc != 0 || out.is_null() {
+                Err(format!("unknown group '{n}'"))
+            } else {
+                Ok(gr.gr_gid)
+            }
+        }
+    }
+}
+
+/// The effective uid of this process.
+pub fn euid() -> u32 {
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// Switches to `uid`/`gid` for good (with the user's groups plus `extra`).
+pub fn drop_privileges(uid: u32, gid: u32, name: &CStr, extra: &[u32]) -> Result<(), String> {
+    let err = |what: &str| format!("{what} failed: {}", std::io::Error::last_os_error());
+    // SAFETY: plain system calls on values; the process is single-threaded here (just
+    // forked, before any thread or Python starts).
+    unsafe {
+        if libc::setgid(gid) != 0 {
+            return Err(err(&format!("setgid({gid})")));
+        }
+        if libc::initgroups(name.as_ptr(), gid) != 0 {
+            return Err(err("initgroups"));
+        }
+        if !extra.is_empty() {
+            let mut n: libc::c_int = libc::getgroups(0, std::ptr::null_mut());
+            let mut all = vec![0 as libc::gid_t; n.max(0) as usize];
+            n = libc::getgroups(n, all.as_mut_ptr());
+            all.truncate(n.max(0) as usize);
+            all.extend_from_slice(extra);
+            if libc::setgroups(all.len(), all.as_ptr()) != 0 {
+                return Err(err("setgroups"));
+            }
+        }
+        if libc::setuid(uid) != 0 {
+            return Err(err(&format!("setuid({uid})")));
+        }
+        if libc::geteuid() == 0 || libc::getuid() == 0 {
+            return Err("still running as root after setuid".into());
+        }
+    }
+    Ok(())
+}
+
+/// Sets the umask.
+pub fn set_umask(mask: u32) {
+    // SAFETY: no preconditions.
+    unsafe { libc::umask(mask as libc::mode_t) };
+}
+
+/// Gives the signals Apache's parent handles their default meaning again (its handlers
+/// would only set flags nobody reads here); SIGPIPE is ignored so a vanished peer is an
+/// error, not a death.
+pub fn reset_signals() {
+    // SAFETY: installing default dispositions and clearing the mask has no preconditions.
+    unsafe {
+        for s in [
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGWINCH,
+            libc::SIGCHLD,
+            libc::SIGXCPU,
+        ] {
+            libc::signal(s, libc::SIG_DFL);
+        }
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Ends this process at once, without running Apache's or Rust's exit handlers.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Closes a descriptor this process does not need.
+pub fn close(fd: RawFd) {
+    if fd >= 0 {
+        // SAFETY: the caller owns `fd` and nothing else uses it afterwards.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// The uid of the process at the other end of a UNIX socket.
+pub fn peer_uid(fd: RawFd) -> Option<u32> {
+    let mut cred: libc::ucred = unsafe_zeroed();
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: cred and len are live locals of the right size for SO_PEERCRED.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(cred.uid)
+}
+
+/// Creates the listening socket of a group: mode 0600 (bound under umask 0077, so it is never
+/// open to others even for a moment), owned by
+/// `owner` when given, with `backlog`, close-on-exec.
+pub fn listen_unix(
+    path: &std::path::Path,
+    backlog: u32,
+    owner: Option<(u32, u32)>,
+    (send_buffer, receive_buffer): (u32, u32),
+) -> Result<RawFd, String> {
+    use std::os::fd::IntoRawFd;
+    let _ = std::fs::remove_file(path);
+    // SAFETY: umask has no preconditions; the parent is single-threaded in post_config.
+    let old = unsafe { libc::umask(0o077) };
+    let bound = std::os::unix::net::UnixListener::bind(path);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let l = bound.map_err(|e| format!("cannot listen on {}: {e}", path.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("cannot restrict {}: {e}", path.display()))?;
+    }
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .map_err(|e| format!("cannot give {} to uid {uid}: {e}", path.display()))?;
+    }
+    let fd = l.into_raw_fd();
+    // SAFETY: fd is the listening socket just made; listen again only changes the backlog.
+    // Accepted connections inherit the buffer sizes.
+    unsafe {
+        for (opt, size) in [
+            (libc::SO_SNDBUF, send_buffer),
+            (libc::SO_RCVBUF, receive_buffer),
+        ] {
+            if size > 0 {
+                let v = size.min(i32::MAX as u32) as libc::c_int;
+                libc::setsockopt(
+                    fd,
+                    libc::SOL_SOCKET,
+                    opt,
+                    (&raw const v).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+        libc::listen(fd, backlog.min(i32::MAX as u32) as libc::c_int);
+    }
+    Ok(fd)
+}
+
+/// Reads from `fd` at `offset` without moving its position.
+pub fn pread(fd: RawFd, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+    // SAFETY: buf is a live writable buffer of buf.len() bytes.
+    let n = unsafe {
+        libc::pread(
+            fd,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            offset as libc::off_t,
+        )
+    };
+    if n < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Random bytes from the kernel.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    let mut got = 0;
+    while got < n {
+        // SAFETY: writes at most n - got bytes into the live buffer.
+        let r = unsafe { libc::getrandom(v[got..].as_mut_ptr().cast(), n - got, 0) };
+        if r <= 0 {
+            // Never expected on Linux >= 3.17; a fixed secret still leaves the socket
+            // permissions and SO_PEERCRED in force.
+            break;
+        }
+        got += r as usize;
+    }
+    v
+}
+
+/// Ends `pids`: SIGTERM, up to `grace` for them to go, then SIGKILL. Each is reaped.
+pub fn terminate(pids: &[i32], grace: Duration) {
+    let mut left: Vec<i32> = pids.iter().copied().filter(|p| *p > 0).collect();
+    for &p in &left {
+        // SAFETY: p is a child of this process that has not been reaped yet.
+        unsafe { libc::kill(p, libc::SIGTERM) };
+    }
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(2);
+    while !left.is_empty() && start.elapsed() < grace {
+        // SAFETY: WNOHANG on our own children.
+        left.retain(|&p| unsafe { libc::waitpid(p, std::ptr::null_mut(), libc::WNOHANG) } == 0);
+        if !left.is_empty() {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+    for &p in &left {
+        // SAFETY: as above; then a blocking reap of a killed child.
+        unsafe {
+            libc::kill(p, libc::SIGKILL);
+            libc::waitpid(p, std::ptr::null_mut(), 0);
+        }
+    }
+}
+
+/// This process's id.
+pub fn pid() -> i32 {
+    std::process::id() as i32
+}
+
+/// The listening socket inherited from the parent, owned by this process from now on.
+pub fn listener(fd: RawFd) -> std::os::unix::net::UnixListener {
+    use std::os::fd::FromRawFd;
+    // SAFETY: `fd` is the group's listening socket, inherited across fork and used by
+    // nothing else in this process.
+    unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) }
+}
+
+/// Sets an environment variable before any thread starts (the daemon right after fork).
+pub fn set_env_single_threaded(key: &str, value: &str) {
+    // SAFETY: called only while the process has a single thread, so nothing reads the
+    // environment concurrently.
+    unsafe { std::env::set_var(key, value) };
+}
+
+/// Connects to a UNIX socket, waiting at most `timeout` while its backlog is full (Linux
+/// honours the send timeout in a blocking `connect` on a UNIX socket).
+pub fn connect_unix(
+    path: &std::path::Path,
+    timeout: Duration,
+) -> std::io::Result<std::os::unix::net::UnixStream> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = path.as_os_str().as_bytes();
+    let mut addr: libc::sockaddr_un = unsafe_zeroed();
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "socket path too long",
+        ));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, s) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = *s as libc::c_char;
+    }
+    let t = timeout.max(Duration::from_millis(1));
+    let tv = libc::timeval {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_usec: t.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: a new socket owned here until it is handed to UnixStream or closed; addr and
+    // tv are live locals of the sizes passed.
+    unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            (&raw const tv).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        );
+        let len = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+        if libc::connect(fd, (&raw const addr).cast(), len) != 0 {
+            let e = std::io::Error::last_os_error();
+            libc::close(fd);
+            return Err(e);
+        }
+        Ok(std::os::unix::net::UnixStream::from_raw_fd(fd))
+    }
+}
+
+fn sigset(signals: &[libc::c_int]) -> libc::sigset_t {
+    let mut set: libc::sigset_t = unsafe_zeroed();
+    // SAFETY: set is a live sigset_t.
+    unsafe {
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+    }
+    set
+}
+
+const CONTROL: [libc::c_int; 3] = [libc::SIGTERM, libc::SIGUSR1, libc::SIGXCPU];
+
+/// Blocks the stop (SIGTERM) and drain (SIGUSR1, SIGXCPU) signals in this thread and every
+/// thread it starts afterwards, so that only [`wait_control`] sees them.
+pub fn block_control_signals() {
+    let set = sigset(&CONTROL);
+    // SAFETY: set is a live, initialised sigset_t.
+    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+}
+
+/// What the parent asked of a daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// SIGTERM: end now.
+    Stop,
+    /// SIGUSR1: finish the requests in hand, then end.
+    Drain,
+}
+
+/// Waits up to `timeout` (None: for ever) for a blocked control signal.
+pub fn wait_control(timeout: Option<Duration>) -> Option<Control> {
+    let set = sigset(&CONTROL);
+    let ts = timeout.map(|t| libc::timespec {
+        tv_sec: t.as_secs() as libc::time_t,
+        tv_nsec: t.subsec_nanos() as libc::c_long,
+    });
+    // SAFETY: set and ts are live locals; a null info pointer is allowed.
+    let sig = unsafe {
+        libc::sigtimedwait(
+            &set,
+            std::ptr::null_mut(),
+            ts.as_ref()
+                .map_or(std::ptr::null(), |t| t as *const libc::timespec),
+        )
+    };
+    match sig {
+        libc::SIGTERM => Some(Control::Stop),
+        libc::SIGUSR1 | libc::SIGXCPU => Some(Control::Drain),
+        _ => None,
+    }
+}
+
+/// True when a listening socket has a connection waiting to be accepted.
+pub fn has_pending(fd: RawFd) -> bool {
+    wait_readable(fd, Duration::ZERO)
+}
+
+/// Waits up to `timeout` for `fd` to become readable.
+pub fn wait_readable(fd: RawFd, timeout: Duration) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+    // SAFETY: one live pollfd.
+    unsafe { libc::poll(&mut p, 1, ms) > 0 && p.revents & libc::POLLIN != 0 }
+}
+
+/// Sends `signal` to a child process.
+pub fn signal(pid: i32, signal: libc::c_int) {
+    if pid > 0 {
+        // SAFETY: pid is a child of this process that has not been reaped.
+        unsafe { libc::kill(pid, signal) };
+    }
+}
+
+/// Asks this process's main thread to drain (see [`wait_control`]).
+pub fn drain_self() {
+    // SAFETY: signalling our own process; SIGUSR1 is blocked in every thread but waited for.
+    unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
+}
+
+/// Sets this process's scheduling priority (`cpu-priority`).
+pub fn set_priority(n: i32) -> Result<(), String> {
+    // SAFETY: a plain system call on this process.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, n) } != 0 {
+        return Err(format!(
+            "cpu-priority={n}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// Which resource limit.
+#[derive(Debug, Clone, Copy)]
+pub enum Limit {
+    Data,
+    AddressSpace,
+    CpuSeconds,
+}
+
+/// Lowers a soft resource limit (the hard limit stays, so SIGXCPU comes before SIGKILL).
+pub fn set_limit(which: Limit, value: u64) -> Result<(), String> {
+    let res = match which {
+        Limit::Data => libc::RLIMIT_DATA,
+        Limit::AddressSpace => libc::RLIMIT_AS,
+        Limit::CpuSeconds => libc::RLIMIT_CPU,
+    };
+    let mut cur: libc::rlimit = unsafe_zeroed();
+    // SAFETY: cur is a live rlimit.
+    unsafe { libc::getrlimit(res, &mut cur) };
+    cur.rlim_cur = value as libc::rlim_t;
+    if cur.rlim_max != libc::RLIM_INFINITY && cur.rlim_cur > cur.rlim_max {
+        cur.rlim_cur = cur.rlim_max;
+    }
+    // SAFETY: as above.
+    if unsafe { libc::setrlimit(res, &cur) } != 0 {
+        return Err(format!(
+            "{which:?} limit {value}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+/// Ends both directions of a connection another thread may be blocked on (its blocked
+/// read returns at once); the descriptor stays open for its owner to close.
+pub fn shutdown(fd: RawFd) {
+    // SAFETY: fd is an open socket, registered by its owner until it closes it.
+    unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+}

@@ -1,0 +1,756 @@
+//! The wire protocol between an Apache child and a daemon process (same host, private).
+//!
+//! Every frame is an 8-byte header — `'R'`, version, kind, 0, payload length (u32 LE) —
+//! then the payload. A request is one `RequestHead`, any number of `RequestBody` frames and
+//! one `RequestEnd`; the answer is a `ResponseHead`, `ResponseBody` frames and a
+//! `ResponseEnd`, or a lone `ResponseStatus` when the app failed before choosing a head. The
+//! explicit end frame is what tells "the app finished" from "the daemon died".
+
+use crate::config::proxy::ProxyHeader;
+use crate::wsgi::gateway::ResponseHead;
+use crate::wsgi::proxy::Rewrite;
+use std::io::{self, Read, Write};
+
+/// Bumped on any incompatible change; both sides come from one build, so a mismatch means
+/// a stale daemon or a stranger on the socket.
+pub const VERSION: u8 = 1;
+const MAGIC: u8 = b'R';
+const HEADER_LEN: usize = 8;
+/// Largest head frame (request environ or response headers).
+pub const MAX_HEAD: usize = 16 << 20;
+/// Largest body frame; writers split bigger chunks.
+pub const MAX_BODY: usize = 256 << 10;
+
+/// Frame kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    RequestHead = 1,
+    RequestBody = 2,
+    RequestEnd = 3,
+    ResponseHead = 4,
+    ResponseBody = 5,
+    /// Payload: one byte, 0 complete, 1 broken (the response must be cut).
+    ResponseEnd = 6,
+    /// Payload: u16 status for the Apache child to answer with (no head was chosen).
+    ResponseStatus = 7,
+}
+
+impl Kind {
+    fn from_u8(b: u8) -> Option<Kind> {
+        Some(match b {
+            1 => Kind::RequestHead,
+            2 => Kind::RequestBody,
+            3 => Kind::RequestEnd,
+            4 => Kind::ResponseHead,
+            5 => Kind::ResponseBody,
+            6 => Kind::ResponseEnd,
+            7 => Kind::ResponseStatus,
+            _ => return None,
+        })
+    }
+
+    fn limit(self) -> usize {
+        match self {
+            Kind::RequestHead | Kind::ResponseHead => MAX_HEAD,
+            Kind::RequestBody | Kind::ResponseBody => MAX_BODY,
+            Kind::RequestEnd => 0,
+            Kind::ResponseEnd => 1,
+            Kind::ResponseStatus => 2,
+        }
+    }
+}
+
+/// Why a frame could not be read.
+#[derive(Debug)]
+pub enum ProtoError {
+    /// The peer closed the connection in the middle of a frame.
+    Truncated,
+    BadMagic(u8),
+    BadVersion(u8),
+    UnknownKind(u8),
+    Oversized {
+        kind: Kind,
+        len: usize,
+    },
+    /// A payload that does not parse.
+    Malformed(&'static str),
+    Io(io::Error),
+}
+
+impl std::fmt::Display for ProtoError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProtoError::Truncated => write!(f, "connection closed in the middle of a frame"),
+            ProtoError::BadMagic(b) => write!(f, "not a mod_rwsgi frame (first byte {b:#04x})"),
+            ProtoError::BadVersion(v) => {
+                write!(f, "protocol version {v}, this build speaks {VERSION}")
+            }
+            ProtoError::UnknownKind(k) => write!(f, "unknown frame kind {k}"),
+            ProtoError::Oversized { kind, len } => write!(
+                f,
+                "{kind:?} frame of {len} bytes exceeds its limit of {}",
+                kind.limit()
+            ),
+            ProtoError::Malformed(what) => write!(f, "malformed frame: {what}"),
+            ProtoError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<io::Error> for ProtoError {
+    fn from(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            ProtoError::Truncated
+        } else {
+            ProtoError::Io(e)
+        }
+    }
+}
+
+/// Header flag of a `ResponseBody` frame: pass it on to the client now (the app is
+/// streaming), rather than letting Apache buffer it.
+pub const FLAG_FLUSH: u8 = 1;
+
+/// Writes one frame (header and payload in one write when small).
+pub fn write_frame(w: &mut impl Write, kind: Kind, payload: &[u8]) -> io::Result<()> {
+    write_flagged(w, kind, 0, payload)
+}
+
+/// Writes one frame with header flags.
+pub fn write_flagged(w: &mut impl Write, kind: Kind, flags: u8, payload: &[u8]) -> io::Result<()> {
+    let mut head = [0u8; HEADER_LEN];
+    head[0] = MAGIC;
+    head[1] = VERSION;
+    head[2] = kind as u8;
+    head[3] = flags;
+    head[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    if payload.len() <= 4096 {
+        let mut one = Vec::with_capacity(HEADER_LEN + payload.len());
+        one.extend_from_slice(&head);
+        one.extend_from_slice(payload);
+        w.write_all(&one)
+    } else {
+        w.write_all(&head)?;
+        w.write_all(payload)
+    }
+}
+
+/// Writes body bytes as frames no bigger than [`MAX_BODY`] (the flags go on the last).
+pub fn write_body(w: &mut impl Write, kind: Kind, flags: u8, data: &[u8]) -> io::Result<()> {
+    let mut chunks = data.chunks(MAX_BODY).peekable();
+    while let Some(chunk) = chunks.next() {
+        let f = if chunks.peek().is_none() { flags } else { 0 };
+        write_flagged(w, kind, f, chunk)?;
+    }
+    Ok(())
+}
+
+/// Reads one frame's header (kind, payload length, flags): `Ok(None)` on a clean end of
+/// stream before it.
+pub fn read_header(r: &mut impl Read) -> Result<Option<(Kind, usize, u8)>, ProtoError> {
+    let mut head = [0u8; HEADER_LEN];
+    let mut got = 0;
+    while got < HEADER_LEN {
+        match r.read(&mut head[got..]) {
+            Ok(0) if got == 0 => return Ok(None),
+            Ok(0) => return Err(ProtoError::Truncated),
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if head[0] != MAGIC {
+        return Err(ProtoError::BadMagic(head[0]));
+    }
+    if head[1] != VERSION {
+        return Err(ProtoError::BadVersion(head[1]));
+    }
+    let kind = Kind::from_u8(head[2]).ok_or(ProtoError::UnknownKind(head[2]))?;
+    let allowed = if kind == Kind::ResponseBody {
+        FLAG_FLUSH
+    } else {
+        0
+    };
+    if head[3] & !allowed != 0 {
+        return Err(ProtoError::Malformed("unknown header flags"));
+    }
+    let len = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    if len > kind.limit() {
+        return Err(ProtoError::Oversized { kind, len });
+    }
+    Ok(Some((kind, len, head[3])))
+}
+
+/// Reads one whole frame into `buf` (replacing its contents); returns its kind and flags.
+pub fn read_flagged(
+    r: &mut impl Read,
+    buf: &mut Vec<u8>,
+) -> Result<Option<(Kind, u8)>, ProtoError> {
+    let Some((kind, len, flags)) = read_header(r)? else {
+        return Ok(None);
+    };
+    buf.clear();
+    buf.resize(len, 0);
+    r.read_exact(buf)?;
+    Ok(Some((kind, flags)))
+}
+
+/// Reads one whole frame into `buf` (replacing its contents).
+pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Option<Kind>, ProtoError> {
+    Ok(read_flagged(r, buf)?.map(|(k, _)| k))
+}
+
+/// Name/value byte pairs (headers, environment).
+pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Everything the daemon needs to run one request: the facts the environ is built from
+/// (the same ones the embedded builder uses), the routing, and the sender's secret.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestHead {
+    pub secret: Vec<u8>,
+    /// The file the app is loaded from (the WSGI script, or a `WSGIHandlerScript`).
+    pub script: Vec<u8>,
+    pub reload_mtime: Option<i64>,
+    /// `SCRIPT_FILENAME`: the request's file.
+    pub script_filename: Vec<u8>,
+    pub handler_script: Vec<u8>,
+    pub ignore_activity: bool,
+    pub callable: Vec<u8>,
+    pub process_group: Vec<u8>,
+    pub application_group: Vec<u8>,
+    pub request_handler: Vec<u8>,
+    pub listener_host: Vec<u8>,
+    pub listener_port: u16,
+    pub request_id: Vec<u8>,
+    pub connection_id: Option<Vec<u8>>,
+    pub request_start_us: i64,
+    /// When the Apache child handed the request over (µs since the epoch).
+    pub queue_start_us: i64,
+    pub script_reloading: bool,
+    pub enable_sendfile: bool,
+    pub method: Vec<u8>,
+    pub protocol: Vec<u8>,
+    pub request_uri: Vec<u8>,
+    pub query_string: Vec<u8>,
+    pub script_name: Vec<u8>,
+    pub path_info: Vec<u8>,
+    pub path_translated: Option<Vec<u8>>,
+    pub headers: Pairs,
+    pub env: Pairs,
+    pub server_software: Vec<u8>,
+    pub server_name: Vec<u8>,
+    pub server_addr: Vec<u8>,
+    pub server_port: u16,
+    pub server_admin: Vec<u8>,
+    pub server_signature: Vec<u8>,
+    pub remote_addr: Vec<u8>,
+    pub remote_port: u16,
+    pub document_root: Vec<u8>,
+    pub context_prefix: Vec<u8>,
+    pub context_document_root: Vec<u8>,
+    pub request_scheme: Vec<u8>,
+    pub remote_user: Option<Vec<u8>>,
+    pub auth_type: Option<Vec<u8>>,
+    pub pass_authorization: bool,
+    pub cgi_pass_auth: bool,
+    /// What trusted proxy headers changed (`WSGITrustedProxyHeaders`), worked out in the
+    /// Apache child where the peer address is known.
+    pub proxy: Option<Rewrite>,
+}
+
+struct Enc(Vec<u8>);
+
+impl Enc {
+    fn bytes(&mut self, b: &[u8]) {
+        self.0.extend_from_slice(&(b.len() as u32).to_le_bytes());
+        self.0.extend_from_slice(b);
+    }
+    fn opt(&mut self, b: Option<&[u8]>) {
+        match b {
+            Some(b) => {
+                self.0.push(1);
+                self.bytes(b);
+            }
+            None => self.0.push(0),
+        }
+    }
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn flag(&mut self, v: bool) {
+        self.0.push(v as u8);
+    }
+    fn pairs(&mut self, p: &[(Vec<u8>, Vec<u8>)]) {
+        self.0.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        for (k, v) in p {
+            self.bytes(k);
+            self.bytes(v);
+        }
+    }
+}
+
+struct Dec<'a>(&'a [u8]);
+
+impl Dec<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], ProtoError> {
+        if self.0.len() < n {
+            return Err(ProtoError::Malformed(
+                "field runs past the end of the frame",
+            ));
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u32(&mut self) -> Result<u32, ProtoError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn bytes(&mut self) -> Result<Vec<u8>, ProtoError> {
+        let n = self.u32()? as usize;
+        Ok(self.take(n)?.to_vec())
+    }
+    fn flag(&mut self) -> Result<bool, ProtoError> {
+        match self.take(1)?[0] {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(ProtoError::Malformed("flag is neither 0 nor 1")),
+        }
+    }
+    fn opt(&mut self) -> Result<Option<Vec<u8>>, ProtoError> {
+        Ok(if self.flag()? {
+            Some(self.bytes()?)
+        } else {
+            None
+        })
+    }
+    fn u16(&mut self) -> Result<u16, ProtoError> {
+        let b = self.take(2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+    fn i64(&mut self) -> Result<i64, ProtoError> {
+        let b = self.take(8)?;
+        Ok(i64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+    fn pairs(&mut self) -> Result<Pairs, ProtoError> {
+        let n = self.u32()? as usize;
+        // Each pair takes at least 8 bytes: a count beyond that is a lie.
+        if n > self.0.len() / 8 {
+            return Err(ProtoError::Malformed("pair count exceeds the frame"));
+        }
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            out.push((self.bytes()?, self.bytes()?));
+        }
+        Ok(out)
+    }
+    fn rewrite(&mut self) -> Result<Rewrite, ProtoError> {
+        let mut r = Rewrite {
+            remote_addr: self.opt()?,
+            forwarded_for: self.opt()?,
+            host: self.opt()?,
+            server_name: self.opt()?,
+            server_port: self.opt()?,
+            script_name: self.opt()?,
+            https: match self.take(1)?[0] {
+                0 => None,
+                1 => Some(false),
+                2 => Some(true),
+                _ => return Err(ProtoError::Malformed("bad scheme override")),
+            },
+            drop: Vec::new(),
+        };
+        let n = self.u32()? as usize;
+        if n > ProxyHeader::ALL.len() {
+            return Err(ProtoError::Malformed("too many dropped proxy headers"));
+        }
+        for _ in 0..n {
+            let i = self.take(1)?[0] as usize;
+            r.drop.push(
+                *ProxyHeader::ALL
+                    .get(i)
+                    .ok_or(ProtoError::Malformed("unknown proxy header"))?,
+            );
+        }
+        Ok(r)
+    }
+    fn string(&mut self) -> Result<String, ProtoError> {
+        String::from_utf8(self.bytes()?).map_err(|_| ProtoError::Malformed("text is not UTF-8"))
+    }
+    fn end(&self) -> Result<(), ProtoError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ProtoError::Malformed("trailing bytes after the last field"))
+        }
+    }
+}
+
+impl RequestHead {
+    /// The frame payload.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut e = Enc(Vec::with_capacity(1024));
+        e.bytes(&self.secret);
+        e.bytes(&self.script);
+        e.flag(self.reload_mtime.is_some());
+        e.i64(self.reload_mtime.unwrap_or(0));
+        e.bytes(&self.script_filename);
+        e.bytes(&self.handler_script);
+        e.flag(self.ignore_activity);
+        for b in [
+            &self.callable,
+            &self.process_group,
+            &self.application_group,
+            &self.request_handler,
+            &self.listener_host,
+        ] {
+            e.bytes(b);
+        }
+        e.u16(self.listener_port);
+        e.bytes(&self.request_id);
+        e.opt(self.connection_id.as_deref());
+        e.i64(self.request_start_us);
+        e.i64(self.queue_start_us);
+        e.flag(self.script_reloading);
+        e.flag(self.enable_sendfile);
+        for b in [
+            &self.method,
+            &self.protocol,
+            &self.request_uri,
+            &self.query_string,
+            &self.script_name,
+            &self.path_info,
+        ] {
+            e.bytes(b);
+        }
+        e.opt(self.path_translated.as_deref());
+        e.pairs(&self.headers);
+        e.pairs(&self.env);
+        for b in [&self.server_software, &self.server_name, &self.server_addr] {
+            e.bytes(b);
+        }
+        e.u16(self.server_port);
+        e.bytes(&self.server_admin);
+        e.bytes(&self.server_signature);
+        e.bytes(&self.remote_addr);
+        e.u16(self.remote_port);
+        for b in [
+            &self.document_root,
+            &self.context_prefix,
+            &self.context_document_root,
+            &self.request_scheme,
+        ] {
+            e.bytes(b);
+        }
+        e.opt(self.remote_user.as_deref());
+        e.opt(self.auth_type.as_deref());
+        e.flag(self.pass_authorization);
+        e.flag(self.cgi_pass_auth);
+        e.flag(self.proxy.is_some());
+        if let Some(p) = &self.proxy {
+            for f in [
+                &p.remote_addr,
+                &p.forwarded_for,
+                &p.host,
+                &p.server_name,
+                &p.server_port,
+                &p.script_name,
+            ] {
+                e.opt(f.as_deref());
+            }
+            e.0.push(match p.https {
+                None => 0,
+                Some(false) => 1,
+                Some(true) => 2,
+            });
+            e.0.extend_from_slice(&(p.drop.len() as u32).to_le_bytes());
+            for h in &p.drop {
+                let i = ProxyHeader::ALL.iter().position(|a| a == h).unwrap_or(0);
+                e.0.push(i as u8);
+            }
+        }
+        e.0
+    }
+
+    /// Parses a frame payload.
+    pub fn decode(p: &[u8]) -> Result<RequestHead, ProtoError> {
+        let mut d = Dec(p);
+        let secret = d.bytes()?;
+        let script = d.bytes()?;
+        let has_mtime = d.flag()?;
+        let mtime = d.i64()?;
+        let h = RequestHead {
+            secret,
+            script,
+            reload_mtime: has_mtime.then_some(mtime),
+            script_filename: d.bytes()?,
+            handler_script: d.bytes()?,
+            ignore_activity: d.flag()?,
+            callable: d.bytes()?,
+            process_group: d.bytes()?,
+            application_group: d.bytes()?,
+            request_handler: d.bytes()?,
+            listener_host: d.bytes()?,
+            listener_port: d.u16()?,
+            request_id: d.bytes()?,
+            connection_id: d.opt()?,
+            request_start_us: d.i64()?,
+            queue_start_us: d.i64()?,
+            script_reloading: d.flag()?,
+            enable_sendfile: d.flag()?,
+            method: d.bytes()?,
+            protocol: d.bytes()?,
+            request_uri: d.bytes()?,
+            query_string: d.bytes()?,
+            script_name: d.bytes()?,
+            path_info: d.bytes()?,
+            path_translated: d.opt()?,
+            headers: d.pairs()?,
+            env: d.pairs()?,
+            server_software: d.bytes()?,
+            server_name: d.bytes()?,
+            server_addr: d.bytes()?,
+            server_port: d.u16()?,
+            server_admin: d.bytes()?,
+            server_signature: d.bytes()?,
+            remote_addr: d.bytes()?,
+            remote_port: d.u16()?,
+            document_root: d.bytes()?,
+            context_prefix: d.bytes()?,
+            context_document_root: d.bytes()?,
+            request_scheme: d.bytes()?,
+            remote_user: d.opt()?,
+            auth_type: d.opt()?,
+            pass_authorization: d.flag()?,
+            cgi_pass_auth: d.flag()?,
+            proxy: if d.flag()? { Some(d.rewrite()?) } else { None },
+        };
+        d.end()?;
+        Ok(h)
+    }
+}
+
+/// The payload of a `ResponseHead` frame.
+pub fn encode_response_head(h: &ResponseHead) -> Vec<u8> {
+    let mut e = Enc(Vec::with_capacity(256));
+    e.u16(h.status);
+    e.bytes(h.status_line.as_bytes());
+    e.flag(h.content_length.is_some());
+    e.i64(h.content_length.unwrap_or(0) as i64);
+    e.0.extend_from_slice(&(h.headers.len() as u32).to_le_bytes());
+    for (k, v) in &h.headers {
+        e.bytes(k.as_bytes());
+        e.bytes(v.as_bytes());
+    }
+    e.0
+}
+
+/// Parses a `ResponseHead` payload.
+pub fn decode_response_head(p: &[u8]) -> Result<ResponseHead, ProtoError> {
+    let mut d = Dec(p);
+    let status = d.u16()?;
+    if !(100..=999).contains(&status) {
+        return Err(ProtoError::Malformed("status out of range"));
+    }
+    let status_line = d.string()?;
+    let has_cl = d.flag()?;
+    let cl = d.i64()?;
+    let n = d.u32()? as usize;
+    if n > d.0.len() / 8 {
+        return Err(ProtoError::Malformed("header count exceeds the frame"));
+    }
+    let mut headers = Vec::with_capacity(n);
+    for _ in 0..n {
+        headers.push((d.string()?, d.string()?));
+    }
+    d.end()?;
+    Ok(ResponseHead {
+        status,
+        status_line,
+        headers,
+        content_length: has_cl.then_some(cl as u64),
+    })
+}
+
+/// Parses a `ResponseStatus` payload.
+pub fn decode_status(p: &[u8]) -> Result<u16, ProtoError> {
+    match p {
+        [a, b] => Ok(u16::from_le_bytes([*a, *b])),
+        _ => Err(ProtoError::Malformed("status frame is not two bytes")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RequestHead {
+        RequestHead {
+            secret: vec![1, 2, 3],
+            script: b"/srv/app.wsgi".to_vec(),
+            reload_mtime: Some(1234),
+            callable: b"application".to_vec(),
+            process_group: b"site".to_vec(),
+            method: b"POST".to_vec(),
+            path_translated: Some(b"/x".to_vec()),
+            headers: vec![(b"Host".to_vec(), b"h".to_vec()), (b"X".to_vec(), vec![])],
+            env: vec![(b"A".to_vec(), b"\xff".to_vec())],
+            server_port: 8080,
+            remote_user: None,
+            auth_type: Some(b"Basic".to_vec()),
+            cgi_pass_auth: true,
+            proxy: Some(Rewrite {
+                remote_addr: Some(b"10.0.0.1".to_vec()),
+                https: Some(true),
+                drop: vec![ProxyHeader::XRealIp, ProxyHeader::XHttps],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn request_head_round_trips() {
+        let h = sample();
+        assert_eq!(RequestHead::decode(&h.encode()).unwrap(), h);
+    }
+
+    #[test]
+    fn request_head_rejects_every_truncation_and_trailing_bytes() {
+        let p = sample().encode();
+        for n in 0..p.len() {
+            assert!(RequestHead::decode(&p[..n]).is_err(), "accepted {n} bytes");
+        }
+        let mut long = p.clone();
+        long.push(0);
+        assert!(matches!(
+            RequestHead::decode(&long),
+            Err(ProtoError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn lying_counts_and_flags_are_malformed() {
+        let mut p = sample().encode();
+        // The secret's length claims more than the frame holds.
+        p[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(
+            RequestHead::decode(&p),
+            Err(ProtoError::Malformed(_))
+        ));
+        let mut p = sample().encode();
+        // The reload flag byte follows secret (4+3) and script (4+13).
+        p[24] = 7;
+        assert!(RequestHead::decode(&p).is_err());
+    }
+
+    #[test]
+    fn response_head_round_trips_and_checks_status() {
+        let h = ResponseHead {
+            status: 201,
+            status_line: "201 Created".into(),
+            headers: vec![("Content-Type".into(), "text/plain".into())],
+            content_length: Some(5),
+        };
+        assert_eq!(decode_response_head(&encode_response_head(&h)).unwrap(), h);
+        let mut bad = encode_response_head(&h);
+        bad[0..2].copy_from_slice(&7u16.to_le_bytes());
+        assert!(decode_response_head(&bad).is_err());
+    }
+
+    #[test]
+    fn frames_round_trip_and_bad_headers_are_rejected() {
+        let mut wire = Vec::new();
+        write_frame(&mut wire, Kind::RequestBody, b"abc").unwrap();
+        write_body(
+            &mut wire,
+            Kind::ResponseBody,
+            FLAG_FLUSH,
+            &vec![7u8; MAX_BODY + 1],
+        )
+        .unwrap();
+        write_frame(&mut wire, Kind::RequestEnd, b"").unwrap();
+        let mut r = &wire[..];
+        let mut buf = Vec::new();
+        assert_eq!(
+            read_frame(&mut r, &mut buf).unwrap(),
+            Some(Kind::RequestBody)
+        );
+        assert_eq!(buf, b"abc");
+        assert_eq!(
+            read_frame(&mut r, &mut buf).unwrap(),
+            Some(Kind::ResponseBody)
+        );
+        assert_eq!(buf.len(), MAX_BODY);
+        assert_eq!(
+            read_frame(&mut r, &mut buf).unwrap(),
+            Some(Kind::ResponseBody)
+        );
+        assert_eq!(buf.len(), 1);
+        assert_eq!(
+            read_frame(&mut r, &mut buf).unwrap(),
+            Some(Kind::RequestEnd)
+        );
+        assert_eq!(read_frame(&mut r, &mut buf).unwrap(), None);
+
+        let ok = {
+            let mut w = Vec::new();
+            write_frame(&mut w, Kind::RequestBody, b"abcd").unwrap();
+            w
+        };
+        // Every cut inside a frame is truncation, never a clean end.
+        for n in 1..ok.len() {
+            let mut r = &ok[..n];
+            assert!(matches!(
+                read_frame(&mut r, &mut buf),
+                Err(ProtoError::Truncated)
+            ));
+        }
+        let mut bad = ok.clone();
+        bad[0] = b'X';
+        assert!(matches!(
+            read_frame(&mut &bad[..], &mut buf),
+            Err(ProtoError::BadMagic(b'X'))
+        ));
+        let mut bad = ok.clone();
+        bad[1] = 9;
+        assert!(matches!(
+            read_frame(&mut &bad[..], &mut buf),
+            Err(ProtoError::BadVersion(9))
+        ));
+        let mut bad = ok.clone();
+        bad[2] = 99;
+        assert!(matches!(
+            read_frame(&mut &bad[..], &mut buf),
+            Err(ProtoError::UnknownKind(99))
+        ));
+        let mut bad = ok.clone();
+        bad[3] = FLAG_FLUSH;
+        assert!(matches!(
+            read_frame(&mut &bad[..], &mut buf),
+            Err(ProtoError::Malformed(_))
+        ));
+        let mut bad = ok.clone();
+        bad[4..8].copy_from_slice(&((MAX_BODY + 1) as u32).to_le_bytes());
+        assert!(matches!(
+            read_frame(&mut &bad[..], &mut buf),
+            Err(ProtoError::Oversized { .. })
+        ));
+        let mut bad = ok;
+        bad[2] = Kind::RequestEnd as u8;
+        assert!(matches!(
+            read_frame(&mut &bad[..], &mut buf),
+            Err(ProtoError::Oversized { .. })
+        ));
+    }
+
+    #[test]
+    fn status_frame() {
+        assert_eq!(decode_status(&500u16.to_le_bytes()).unwrap(), 500);
+        assert!(decode_status(&[1]).is_err());
+    }
+}

@@ -1,0 +1,164 @@
+//! Parent side: turns the configured groups into this generation's runtime groups (socket,
+//! secret, users) and decides how soon a dead daemon is replaced.
+
+use super::{Group, os};
+use crate::config::daemon::{DaemonGroup, ScriptOwner};
+use crate::config::{ImportScript, PythonOptions};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the parent knows about its Apache children, for every group.
+pub struct ParentFacts<'a> {
+    /// The uid/gid Apache children run as.
+    pub child_ids: (u32, u32),
+    /// Apache's `Timeout`.
+    pub apache_timeout: Duration,
+    pub python: &'a PythonOptions,
+    pub import_scripts: &'a [ImportScript],
+    /// True when the parent runs as root (sockets are then given to the children's user).
+    pub root: bool,
+}
+
+/// Creates the listening socket of each group. `path_for` names a socket file under
+/// Apache's runtime directory.
+pub fn prepare(
+    defs: Vec<(DaemonGroup, usize)>,
+    facts: &ParentFacts<'_>,
+    path_for: &dyn Fn(&str) -> PathBuf,
+) -> Result<Vec<Arc<Group>>, String> {
+    let nonce: String = os::random_bytes(4)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let mut out = Vec::with_capacity(defs.len());
+    for (def, owner) in defs {
+        let socket = path_for(&format!("rwsgi.{}.{nonce}.{}.sock", os::pid(), def.name));
+        let owner_ids = if facts.root {
+            let uid = match &def.socket_user {
+                Some(u) => {
+                    os::user(u)
+                        .map_err(|e| {
+                            format!("daemon process group '{}': socket-user: {e}", def.name)
+                        })?
+                        .uid
+                }
+                None => facts.child_ids.0,
+            };
+            Some((uid, facts.child_ids.1))
+        } else {
+            None
+        };
+        let buffers = (def.send_buffer_size, def.receive_buffer_size);
+        let script_owner = match &def.script_owner {
+            None => None,
+            Some(ScriptOwner::User(u)) => Some((
+                true,
+                os::user(u)
+                    .map_err(|e| format!("daemon process group '{}': script-user: {e}", def.name))?
+                    .uid,
+            )),
+            Some(ScriptOwner::Group(g)) => Some((
+                false,
+                os::group(g).map_err(|e| {
+                    format!("daemon process group '{}': script-group: {e}", def.name)
+                })?,
+            )),
+        };
+        let listener = os::listen_unix(&socket, def.listen_backlog, owner_ids, buffers)
+            .map_err(|e| format!("daemon process group '{}': {e}", def.name))?;
+        let mut python = facts.python.clone();
+        if let Some(h) = &def.python_home {
+            python.home = Some(h.clone());
+        }
+        python.path.extend(def.python_path.iter().cloned());
+        if let Some(e) = &def.python_eggs {
+            python.eggs = Some(e.clone());
+        }
+        if let Some(i) = def.switch_interval {
+            python.switch_interval = Some(i);
+        }
+        let import_scripts = facts
+            .import_scripts
+            .iter()
+            .filter(|s| s.process_group == def.name)
+            .cloned()
+            .collect();
+        let io_timeout = if def.socket_timeout > 0 {
+            Duration::from_secs(def.socket_timeout.into())
+        } else {
+            facts.apache_timeout
+        };
+        out.push(Arc::new(Group {
+            owner,
+            socket,
+            secret: os::random_bytes(16),
+            listener,
+            io_timeout,
+            child_uid: owner_ids.map_or(os::euid(), |(u, _)| u),
+            child_ids: facts.child_ids,
+            python,
+            script_owner,
+            import_scripts,
+            def,
+        }));
+    }
+    Ok(out)
+}
+
+/// The start-up warning for options accepted but not acted on yet, if any.
+pub fn not_honoured_warning(g: &DaemonGroup) -> Option<String> {
+    (!g.not_honoured.is_empty()).then(|| {
+        format!(
+            "RWSGI0500: WSGIDaemonProcess {}: these options are accepted but not acted on yet \
+             by this version of mod_rwsgi: {}",
+            g.name,
+            g.not_honoured.join(", ")
+        )
+    })
+}
+
+/// How long a replacement waits before starting, given how long the dead daemon lived and
+/// the wait before it: at once after a long life, doubling (0.5 s to 30 s) while daemons
+/// keep dying young, so a broken group cannot make a fork storm.
+/// `planned`: the daemon recycled itself (maximum-requests and the like) and exited 0.
+pub fn next_delay(lived: Duration, previous: Duration, planned: bool) -> Duration {
+    if planned || lived >= Duration::from_secs(10) {
+        Duration::ZERO
+    } else {
+        (previous * 2).clamp(Duration::from_millis(500), Duration::from_secs(30))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn back_off_doubles_while_dying_young_and_resets() {
+        let young = Duration::from_millis(100);
+        let mut d = Duration::ZERO;
+        let mut seen = Vec::new();
+        for _ in 0..10 {
+            d = next_delay(young, d, false);
+            seen.push(d.as_millis());
+        }
+        assert_eq!(&seen[..4], &[500, 1000, 2000, 4000]);
+        assert_eq!(*seen.last().unwrap(), 30_000);
+        assert_eq!(
+            next_delay(Duration::from_secs(60), d, false),
+            Duration::ZERO
+        );
+        assert_eq!(next_delay(young, d, true), Duration::ZERO);
+    }
+
+    #[test]
+    fn warning_names_the_options() {
+        let g = crate::config::daemon::parse("WSGIDaemonProcess", &["g", "deadlock-timeout=5"])
+            .unwrap();
+        let w = not_honoured_warning(&g).unwrap();
+        assert!(w.contains("deadlock-timeout") && w.contains(" g:"), "{w}");
+        let g = crate::config::daemon::parse("WSGIDaemonProcess", &["g"]).unwrap();
+        assert!(not_honoured_warning(&g).is_none());
+    }
+}

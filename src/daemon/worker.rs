@@ -1,0 +1,751 @@
+//! The daemon process: drops privileges, starts Python, then `threads` workers accept on the
+//! group's socket and run each request through the same WSGI core as embedded mode, with
+//! the socket as the transport.
+
+use super::protocol::{self, Kind, ProtoError, RequestHead};
+use super::{Group, os};
+use crate::config::daemon::Ident;
+use crate::python::environ::{ModWsgiFacts, ProcessFacts};
+use crate::python::interp::{self, GroupError};
+use crate::python::{app, preload, runtime};
+use crate::wsgi::environ::RequestFacts;
+use crate::wsgi::gateway::{After, Gateway, ReadFailure, RequestLog, ResponseHead, WriteError};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Runs one daemon process of `group` (in the freshly forked child, after the Apache layer
+/// reset its signals and closed Apache's listeners). Never returns.
+pub fn run(
+    group: Arc<Group>,
+    others: &[Arc<Group>],
+    delay: Duration,
+    apache_version: (u32, u32, u32),
+    logger: fn() -> RequestLog,
+) -> ! {
+    let log = logger();
+    started();
+    for g in others {
+        if !Arc::ptr_eq(g, &group) {
+            os::close(g.listener);
+        }
+    }
+    let name = &group.def.name;
+    let fail = |what: String| -> ! {
+        log.log(
+            crate::wsgi::gateway::Severity::Critical,
+            &format!(
+                "RWSGI0510: daemon process group '{name}' (pid {}): {what}; the process exits \
+                 and will be started again",
+                os::pid()
+            ),
+        );
+        os::exit_now(1)
+    };
+    if !delay.is_zero() {
+        std::thread::sleep(delay);
+    }
+    // From here only the main thread takes the parent's stop and drain signals (threads that
+    // Python or import scripts start inherit the mask); they are acted on once it waits.
+    os::block_control_signals();
+    if let Err(e) = become_user(&group) {
+        fail(e);
+    }
+    if let Err(e) = runtime::initialize(apache_version, &group.python) {
+        fail(e);
+    }
+    // The group's own WSGIImportScript lines, loaded as the embedded ones are in children.
+    let scripts: Vec<_> = group
+        .import_scripts
+        .iter()
+        .map(|s| crate::config::ImportScript {
+            process_group: String::new(),
+            ..s.clone()
+        })
+        .collect();
+    preload::run(&scripts, apache_version, &log);
+    let listener = Arc::new(os::listener(group.listener));
+    // Polled, so that a process recycling itself stops taking connections and leaves them
+    // in the queue (which the parent keeps open) for its replacement.
+    if let Err(e) = listener.set_nonblocking(true) {
+        fail(format!("cannot poll the listening socket: {e}"));
+    }
+    let process = ProcessFacts {
+        multithread: group.def.threads > 1,
+        multiprocess: group.def.processes_set,
+    };
+    for i in 0..group.def.threads {
+        let (l, g) = (listener.clone(), group.clone());
+        let mut builder = std::thread::Builder::new().name(format!("wsgi-{i}"));
+        if let Some(size) = group.def.stack_size {
+            builder = builder.stack_size(size);
+        }
+        let spawned = builder.spawn(move || accept_loop(&l, &g, process, apache_version, logger()));
+        if let Err(e) = spawned {
+            fail(format!("cannot start request thread: {e}"));
+        }
+    }
+    start_recycle_timer(&group, logger);
+    loop {
+        match os::wait_control(None) {
+            Some(os::Control::Drain) => drain(&group),
+            Some(os::Control::Stop) => os::exit_now(0),
+            None => {}
+        }
+    }
+}
+
+/// Set once this process recycles itself: it takes no more connections.
+static RECYCLING: AtomicBool = AtomicBool::new(false);
+/// Requests served by this process.
+static SERVED: AtomicU64 = AtomicU64::new(0);
+/// When the last request started or ended, in seconds since this process started.
+static LAST_ACTIVITY: AtomicU64 = AtomicU64::new(0);
+
+fn started() -> Instant {
+    static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(Instant::now)
+}
+
+/// Stops taking connections and has the main thread end this process once idle; the
+/// parent starts a replacement at once (exit status 0).
+fn recycle(group: &Group, why: &str, log: &RequestLog) {
+    if !RECYCLING.swap(true, Ordering::SeqCst) {
+        log.log(
+            crate::wsgi::gateway::Severity::Info,
+            &format!(
+                "RWSGI0516: daemon process group '{}' process {} recycles: {why}",
+                group.def.name,
+                os::pid()
+            ),
+        );
+        os::drain_self();
+    }
+}
+
+/// restart-interval and inactivity-timeout.
+fn start_recycle_timer(group: &Arc<Group>, logger: fn() -> RequestLog) {
+    let (life, idle) = (group.def.restart_interval, group.def.inactivity_timeout);
+    let request_limit = (group.def.request_timeout > 0).then(|| {
+        Duration::from_secs_f64(
+            group.def.request_timeout as f64 * (1.0 + f64::from(group.def.threads).ln()),
+        )
+    });
+    if life == 0 && idle == 0 && request_limit.is_none() {
+        return;
+    }
+    let g = group.clone();
+    let _ = std::thread::Builder::new()
+        .name("wsgi-monitor".into())
+        .spawn(move || {
+            let log = logger();
+            loop {
+                std::thread::sleep(Duration::from_millis(250));
+                let now = started().elapsed().as_secs();
+                if life > 0 && now >= life {
+                    recycle(&g, &format!("restart-interval={life} reached"), &log);
+                } else if idle > 0
+                    && ACTIVE.load(Ordering::SeqCst) == 0
+                    && now.saturating_sub(LAST_ACTIVITY.load(Ordering::SeqCst)) >= idle
+                {
+                    recycle(&g, &format!("inactivity-timeout={idle} reached"), &log);
+                } else if let Some(limit) = request_limit
+                    && let Some(ran) = overdue(limit, &g, &log)
+                {
+                    log.log(
+                        crate::wsgi::gateway::Severity::Error,
+                        &format!(
+                            "RWSGI0518: daemon process group '{}' process {}: a request has run \
+                             {:.1} s, longer than request-timeout={} allows ({:.1} s with {} \
+                             threads); the process restarts once its requests end or \
+                             graceful-timeout={} s passes",
+                            g.def.name,
+                            os::pid(),
+                            ran.as_secs_f64(),
+                            g.def.request_timeout,
+                            limit.as_secs_f64(),
+                            g.def.threads,
+                            g.def.graceful_timeout
+                        ),
+                    );
+                    recycle(&g, "request-timeout", &log);
+                }
+            }
+        });
+}
+
+/// Requests being served by this process.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// One running request: its [`Busy`] token, when it started, the thread running it, and
+/// when interrupt-timeout's exception was raised in it.
+struct Run {
+    token: u64,
+    since: Instant,
+    thread: libc::c_ulong,
+    interrupted: Option<Instant>,
+}
+
+static RUNNING: Mutex<Vec<Run>> = Mutex::new(Vec::new());
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(0);
+
+/// request-timeout: how long the oldest request past `limit` has run, once the process
+/// must restart for it. With interrupt-timeout, a request past the limit first gets
+/// `mod_wsgi.RequestTimeout` raised in it (the app may unwind: 504, the process lives);
+/// only one still running interrupt-timeout later makes the process restart.
+fn overdue(limit: Duration, g: &Group, log: &RequestLog) -> Option<Duration> {
+    let grace = Duration::from_secs(g.def.interrupt_timeout);
+    let mut running = RUNNING.lock().ok()?;
+    let mut restart = None;
+    for r in running.iter_mut().filter(|r| r.since.elapsed() > limit) {
+        match r.interrupted {
+            _ if grace.is_zero() => restart = Some(r.since.elapsed()),
+            None => {
+                if crate::python::shutdown::raise_request_timeout(r.thread) {
+                    log.log(
+                        crate::wsgi::gateway::Severity::Info,
+                        &format!(
+                            "RWSGI0519: daemon process group '{}' process {}: a request has run \
+                             {:.1} s, longer than request-timeout={} allows; \
+                             mod_wsgi.RequestTimeout raised in it (interrupt-timeout={})",
+                            g.def.name,
+                            os::pid(),
+                            r.since.elapsed().as_secs_f64(),
+                            g.def.request_timeout,
+                            g.def.interrupt_timeout
+                        ),
+                    );
+                }
+                r.interrupted = Some(Instant::now());
+            }
+            Some(at) if at.elapsed() > grace => restart = Some(r.since.elapsed()),
+            Some(_) => {}
+        }
+    }
+    restart
+}
+
+/// Counts one request in [`ACTIVE`] and [`RUNNING`] for as long as it lives.
+struct Busy(u64);
+
+impl Busy {
+    fn new() -> Busy {
+        ACTIVE.fetch_add(1, Ordering::SeqCst);
+        LAST_ACTIVITY.store(started().elapsed().as_secs(), Ordering::SeqCst);
+        let token = NEXT_TOKEN.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut running) = RUNNING.lock() {
+            running.push(Run {
+                token,
+                since: Instant::now(),
+                thread: crate::python::shutdown::thread_id(),
+                interrupted: None,
+            });
+        }
+        Busy(token)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if let Ok(mut running) = RUNNING.lock() {
+            running.retain(|r| r.token != self.0);
+        }
+        LAST_ACTIVITY.store(started().elapsed().as_secs(), Ordering::SeqCst);
+        ACTIVE.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Graceful restart: the Apache children of the old generation still finish their
+/// requests here; once none is in hand or waiting (twice in a row, 20 ms apart) — or
+/// graceful-timeout has passed — the process ends. A stop signal ends it at once.
+fn drain(group: &Group) -> ! {
+    let deadline = Instant::now() + Duration::from_secs(group.def.graceful_timeout.into());
+    let mut idle_seen = 0;
+    while Instant::now() < deadline {
+        let idle = ACTIVE.load(Ordering::SeqCst) == 0
+            && (RECYCLING.load(Ordering::SeqCst) || !os::has_pending(group.listener));
+        idle_seen = if idle { idle_seen + 1 } else { 0 };
+        if idle_seen >= 2 {
+            break;
+        }
+        if os::wait_control(Some(Duration::from_millis(20))) == Some(os::Control::Stop) {
+            break;
+        }
+    }
+    os::exit_now(0)
+}
+
+/// Takes the group's user and group, refusing root, and the process settings.
+fn become_user(group: &Group) -> Result<(), String> {
+    let d = &group.def;
+    if let Some(n) = d.cpu_priority {
+        os::set_priority(n)?;
+    }
+    for (which, v) in [
+        (os::Limit::Data, d.memory_limit),
+        (os::Limit::AddressSpace, d.virtual_memory_limit),
+        (os::Limit::CpuSeconds, d.cpu_time_limit),
+    ] {
+        if v > 0 {
+            os::set_limit(which, v)?;
+        }
+    }
+    if os::euid() == 0 {
+        let user = os::user(d.user.as_ref().unwrap_or(&Ident::Id(group.child_ids.0)))?;
+        if user.uid == 0 {
+            return Err(
+                "refusing to run a daemon process as root; set user= to an unprivileged user"
+                    .into(),
+            );
+        }
+        let gid = match &d.group {
+            Some(g) => os::group(g)?,
+            None if d.user.is_some() => user.gid,
+            None => group.child_ids.1,
+        };
+        let extra = d
+            .supplementary_groups
+            .iter()
+            .map(os::group)
+            .collect::<Result<Vec<_>, _>>()?;
+        os::drop_privileges(user.uid, gid, &user.name, &extra)?;
+        let home = d
+            .home
+            .clone()
+            .or_else(|| d.user.as_ref().map(|_| user.home.clone()));
+        if let Some(h) = home {
+            std::env::set_current_dir(&h).map_err(|e| format!("home={h}: {e}"))?;
+        }
+    } else if let Some(h) = &d.home {
+        std::env::set_current_dir(h).map_err(|e| format!("home={h}: {e}"))?;
+    }
+    if let Some(m) = d.umask {
+        os::set_umask(m);
+    }
+    if let Some(l) = &d.lang {
+        os::set_env_single_threaded("LANG", l);
+    }
+    if let Some(l) = &d.locale {
+        os::set_env_single_threaded("LC_ALL", l);
+    }
+    Ok(())
+}
+
+fn accept_loop(
+    listener: &UnixListener,
+    group: &Group,
+    process: ProcessFacts,
+    apache_version: (u32, u32, u32),
+    log: RequestLog,
+) {
+    let max = group.def.maximum_requests;
+    while !RECYCLING.load(Ordering::SeqCst) {
+        if !os::wait_readable(listener.as_raw_fd(), Duration::from_millis(200)) {
+            continue;
+        }
+        let conn = match listener.accept() {
+            Ok((c, _)) => c,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                log.log(
+                    crate::wsgi::gateway::Severity::Error,
+                    &format!(
+                        "RWSGI0511: daemon process group '{}': accept failed: {e}",
+                        group.def.name
+                    ),
+                );
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        let _ = conn.set_nonblocking(false);
+        {
+            let _busy = Busy::new();
+            serve(conn, group, process, apache_version, log);
+        }
+        let n = SERVED.fetch_add(1, Ordering::SeqCst) + 1;
+        if max > 0 && n >= max {
+            recycle(group, &format!("maximum-requests={max} reached"), &log);
+        }
+    }
+}
+
+fn error(log: &RequestLog, msg: &str) {
+    log.log(crate::wsgi::gateway::Severity::Error, msg);
+}
+
+/// Serves the one request of a connection.
+fn serve(
+    conn: UnixStream,
+    group: &Group,
+    process: ProcessFacts,
+    apache_version: (u32, u32, u32),
+    log: RequestLog,
+) {
+    let name = &group.def.name;
+    match os::peer_uid(conn.as_raw_fd()) {
+        Some(uid) if uid == group.child_uid => {}
+        other => {
+            error(
+                &log,
+                &format!(
+                    "RWSGI0512: daemon process group '{name}': refused a connection from uid \
+                     {other:?}; only Apache's children (uid {}) may connect",
+                    group.child_uid
+                ),
+            );
+            return;
+        }
+    }
+    let _ = conn.set_read_timeout(Some(group.io_timeout));
+    let _ = conn.set_write_timeout(Some(group.io_timeout));
+    let mut buf = Vec::new();
+    let head = match protocol::read_frame(&mut &conn, &mut buf) {
+        Ok(Some(Kind::RequestHead)) => RequestHead::decode(&buf),
+        Ok(None) => return,
+        Ok(Some(k)) => Err(ProtoError::Malformed(if k == Kind::RequestBody {
+            "body before the request head"
+        } else {
+            "unexpected frame instead of the request head"
+        })),
+        Err(e) => Err(e),
+    };
+    let head = match head {
+        Ok(h) => h,
+        Err(e) => {
+            error(
+                &log,
+                &format!("RWSGI0513: daemon process group '{name}': bad request frame: {e}"),
+            );
+            return;
+        }
+    };
+    if !same_secret(&head.secret, &group.secret) {
+        error(
+            &log,
+            &format!(
+                "RWSGI0514: daemon process group '{name}': request without this generation's \
+                 secret refused"
+            ),
+        );
+        return;
+    }
+    let daemon_start_us = now_us();
+    let waited_us = daemon_start_us.saturating_sub(head.request_start_us);
+    let queue_timeout = group.def.queue_timeout;
+    let late = queue_timeout > 0 && waited_us > (queue_timeout as i64).saturating_mul(1_000_000);
+    let mut gw = SocketGateway {
+        conn: &conn,
+        frame: Vec::new(),
+        pos: 0,
+        body_done: false,
+        head: None,
+        head_sent: false,
+        ended: false,
+        failed: false,
+    };
+    // Lines about this request carry its client, as Apache's own request lines do.
+    let tagged = crate::httpd::log::Tagged {
+        prefix: format!(
+            "[client {}:{}] ",
+            String::from_utf8_lossy(&head.remote_addr),
+            head.remote_port
+        ),
+        base: log,
+    };
+    let log = tagged.logger();
+    let ag = String::from_utf8_lossy(&head.application_group).into_owned();
+    let outcome = if late {
+        // Too late to be of use: the client has most likely given up, and running it would
+        // only delay the requests queued behind it.
+        error(
+            &log,
+            &format!(
+                "RWSGI0517: daemon process group '{name}': request waited {:.1} s for a \
+                 thread, more than queue-timeout={queue_timeout}; answered 504 without running \
+                 the application",
+                waited_us as f64 / 1e6
+            ),
+        );
+        app::Outcome::Status(504)
+    } else {
+        match interp::for_group(&ag, apache_version, &log) {
+            Ok(interp) => run_app(interp, &head, daemon_start_us, name, process, &mut gw, log),
+            Err(e) => {
+                let status = match e {
+                    GroupError::Limit { .. } => 503,
+                    _ => 500,
+                };
+                if !matches!(e, GroupError::SetUpFailed { first: true, .. }) {
+                    error(
+                        &log,
+                        &format!("RWSGI0515: daemon process group '{name}': {e}"),
+                    );
+                }
+                app::Outcome::Status(status)
+            }
+        }
+    };
+    gw.finish(outcome);
+    gw.drain();
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64)
+}
+
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn run_app(
+    interp: &interp::Interp,
+    h: &RequestHead,
+    daemon_start_us: i64,
+    group: &str,
+    process: ProcessFacts,
+    gw: &mut SocketGateway<'_>,
+    log: RequestLog,
+) -> app::Outcome {
+    let (headers, env) = (borrow(&h.headers), borrow(&h.env));
+    let facts = RequestFacts {
+        method: &h.method,
+        protocol: &h.protocol,
+        request_uri: &h.request_uri,
+        query_string: &h.query_string,
+        script_name: &h.script_name,
+        path_info: &h.path_info,
+        path_translated: h.path_translated.as_deref(),
+        script_filename: &h.script_filename,
+        headers: &headers,
+        env: &env,
+        server_software: &h.server_software,
+        server_name: &h.server_name,
+        server_addr: &h.server_addr,
+        server_port: h.server_port,
+        server_admin: &h.server_admin,
+        server_signature: &h.server_signature,
+        remote_addr: &h.remote_addr,
+        remote_port: h.remote_port,
+        document_root: &h.document_root,
+        context_prefix: &h.context_prefix,
+        context_document_root: &h.context_document_root,
+        request_scheme: &h.request_scheme,
+        remote_user: h.remote_user.as_deref(),
+        auth_type: h.auth_type.as_deref(),
+        pass_authorization: h.pass_authorization,
+        cgi_pass_auth: h.cgi_pass_auth,
+        proxy: h.proxy.as_ref(),
+    };
+    let script = String::from_utf8_lossy(&h.script).into_owned();
+    let callable = String::from_utf8_lossy(&h.callable).into_owned();
+    let ag = String::from_utf8_lossy(&h.application_group).into_owned();
+    let job = app::Job {
+        script: &script,
+        reload_mtime: h.reload_mtime,
+        callable: &callable,
+        facts: &facts,
+        mod_wsgi: ModWsgiFacts {
+            process_group: group,
+            application_group: &ag,
+            callable_object: &callable,
+            request_handler: &h.request_handler,
+            handler_script: &h.handler_script,
+            script_name: &h.script_name,
+            path_info: &h.path_info,
+            listener_host: &h.listener_host,
+            listener_port: h.listener_port,
+            request_id: &h.request_id,
+            connection_id: h.connection_id.as_deref(),
+            request_start_us: h.request_start_us,
+            queue_start_us: h.queue_start_us,
+            daemon_start_us,
+            script_reloading: h.script_reloading,
+            enable_sendfile: h.enable_sendfile,
+            ignore_activity: h.ignore_activity,
+            // A request_rec exists only in the Apache child.
+            apache_request: None,
+        },
+        process,
+    };
+    app::run(interp, &job, gw, log)
+}
+
+fn borrow(v: &protocol::Pairs) -> Vec<(&[u8], &[u8])> {
+    v.iter().map(|(k, v)| (&k[..], &v[..])).collect()
+}
+
+/// The daemon socket as a WSGI transport.
+struct SocketGateway<'c> {
+    conn: &'c UnixStream,
+    /// The request body frame being consumed.
+    frame: Vec<u8>,
+    pos: usize,
+    body_done: bool,
+    /// The head the app chose, sent with the first body bytes.
+    head: Option<Vec<u8>>,
+    head_sent: bool,
+    ended: bool,
+    /// The Apache child is gone: nothing more is written.
+    failed: bool,
+}
+
+impl SocketGateway<'_> {
+    fn send(&mut self, kind: Kind, flags: u8, data: &[u8]) -> Result<(), WriteError> {
+        if self.failed {
+            return Err(WriteError::ClientGone);
+        }
+        let mut w = self.conn;
+        let r = match self.head.take() {
+            Some(h) => {
+                self.head_sent = true;
+                protocol::write_frame(&mut w, Kind::ResponseHead, &h)
+            }
+            None => Ok(()),
+        }
+        .and_then(|_| match kind {
+            Kind::ResponseBody if data.is_empty() => Ok(()),
+            Kind::ResponseBody => protocol::write_body(&mut w, kind, flags, data),
+            _ => protocol::write_frame(&mut w, kind, data),
+        });
+        r.map_err(|_| {
+            self.failed = true;
+            WriteError::ClientGone
+        })
+    }
+
+    fn end(&mut self, broken: bool) {
+        if !self.ended {
+            self.ended = true;
+            let _ = self.send(Kind::ResponseEnd, 0, &[broken as u8]);
+        }
+    }
+
+    /// Ends the exchange for whatever the app left undone.
+    fn finish(&mut self, outcome: app::Outcome) {
+        match outcome {
+            app::Outcome::Done => self.end(false),
+            app::Outcome::Status(s) if !self.head_sent => {
+                self.head = None;
+                self.ended = true;
+                let _ = self.send(Kind::ResponseStatus, 0, &s.to_le_bytes());
+            }
+            app::Outcome::Status(_) => self.end(true),
+            app::Outcome::WriteFailed => self.failed = true,
+        }
+    }
+
+    /// Reads what the app left of the body, so the Apache child is never stuck sending it.
+    fn drain(&mut self) {
+        let mut r = self.conn;
+        while !self.body_done && !self.failed {
+            match protocol::read_frame(&mut r, &mut self.frame) {
+                Ok(Some(Kind::RequestBody)) => {}
+                _ => self.body_done = true,
+            }
+        }
+    }
+}
+
+impl Gateway for SocketGateway<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, ReadFailure> {
+        loop {
+            if self.pos < self.frame.len() {
+                let n = buf.len().min(self.frame.len() - self.pos);
+                buf[..n].copy_from_slice(&self.frame[self.pos..self.pos + n]);
+                self.pos += n;
+                return Ok(n);
+            }
+            if self.body_done || buf.is_empty() {
+                return Ok(0);
+            }
+            let mut r = self.conn;
+            self.pos = 0;
+            match protocol::read_frame(&mut r, &mut self.frame) {
+                Ok(Some(Kind::RequestBody)) => {}
+                Ok(Some(Kind::RequestEnd)) => {
+                    self.body_done = true;
+                    self.frame.clear();
+                }
+                other => {
+                    self.body_done = true;
+                    self.frame.clear();
+                    let what = match other {
+                        Err(e) => e.to_string(),
+                        _ => "unexpected frame in the request body".into(),
+                    };
+                    return Err(ReadFailure {
+                        status: 400,
+                        message: format!("reading the request body from Apache failed: {what}"),
+                    });
+                }
+            }
+        }
+    }
+
+    fn set_head(&mut self, head: &ResponseHead) {
+        self.head = Some(protocol::encode_response_head(head));
+    }
+
+    fn write(&mut self, data: &[u8], after: After) -> Result<(), WriteError> {
+        let flags = if after == After::Flush {
+            protocol::FLAG_FLUSH
+        } else {
+            0
+        };
+        self.send(Kind::ResponseBody, flags, data)?;
+        if after == After::End {
+            self.end(false);
+        }
+        if self.failed {
+            Err(WriteError::ClientGone)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn quick_write(&self, _len: usize, _after: After) -> bool {
+        false
+    }
+
+    fn send_file(
+        &mut self,
+        fd: i32,
+        offset: u64,
+        len: u64,
+        after: After,
+    ) -> Result<(), WriteError> {
+        let mut chunk = vec![0u8; protocol::MAX_BODY];
+        let (mut at, end) = (offset, offset.saturating_add(len));
+        while at < end {
+            let want = ((end - at) as usize).min(chunk.len());
+            let n = os::pread(fd, &mut chunk[..want], at)
+                .map_err(|e| WriteError::Failed(format!("reading the file failed: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            self.send(Kind::ResponseBody, 0, &chunk[..n])?;
+            at += n as u64;
+        }
+        self.write(&[], after)
+    }
+
+    fn end_broken(&mut self) {
+        self.end(true);
+    }
+
+    fn client_gone(&self) -> bool {
+        self.failed
+    }
+}
