@@ -1,9 +1,10 @@
 //! Configurations written by the real `mod_wsgi-express setup-server` (pip's mod_wsgi 6.x in a
 //! venv, `common::venv`) start and serve under mod_rwsgi once their one `LoadModule
 //! wsgi_module …` line loads it instead (`common::mod_wsgi_express`): in daemon mode (the
-//! default) and with `--embedded-mode`, alone and with the options people use most. The app (`tests/apps/mod_wsgi_express/app.wsgi`) runs
-//! behind the handler script mod_wsgi-express writes, which imports `mod_wsgi.express` from
-//! the pip package, so the package must get this module's `mod_wsgi` functions.
+//! default) and with `--embedded-mode`, alone and with the options people use most. The app
+//! (`tests/apps/mod_wsgi_express/app.wsgi`) runs behind the handler script mod_wsgi-express
+//! writes, which imports `mod_wsgi.express` from the pip package, so the `mod_wsgi` module
+//! must take over that package's `__path__`.
 //!
 //! Building the venv (once per machine) compiles mod_wsgi's C extension with apxs and needs
 //! PyPI; without it these tests fail, they do not skip.
