@@ -920,3 +920,24 @@ fn script_user_requires_the_owner_and_no_foreign_write_access() {
     assert_eq!(r.status, 403, "{}", r.describe());
     srv.expect_error(port, "is writable by its group or by others (mode 775)");
 }
+
+/// SIGUSR1 from an operator evicts a daemon: it drains, ends, and the parent replaces it.
+#[test]
+fn sigusr1_from_an_operator_evicts_and_replaces_a_daemon() {
+    let srv = daemon_server("daemon_evict", Mpm::Event, "threads=1 eviction-timeout=2").start();
+    let old = srv.get("/d/pid").json().n("pid") as u32;
+    let st = std::process::Command::new("kill")
+        .args(["-USR1", &old.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while pid_alive(old) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!pid_alive(old), "evicted daemon {old} still alive");
+    let r = srv.get("/d/pid");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_ne!(r.json().n("pid") as u32, old);
+    srv.assert_log(&format!("process {old} recycles: evicted (SIGUSR1)"));
+}

@@ -69,6 +69,8 @@ pub struct DaemonGroup {
     pub inactivity_timeout: u64,
     /// How long a retiring daemon (graceful restart) may take to finish its requests.
     pub graceful_timeout: u32,
+    /// The drain bound when an operator sends SIGUSR1 to a daemon (0: graceful-timeout).
+    pub eviction_timeout: u32,
     pub listen_backlog: u32,
     pub socket_user: Option<Ident>,
     /// `script-user=` / `script-group=`: who must own the script and its directory.
@@ -108,6 +110,7 @@ impl DaemonGroup {
             socket_timeout: 0,
             shutdown_timeout: 5,
             graceful_timeout: 15,
+            eviction_timeout: 0,
             display_name: None,
             python_eggs: None,
             switch_interval: None,
@@ -138,7 +141,6 @@ const NOT_HONOURED: &[&str] = &[
     "chroot",
     "deadlock-timeout",
     "startup-timeout",
-    "eviction-timeout",
     "response-buffer-size",
     "response-socket-timeout",
     "response-flush-delay",
@@ -259,6 +261,7 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
             "socket-timeout" => g.socket_timeout = secs(&key, v)?,
             "shutdown-timeout" => g.shutdown_timeout = secs(&key, v)?,
             "graceful-timeout" => g.graceful_timeout = secs(&key, v)?,
+            "eviction-timeout" => g.eviction_timeout = secs(&key, v)?,
             "listen-backlog" => g.listen_backlog = int(d, &key, v, 1, 65535)? as u32,
             "chroot" => {}
             "display-name" => g.display_name = Some(v.to_string()),
@@ -288,7 +291,6 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
             "inactivity-timeout" => g.inactivity_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
             "deadlock-timeout"
             | "startup-timeout"
-            | "eviction-timeout"
             | "response-socket-timeout"
             | "response-flush-delay" => {
                 int(d, &key, v, 0, i64::MAX)?;

@@ -90,7 +90,24 @@ pub fn run(
     start_recycle_timer(&group, logger);
     loop {
         match os::wait_control(None) {
-            Some(os::Control::Drain) => drain(&group),
+            Some(os::Control::Drain) => drain(&group, group.def.graceful_timeout),
+            Some(os::Control::Evict) => {
+                log.log(
+                    crate::wsgi::gateway::Severity::Info,
+                    &format!(
+                        "RWSGI0516: daemon process group '{}' process {} recycles: evicted \
+                         (SIGUSR1)",
+                        group.def.name,
+                        os::pid()
+                    ),
+                );
+                RECYCLING.store(true, Ordering::SeqCst);
+                let t = match group.def.eviction_timeout {
+                    0 => group.def.graceful_timeout,
+                    t => t,
+                };
+                drain(&group, t)
+            }
             Some(os::Control::Stop) => os::exit_now(0),
             None => {}
         }
@@ -260,8 +277,8 @@ impl Drop for Busy {
 /// Graceful restart: the Apache children of the old generation still finish their
 /// requests here; once none is in hand or waiting (twice in a row, 20 ms apart) — or
 /// graceful-timeout has passed — the process ends. A stop signal ends it at once.
-fn drain(group: &Group) -> ! {
-    let deadline = Instant::now() + Duration::from_secs(group.def.graceful_timeout.into());
+fn drain(group: &Group, timeout: u32) -> ! {
+    let deadline = Instant::now() + Duration::from_secs(timeout.into());
     let mut idle_seen = 0;
     while Instant::now() < deadline {
         let idle = ACTIVE.load(Ordering::SeqCst) == 0
