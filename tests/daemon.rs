@@ -279,10 +279,10 @@ fn options_not_acted_on_yet_are_named_at_start() {
     let srv = daemon_server(
         "daemon_not_honoured",
         Mpm::Event,
-        "threads=1 deadlock-timeout=100 chroot=/",
+        "threads=1 startup-timeout=100 chroot=/",
     )
     .start();
-    srv.assert_log("WSGIDaemonProcess site: these options are accepted but not acted on yet by this version of mod_rwsgi: deadlock-timeout, chroot");
+    srv.assert_log("WSGIDaemonProcess site: these options are accepted but not acted on yet by this version of mod_rwsgi: startup-timeout, chroot");
     assert_eq!(srv.get("/d/pid").status, 200);
 }
 
@@ -940,4 +940,34 @@ fn sigusr1_from_an_operator_evicts_and_replaces_a_daemon() {
     assert_eq!(r.status, 200, "{}", r.describe());
     assert_ne!(r.json().n("pid") as u32, old);
     srv.assert_log(&format!("process {old} recycles: evicted (SIGUSR1)"));
+}
+
+/// deadlock-timeout: a process whose GIL stays held ends and is replaced.
+#[test]
+fn deadlock_timeout_replaces_a_daemon_whose_gil_is_stuck() {
+    let mut srv = daemon_server(
+        "daemon_deadlock",
+        Mpm::Event,
+        "threads=2 deadlock-timeout=2",
+    )
+    .allow_log("RWSGI0520")
+    .allow_log("RWSGI0503")
+    .start();
+    let old = srv.get("/d/pid").json().n("pid") as u32;
+    let mut c = srv.connect();
+    let port = c.local_port();
+    c.send(&request_bytes(
+        "GET",
+        "/d/gilhog",
+        &[("Connection", "close")],
+        b"",
+    ))
+    .unwrap();
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 502, "{}", r.describe());
+    srv.expect_error(port, "failed before the response head");
+    srv.assert_log("longer than deadlock-timeout=2");
+    let r = srv.get("/d/pid");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_ne!(r.json().n("pid") as u32, old);
 }
