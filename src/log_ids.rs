@@ -103,6 +103,7 @@ log_ids! {
     DAEMON_QUEUE_TIMEOUT = "RWSGI0517", "error", "A request waited longer than queue-timeout for a daemon thread; answered 504.";
     DAEMON_REQUEST_TIMEOUT = "RWSGI0518", "error", "A request ran longer than request-timeout allows; its daemon process restarts.";
     DAEMON_REQUEST_INTERRUPTED = "RWSGI0519", "info", "A request ran longer than request-timeout allows; mod_wsgi.RequestTimeout was raised in it (interrupt-timeout).";
+    DAEMON_DEADLOCK = "RWSGI0520", "error", "A daemon's GIL was not free for deadlock-timeout seconds; the process ends and is replaced.";
     DAEMON_OTHER_VHOST = "RWSGI0530", "error", "A request names a daemon group defined in another virtual host; answered 500.";
     DAEMON_CONNECT_FAILED = "RWSGI0531", "error", "An Apache child could not connect to its daemon group within connect-timeout; answered 503.";
     DAEMON_SEND_FAILED = "RWSGI0532", "error", "Sending the request head to a daemon failed; answered 502.";

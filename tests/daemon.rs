@@ -279,10 +279,10 @@ fn options_not_acted_on_yet_are_named_at_start() {
     let srv = daemon_server(
         "daemon_not_honoured",
         Mpm::Event,
-        "threads=1 deadlock-timeout=100 chroot=/",
+        "threads=1 startup-timeout=100 chroot=/",
     )
     .start();
-    srv.assert_log("WSGIDaemonProcess site: these options are accepted but not acted on yet by this version of mod_rwsgi: deadlock-timeout, chroot");
+    srv.assert_log("WSGIDaemonProcess site: these options are accepted but not acted on yet by this version of mod_rwsgi: startup-timeout, chroot");
     assert_eq!(srv.get("/d/pid").status, 200);
 }
 
@@ -919,4 +919,55 @@ fn script_user_requires_the_owner_and_no_foreign_write_access() {
     let (r, port) = get_host(&srv, "localhost", "/loose/pid");
     assert_eq!(r.status, 403, "{}", r.describe());
     srv.expect_error(port, "is writable by its group or by others (mode 775)");
+}
+
+/// SIGUSR1 from an operator evicts a daemon: it drains, ends, and the parent replaces it.
+#[test]
+fn sigusr1_from_an_operator_evicts_and_replaces_a_daemon() {
+    let srv = daemon_server("daemon_evict", Mpm::Event, "threads=1 eviction-timeout=2").start();
+    let old = srv.get("/d/pid").json().n("pid") as u32;
+    let st = std::process::Command::new("kill")
+        .args(["-USR1", &old.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while pid_alive(old) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!pid_alive(old), "evicted daemon {old} still alive");
+    let r = srv.get("/d/pid");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_ne!(r.json().n("pid") as u32, old);
+    srv.assert_log(&format!("process {old} recycles: evicted (SIGUSR1)"));
+}
+
+/// deadlock-timeout: a process whose GIL stays held ends and is replaced.
+#[test]
+fn deadlock_timeout_replaces_a_daemon_whose_gil_is_stuck() {
+    let mut srv = daemon_server(
+        "daemon_deadlock",
+        Mpm::Event,
+        "threads=2 deadlock-timeout=2",
+    )
+    .allow_log("RWSGI0520")
+    .allow_log("RWSGI0503")
+    .start();
+    let old = srv.get("/d/pid").json().n("pid") as u32;
+    let mut c = srv.connect();
+    let port = c.local_port();
+    c.send(&request_bytes(
+        "GET",
+        "/d/gilhog",
+        &[("Connection", "close")],
+        b"",
+    ))
+    .unwrap();
+    let r = c.read_response(false).unwrap();
+    assert_eq!(r.status, 502, "{}", r.describe());
+    srv.expect_error(port, "failed before the response head");
+    srv.assert_log("longer than deadlock-timeout=2");
+    let r = srv.get("/d/pid");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_ne!(r.json().n("pid") as u32, old);
 }

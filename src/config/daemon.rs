@@ -63,12 +63,16 @@ pub struct DaemonGroup {
     /// With request-timeout: raise `mod_wsgi.RequestTimeout` in the request first and give
     /// it this many seconds to unwind before the process restarts (0: restart at once).
     pub interrupt_timeout: u64,
+    /// Restart the process when the GIL could not be had for this many seconds (0: never).
+    pub deadlock_timeout: u64,
     /// Recycle after this many seconds of life (0: never).
     pub restart_interval: u64,
     /// Recycle after this many seconds without a request (0: never).
     pub inactivity_timeout: u64,
     /// How long a retiring daemon (graceful restart) may take to finish its requests.
     pub graceful_timeout: u32,
+    /// The drain bound when an operator sends SIGUSR1 to a daemon (0: graceful-timeout).
+    pub eviction_timeout: u32,
     pub listen_backlog: u32,
     pub socket_user: Option<Ident>,
     /// `script-user=` / `script-group=`: who must own the script and its directory.
@@ -108,6 +112,7 @@ impl DaemonGroup {
             socket_timeout: 0,
             shutdown_timeout: 5,
             graceful_timeout: 15,
+            eviction_timeout: 0,
             display_name: None,
             python_eggs: None,
             switch_interval: None,
@@ -123,6 +128,7 @@ impl DaemonGroup {
             maximum_requests: 0,
             request_timeout: 0,
             interrupt_timeout: 0,
+            deadlock_timeout: 300,
             restart_interval: 0,
             inactivity_timeout: 0,
             listen_backlog: 100,
@@ -136,9 +142,7 @@ impl DaemonGroup {
 /// Options accepted and validated, but not acted on yet.
 const NOT_HONOURED: &[&str] = &[
     "chroot",
-    "deadlock-timeout",
     "startup-timeout",
-    "eviction-timeout",
     "response-buffer-size",
     "response-socket-timeout",
     "response-flush-delay",
@@ -265,6 +269,7 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
             "socket-timeout" => g.socket_timeout = secs(&key, v)?,
             "shutdown-timeout" => g.shutdown_timeout = secs(&key, v)?,
             "graceful-timeout" => g.graceful_timeout = secs(&key, v)?,
+            "eviction-timeout" => g.eviction_timeout = secs(&key, v)?,
             "listen-backlog" => g.listen_backlog = int(d, &key, v, 1, 65535)? as u32,
             "chroot" => {}
             "display-name" => g.display_name = Some(v.to_string()),
@@ -288,15 +293,12 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
             "virtual-memory-limit" => g.virtual_memory_limit = int(d, &key, v, 0, i64::MAX)? as u64,
             "cpu-time-limit" => g.cpu_time_limit = int(d, &key, v, 0, i64::MAX)? as u64,
             "maximum-requests" => g.maximum_requests = int(d, &key, v, 0, i64::MAX)? as u64,
+            "deadlock-timeout" => g.deadlock_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
             "interrupt-timeout" => g.interrupt_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
             "request-timeout" => g.request_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
             "restart-interval" => g.restart_interval = int(d, &key, v, 0, i64::MAX)? as u64,
             "inactivity-timeout" => g.inactivity_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
-            "deadlock-timeout"
-            | "startup-timeout"
-            | "eviction-timeout"
-            | "response-socket-timeout"
-            | "response-flush-delay" => {
+            "startup-timeout" | "response-socket-timeout" | "response-flush-delay" => {
                 int(d, &key, v, 0, i64::MAX)?;
             }
             "queue-timeout" => g.queue_timeout = int(d, &key, v, 0, i64::MAX)? as u64,

@@ -394,8 +394,12 @@ pub fn block_control_signals() {
 pub enum Control {
     /// SIGTERM: end now.
     Stop,
-    /// SIGUSR1: finish the requests in hand, then end.
+    /// SIGUSR1 from the parent (restart) or this process (recycling), or SIGXCPU: finish
+    /// the requests in hand, then end.
     Drain,
+    /// SIGUSR1 from anyone else (an operator evicting the process): as `Drain`, bounded
+    /// by eviction-timeout, and replaced by the parent.
+    Evict,
 }
 
 /// Waits up to `timeout` (None: for ever) for a blocked control signal.
@@ -405,17 +409,22 @@ pub fn wait_control(timeout: Option<Duration>) -> Option<Control> {
         tv_sec: t.as_secs() as libc::time_t,
         tv_nsec: t.subsec_nanos() as libc::c_long,
     });
-    // SAFETY: set and ts are live locals; a null info pointer is allowed.
-    let sig = unsafe {
-        libc::sigtimedwait(
+    let mut info: libc::siginfo_t = unsafe_zeroed();
+    // SAFETY: set, info and ts are live locals.
+    let (sig, sender) = unsafe {
+        let sig = libc::sigtimedwait(
             &set,
-            std::ptr::null_mut(),
+            &mut info,
             ts.as_ref()
                 .map_or(std::ptr::null(), |t| t as *const libc::timespec),
-        )
+        );
+        (sig, if sig > 0 { info.si_pid() } else { 0 })
     };
+    // SAFETY: no preconditions.
+    let (me, parent) = unsafe { (libc::getpid(), libc::getppid()) };
     match sig {
         libc::SIGTERM => Some(Control::Stop),
+        libc::SIGUSR1 if sender != me && sender != parent => Some(Control::Evict),
         libc::SIGUSR1 | libc::SIGXCPU => Some(Control::Drain),
         _ => None,
     }

@@ -157,10 +157,10 @@ mod tests {
 
     #[test]
     fn warning_names_the_options() {
-        let g = crate::config::daemon::parse("WSGIDaemonProcess", &["g", "deadlock-timeout=5"])
-            .unwrap();
+        let g =
+            crate::config::daemon::parse("WSGIDaemonProcess", &["g", "startup-timeout=5"]).unwrap();
         let w = not_honoured_warning(&g).unwrap();
-        assert!(w.contains("deadlock-timeout") && w.contains(" g:"), "{w}");
+        assert!(w.contains("startup-timeout") && w.contains(" g:"), "{w}");
         let g = crate::config::daemon::parse("WSGIDaemonProcess", &["g"]).unwrap();
         assert!(not_honoured_warning(&g).is_none());
     }

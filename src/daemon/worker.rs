@@ -89,9 +89,27 @@ pub fn run(
         }
     }
     start_recycle_timer(&group, logger);
+    start_deadlock_probe(&group, logger);
     loop {
         match os::wait_control(None) {
-            Some(os::Control::Drain) => drain(&group),
+            Some(os::Control::Drain) => drain(&group, group.def.graceful_timeout),
+            Some(os::Control::Evict) => {
+                log.log(
+                    crate::wsgi::gateway::Severity::Info,
+                    &format!(
+                        "RWSGI0516: daemon process group '{}' process {} recycles: evicted \
+                         (SIGUSR1)",
+                        group.def.name,
+                        os::pid()
+                    ),
+                );
+                RECYCLING.store(true, Ordering::SeqCst);
+                let t = match group.def.eviction_timeout {
+                    0 => group.def.graceful_timeout,
+                    t => t,
+                };
+                drain(&group, t)
+            }
             Some(os::Control::Stop) => os::exit_now(0),
             None => {}
         }
@@ -172,6 +190,54 @@ fn start_recycle_timer(group: &Arc<Group>, logger: fn() -> RequestLog) {
                         ),
                     );
                     recycle(&g, "request-timeout", &log);
+                }
+            }
+        });
+}
+
+/// When the GIL probe last got the GIL, in seconds since this process started.
+static LAST_GIL: AtomicU64 = AtomicU64::new(0);
+
+/// deadlock-timeout: one thread takes the GIL every second; another checks that it still
+/// can. A process whose GIL stays held (a C extension stuck with it) is ended and replaced:
+/// nothing else can run Python in it any more.
+fn start_deadlock_probe(group: &Arc<Group>, logger: fn() -> RequestLog) {
+    let limit = group.def.deadlock_timeout;
+    if limit == 0 {
+        return;
+    }
+    let _ = std::thread::Builder::new()
+        .name("wsgi-gil-probe".into())
+        .spawn(|| {
+            loop {
+                if crate::python::shutdown::probe_gil() {
+                    LAST_GIL.store(started().elapsed().as_secs(), Ordering::SeqCst);
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+    let g = group.clone();
+    let _ = std::thread::Builder::new()
+        .name("wsgi-deadlock".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(250));
+                let stuck = started()
+                    .elapsed()
+                    .as_secs()
+                    .saturating_sub(LAST_GIL.load(Ordering::SeqCst));
+                if stuck > limit {
+                    logger().log(
+                        crate::wsgi::gateway::Severity::Error,
+                        &format!(
+                            "RWSGI0520: daemon process group '{}' process {}: the GIL has not \
+                             been free for {stuck} s, longer than deadlock-timeout={limit}; \
+                             the process ends and is replaced",
+                            g.def.name,
+                            os::pid()
+                        ),
+                    );
+                    os::exit_now(1);
                 }
             }
         });
@@ -261,8 +327,8 @@ impl Drop for Busy {
 /// Graceful restart: the Apache children of the old generation still finish their
 /// requests here; once none is in hand or waiting (twice in a row, 20 ms apart) — or
 /// graceful-timeout has passed — the process ends. A stop signal ends it at once.
-fn drain(group: &Group) -> ! {
-    let deadline = Instant::now() + Duration::from_secs(group.def.graceful_timeout.into());
+fn drain(group: &Group, timeout: u32) -> ! {
+    let deadline = Instant::now() + Duration::from_secs(timeout.into());
     let mut idle_seen = 0;
     while Instant::now() < deadline {
         let idle = ACTIVE.load(Ordering::SeqCst) == 0

@@ -71,7 +71,13 @@ fn run_attached(
     log: RequestLog,
 ) -> Outcome {
     let mw = &job.mod_wsgi;
-    let scope = RequestScope::begin(py, &state.modules, mw.request_id, mw.request_start_us);
+    let scope = RequestScope::begin(
+        py,
+        &state.modules,
+        mw.request_id,
+        mw.request_start_us,
+        (mw.queue_start_us, mw.daemon_start_us),
+    );
     let outcome = run_scoped(py, state, job, gw, log, &scope);
     if let Outcome::Status(status) = outcome {
         scope.status.set(status);

@@ -112,6 +112,19 @@ pub fn raise_request_timeout(thread: libc::c_ulong) -> bool {
     }
 }
 
+/// Takes the main interpreter's GIL and gives it back: returns once the GIL could be had
+/// (daemon mode's deadlock-timeout probe). False when Python is not running. The caller
+/// is a thread of its own, never attached otherwise.
+pub fn probe_gil() -> bool {
+    let Some(main) = interp::main() else {
+        return false;
+    };
+    // SAFETY: Python is initialised (the main interpreter exists) and the calling thread
+    // is attached to no interpreter.
+    let _attached = unsafe { attach::Attached::new(main.ptr) };
+    true
+}
+
 /// True when `err` is the `SystemExit` an ungraceful stop raised in a running request.
 pub fn is_interruption(py: Python<'_>, err: &PyErr) -> bool {
     INTERRUPTED.load(Ordering::SeqCst) && err.is_instance_of::<pyo3::exceptions::PySystemExit>(py)

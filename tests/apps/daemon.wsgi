@@ -1,8 +1,8 @@
 # Daemon-mode probe, routed by PATH_INFO: /pid (JSON facts about the serving process),
 # /echo (the request body back), /upload (read in chunks, {pid, length}), /download?MiB (a
 # generator of that many MiB), /bigheader?N (an N-byte header), /sleep, /slow and /hang
-# (0.2 s, 2 s or 30 s, then /pid), /spin (30 s in short sleeps, interruptible), /exit (the
-# process dies).
+# (0.2 s, 2 s or 30 s, then /pid), /spin (30 s in short sleeps, interruptible), /gilhog
+# (8 s holding the GIL), /exit (the process dies).
 import json
 import os
 import time
@@ -52,6 +52,10 @@ def application(environ, start_response):
         time.sleep(2)
     if path == '/hang':
         time.sleep(30)
+    if path == '/gilhog':
+        import ctypes
+        # PyDLL keeps the GIL across the call: libc's sleep() then holds it for 8 s.
+        ctypes.PyDLL(None).sleep(8)
     if path == '/spin':
         deadline = time.time() + 30
         while time.time() < deadline:

@@ -158,6 +158,8 @@ pub struct RequestScope {
     pub status: Cell<u16>,
     /// When the app was called (0 until then).
     application_start_us: Cell<i64>,
+    /// Daemon mode's queue and daemon phases (µs since the epoch; 0 in embedded mode).
+    phases: (i64, i64),
     /// The data dict of a request this one runs inside (a mod_include subrequest on the
     /// same thread), current again once this one ends; else null.
     outer_data: *mut ffi::PyObject,
@@ -170,6 +172,7 @@ impl RequestScope {
         ms: &ModState,
         request_id: &[u8],
         request_start_us: i64,
+        phases: (i64, i64),
     ) -> RequestScope {
         let run = metrics::begin(request_start_us);
         let request_id = if request_id.is_empty() {
@@ -195,6 +198,7 @@ impl RequestScope {
             io: Cell::new((0, IoStats::default())),
             status: Cell::new(0),
             application_start_us: Cell::new(0),
+            phases,
             data: Owned(data.into_any().into_ptr()),
             request_id: Owned(request_id.into_ptr()),
         }
@@ -233,8 +237,8 @@ impl RequestScope {
             event.set_item("daemon_connects", 0)?;
             event.set_item("daemon_restarts", 0)?;
             event.set_item("request_start", secs(self.run.request_start_us))?;
-            event.set_item("queue_start", 0.0)?;
-            event.set_item("daemon_start", 0.0)?;
+            event.set_item("queue_start", secs(self.phases.0))?;
+            event.set_item("daemon_start", secs(self.phases.1))?;
             event.set_item("application_object", app)?;
             event.set_item("request_environ", environ)?;
             event.set_item("application_start", secs(self.application_start_us.get()))?;
@@ -317,8 +321,8 @@ impl RequestScope {
                 // 6.x's additions: the request's identity, timeline and final status.
                 event.set_item("thread_id", self.run.slot.id)?;
                 event.set_item("request_start", secs(self.run.request_start_us))?;
-                event.set_item("queue_start", 0.0)?;
-                event.set_item("daemon_start", 0.0)?;
+                event.set_item("queue_start", secs(self.phases.0))?;
+                event.set_item("daemon_start", secs(self.phases.1))?;
                 event.set_item("status", self.status.get())?;
                 event.set_item("gil_wait_time", gil_wait.0 as f64 / 1e6)?;
                 event.set_item("gil_wait_count", gil_wait.1)?;
