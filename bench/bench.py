@@ -482,7 +482,11 @@ def sendfile_check(server):
             calls = [l for l in f if "sendfile" in l and "resumed>" not in l]
     except OSError:
         calls = []
-    return f"yes ({len(calls)} calls)" if calls else "no"
+    if not calls:
+        return "no"
+    daemons = {str(p) for p in server.daemon_pids(kids)}
+    in_daemons = sum(1 for l in calls if l.split(None, 1)[0] in daemons)
+    return f"yes ({len(calls)} calls" + (f", {in_daemons} in daemons)" if daemons else ")")
 
 
 # ---------------------------------------------------------------- wrk
@@ -584,6 +588,9 @@ def measure(server, scenario):
     r["cpu_s"] = ticks / CLK_TCK
     r["cpu_us_per_req"] = r["cpu_s"] * 1e6 / r["requests"] if r["requests"] else float("nan")
     n = r["requests"] or float("nan")
+    # The daemons' share of it: how the cost splits between relaying and running the app.
+    dticks = sum(after[p] - before[p] for p in dpids if p in before and p in after)
+    r["daemon_cpu_us_per_req"] = dticks * 1e6 / CLK_TCK / n if dpids else float("nan")
     r["client_cpu_us_per_req"] = r["client_cpu_s"] * 1e6 / n
     # Whatever else used the CPUs during the run: other processes on this shared machine,
     # and the harness itself. High values make the run less trustworthy.
@@ -655,7 +662,8 @@ def summarize(results, servers, scenarios, meta):
         add("- Daemon targets (`-daemon`): the same Apache plus `"
             + DAEMON_CONF.strip().replace("\n", "` and `") + "`: 2 processes × 25 threads, "
             "the shape of the embedded targets' Apache children. Their CPU and the summed "
-            "memory include the daemon processes; *daemon RSS* is per daemon process (the "
+            "memory include the daemon processes (the daemons' own share of the CPU in "
+            "brackets); *daemon RSS* is per daemon process (the "
             "larger of the two), idle just before the measured run, peak sampled during it.")
     others = [r["other_cpu_pct"] for runs in results.values() for r in runs]
     if others:
@@ -680,14 +688,15 @@ def summarize(results, servers, scenarios, meta):
             if not runs:
                 continue
             m = {k: med([r[k] for r in runs]) for k in
-                 ("rps", "p99_ms", "cpu_us_per_req", "idle_rss", "peak_rss", "idle_pss",
-                  "peak_pss", "daemon_idle_rss", "daemon_peak_rss")}
+                 ("rps", "p99_ms", "cpu_us_per_req", "daemon_cpu_us_per_req", "idle_rss",
+                  "peak_rss", "idle_pss", "peak_pss", "daemon_idle_rss", "daemon_peak_rss")}
             medians[(sc, s.name)] = m
             lo, hi = min(r["rps"] for r in runs), max(r["rps"] for r in runs)
             flag = " ⚠" if any(r["notes"] for r in runs) else ""
             add(f"| {sc} | {s.name}{flag} | {fmt(m['rps'])} ({fmt(lo)}–{fmt(hi)}) "
-                f"| {fmt(m['p99_ms'], 2)} | {fmt(m['cpu_us_per_req'], 1)} "
-                f"| {mib(m['idle_rss'])} | {mib(m['peak_rss'])} | {mib(m['idle_pss'])} "
+                f"| {fmt(m['p99_ms'], 2)} | {fmt(m['cpu_us_per_req'], 1)}"
+                + (f" ({fmt(m['daemon_cpu_us_per_req'], 1)} in daemons) " if s.daemon else " ")
+                + f"| {mib(m['idle_rss'])} | {mib(m['peak_rss'])} | {mib(m['idle_pss'])} "
                 f"| {mib(m['peak_pss'])} "
                 + (f"| {mib(m['daemon_idle_rss'])} / {mib(m['daemon_peak_rss'])} |" if s.daemon
                    else "| – |"))
@@ -900,7 +909,9 @@ def main():
                     log(f"round {rnd} {sc:9} {s.name:9} {fmt(r['rps']):>9} req/s  "
                         f"p99 {fmt(r['p99_ms'], 2):>7} ms  "
                         f"CPU {fmt(r['cpu_us_per_req'], 1):>7} µs/req "
-                        f"(wrk {fmt(r['client_cpu_us_per_req'], 1)}, others "
+                        + (f"({fmt(r['daemon_cpu_us_per_req'], 1)} in daemons) " if s.daemon
+                           else "")
+                        + f"(wrk {fmt(r['client_cpu_us_per_req'], 1)}, others "
                         f"{fmt(r['other_cpu_pct'])}%)  "
                         f"RSS idle/peak {mib(r['idle_rss'])}/{mib(r['peak_rss'])} MiB"
                         + (f" (per daemon {mib(r['daemon_idle_rss'])}/"
