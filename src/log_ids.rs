@@ -115,6 +115,7 @@ log_ids! {
     DAEMON_SCRIPT_REFUSED = "RWSGI0538", "error", "The script or its directory fails script-user=/script-group= (owner, or writable by others); answered 403.";
     REQUEST_TIMEOUT_504 = "RWSGI0600", "info", "The app raised mod_wsgi.RequestTimeout before its response started: 504.";
     REQUEST_TIMEOUT_CUT = "RWSGI0601", "info", "The app raised mod_wsgi.RequestTimeout after its response started: cut short.";
+    STATUS_DAEMON_SLOTS_FULL = "RWSGI0660", "warn", "More daemon processes are configured than the figures table has daemon slots; the rest are not shown.";
 }
 
 #[cfg(test)]

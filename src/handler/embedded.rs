@@ -219,7 +219,6 @@ fn run_counted(
     let application_group = choice
         .application_group
         .unwrap_or_else(|| application_group.clone());
-    *counted = status::begin(&r, &application_group);
     let callable = choice.callable_object.unwrap_or_else(|| callable.clone());
     let reload_mtime = match handler_script {
         Some(h) => python::preload::apr_mtime(&h.path),
@@ -233,8 +232,10 @@ fn run_counted(
             &mw,
             reload_mtime.filter(|_| reloading),
         );
+        // Counted by the daemon that runs it (see httpd::status).
         return crate::daemon::client::run(r, &process_group, head);
     }
+    *counted = status::begin(&r, &application_group);
     let interp = match interp::for_group(&application_group, hooks::apache_version(), &log) {
         Ok(i) => i,
         Err(e) => return refused(r, &e),

@@ -8,9 +8,12 @@
 //! process limit plus [`DAEMON_SLOTS`] reserved for daemon-mode processes.
 //!
 //! An Apache child claims the slot of its scoreboard index on its first WSGI request. A
-//! daemon-mode process is to claim `Table::daemon(n)` (n counted over all daemon groups)
-//! with `SlotKind::Daemon` and its process-group name at start, and store it in `MINE`;
-//! the request path ([`begin`]/[`end`]) and the reports then work unchanged.
+//! daemon-mode process claims `Table::daemon(n)` (n: its place among all daemon processes
+//! of the generation) with its process-group name right after the fork ([`claim_daemon`]),
+//! and counts the requests it runs ([`begin_daemon`]/[`end`]). A request handed to a daemon
+//! is counted there only, not also in the Apache child that relays it: the daemon is where
+//! the app runs, so its slot's active count, response times and RSS are the app's, and the
+//! totals, which sum over slots, count each request once.
 
 use super::log::{self, Level};
 use super::request::Request;
@@ -158,6 +161,25 @@ fn my_slot() -> Option<&'static Slot> {
     Some(slot)
 }
 
+/// Makes daemon slot `index` this daemon process's, for process group `group` (in the
+/// freshly forked daemon, before it serves anything). False when there is no table or no
+/// slot that far: the process then runs uncounted.
+pub fn claim_daemon(index: usize, group: &str) -> bool {
+    let Some(slot) = table().and_then(|t| t.daemon(index)) else {
+        return false;
+    };
+    slot.claim(
+        std::process::id() as i32,
+        SlotKind::Daemon,
+        group,
+        0,
+        now_us(),
+    );
+    slot.set_interpreters(INTERPRETERS.load(Ordering::Relaxed));
+    MINE.store(std::ptr::from_ref(slot).cast_mut(), Ordering::Release);
+    true
+}
+
 /// Records how many Python interpreters this process runs.
 pub fn set_interpreters(n: usize) {
     INTERPRETERS.store(n as u32, Ordering::Relaxed);
@@ -193,7 +215,20 @@ impl Drop for Recording {
 /// The main interpreter's group, the empty name, is shown as `%{GLOBAL}`: an empty label
 /// value reads as no label in Prometheus.
 pub fn begin(r: &Request<'_>, group: &str) -> Option<Recording> {
-    let slot = my_slot()?;
+    Some(record(my_slot()?, group, r.request_time()))
+}
+
+/// [`begin`] in a daemon process: `start_us` is when Apache read the request, so the time
+/// includes the hand-off and the wait for a daemon thread. None when this process has no
+/// slot.
+pub fn begin_daemon(start_us: i64, group: &str) -> Option<Recording> {
+    let p = MINE.load(Ordering::Acquire);
+    // SAFETY: null or a pointer into the 'static table.
+    let slot = unsafe { p.as_ref() }?;
+    Some(record(slot, group, start_us))
+}
+
+fn record(slot: &'static Slot, group: &str, start_us: i64) -> Recording {
     let group = if group.is_empty() { "%{GLOBAL}" } else { group };
     let group = match slot.find_group(group) {
         Some(g) => g,
@@ -203,11 +238,11 @@ pub fn begin(r: &Request<'_>, group: &str) -> Option<Recording> {
         }
     };
     slot.begin();
-    Some(Recording {
+    Recording {
         slot,
         group,
-        start_us: r.request_time(),
-    })
+        start_us,
+    }
 }
 
 /// Ends the count: the final status and the time since Apache read the request.
