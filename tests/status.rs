@@ -555,3 +555,63 @@ fn daemon_processes_have_their_own_entries_event() {
 fn daemon_processes_have_their_own_entries_prefork() {
     daemon_processes_have_their_own_entries(Mpm::Prefork);
 }
+
+/// After a graceful restart the new daemon takes the slot while the old one still finishes
+/// a request; that request ends counted, and leaves the new daemon's active count right.
+#[test]
+fn a_draining_daemon_leaves_its_successors_active_count_alone() {
+    let s = server("status_daemon_graceful")
+        .threads(8)
+        .fragment("status")
+        .conf("WSGIDaemonProcess stats processes=1 threads=2 graceful-timeout=10")
+        .conf(
+            "WSGIScriptAlias /status-d \"@APPS@/status.wsgi\" process-group=stats \
+             application-group=group-d",
+        )
+        .start();
+    let pid_of = |r: &Response| -> u32 {
+        assert_eq!(r.status, 200, "{}", r.describe());
+        r.text().trim().parse().unwrap()
+    };
+    let old = pid_of(&s.get("/status-d"));
+    let active = |s: &Server| {
+        let text = s.get("/server-status?auto").text();
+        let auto = metrics::auto_lines(&text);
+        let (_, f) = daemon_entries(&auto).into_values().next().expect(&text);
+        (f["Pid"].parse::<u32>().unwrap(), f, text)
+    };
+    std::thread::scope(|sc| {
+        let slow = sc.spawn(|| pid_of(&s.get("/status-d?sleep=1500")));
+        // The slow request is running in the old daemon.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while active(&s).1["ActiveRequests"] != "1" {
+            assert!(std::time::Instant::now() < deadline, "{}", active(&s).2);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        control::signal(&s, "graceful");
+        assert_eq!(slow.join().unwrap(), old);
+    });
+    // The new daemon owns the slot; one request in flight there shows as one.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while active(&s).0 == old {
+        assert!(std::time::Instant::now() < deadline, "{}", active(&s).2);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::scope(|sc| {
+        let slow = sc.spawn(|| pid_of(&s.get("/status-d?sleep=1000")));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let (_, f, text) = active(&s);
+            if f["ActiveRequests"] == "1" {
+                assert_eq!(f["Restarts"], "1", "{text}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{text}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_ne!(slow.join().unwrap(), old);
+    });
+    let (_, f, text) = active(&s);
+    assert_eq!(f["Requests"], "3", "{text}");
+    assert_eq!(f["ActiveRequests"], "0", "{text}");
+}

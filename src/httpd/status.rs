@@ -24,7 +24,7 @@ use crate::sys;
 use crate::util::clock::{now_us, rss_bytes};
 use std::ffi::CStr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering};
 
 /// Slots reserved for daemon-mode processes (over all daemon groups).
 pub const DAEMON_SLOTS: u32 = 32;
@@ -46,6 +46,8 @@ static TABLE: Mutex<Option<Table>> = Mutex::new(None);
 static MINE: AtomicPtr<Slot> = AtomicPtr::new(std::ptr::null_mut());
 /// Serialises slot and group-cell claims within this process.
 static CLAIM: Mutex<()> = Mutex::new(());
+/// This process's pid, as its slot records it (set when the slot is claimed).
+static OWN_PID: AtomicI32 = AtomicI32::new(0);
 /// Interpreters this process runs (copied into the slot when it is claimed).
 static INTERPRETERS: AtomicU32 = AtomicU32::new(0);
 
@@ -149,13 +151,9 @@ fn my_slot() -> Option<&'static Slot> {
     let index = scoreboard::my_child_slot()?;
     let slot = table()?.embedded(index)?;
     let generation = scoreboard::process_at(index).map_or(0, |(_, g)| g);
-    slot.claim(
-        std::process::id() as i32,
-        SlotKind::Embedded,
-        "",
-        generation,
-        now_us(),
-    );
+    let pid = std::process::id() as i32;
+    OWN_PID.store(pid, Ordering::Relaxed);
+    slot.claim(pid, SlotKind::Embedded, "", generation, now_us());
     slot.set_interpreters(INTERPRETERS.load(Ordering::Relaxed));
     MINE.store(std::ptr::from_ref(slot).cast_mut(), Ordering::Release);
     Some(slot)
@@ -168,13 +166,9 @@ pub fn claim_daemon(index: usize, group: &str) -> bool {
     let Some(slot) = table().and_then(|t| t.daemon(index)) else {
         return false;
     };
-    slot.claim(
-        std::process::id() as i32,
-        SlotKind::Daemon,
-        group,
-        0,
-        now_us(),
-    );
+    let pid = std::process::id() as i32;
+    OWN_PID.store(pid, Ordering::Relaxed);
+    slot.claim(pid, SlotKind::Daemon, group, 0, now_us());
     slot.set_interpreters(INTERPRETERS.load(Ordering::Relaxed));
     MINE.store(std::ptr::from_ref(slot).cast_mut(), Ordering::Release);
     true
@@ -196,12 +190,15 @@ pub struct Recording {
     slot: &'static Slot,
     group: usize,
     start_us: i64,
+    pid: i32,
+    /// Counted in the slot's active requests.
+    active: bool,
 }
 
 impl Recording {
     fn finish(&self, status: i32) {
         let us = (now_us() - self.start_us).max(0) as u64;
-        self.slot.end(self.group, status, us);
+        self.slot.end(self.group, status, us, self.pid, self.active);
     }
 }
 
@@ -237,11 +234,14 @@ fn record(slot: &'static Slot, group: &str, start_us: i64) -> Recording {
             slot.claim_group(group)
         }
     };
-    slot.begin();
+    let pid = OWN_PID.load(Ordering::Relaxed);
+    let active = slot.begin(pid);
     Recording {
         slot,
         group,
         start_us,
+        pid,
+        active,
     }
 }
 

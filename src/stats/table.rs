@@ -302,19 +302,28 @@ impl Slot {
         APP_GROUPS - 1
     }
 
-    /// A request starts.
-    pub fn begin(&self) {
-        self.active.fetch_add(1, Ordering::Relaxed);
+    /// A request of process `pid` starts. Counted as active only while `pid` owns the slot
+    /// (returned): a daemon still finishing requests after its replacement claimed the slot
+    /// must not leave the new owner's active count off.
+    pub fn begin(&self, pid: i32) -> bool {
+        let own = self.pid.load(Ordering::Relaxed) == pid;
+        if own {
+            self.active.fetch_add(1, Ordering::Relaxed);
+        }
+        own
     }
 
-    /// A request of group cell `group` ended with `status` after `us` microseconds.
-    pub fn end(&self, group: usize, status: i32, us: u64) {
+    /// A request of group cell `group` ended with `status` after `us` microseconds;
+    /// `pid` and `active` are its [`Slot::begin`]'s.
+    pub fn end(&self, group: usize, status: i32, us: u64, pid: i32, active: bool) {
         let g = &self.groups[group.min(APP_GROUPS - 1)];
         g.status[status_class(status)].fetch_add(1, Ordering::Relaxed);
         g.buckets[bucket(us)].fetch_add(1, Ordering::Relaxed);
         g.time_us.fetch_add(us, Ordering::Relaxed);
         self.max_us.fetch_max(us, Ordering::Relaxed);
-        self.active.fetch_sub(1, Ordering::Relaxed);
+        if active && self.pid.load(Ordering::Relaxed) == pid {
+            self.active.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// The owner's pid (0 when never used).
@@ -481,13 +490,20 @@ pub(crate) mod tests {
         assert!(t.daemon(0).is_none());
         s.claim(10, SlotKind::Embedded, "", 1, 1);
         let g = s.claim_group("a");
-        s.begin();
-        s.end(g, 404, 7_000);
-        s.begin();
+        let a = s.begin(10);
+        s.end(g, 404, 7_000, 10, a);
+        let old = s.begin(10);
         s.claim(11, SlotKind::Embedded, "", 2, 2);
+        let new = s.begin(11);
+        // The old owner finishing its request leaves the new owner's request active.
+        s.end(g, 200, 1, 10, old);
         let f = s.snapshot(0);
-        assert_eq!((f.pid, f.restarts, f.active, f.requests()), (11, 1, 0, 1));
-        assert_eq!(f.groups[0].status, [0, 0, 0, 1, 0]);
+        assert_eq!((f.pid, f.restarts, f.active, f.requests()), (11, 1, 1, 2));
+        assert!(!s.begin(10));
+        s.end(g, 200, 1, 11, new);
+        assert_eq!(s.snapshot(0).active, 0);
+        let f = s.snapshot(0);
+        assert_eq!(f.groups[0].status, [0, 2, 0, 1, 0]);
         assert_eq!(f.groups[0].buckets[1], 1);
         assert_eq!(t.used().count(), 1);
     }
@@ -498,8 +514,8 @@ pub(crate) mod tests {
         let s = t.daemon(0).unwrap();
         s.claim(10, SlotKind::Daemon, "a", 0, 1);
         let g = s.claim_group("x");
-        s.begin();
-        s.end(g, 200, 7_000);
+        let a = s.begin(10);
+        s.end(g, 200, 7_000, 10, a);
         s.claim(11, SlotKind::Daemon, "a", 0, 2);
         assert_eq!((s.snapshot(0).restarts, s.snapshot(0).requests()), (1, 1));
         s.claim(12, SlotKind::Daemon, "b", 0, 3);
