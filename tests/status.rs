@@ -615,3 +615,27 @@ fn a_draining_daemon_leaves_its_successors_active_count_alone() {
     assert_eq!(f["Requests"], "3", "{text}");
     assert_eq!(f["ActiveRequests"], "0", "{text}");
 }
+
+/// Daemon processes past the table's 32 daemon slots still serve, uncounted, and the
+/// start-up log says so.
+#[test]
+fn daemon_processes_past_the_table_are_named_at_start() {
+    let s = server("status_daemon_full")
+        .fragment("status")
+        .conf("WSGIDaemonProcess stats processes=33 threads=1")
+        .conf(
+            "WSGIScriptAlias /status-d \"@APPS@/status.wsgi\" process-group=stats \
+             application-group=group-d",
+        )
+        .allow_log("RWSGI0660")
+        .start();
+    s.assert_log(
+        "RWSGI0660: 33 daemon processes are configured (all WSGIDaemonProcess groups together) \
+         but the mod_status and rwsgi-metrics figures have room for 32",
+    );
+    let r = s.get("/status-d");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let text = s.get("/server-status?auto").text();
+    let auto = metrics::auto_lines(&text);
+    assert_eq!(daemon_entries(&auto).len(), 32, "{text}");
+}
