@@ -86,7 +86,7 @@ pub enum Target<'a> {
 }
 
 /// Runs the request's app in this process, or hands it to its daemon process group;
-/// counted in the shared figures once its application group is known.
+/// counted in the shared figures by whichever process runs the app.
 pub fn run(r: Request<'_>, target: Target<'_>, dir: &DirConfig) -> i32 {
     let mut counted = None;
     let code = run_counted(r, target, dir, &mut counted);
