@@ -117,6 +117,7 @@ log_ids! {
     REQUEST_TIMEOUT_CUT = "RWSGI0601", "info", "The app raised mod_wsgi.RequestTimeout after its response started: cut short.";
     MOD_WSGI_PACKAGE_FAILED = "RWSGI0620", "error", "Looking for a mod_wsgi package on sys.path failed; the mod_wsgi module has no submodules.";
     EMBEDDED_RESTRICTED = "RWSGI0621", "error", "WSGIRestrictEmbedded On: a request that would run in the Apache child gets 500.";
+    STATUS_DAEMON_SLOTS_FULL = "RWSGI0660", "warn", "More daemon processes are configured than the figures table has daemon slots; the rest are not shown.";
 }
 
 #[cfg(test)]

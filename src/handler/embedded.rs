@@ -86,7 +86,7 @@ pub enum Target<'a> {
 }
 
 /// Runs the request's app in this process, or hands it to its daemon process group;
-/// counted in the shared figures once its application group is known.
+/// counted in the shared figures by whichever process runs the app.
 pub fn run(r: Request<'_>, target: Target<'_>, dir: &DirConfig) -> i32 {
     let mut counted = None;
     let code = run_counted(r, target, dir, &mut counted);
@@ -219,7 +219,6 @@ fn run_counted(
     let application_group = choice
         .application_group
         .unwrap_or_else(|| application_group.clone());
-    *counted = status::begin(&r, &application_group);
     let callable = choice.callable_object.unwrap_or_else(|| callable.clone());
     let reload_mtime = match handler_script {
         Some(h) => python::preload::apr_mtime(&h.path),
@@ -233,6 +232,7 @@ fn run_counted(
             &mw,
             reload_mtime.filter(|_| reloading),
         );
+        // Counted by the daemon that runs it (see httpd::status).
         return crate::daemon::client::run(r, &process_group, head);
     }
     if conf.python.restrict_embedded() {
@@ -247,6 +247,7 @@ fn run_counted(
         );
         return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
     }
+    *counted = status::begin(&r, &application_group);
     let interp = match interp::for_group(&application_group, hooks::apache_version(), &log) {
         Ok(i) => i,
         Err(e) => return refused(r, &e),

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 /// One daemon process slot of a group.
 struct Slot {
+    /// Place among all daemon processes of the generation: its figures-table daemon slot.
+    index: usize,
     proc_: sys::apr_proc_t,
     group: Arc<Group>,
     started: Instant,
@@ -216,6 +218,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     for g in &groups {
         for _ in 0..g.def.processes {
             generation.slots.push(Slot {
+                index: generation.slots.len(),
                 // SAFETY: apr_proc_t is a plain C struct; zero is its empty value.
                 proc_: unsafe { std::mem::zeroed() },
                 group: g.clone(),
@@ -225,6 +228,20 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
                 server: s,
             });
         }
+    }
+    let counted = super::status::DAEMON_SLOTS as usize;
+    if generation.slots.len() > counted {
+        log::server_log(
+            // SAFETY: s is live.
+            unsafe { s.as_ref() },
+            Level::Warn,
+            &format!(
+                "RWSGI0660: {} daemon processes are configured (all WSGIDaemonProcess groups \
+                 together) but the mod_status and rwsgi-metrics figures have room for {counted}; \
+                 the processes after the first {counted} are not shown there",
+                generation.slots.len()
+            ),
+        );
     }
     for slot in generation.slots.iter_mut() {
         spawn(slot);
@@ -327,6 +344,9 @@ fn become_daemon(slot: &Slot) -> ! {
     let group = slot.group.clone();
     let delay = slot.delay;
     DAEMON_SERVER.store(slot.server.cast_mut(), std::sync::atomic::Ordering::Release);
+    // The figures table is inherited mapped from the parent (anonymous shared memory, so
+    // the privilege drop that follows does not affect access to it).
+    super::status::claim_daemon(slot.index, &group.def.name);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         if let Some(t) = group.def.title() {
             set_title(slot.server, &t);

@@ -113,6 +113,9 @@ unsafe extern "C" fn post_config(
     s: *mut sys::server_rec,
 ) -> libc::c_int {
     guard("post_config", sys::OK as libc::c_int, || {
+        // Before the daemons are forked: they inherit the mapped figures table.
+        // SAFETY: Apache passes the live main server of the new generation.
+        unsafe { super::status::init(s) };
         // SAFETY: Apache passes its live pconf and main server.
         if let Err(e) = unsafe { super::daemons::start(pconf, s) } {
             // SAFETY: s is the live main server.
@@ -123,8 +126,6 @@ unsafe extern "C" fn post_config(
             );
             return sys::HTTP_INTERNAL_SERVER_ERROR as libc::c_int;
         }
-        // SAFETY: Apache passes the live main server of the new generation.
-        unsafe { super::status::init(s) };
         let component = CString::new(format!(
             "mod_rwsgi/{} Python/{}",
             env!("CARGO_PKG_VERSION"),
