@@ -408,6 +408,38 @@ fn by_default_the_app_runs_in_a_daemon_process_group() {
 }
 
 #[test]
+fn daemon_mode_under_prefork_replaces_a_daemon_after_maximum_requests() {
+    let mut site = Site::new("dprefork");
+    let mut fg = Foreground::start(
+        &site,
+        &["--server-mpm", "prefork", "--maximum-requests", "2"],
+    );
+    let conf = site.conf();
+    for line in [
+        "mpm_prefork_module",
+        "maximum-requests=2",
+        "MaxRequestWorkers 20",
+    ] {
+        assert!(conf.contains(line), "{line} missing from:\n{conf}");
+    }
+    assert!(!conf.contains("inactivity-timeout"), "{conf}");
+    let a = get(fg.port, "/").json();
+    assert_eq!(a.s("process_group"), format!("127.0.0.1:{}", fg.port));
+    // The daemon has 5 threads although prefork children have one.
+    assert!(a.b("multithread"), "{a:?}");
+    let b = get(fg.port, "/").json();
+    assert_eq!(a.n("pid"), b.n("pid"));
+    let mut c = b.clone();
+    wait_until("a new daemon", Duration::from_secs(10), || {
+        c = get(fg.port, "/").json();
+        c.n("pid") != b.n("pid")
+    });
+    assert_eq!(c.s("process_group"), a.s("process_group"));
+    fg.stop("-INT");
+    site.check_error_log();
+}
+
+#[test]
 fn embedded_mode_runs_the_app_in_the_apache_children() {
     let mut site = Site::new("embedded");
     let mut fg = Foreground::start(&site, &["--embedded-mode"]);
@@ -710,6 +742,10 @@ const OPTIONS: &[&str] = &[
     "--server-status",
     "--setup-only",
     "--module",
+    "--server-mpm",
+    "--maximum-requests",
+    "--request-timeout",
+    "--daemon-backlog",
 ];
 
 #[test]

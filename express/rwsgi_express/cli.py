@@ -66,6 +66,14 @@ def server_options():
     g.add_argument("--embedded-mode", action="store_true",
                    help="run the app inside the Apache children instead of in a daemon process "
                         "group (WSGIDaemonProcess, the default)")
+    g.add_argument("--server-mpm", choices=config.MPMS,
+                   help="Apache MPM (default: event, else worker; prefork with --embedded-mode "
+                        "--threads 1)")
+    d = p.add_argument_group("daemon process options (ignored with --embedded-mode)")
+    for option, default, text in config.DAEMON_OPTIONS:
+        d.add_argument(config.daemon_flag(option), type=non_negative, default=default,
+                       metavar="NUMBER", dest=option.replace("-", "_"),
+                       help="%s (%s=, default %d)" % (text, option, default))
     g.add_argument("--server-status", action="store_true",
                    help="enable mod_status at /server-status, for requests from this host only")
     g.add_argument("--setup-only", action="store_true",
@@ -84,6 +92,13 @@ def positive(text):
     n = int(text)
     if n < 1:
         raise argparse.ArgumentTypeError("must be at least 1, not %s" % text)
+    return n
+
+
+def non_negative(text):
+    n = int(text)
+    if n < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more, not %s" % text)
     return n
 
 
@@ -217,6 +232,8 @@ def settings(args, fail):
         callable_object=args.callable_object,
         mime_types=locate.mime_types(),
         mode=mode,
+        server_mpm=args.server_mpm,
+        daemon_options={o: getattr(args, o.replace("-", "_")) for o, _, _ in config.DAEMON_OPTIONS},
     )
 
 

@@ -13,21 +13,32 @@ from dataclasses import dataclass, field
 
 MPMS = ("event", "worker", "prefork")
 
-# mod_wsgi-express's defaults for the daemon options mod_rwsgi acts on (docs/directives.md);
-# the zero ones (maximum-requests, inactivity-timeout, restart-interval, ...) are the
-# directive's own defaults and are left out. startup-timeout, response-buffer-size and
-# response-socket-timeout are left out too: mod_rwsgi accepts them without effect.
-DAEMON_DEFAULTS = (
-    ("listen-backlog", 100),
-    ("queue-timeout", 45),
-    ("socket-timeout", 60),
-    ("connect-timeout", 15),
-    ("request-timeout", 60),
-    ("deadlock-timeout", 60),
-    ("graceful-timeout", 15),
-    ("shutdown-timeout", 5),
-    ("header-buffer-size", 32768),
+# The WSGIDaemonProcess options the command sets, each also a command-line option
+# (--OPTION, --daemon-backlog for listen-backlog), with mod_wsgi-express's defaults. A zero
+# value is the directive's own default (off) and is left out of the config. startup-timeout,
+# response-buffer-size and response-socket-timeout are not offered: mod_rwsgi accepts them
+# without effect (docs/directives.md).
+DAEMON_OPTIONS = (
+    ("maximum-requests", 0, "requests a daemon process serves before it is replaced; 0: no limit"),
+    ("inactivity-timeout", 0, "seconds without requests after which a daemon process restarts; 0: never"),
+    ("restart-interval", 0, "seconds after which a daemon process is replaced; 0: never"),
+    ("request-timeout", 60, "seconds a request may run before its daemon process restarts; 0: no limit"),
+    ("connect-timeout", 15, "seconds an Apache child tries to reach a daemon (then 503)"),
+    ("socket-timeout", 60, "seconds of silence on the daemon socket (then 504)"),
+    ("queue-timeout", 45, "seconds a request may wait for a daemon thread (then 504)"),
+    ("graceful-timeout", 15, "seconds a recycling daemon process waits for its requests"),
+    ("eviction-timeout", 0, "seconds an evicted (SIGUSR1) daemon process waits for its requests; 0: as graceful-timeout"),
+    ("shutdown-timeout", 5, "seconds a stopping daemon process is given before SIGKILL"),
+    ("deadlock-timeout", 60, "seconds the GIL may stay held before the daemon process restarts"),
+    ("listen-backlog", 100, "connections queued on the daemon socket"),
+    ("header-buffer-size", 32768, "longest response header line from the app, in bytes"),
 )
+
+
+def daemon_flag(option):
+    """The command-line option that sets a WSGIDaemonProcess option."""
+    return "--daemon-backlog" if option == "listen-backlog" else "--" + option
+
 
 # Threads per Apache child in daemon mode, where the children only relay requests.
 RELAY_THREADS_PER_CHILD = 25
@@ -62,6 +73,8 @@ class Settings:
     callable_object: str = "application"
     mime_types: str = None
     mode: str = "daemon"
+    server_mpm: str = None
+    daemon_options: dict = field(default_factory=lambda: {o: v for o, v, _ in DAEMON_OPTIONS})
 
     @property
     def process_group(self):
@@ -103,6 +116,8 @@ class Settings:
     def mpm(self):
         """event (or worker) for threaded children; prefork in embedded mode when the app
         wants one thread per process (daemon-mode children only relay, so threads suit them)."""
+        if self.server_mpm:
+            return self.server_mpm
         have = [m for m in MPMS if os.path.exists(self._mod("mpm_%s" % m))]
         if self.mode == "embedded" and self.threads == 1 and "prefork" in have:
             return "prefork"
@@ -314,7 +329,7 @@ def wsgi_daemon(s):
     paths = python_path(s)
     if paths:
         opts.append("python-path=%s" % q(":".join(paths)))
-    opts += ["%s=%d" % kv for kv in DAEMON_DEFAULTS]
+    opts += ["%s=%d" % (o, v) for o, v in s.daemon_options.items() if v]
     out = []
     if s.python_home:
         # The Apache children start Python too; the same one as the daemons.
