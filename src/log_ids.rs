@@ -115,6 +115,9 @@ log_ids! {
     DAEMON_SCRIPT_REFUSED = "RWSGI0538", "error", "The script or its directory fails script-user=/script-group= (owner, or writable by others); answered 403.";
     REQUEST_TIMEOUT_504 = "RWSGI0600", "info", "The app raised mod_wsgi.RequestTimeout before its response started: 504.";
     REQUEST_TIMEOUT_CUT = "RWSGI0601", "info", "The app raised mod_wsgi.RequestTimeout after its response started: cut short.";
+    PROCESS_GROUP_RESTRICTED = "RWSGI0670", "error", "The request's process group is not in WSGIRestrictProcess for its location; answered 500.";
+    EMBEDDED_RESTRICTED = "RWSGI0671", "error", "A request would run embedded while WSGIRestrictEmbedded is On; answered 500.";
+    CHILD_WITHOUT_PYTHON = "RWSGI0672", "info", "WSGIRestrictEmbedded On and nothing else needs Python in the Apache children: it is not started there.";
 }
 
 #[cfg(test)]
