@@ -231,7 +231,7 @@ fn restrict_embedded_on_refuses_requests_that_would_run_embedded() {
         .start();
     let r = s.get("/main");
     assert_eq!(r.status, 500, "{}", r.describe());
-    let lines = s.expect_error(r.client_port, "RWSGI0621: WSGIRestrictEmbedded On forbids");
+    let lines = s.expect_error(r.client_port, "RWSGI0671: WSGIRestrictEmbedded On forbids");
     assert!(
         lines.iter().any(|l| l.contains("package_probe.wsgi")),
         "{lines:?}"

@@ -167,17 +167,22 @@ pub fn apply(id: Id, name: &str, args: &[&str]) -> Result<Option<String>, String
                     .into(),
             )
         }
-        Id::SocketPrefix => {
-            one(name, args, "a path prefix")?;
+        Id::AcceptMutex => {
+            const MECHS: &[&str] = &[
+                "default", "flock", "fcntl", "sysvsem", "posixsem", "pthread",
+            ];
+            let v = one(name, args, "a lock mechanism")?;
+            if !MECHS.iter().any(|m| m.eq_ignore_ascii_case(v)) {
+                return Err(format!(
+                    "{name}: '{v}' is not a lock mechanism; use one of {}",
+                    MECHS.join(", ")
+                ));
+            }
             Some(
-                "has no effect: mod_rwsgi creates daemon process sockets in Apache's \
-                 DefaultRuntimeDir"
+                "has no effect: each daemon process waits on its group's socket with its own \
+                 threads and needs no cross-process accept lock"
                     .into(),
             )
-        }
-        Id::SocketRotation => {
-            flag(args)?;
-            Some("has no effect: mod_rwsgi names its daemon process sockets itself".into())
         }
         _ => return Err(format!("{name} is not a compatibility directive")),
     })
@@ -233,18 +238,8 @@ mod tests {
         assert!(apply(Id::FreeThreading, "F", &["On"]).unwrap().is_some());
         assert!(apply(Id::FreeThreading, "F", &[]).is_err());
         assert!(python_at_least("3.12", (3, 12)) && !python_at_least("3.11", (3, 12)));
-    }
-
-    #[test]
-    fn socket_directives() {
-        assert!(
-            apply(Id::SocketPrefix, "S", &["run/wsgi"])
-                .unwrap()
-                .is_some()
-        );
-        assert!(apply(Id::SocketPrefix, "S", &[]).is_err());
-        assert!(apply(Id::SocketRotation, "R", &["Off"]).unwrap().is_some());
-        assert!(apply(Id::SocketRotation, "R", &["sometimes"]).is_err());
+        assert!(apply(Id::AcceptMutex, "M", &["fcntl"]).unwrap().is_some());
+        assert!(apply(Id::AcceptMutex, "M", &["spin"]).is_err());
     }
 
     #[test]

@@ -41,8 +41,6 @@ pub struct PythonOptions {
     pub server_metrics: Option<bool>,
     /// `WSGIMaximumInterpreters`: the most sub-interpreters one process creates.
     pub maximum_interpreters: Option<u32>,
-    /// `WSGIRestrictEmbedded`: applications may run only in daemon process groups.
-    pub restrict_embedded: Option<bool>,
 }
 
 /// Default of `WSGIMaximumInterpreters`: far above what a real configuration uses (one per
@@ -66,10 +64,6 @@ impl PythonOptions {
     /// `WSGICaseSensitivity` (default On: Linux file systems are case-sensitive).
     pub fn case_sensitive(&self) -> bool {
         self.case_sensitivity.unwrap_or(true)
-    }
-    /// `WSGIRestrictEmbedded` (default Off).
-    pub fn restrict_embedded(&self) -> bool {
-        self.restrict_embedded.unwrap_or(false)
     }
     /// `WSGIDestroyInterpreter` (default On).
     pub fn destroy_interpreter(&self) -> bool {
@@ -297,7 +291,6 @@ pub fn apply(
         Id::LazyInitialization => opts.lazy_initialization = Some(on_off(args)?),
         Id::DestroyInterpreter => opts.destroy_interpreter = Some(on_off(args)?),
         Id::ServerMetrics => opts.server_metrics = Some(on_off(args)?),
-        Id::RestrictEmbedded => opts.restrict_embedded = Some(on_off(args)?),
         Id::MaximumInterpreters => {
             opts.maximum_interpreters = Some(parse_maximum_interpreters(
                 name,

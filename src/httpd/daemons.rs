@@ -79,6 +79,38 @@ fn leave_retiring(pool: *mut sys::apr_pool_t, pids: &[i32]) {
     }
 }
 
+/// Process-pool key of the secret kept for the parent's whole life (`WSGISocketRotation
+/// Off`): an Apache child of the previous generation still reaches the same socket path
+/// after a graceful restart, now served by the new daemons, and must still be accepted.
+const STABLE_SECRET: &std::ffi::CStr = c"mod_rwsgi stable daemon secret";
+
+fn stable_secret(pool: *mut sys::apr_pool_t) -> Vec<u8> {
+    let mut data: *mut libc::c_void = std::ptr::null_mut();
+    // SAFETY: pool is the live process pool; the value, if any, is the NUL-terminated hex
+    // text this function stored there.
+    unsafe {
+        sys::apr_pool_userdata_get(&mut data, STABLE_SECRET.as_ptr(), pool);
+        if !data.is_null() {
+            let hex = std::ffi::CStr::from_ptr(data.cast()).to_bytes();
+            let bytes: Vec<u8> = hex
+                .chunks(2)
+                .filter_map(|c| u8::from_str_radix(std::str::from_utf8(c).ok()?, 16).ok())
+                .collect();
+            if bytes.len() == 16 {
+                return bytes;
+            }
+        }
+    }
+    let secret = os::random_bytes(16);
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    // SAFETY: the copy lives in the process pool; userdata_set copies the key.
+    unsafe {
+        let v = super::pstrdup(pool, hex.as_bytes());
+        sys::apr_pool_userdata_set(v.cast(), STABLE_SECRET.as_ptr(), None, pool);
+    }
+    secret
+}
+
 /// Every server's own daemon groups, main server first, each with its owner key.
 ///
 /// # Safety
@@ -182,7 +214,15 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
             log::server_log(unsafe { s.as_ref() }, Level::Warn, &w);
         }
     }
-    let groups = spawner::prepare(defs, &facts, &|f| runtime_path(pconf, f))?;
+    let sockets = spawner::Sockets {
+        prefix: conf
+            .daemon
+            .socket_prefix
+            .clone()
+            .unwrap_or_else(|| runtime_path(pconf, "rwsgi").to_string_lossy().into_owned()),
+        stable_secret: (!conf.daemon.rotation()).then(|| stable_secret(process_pool)),
+    };
+    let groups = spawner::prepare(defs, &facts, &sockets)?;
     daemon::install(groups.clone());
     let generation = Generation {
         slots: Vec::new(),

@@ -256,7 +256,30 @@ unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::serve
         super::daemons::close_listeners_in_child();
         let _ = PROCESS.set(compute_process_facts());
         // SAFETY: Apache passes the live main server; its config holds the runtime options.
-        let opts = unsafe { &config_store::server_config(s).python };
+        let conf = unsafe { config_store::server_config(s) };
+        let opts = &conf.python;
+        // SAFETY: as above.
+        let global_imports = unsafe { import_scripts(s) }
+            .iter()
+            .any(|i| i.process_group.is_empty());
+        if conf.daemon.embedded_restricted()
+            && !global_imports
+            && !super::directive::hook_scripts_used()
+        {
+            log::server_log(
+                // SAFETY: Apache passes the live main server.
+                unsafe { s.as_ref() },
+                Level::Info,
+                &format!(
+                    "{}: WSGIRestrictEmbedded On: Python is not started in Apache child {} \
+                     (no access, auth or dispatch script and no %{{GLOBAL}} WSGIImportScript \
+                     needs it)",
+                    crate::log_ids::CHILD_WITHOUT_PYTHON,
+                    std::process::id()
+                ),
+            );
+            return;
+        }
         match crate::python::runtime::initialize(apache_version(), opts) {
             Ok(()) => {
                 // SAFETY: the cleanup runs when the child's pool is destroyed at exit.
