@@ -107,11 +107,14 @@ impl InterpState {
             log::for_process(py, &log_type.bind(py), Stream::Stderr)?,
         )?;
         sys.setattr("argv", vec!["mod_wsgi"])?;
-        // A restricted sys.stdout replaces the log stream installed above, and the
-        // modules come after the search path is complete, as a `mod_wsgi` package on it
-        // (pip's, which mod_wsgi-express configs import) is where they go.
-        super::options::apply(py)?;
+        // Before the search path is set up, so `.pth` files and what they import can
+        // `import mod_wsgi` (its application_group included).
         let modules = super::modules::install(py, &fw, group)?;
+        // A restricted sys.stdout replaces the log stream installed above.
+        super::options::apply(py)?;
+        // Once the search path is complete: a `mod_wsgi` package on it (pip's, which
+        // mod_wsgi-express configs import) lends its submodules.
+        super::modules::adopt_package_path(py, group);
         let own = |b: Bound<'_, PyAny>| Owned(b.into_ptr());
         Ok(InterpState {
             input_type: Owned(input::make_type(py)?),

@@ -43,12 +43,6 @@ pub fn install(py: Python<'_>, file_wrapper: &Bound<'_, PyAny>, group: &str) -> 
     let apache = apache::build(py, shape)?;
     modules.set_item("apache", &apache)?;
     let m = mod_wsgi::build(py, file_wrapper, shape)?;
-    if let Some(path) = package_path(py, group) {
-        m.setattr(
-            "__path__",
-            py.import("builtins")?.getattr("list")?.call1((path,))?,
-        )?;
-    }
     m.setattr("application_group", group)?;
     modules.set_item("mod_wsgi", &m)?;
     let own = |name: &str| -> PyResult<Owned> { Ok(Owned(m.getattr(name)?.into_ptr())) };
@@ -61,14 +55,42 @@ pub fn install(py: Python<'_>, file_wrapper: &Bound<'_, PyAny>, group: &str) -> 
     })
 }
 
-/// Where a `mod_wsgi` package on `sys.path` keeps its submodules (pip's mod_wsgi, whose
-/// `mod_wsgi.express` runtime the configs of mod_wsgi-express import), found without running
-/// the package. As in mod_wsgi 6, the module takes them over as its `__path__`. None when
-/// there is no such package, or when looking for it failed (logged, with the traceback).
+/// Gives the installed `mod_wsgi` module the submodules of a `mod_wsgi` package on
+/// `sys.path` (pip's mod_wsgi, whose `mod_wsgi.express` runtime the configs of
+/// mod_wsgi-express import), found without running the package: as in mod_wsgi 6, the module
+/// takes them over as its `__path__`. A failed search is logged, with the traceback.
+pub fn adopt_package_path(py: Python<'_>, group: &str) {
+    if let Some(path) = package_path(py, group) {
+        let set = py
+            .import("sys")
+            .and_then(|sys| sys.getattr("modules")?.get_item("mod_wsgi"))
+            .and_then(|m| {
+                let list = py.import("builtins")?.getattr("list")?.call1((path,))?;
+                m.setattr("__path__", list)
+            });
+        if let Err(err) = set {
+            log_error(
+                py,
+                &format!(
+                    "{}: could not give the mod_wsgi module the mod_wsgi package's submodules \
+                     in application group '{group}' (pid {})",
+                    crate::log_ids::MOD_WSGI_PACKAGE_FAILED,
+                    std::process::id()
+                ),
+                &err,
+            );
+        }
+    }
+}
+
+/// Where a `mod_wsgi` package on `sys.path` keeps its submodules. The path finder searches
+/// `sys.path` itself, past the module already in `sys.modules`. None when there is no such
+/// package, or when looking for it failed (logged, with the traceback).
 fn package_path<'py>(py: Python<'py>, group: &str) -> Option<Bound<'py, PyAny>> {
-    let found = py
-        .import("importlib.util")
-        .and_then(|u| u.call_method1("find_spec", ("mod_wsgi",)));
+    let found = py.import("importlib.machinery").and_then(|m| {
+        m.getattr("PathFinder")?
+            .call_method1("find_spec", ("mod_wsgi",))
+    });
     match found {
         Ok(spec) if spec.is_none() => None,
         Ok(spec) => spec
