@@ -1,0 +1,93 @@
+//! A stop of the event MPM child while request threads are blocked flushing responses to
+//! clients that do not read (the GIL released around the pass), with the clients resetting
+//! their connections at nearly the same moment: the stop closes the workers' sockets under
+//! them, interrupts the requests, joins the threads and finalises Python. The child must
+//! exit cleanly, never by a signal (AH00052 "exit signal Segmentation fault").
+mod common;
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Stops per run; each resets its clients at another moment of the child's stop.
+const ITERATIONS: usize = 12;
+
+/// Connections per stop, each with its own worker blocked in a flush.
+const CLIENTS: usize = 7;
+
+/// Starts one process holding `n` connections that each sent a request for `path` and never
+/// read; returns once all requests went out. Killing it resets them all at once.
+fn stuck_clients(port: u16, path: &str, n: usize) -> std::process::Child {
+    let script = format!(
+        "import socket, time\n\
+         socks = []\n\
+         for _ in range({n}):\n\
+         \x20   s = socket.socket()\n\
+         \x20   s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)\n\
+         \x20   s.connect(('127.0.0.1', {port}))\n\
+         \x20   s.sendall(b'GET {path} HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n')\n\
+         \x20   socks.append(s)\n\
+         print('sent', flush=True)\n\
+         time.sleep(8)\n"
+    );
+    let mut c = Command::new("/usr/bin/python3")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run /usr/bin/python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(c.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "sent");
+    c
+}
+
+#[test]
+fn stop_while_writers_are_blocked_and_their_clients_reset() {
+    let mut crashed = Vec::new();
+    for i in 0..ITERATIONS {
+        // The list path (one flushed pass with the end) and write() (a flush per chunk).
+        let path = if i % 2 == 0 {
+            "/plain/big?kib=30"
+        } else {
+            "/plain/write?kib=30"
+        };
+        let mut s = server("stop_blocked_writer")
+            .single_process()
+            .fragment("output_filters")
+            .conf("SendBufferSize 4096")
+            .allow_log("exit signal")
+            // write() raising OSError for the reset client, uncaught by the app.
+            .allow_log("failed to write response data")
+            .start();
+        let mut stuck = stuck_clients(s.port, path, CLIENTS);
+        // Let the workers reach the flush that blocks.
+        std::thread::sleep(Duration::from_millis(150));
+        // SIGTERM to the parent is what `apache2 -k stop` sends, without that command's own
+        // start-up time, so the resets below land while the child is stopping.
+        // SAFETY: signals the Apache parent this test started.
+        unsafe { libc::kill(s.parent_pid() as libc::pid_t, libc::SIGTERM) };
+        std::thread::sleep(Duration::from_micros(
+            [0, 500, 1000, 2000, 4000, 8000][i / 2 % 6],
+        ));
+        let _ = stuck.kill();
+        let _ = stuck.wait();
+        s.stop();
+        let died: Vec<_> = s
+            .unexpected_log_lines()
+            .into_iter()
+            .filter(|l| l.contains("exit signal"))
+            .collect();
+        if !died.is_empty() {
+            crashed.push(format!("stop {i} ({path}): {}", died.join("; ")));
+        }
+    }
+    assert!(
+        crashed.is_empty(),
+        "{} of {ITERATIONS} stops killed the child:\n{}",
+        crashed.len(),
+        crashed.join("\n")
+    );
+}
