@@ -33,6 +33,10 @@ const JOIN_WAIT: Duration = Duration::from_millis(200);
 /// doubling intervals (about 0.48 s, then 0.98 s), so a longer wait costs a whole second.
 const AFTER_ATEXIT: Duration = Duration::from_millis(100);
 
+/// How long an ungraceful stop lets running requests end by themselves before it raises
+/// `SystemExit` in them; well under the harness's and operators' expectation of a prompt stop.
+const INTERRUPT_GRACE: Duration = Duration::from_millis(300);
+
 /// Requests of this process running in (or between calls into) Python.
 static IN_PYTHON: AtomicUsize = AtomicUsize::new(0);
 
@@ -131,7 +135,7 @@ pub fn is_interruption(py: Python<'_>, err: &PyErr) -> bool {
 }
 
 /// At the start of an ungraceful stop of a threaded child: raises `SystemExit` in every
-/// request running an app, so worker threads can be joined instead of the child being
+/// request still running an app after [`INTERRUPT_GRACE`], so worker threads can be joined instead of the child being
 /// killed. Does nothing on a thread that is itself running a request (prefork runs this
 /// from a signal handler), or when that cannot be told.
 pub fn interrupt_requests() {
@@ -141,11 +145,29 @@ pub fn interrupt_requests() {
     // SAFETY: no preconditions.
     let me = unsafe { libc::pthread_self() };
     // try_lock: in a signal handler the interrupted thread may hold the lock.
-    let running = match RUNNING.try_lock() {
-        Ok(r) => r.clone(),
-        Err(_) => return,
+    let snapshot = || RUNNING.try_lock().ok().map(|r| r.clone());
+    let Some(mut running) = snapshot() else {
+        return;
     };
-    if running.is_empty() || running.iter().any(|(_, t)| *t == me) {
+    if running.iter().any(|(_, t)| *t == me) {
+        return;
+    }
+    // An asynchronous exception lands at whatever bytecode runs next, also inside
+    // importlib between taking the import lock and the `try` that releases it: the lock
+    // then stays with a finished thread and every later import in the process waits for
+    // ever, so the child never exits. The stop has just closed the requests' sockets, so
+    // most requests end by themselves within milliseconds (logging their client-gone
+    // error, which imports `traceback`); only those still running after a grace period
+    // are interrupted.
+    let grace = Instant::now() + INTERRUPT_GRACE;
+    while !running.is_empty() && Instant::now() < grace {
+        std::thread::sleep(Duration::from_millis(5));
+        running = match snapshot() {
+            Some(r) => r,
+            None => continue,
+        };
+    }
+    if running.is_empty() {
         return;
     }
     INTERRUPTED.store(true, Ordering::SeqCst);
