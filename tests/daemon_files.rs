@@ -40,11 +40,11 @@ fn pids(s: &Server, file: &str) -> (u32, u32) {
     (child[0], daemon)
 }
 
-/// Bytes the process wrote through write-like calls (/proc/PID/io `wchar`).
-fn wchar(pid: u32) -> u64 {
+/// Bytes the process read through read-like calls, pread included (/proc/PID/io `rchar`).
+fn rchar(pid: u32) -> u64 {
     let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
     io.lines()
-        .find_map(|l| l.strip_prefix("wchar:"))
+        .find_map(|l| l.strip_prefix("rchar:"))
         .unwrap()
         .trim()
         .parse()
@@ -63,15 +63,15 @@ fn ten_mib_body_is_the_file_and_skips_the_socket(mpm: Mpm) {
     std::fs::write(s.data.join("ten.bin"), &data).unwrap();
     let (_, daemon) = pids(&s, "ten.bin");
     for kind in ["noread", "plain"] {
-        let before = wchar(daemon);
+        let before = rchar(daemon);
         let r = fetch(&s, &format!("file=ten.bin&kind={kind}"));
         assert_eq!(r.header("Content-Length"), Some("10485760"), "{kind}");
         assert_eq!(sha256_hex(&r.body), sha256_hex(&data), "{kind}");
-        // Copied through the socket, the daemon would have written the 10 MiB itself.
-        let wrote = wchar(daemon) - before;
+        // Copied through the socket, the daemon would have read the 10 MiB itself.
+        let read = rchar(daemon) - before;
         assert!(
-            wrote < 64 << 10,
-            "{kind}: the daemon wrote {wrote} bytes for a 10 MiB file"
+            read < 64 << 10,
+            "{kind}: the daemon read {read} bytes for a 10 MiB file"
         );
     }
     // A file-like without fileno() still goes through the socket.
