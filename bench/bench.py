@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""mod_rwsgi benchmark: Apache static files vs mod_wsgi vs mod_rwsgi, in one run.
+"""mod_rwsgi benchmark: static files vs mod_wsgi vs mod_rwsgi, embedded or daemon mode.
 
 Method (bench/README.md, docs decisions §5): every target runs in its own Apache with the same
 MPM, keep-alive, logging and sendfile settings; the client is always `wrk -t1 -c32 -d10s`
@@ -56,8 +56,23 @@ UPLOAD = b"u" * 65536  # must match bench/post64k.lua
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
-TARGET_NAMES = {"static": "static", "mod_wsgi": "mod_wsgi", "rwsgi": "mod_rwsgi",
-                "mod_rwsgi": "mod_rwsgi"}
+# target key -> (name in the reports, WSGI module key or None, daemon mode?)
+TARGETS = {
+    "static": ("static", None, False),
+    "mod_wsgi": ("mod_wsgi", "mod_wsgi", False),
+    "rwsgi": ("mod_rwsgi", "rwsgi", False),
+    "mod_wsgi-daemon": ("mod_wsgi-daemon", "mod_wsgi", True),
+    "rwsgi-daemon": ("mod_rwsgi-daemon", "rwsgi", True),
+}
+TARGET_ALIASES = {"mod_rwsgi": "rwsgi", "mod_rwsgi-daemon": "rwsgi-daemon"}
+# Daemon targets: one group with the shape of the embedded targets' Apache children
+# (2 processes x 25 threads), so the same number of Python threads serves the same 32
+# connections. display-name gives the daemons a title both modules write into argv[0]: that
+# is how the harness tells them from the Apache children, which have the same parent.
+DAEMON_GROUP = "bench"
+DAEMON_TITLE = f"(wsgi:{DAEMON_GROUP})"
+DAEMON_CONF = (f"WSGIDaemonProcess {DAEMON_GROUP} processes=2 threads=25 display-name=%{{GROUP}}\n"
+               f"WSGIProcessGroup {DAEMON_GROUP}\n")
 # scenario -> (url path, body size, applies to static?, wsgi app file)
 SCENARIOS = {
     "hello": ("/hello", len(HELLO), True, "hello.wsgi"),
@@ -164,6 +179,15 @@ def cpu_ticks(pids):
     return out
 
 
+def rss_of(pid):
+    """RSS bytes of one process (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * PAGE
+    except OSError:
+        return 0
+
+
 def memory(pids):
     """(RSS bytes, PSS bytes) summed over pids."""
     rss = pss = 0
@@ -182,31 +206,39 @@ def memory(pids):
 
 
 class MemSampler(threading.Thread):
-    def __init__(self, pids, interval=0.25):
+    """Peak RSS/PSS summed over pids, and the peak RSS of each of the `each` pids."""
+
+    def __init__(self, pids, each=(), interval=0.25):
         super().__init__(daemon=True)
         self.pids, self.interval = pids, interval
         self.peak_rss = self.peak_pss = 0
+        self.peak_each = {p: 0 for p in each}
         self.stop_event = threading.Event()
+
+    def sample(self):
+        rss, pss = memory(self.pids)
+        self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+        for p in self.peak_each:
+            self.peak_each[p] = max(self.peak_each[p], rss_of(p))
 
     def run(self):
         while True:
-            rss, pss = memory(self.pids)
-            self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+            self.sample()
             if self.stop_event.wait(self.interval):
                 return
 
     def finish(self):
         self.stop_event.set()
         self.join()
-        rss, pss = memory(self.pids)
-        self.peak_rss, self.peak_pss = max(self.peak_rss, rss), max(self.peak_pss, pss)
+        self.sample()
 
 
 # ---------------------------------------------------------------- servers
 
 class Server:
     def __init__(self, key, port, work):
-        self.key, self.name, self.port, self.work = key, TARGET_NAMES[key], port, work
+        self.key, self.port, self.work = key, port, work
+        self.name, self.module, self.daemon = TARGETS[key]
         self.dir = os.path.join(work, "servers", self.name)
         self.conf = os.path.join(self.dir, "conf", "httpd.conf")
         self.pidfile = os.path.join(self.dir, "run", "httpd.pid")
@@ -216,24 +248,23 @@ class Server:
         self.stop_seconds = None
 
     def scenarios(self, wanted):
-        return [s for s in wanted if self.key == "static" and SCENARIOS[s][2]
-                or self.key != "static"]
+        return [s for s in wanted if self.module or SCENARIOS[s][2]]
 
     def render(self, wanted):
         for sub in ("conf", "logs", "run", "modules"):
             os.makedirs(os.path.join(self.dir, sub), mode=0o755, exist_ok=True)
         data, apps = os.path.join(self.work, "data"), os.path.join(self.work, "apps")
         module_lines, routes = "", []
-        if self.key == "static":
+        if not self.module:
             files = {"hello": "hello.txt", "1m": "1m.bin", "10m": "10m.bin"}
             for s in self.scenarios(wanted):
                 routes.append(f'Alias {SCENARIOS[s][0]} "{data}/{files[s]}"')
         else:
-            src, sym = ((CFG["MOD_WSGI_MODULE"], "wsgi_module") if self.key == "mod_wsgi"
+            src, sym = ((CFG["MOD_WSGI_MODULE"], "wsgi_module") if self.module == "mod_wsgi"
                         else (CFG["RWSGI_MODULE"], "rwsgi_module"))
             if not os.path.isfile(src):
                 raise BenchError(f"{self.name}: module {src} not found"
-                                 + (" (run 'make build')" if self.key != "mod_wsgi" else ""))
+                                 + (" (run 'make build')" if self.module == "rwsgi" else ""))
             # A private copy: a rebuild during the run cannot change the mapped file.
             mod = os.path.join(self.dir, "modules", os.path.basename(src))
             shutil.copyfile(src, mod)
@@ -242,6 +273,8 @@ class Server:
                             "WSGIApplicationGroup %{GLOBAL}\n")
             if CFG["WSGI_SENDFILE"] == "1":
                 module_lines += "WSGIEnableSendfile On\n"
+            if self.daemon:
+                module_lines += DAEMON_CONF
             for s in self.scenarios(wanted):
                 routes.append(f'WSGIScriptAlias {SCENARIOS[s][0]} "{apps}/{SCENARIOS[s][3]}"')
         with open(self.conf, "w") as f:
@@ -291,6 +324,10 @@ class Server:
         self.known_pids.update(pids)
         return pids
 
+    def daemon_pids(self, pids):
+        """Those of pids that are WSGI daemon processes (by their title)."""
+        return [p for p in pids if self.daemon and cmdline(p).startswith(DAEMON_TITLE.encode())]
+
     def stop(self):
         if self.parent is None:
             return
@@ -305,7 +342,8 @@ class Server:
         self.stop_seconds = time.monotonic() - t0
         # Anything left over: by the pids we saw, never by name.
         for p in sorted(self.known_pids):
-            if pid_alive(p) and pid_is_httpd(p, self.conf):
+            if pid_alive(p) and (pid_is_httpd(p, self.conf)
+                                 or self.daemon_pids([p])):
                 try:
                     os.kill(p, signal.SIGKILL)
                 except OSError:
@@ -369,12 +407,16 @@ def pid_alive(pid):
         return False
 
 
-def pid_is_httpd(pid, conf):
+def cmdline(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return conf.encode() in f.read()
+            return f.read()
     except OSError:
-        return False
+        return b""
+
+
+def pid_is_httpd(pid, conf):
+    return conf.encode() in cmdline(pid)
 
 
 # ---------------------------------------------------------------- checks
@@ -440,7 +482,11 @@ def sendfile_check(server):
             calls = [l for l in f if "sendfile" in l and "resumed>" not in l]
     except OSError:
         calls = []
-    return f"yes ({len(calls)} calls)" if calls else "no"
+    if not calls:
+        return "no"
+    daemons = {str(p) for p in server.daemon_pids(kids)}
+    in_daemons = sum(1 for l in calls if l.split(None, 1)[0] in daemons)
+    return f"yes ({len(calls)} calls" + (f", {in_daemons} in daemons)" if daemons else ")")
 
 
 # ---------------------------------------------------------------- wrk
@@ -521,8 +567,13 @@ def measure(server, scenario):
                          f"{server.log_tail()}")
     time.sleep(0.5)
     pids = server.pids()  # the fixed set, after warm-up
+    dpids = server.daemon_pids(pids)
+    if server.daemon and not dpids:
+        raise BenchError(f"{server.name}: no process titled {DAEMON_TITLE} among {pids}")
     idle_rss, idle_pss = memory(pids)
-    sampler = MemSampler(pids)
+    # Per daemon process: the largest of the daemons (NaN for embedded targets).
+    idle_daemon = max((rss_of(p) for p in dpids), default=float("nan"))
+    sampler = MemSampler(pids, dpids)
     before, m_before = cpu_ticks(pids), machine_ticks()
     sampler.start()
     try:
@@ -537,6 +588,9 @@ def measure(server, scenario):
     r["cpu_s"] = ticks / CLK_TCK
     r["cpu_us_per_req"] = r["cpu_s"] * 1e6 / r["requests"] if r["requests"] else float("nan")
     n = r["requests"] or float("nan")
+    # The daemons' share of it: how the cost splits between relaying and running the app.
+    dticks = sum(after[p] - before[p] for p in dpids if p in before and p in after)
+    r["daemon_cpu_us_per_req"] = dticks * 1e6 / CLK_TCK / n if dpids else float("nan")
     r["client_cpu_us_per_req"] = r["client_cpu_s"] * 1e6 / n
     # Whatever else used the CPUs during the run: other processes on this shared machine,
     # and the harness itself. High values make the run less trustworthy.
@@ -548,7 +602,9 @@ def measure(server, scenario):
         r.setdefault("pre_info", []).append(
             f"{r['other_cpu_pct']:.0f}% of the machine's CPU went to other processes")
     r.update(idle_rss=idle_rss, idle_pss=idle_pss, peak_rss=sampler.peak_rss,
-             peak_pss=sampler.peak_pss, pids=len(pids))
+             peak_pss=sampler.peak_pss, pids=len(pids), daemons=len(dpids),
+             daemon_idle_rss=idle_daemon,
+             daemon_peak_rss=max(sampler.peak_each.values(), default=float("nan")))
     if r["non2xx"]:
         notes.append(f"{r['non2xx']} non-2xx responses")
     r["info"] = r.pop("pre_info", [])
@@ -598,10 +654,17 @@ def summarize(results, servers, scenarios, meta):
         f"{CFG['ROUNDS']} rounds, targets interleaved, medians shown (req/s range in brackets).")
     add("- Server: event MPM, StartServers 2, ServerLimit 2, ThreadsPerChild 25, "
         "MaxRequestWorkers 50, KeepAlive On, MaxKeepAliveRequests 0, EnableSendfile On, "
-        f"LogLevel {CFG['LOGLEVEL']}, no access log; WSGI targets embedded with "
+        f"LogLevel {CFG['LOGLEVEL']}, no access log; WSGI targets with "
         "`WSGIApplicationGroup %{GLOBAL}`"
         + (" and `WSGIEnableSendfile On`." if CFG["WSGI_SENDFILE"] == "1"
            else "; WSGIEnableSendfile not set."))
+    if any(s.daemon for s in servers):
+        add("- Daemon targets (`-daemon`): the same Apache plus `"
+            + DAEMON_CONF.strip().replace("\n", "` and `") + "`: 2 processes × 25 threads, "
+            "the shape of the embedded targets' Apache children. Their CPU and the summed "
+            "memory include the daemon processes (the daemons' own share of the CPU in "
+            "brackets); *daemon RSS* is per daemon process (the "
+            "larger of the two), idle just before the measured run, peak sampled during it.")
     others = [r["other_cpu_pct"] for runs in results.values() for r in runs]
     if others:
         add(f"- CPU used by other processes on the machine during the measured runs: median "
@@ -616,8 +679,8 @@ def summarize(results, servers, scenarios, meta):
         add(f"- Time for `apache2 -k stop` until the parent exited: {'; '.join(stops)}")
     add("")
     add("| scenario | target | req/s | p99 ms | CPU µs/req | idle RSS MiB | peak RSS MiB "
-        "| idle PSS MiB | peak PSS MiB |")
-    add("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        "| idle PSS MiB | peak PSS MiB | daemon RSS idle/peak MiB |")
+    add("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     medians = {}
     for sc in scenarios:
         for s in servers:
@@ -625,16 +688,21 @@ def summarize(results, servers, scenarios, meta):
             if not runs:
                 continue
             m = {k: med([r[k] for r in runs]) for k in
-                 ("rps", "p99_ms", "cpu_us_per_req", "idle_rss", "peak_rss", "idle_pss",
-                  "peak_pss")}
+                 ("rps", "p99_ms", "cpu_us_per_req", "daemon_cpu_us_per_req", "idle_rss",
+                  "peak_rss", "idle_pss", "peak_pss", "daemon_idle_rss", "daemon_peak_rss")}
             medians[(sc, s.name)] = m
             lo, hi = min(r["rps"] for r in runs), max(r["rps"] for r in runs)
             flag = " ⚠" if any(r["notes"] for r in runs) else ""
             add(f"| {sc} | {s.name}{flag} | {fmt(m['rps'])} ({fmt(lo)}–{fmt(hi)}) "
-                f"| {fmt(m['p99_ms'], 2)} | {fmt(m['cpu_us_per_req'], 1)} "
-                f"| {mib(m['idle_rss'])} | {mib(m['peak_rss'])} | {mib(m['idle_pss'])} "
-                f"| {mib(m['peak_pss'])} |")
-    pairs = [("mod_rwsgi", "static"), ("mod_rwsgi", "mod_wsgi"), ("mod_wsgi", "static")]
+                f"| {fmt(m['p99_ms'], 2)} | {fmt(m['cpu_us_per_req'], 1)}"
+                + (f" ({fmt(m['daemon_cpu_us_per_req'], 1)} in daemons) " if s.daemon else " ")
+                + f"| {mib(m['idle_rss'])} | {mib(m['peak_rss'])} | {mib(m['idle_pss'])} "
+                f"| {mib(m['peak_pss'])} "
+                + (f"| {mib(m['daemon_idle_rss'])} / {mib(m['daemon_peak_rss'])} |" if s.daemon
+                   else "| – |"))
+    pairs = [("mod_rwsgi", "static"), ("mod_rwsgi", "mod_wsgi"), ("mod_wsgi", "static"),
+             ("mod_rwsgi-daemon", "mod_wsgi-daemon"), ("mod_rwsgi-daemon", "mod_rwsgi"),
+             ("mod_wsgi-daemon", "mod_wsgi")]
     ratio_lines = []
     for sc in scenarios:
         for a, b in pairs:
@@ -647,14 +715,23 @@ def summarize(results, servers, scenarios, meta):
                     "nan")
             ratio_lines.append(f"| {sc} | {a} / {b} | {fmt(ratio('rps'), 2)} "
                                f"| {fmt(ratio('cpu_us_per_req'), 2)} | {fmt(ratio('p99_ms'), 2)} "
-                               f"| {fmt(ratio('peak_rss'), 2)} |")
+                               f"| {fmt(ratio('peak_rss'), 2)} "
+                               f"| {fmt(ratio('daemon_idle_rss'), 2)} "
+                               f"| {fmt(ratio('daemon_peak_rss'), 2)} |")
     if ratio_lines:
         add("")
         add("Ratios of medians (within about ±5% counts as equal on this machine):")
         add("")
-        add("| scenario | ratio | req/s | CPU µs/req | p99 | peak RSS |")
-        add("|---|---|---:|---:|---:|---:|")
+        add("| scenario | ratio | req/s | CPU µs/req | p99 | peak RSS | daemon idle RSS "
+            "| daemon peak RSS |")
+        add("|---|---|---:|---:|---:|---:|---:|---:|")
         lines.extend(ratio_lines)
+    goal_lines = daemon_goals(medians)
+    if goal_lines:
+        add("")
+        add("Daemon-mode goals (ratios of medians above):")
+        add("")
+        lines.extend(goal_lines)
     notes = [f"- round {r['round']} {sc} {name}: {'; '.join(r['notes'])}"
              for (sc, name), runs in results.items() for r in runs if r["notes"]]
     if notes:
@@ -679,6 +756,32 @@ def summarize(results, servers, scenarios, meta):
             f"{fmt(r['cpu_us_per_req'], 1)}"
             + (f" ({r['socket_error_kinds']})" if r["socket_errors"] else "") for r in runs))
     return "\n".join(lines) + "\n"
+
+
+# (scenario, numerator, denominator, figure, at least (True) or at most (False) this ratio)
+DAEMON_GOALS = [
+    ("hello", "mod_rwsgi-daemon", "mod_wsgi-daemon", "rps", True, 2.0),
+    ("1m", "mod_rwsgi-daemon", "mod_wsgi-daemon", "rps", True, 3.0),
+    ("10m", "mod_rwsgi-daemon", "mod_rwsgi", "rps", True, 0.9),
+    ("upload64k", "mod_rwsgi-daemon", "mod_wsgi-daemon", "rps", True, 1.5),
+]
+
+
+def daemon_goals(medians):
+    out = []
+    goals = list(DAEMON_GOALS)
+    for sc in SCENARIOS:
+        for k in ("daemon_idle_rss", "daemon_peak_rss"):
+            goals.append((sc, "mod_rwsgi-daemon", "mod_wsgi-daemon", k, False, 1.0))
+    for sc, a, b, k, at_least, want in goals:
+        ma, mb = medians.get((sc, a)), medians.get((sc, b))
+        if not ma or not mb or not mb[k] or ma[k] != ma[k] or mb[k] != mb[k]:
+            continue
+        got = ma[k] / mb[k]
+        ok = got >= want if at_least else got <= want
+        out.append(f"- {sc} {k.replace('_', ' ')}: {a} / {b} = {got:.2f} "
+                   f"({'≥' if at_least else '≤'} {want:g}: {'met' if ok else 'NOT met'})")
+    return out
 
 
 def cmd_out(args):
@@ -739,12 +842,11 @@ def prepare_work():
 
 
 def main():
-    keys = CFG["TARGETS"].split()
+    keys = [TARGET_ALIASES.get(k, k) for k in CFG["TARGETS"].split()]
     for k in keys:
-        if k not in TARGET_NAMES:
-            raise BenchError(f"unknown target {k!r} (static, mod_wsgi, rwsgi)")
-    keys = list(dict.fromkeys(TARGET_NAMES[k] for k in keys))
-    keys = ["rwsgi" if k == "mod_rwsgi" else k for k in keys]
+        if k not in TARGETS:
+            raise BenchError(f"unknown target {k!r} ({', '.join(TARGETS)})")
+    keys = list(dict.fromkeys(keys))
     scenarios = CFG["SCENARIOS"].split()
     for s in scenarios:
         if s not in SCENARIOS:
@@ -769,7 +871,7 @@ def main():
         ports.add(port)
         servers.append(Server(k, port, work))
     meta = meta_info()
-    if "rwsgi" in keys and os.path.isfile(CFG["RWSGI_MODULE"]):
+    if any(TARGETS[k][1] == "rwsgi" for k in keys) and os.path.isfile(CFG["RWSGI_MODULE"]):
         with open(CFG["RWSGI_MODULE"], "rb") as f:
             digest = hashlib.sha256(f.read()).hexdigest()[:12]
         built = datetime.datetime.fromtimestamp(os.path.getmtime(CFG["RWSGI_MODULE"]))
@@ -807,9 +909,13 @@ def main():
                     log(f"round {rnd} {sc:9} {s.name:9} {fmt(r['rps']):>9} req/s  "
                         f"p99 {fmt(r['p99_ms'], 2):>7} ms  "
                         f"CPU {fmt(r['cpu_us_per_req'], 1):>7} µs/req "
-                        f"(wrk {fmt(r['client_cpu_us_per_req'], 1)}, others "
+                        + (f"({fmt(r['daemon_cpu_us_per_req'], 1)} in daemons) " if s.daemon
+                           else "")
+                        + f"(wrk {fmt(r['client_cpu_us_per_req'], 1)}, others "
                         f"{fmt(r['other_cpu_pct'])}%)  "
                         f"RSS idle/peak {mib(r['idle_rss'])}/{mib(r['peak_rss'])} MiB"
+                        + (f" (per daemon {mib(r['daemon_idle_rss'])}/"
+                           f"{mib(r['daemon_peak_rss'])})" if s.daemon else "")
                         + (f"  ⚠ {'; '.join(r['notes'])}" if r["notes"] else "")
                         + (f"  ({'; '.join(r['info'])})" if r["info"] else ""))
         problems = {s.name: s.bad_log_lines() for s in servers}

@@ -115,6 +115,11 @@ log_ids! {
     DAEMON_SCRIPT_REFUSED = "RWSGI0538", "error", "The script or its directory fails script-user=/script-group= (owner, or writable by others); answered 403.";
     REQUEST_TIMEOUT_504 = "RWSGI0600", "info", "The app raised mod_wsgi.RequestTimeout before its response started: 504.";
     REQUEST_TIMEOUT_CUT = "RWSGI0601", "info", "The app raised mod_wsgi.RequestTimeout after its response started: cut short.";
+    MOD_WSGI_PACKAGE_FAILED = "RWSGI0620", "error", "Looking for a mod_wsgi package on sys.path failed; the mod_wsgi module has no submodules.";
+    STATUS_DAEMON_SLOTS_FULL = "RWSGI0660", "warn", "More daemon processes are configured than the figures table has daemon slots; the rest are not shown.";
+    PROCESS_GROUP_RESTRICTED = "RWSGI0670", "error", "The request's process group is not in WSGIRestrictProcess for its location; answered 500.";
+    EMBEDDED_RESTRICTED = "RWSGI0671", "error", "A request would run embedded while WSGIRestrictEmbedded is On; answered 500.";
+    CHILD_WITHOUT_PYTHON = "RWSGI0672", "info", "WSGIRestrictEmbedded On and nothing else needs Python in the Apache children: it is not started there.";
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ const NO_EFFECT: &[&str] = &[
     "WSGIErrorOverride",
     "WSGIIgnoreActivity",
     "WSGILazyInitialization",
+    "WSGIAcceptMutex",
 ];
 
 /// The lines that use every directive without effect (and turn each on where On/Off).
@@ -34,6 +35,7 @@ WSGITelemetryOptions +CaptureUserAgent
 WSGINewRelicConfigFile /etc/newrelic.ini
 WSGINewRelicEnvironment production
 WSGILazyInitialization Off
+WSGIAcceptMutex flock
 <WSGIInterpreterOptions process-group='%{GLOBAL}' application-group=%{GLOBAL}>
     WSGIPerInterpreterGIL Off
     WSGIFreeThreading Off
@@ -70,6 +72,9 @@ WSGIScriptAlias /a '@APPS@/environ.wsgi' process-group='%{GLOBAL}' application-g
 WSGIScriptAliasMatch ^/m/([a-z]+) \"@APPS@/$1.wsgi\" application-group='%{RESOURCE}'
 WSGITrustedProxyHeaders X-Forwarded-For X-Forwarded-Proto
 WSGITrustedProxies 10.0.0.0/8 192.168.0.0/255.255.0.0 ::1
+WSGISocketPrefix run/wsgi
+WSGISocketRotation Off
+WSGIRestrictEmbedded Off
 <Location /a>
     WSGICallableObject application
     WSGIApplicationGroup %{GLOBAL}
@@ -81,6 +86,7 @@ WSGITrustedProxies 10.0.0.0/8 192.168.0.0/255.255.0.0 ::1
     WSGIPassApacheRequest On
     WSGITrustedProxyHeaders X-Real-IP
     WSGITrustedProxies 10.1
+    WSGIRestrictProcess %{GLOBAL} other
 </Location>";
 
 /// Expected to FAIL under mod_wsgi 4.9.4, which lacks the 6.x directives.
@@ -162,6 +168,9 @@ const BAD: &[(&str, &str)] = &[
         "WSGITelemetryOptions CaptureEverything",
     ),
     ("WSGINewRelicConfigFile", "WSGINewRelicConfigFile"),
+    ("WSGISocketPrefix", "WSGISocketPrefix"),
+    ("WSGISocketRotation", "WSGISocketRotation sometimes"),
+    ("WSGIRestrictEmbedded", "WSGIRestrictEmbedded maybe"),
     (
         "WSGIInterpreterOptions",
         "<WSGIInterpreterOptions bogus=1>\n</WSGIInterpreterOptions>",
@@ -202,6 +211,26 @@ const BAD: &[(&str, &str)] = &[
         "WSGIScriptAlias",
         "WSGIScriptAlias /x \"@APPS@/hello.wsgi\" 'process-group'=x",
     ),
+    ("WSGISocketPrefix", "WSGISocketPrefix no-such-dir/wsgi"),
+    ("WSGISocketPrefix", "WSGISocketPrefix logs/error.log/wsgi"),
+    ("WSGISocketPrefix", "WSGISocketPrefix run/a run/b"),
+    (
+        "WSGISocketPrefix",
+        "<VirtualHost 127.0.0.1:@PORT@>\n    WSGISocketPrefix run/wsgi\n</VirtualHost>",
+    ),
+    ("WSGISocketRotation", "WSGISocketRotation sometimes"),
+    (
+        "WSGISocketRotation",
+        "<Location /x>\n    WSGISocketRotation Off\n</Location>",
+    ),
+    ("WSGIAcceptMutex", "WSGIAcceptMutex spinlock"),
+    ("WSGIAcceptMutex", "WSGIAcceptMutex"),
+    ("WSGIRestrictProcess", "WSGIRestrictProcess"),
+    (
+        "WSGIRestrictEmbedded",
+        "<Location /x>\n    WSGIRestrictEmbedded On\n</Location>",
+    ),
+    ("WSGIRestrictEmbedded", "WSGIRestrictEmbedded maybe"),
 ];
 
 /// Expected to FAIL under mod_wsgi 4.9.4: it lacks the 6.x directives, accepts unknown proxy

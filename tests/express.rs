@@ -1,8 +1,9 @@
 //! rwsgi-express (bin/rwsgi-express, package express/rwsgi_express): the command writes a server
 //! root and runs the real Apache on 127.0.0.1 with the module under test (`--module`), as root
-//! with `--user www-data`. Covers start-server in the foreground (event and prefork, SIGTERM and
-//! SIGINT), setup-server with its apachectl, the options that shape the config, the help and
-//! option errors, and the wheel installed into a venv.
+//! with `--user www-data`. Covers daemon mode (the default) and `--embedded-mode`, start-server
+//! in the foreground (event and prefork, SIGTERM and SIGINT), setup-server with its apachectl,
+//! the options that shape the config, the help and option errors, and the wheel installed into
+//! a venv.
 mod common;
 use common::*;
 use std::fs;
@@ -86,7 +87,9 @@ impl Site {
                 let bad_level = ["error]", "crit]", "alert]", "emerg]"]
                     .iter()
                     .any(|lv| l.contains(&format!(":{lv}")) || l.contains(&format!("[{lv}")));
-                (bad_level || l.contains("Traceback")) && !BENIGN.iter().any(|b| l.contains(b))
+                (bad_level || l.contains("Traceback"))
+                    && !BENIGN.iter().any(|b| l.contains(b))
+                    && !l.contains("; restarting daemon process")
             })
             .collect();
         if !bad.is_empty() {
@@ -313,14 +316,149 @@ fn start_server_runs_event_mpm_in_the_foreground_until_sigterm() {
         out.contains(&format!("http://127.0.0.1:{}/", fg.port)),
         "{out}"
     );
-    assert!(err.contains("daemon mode"), "no daemon-mode note: {err}");
+    assert!(out.contains("Embedded Mode"), "{out}");
+    assert!(!err.contains("Traceback"), "{err}");
+    assert!(!conf.contains("WSGIDaemonProcess"), "{conf}");
+    site.check_error_log();
+}
+
+/// The title and user of a live process.
+fn title_and_user(pid: u32) -> (String, u32) {
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let title = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    (title, uid)
+}
+
+fn www_data_uid() -> u32 {
+    let o = Command::new("id")
+        .args(["-u", "www-data"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+}
+
+#[test]
+fn by_default_the_app_runs_in_a_daemon_process_group() {
+    let mut site = Site::new("daemon");
+    let mut fg = Foreground::start(&site, &["--processes", "2", "--threads", "3"]);
+    let group = format!("127.0.0.1:{}", fg.port);
+    // Two daemons and one relaying Apache child, all children of httpd.
+    wait_until("two daemons and a child", Duration::from_secs(10), || {
+        children_of(fg.pid()).len() == 3
+    });
+    let mut pids = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        let r = get(fg.port, "/");
+        assert_eq!(r.status, 200, "{}", r.describe());
+        let j = r.json();
+        assert_eq!(j.s("process_group"), group, "{j:?}");
+        assert_eq!(j.s("user"), "www-data", "{j:?}");
+        assert!(j.b("multithread") && j.b("multiprocess"), "{j:?}");
+        pids.insert(j.n("pid") as u32);
+    }
+    let children = children_of(fg.pid());
+    for pid in &pids {
+        assert!(children.contains(pid), "{pid} is not a child of httpd");
+        let (title, uid) = title_and_user(*pid);
+        // display-name=(wsgi:HOST:PORT:UID), cut to the length of httpd's own command line.
+        let shown = title.split(' ').next().unwrap();
+        assert!(
+            shown.starts_with("(wsgi:127.0.0.1:") && format!("(wsgi:{group}:0)").starts_with(shown),
+            "{pid} is not a daemon: {title}"
+        );
+        assert_eq!(uid, www_data_uid());
+    }
+    // The Apache child that relays is not one of the processes that answered.
+    let relays: Vec<u32> = children
+        .iter()
+        .copied()
+        .filter(|p| !title_and_user(*p).0.starts_with("(wsgi:"))
+        .collect();
+    assert_eq!(relays.len(), 1, "{children:?}");
+    assert!(!pids.contains(&relays[0]));
+    let conf = site.conf();
+    for line in [
+        &format!("WSGIDaemonProcess \"{group}\""),
+        "processes=2",
+        "threads=3",
+        "user=\"www-data\"",
+        "home=",
+        "request-timeout=60",
+        "queue-timeout=45",
+        &format!("WSGIProcessGroup \"{group}\""),
+        "WSGIApplicationGroup %{GLOBAL}",
+        "mpm_event_module",
+    ] {
+        assert!(conf.contains(line), "{line} missing from:\n{conf}");
+    }
+    let (out, _) = fg.stop("-TERM");
+    assert!(
+        out.contains(&format!("Process Group      : {group}")),
+        "{out}"
+    );
+    site.check_error_log();
+}
+
+#[test]
+fn daemon_mode_under_prefork_replaces_a_daemon_after_maximum_requests() {
+    let mut site = Site::new("dprefork");
+    let mut fg = Foreground::start(
+        &site,
+        &["--server-mpm", "prefork", "--maximum-requests", "2"],
+    );
+    let conf = site.conf();
+    for line in [
+        "mpm_prefork_module",
+        "maximum-requests=2",
+        "MaxRequestWorkers 20",
+    ] {
+        assert!(conf.contains(line), "{line} missing from:\n{conf}");
+    }
+    assert!(!conf.contains("inactivity-timeout"), "{conf}");
+    let a = get(fg.port, "/").json();
+    assert_eq!(a.s("process_group"), format!("127.0.0.1:{}", fg.port));
+    // The daemon has 5 threads although prefork children have one.
+    assert!(a.b("multithread"), "{a:?}");
+    let b = get(fg.port, "/").json();
+    assert_eq!(a.n("pid"), b.n("pid"));
+    let mut c = b.clone();
+    wait_until("a new daemon", Duration::from_secs(10), || {
+        c = get(fg.port, "/").json();
+        c.n("pid") != b.n("pid")
+    });
+    assert_eq!(c.s("process_group"), a.s("process_group"));
+    fg.stop("-INT");
+    site.check_error_log();
+}
+
+#[test]
+fn embedded_mode_runs_the_app_in_the_apache_children() {
+    let mut site = Site::new("embedded");
+    let mut fg = Foreground::start(&site, &["--embedded-mode"]);
+    let j = get(fg.port, "/").json();
+    assert_eq!(j.s("process_group"), "", "{j:?}");
+    let pid = j.n("pid") as u32;
+    assert_eq!(children_of(fg.pid()), vec![pid]);
+    assert!(!title_and_user(pid).0.starts_with("(wsgi:"));
+    fg.stop("-TERM");
     site.check_error_log();
 }
 
 #[test]
 fn start_server_with_one_thread_uses_prefork_and_stops_on_sigint() {
     let mut site = Site::new("prefork");
-    let mut fg = Foreground::start(&site, &["--processes", "2", "--threads", "1"]);
+    let mut fg = Foreground::start(
+        &site,
+        &["--processes", "2", "--threads", "1", "--embedded-mode"],
+    );
     let j = get(fg.port, "/").json();
     assert!(!j.b("multithread") && j.b("multiprocess"), "{j:?}");
     assert!(site.conf().contains("mpm_prefork_module"));
@@ -417,7 +555,13 @@ fn url_alias_serves_a_static_directory_and_a_file() {
 }
 
 #[test]
-fn python_path_and_working_directory_are_honoured() {
+fn python_path_and_working_directory_are_honoured_in_both_modes() {
+    for mode in [None, Some("--embedded-mode")] {
+        python_path_and_working_directory(mode);
+    }
+}
+
+fn python_path_and_working_directory(mode: Option<&str>) {
     let mut site = Site::new("pypath");
     site.write(
         "lib/express_python_path_mod.py",
@@ -426,11 +570,11 @@ fn python_path_and_working_directory_are_honoured() {
     site.write("work/express_workdir_mod.py", "VALUE = 'from-workdir'\n");
     let lib = site.path("lib").display().to_string();
     let work = site.path("work").display().to_string();
-    let mut fg = Foreground::start(
-        &site,
-        &["--python-path", &lib, "--working-directory", &work],
-    );
+    let mut extra = vec!["--python-path", &lib, "--working-directory", &work];
+    extra.extend(mode);
+    let mut fg = Foreground::start(&site, &extra);
     let j = get(fg.port, "/").json();
+    assert_eq!(j.s("process_group").is_empty(), mode.is_some(), "{j:?}");
     assert_eq!(j.s("python_path_module"), "from-python-path", "{j:?}");
     assert_eq!(j.s("workdir_module"), "from-workdir", "{j:?}");
     assert_eq!(j.s("cwd"), work);
@@ -448,12 +592,13 @@ fn edit_script(site: &Site, version: &str) {
 }
 
 #[test]
-fn reload_on_changes_serves_an_edited_script_and_without_it_the_old_one_stays() {
+fn embedded_reload_on_changes_serves_an_edited_script_and_without_it_the_old_one_stays() {
     for (flag, expect) in [(Some("--reload-on-changes"), "v2"), (None, "v1")] {
         let mut site = Site::new("reload");
         // One process (the default), so that the second request reaches the child that
         // loaded v1.
-        let extra: Vec<&str> = flag.into_iter().collect();
+        let mut extra: Vec<&str> = flag.into_iter().collect();
+        extra.push("--embedded-mode");
         let mut fg = Foreground::start(&site, &extra);
         let first = get(fg.port, "/").json();
         assert_eq!(first.s("version"), "v1");
@@ -464,6 +609,61 @@ fn reload_on_changes_serves_an_edited_script_and_without_it_the_old_one_stays() 
         fg.stop("-TERM");
         site.check_error_log();
     }
+}
+
+fn edit_module(site: &Site, value: &str) {
+    let p = site.write("express_workdir_mod.py", &format!("VALUE = '{value}'\n"));
+    let f = fs::File::options().write(true).open(&p).unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(2))
+        .unwrap();
+}
+
+#[test]
+fn daemon_reload_on_changes_restarts_the_daemon_when_the_script_or_a_module_changes() {
+    let mut site = Site::new("dreload");
+    // A module the script imports, from the working directory (site.args gives site.dir).
+    edit_module(&site, "m1");
+    let mut fg = Foreground::start(&site, &["--reload-on-changes"]);
+    let first = get(fg.port, "/").json();
+    assert_eq!(first.s("workdir_module"), "m1", "{first:?}");
+    assert_ne!(first.s("process_group"), "");
+    // The script: served at once on the next request, and the daemon restarts.
+    edit_script(&site, "v2");
+    assert_eq!(get(fg.port, "/").json().s("version"), "v2");
+    let mut second = first.clone();
+    wait_until("a new daemon", Duration::from_secs(10), || {
+        second = get(fg.port, "/").json();
+        second.n("pid") != first.n("pid")
+    });
+    assert_eq!(second.s("version"), "v2");
+    // Let the new daemon's reloader (polling each second) see the module as loaded.
+    thread::sleep(Duration::from_millis(1500));
+    // A module the script imported: only a restart brings it in.
+    edit_module(&site, "m2");
+    let mut third = second.clone();
+    wait_until("the edited module", Duration::from_secs(10), || {
+        third = get(fg.port, "/").json();
+        third.s("workdir_module") == "m2"
+    });
+    assert_ne!(third.n("pid"), second.n("pid"));
+    fg.stop("-TERM");
+    site.check_error_log();
+}
+
+#[test]
+fn daemon_without_reload_on_changes_keeps_the_old_script_and_process() {
+    let mut site = Site::new("dnoreload");
+    let mut fg = Foreground::start(&site, &[]);
+    let first = get(fg.port, "/").json();
+    edit_script(&site, "v2");
+    // Longer than the reloader's one-second poll would take.
+    thread::sleep(Duration::from_millis(1500));
+    let j = get(fg.port, "/").json();
+    assert_eq!(j.s("version"), "v1");
+    assert_eq!(j.n("pid"), first.n("pid"));
+    assert!(!site.root().join("startup.py").exists());
+    fg.stop("-TERM");
+    site.check_error_log();
 }
 
 #[test]
@@ -542,6 +742,10 @@ const OPTIONS: &[&str] = &[
     "--server-status",
     "--setup-only",
     "--module",
+    "--server-mpm",
+    "--maximum-requests",
+    "--request-timeout",
+    "--daemon-backlog",
 ];
 
 #[test]
@@ -672,18 +876,23 @@ fn wheel_installs_into_a_venv_and_serves_with_its_own_module() {
         conf.contains("site-packages/rwsgi_express/mod_rwsgi.so"),
         "{conf}"
     );
+    assert!(
+        conf.contains(&format!("python-home=\"{}\"", venv.display())),
+        "{conf}"
+    );
+    assert_ne!(j.s("process_group"), "", "{j:?}");
     fg.stop("-TERM");
     site.check_error_log();
 }
 
 #[test]
-fn working_directory_the_user_cannot_enter_is_logged_and_the_app_still_serves() {
+fn working_directory_the_user_cannot_enter_is_logged_and_the_embedded_app_still_serves() {
     let site = Site::new("privdir");
     let private = site.path("private");
     fs::create_dir(&private).unwrap();
     fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
     let private = private.display().to_string();
-    let mut fg = Foreground::start(&site, &["--working-directory", &private]);
+    let mut fg = Foreground::start(&site, &["--working-directory", &private, "--embedded-mode"]);
     let j = get(fg.port, "/").json();
     assert_ne!(j.s("cwd"), private);
     fg.stop("-TERM");
@@ -694,6 +903,27 @@ fn working_directory_the_user_cannot_enter_is_logged_and_the_app_still_serves() 
         )) && log.contains("user www-data can enter"),
         "{log}"
     );
+}
+
+#[test]
+fn working_directory_the_user_cannot_enter_is_refused_in_daemon_mode() {
+    let site = Site::new("privdird");
+    let private = site.path("private");
+    fs::create_dir(&private).unwrap();
+    fs::set_permissions(&private, fs::Permissions::from_mode(0o700)).unwrap();
+    let private = private.display().to_string();
+    let mut args = site.args(free_port());
+    args.extend(["--working-directory".into(), private.clone()]);
+    let o = express("setup-server", &args);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(&format!(
+            "--working-directory {private}: user www-data cannot enter it"
+        )),
+        "{}",
+        text(&o)
+    );
+    assert!(!site.root().exists(), "a server root was written");
 }
 
 #[test]

@@ -348,3 +348,294 @@ fn groups_past_the_table_size_are_counted_as_other() {
         3.0
     );
 }
+
+/// The daemon entries of `?auto`: pid → (slot, field → value).
+fn daemon_entries(
+    auto: &BTreeMap<String, String>,
+) -> BTreeMap<u32, (String, BTreeMap<String, String>)> {
+    let mut out = BTreeMap::new();
+    for (k, v) in auto {
+        if let Some(rest) = k.strip_prefix("RWSGIProcess")
+            && let Some(slot) = rest.strip_suffix("Mode")
+            && v == "daemon"
+        {
+            let prefix = format!("RWSGIProcess{slot}");
+            let fields: BTreeMap<String, String> = auto
+                .iter()
+                .filter_map(|(k, v)| {
+                    let f = k.strip_prefix(&prefix)?;
+                    // RWSGIProcess1... must not take RWSGIProcess12's lines.
+                    f.starts_with(|c: char| c.is_ascii_uppercase())
+                        .then(|| (f.to_string(), v.clone()))
+                })
+                .collect();
+            out.insert(fields["Pid"].parse().unwrap(), (slot.to_string(), fields));
+        }
+    }
+    out
+}
+
+/// The pids the parent logged starting for group `stats`.
+fn started_daemons(s: &Server) -> Vec<u32> {
+    let needle = "daemon process group 'stats' started process ";
+    s.error_log_text()
+        .lines()
+        .filter_map(|l| l.split(needle).nth(1))
+        .filter_map(|p| p.trim().parse().ok())
+        .collect()
+}
+
+/// Each daemon process has its own entry (its group, its pid) and counts the requests it
+/// runs; the Apache child that relays them does not count them again. A daemon re-forked
+/// into its slot keeps the slot's figures and counts a restart.
+fn daemon_processes_have_their_own_entries(mpm: Mpm) {
+    let mut s = server(&format!("status_daemon_{}", mpm.name()))
+        .mpm(mpm)
+        .threads(8)
+        .fragment("status")
+        .conf("WSGIDaemonProcess stats processes=2 threads=2")
+        .conf(
+            "WSGIScriptAlias /status-d \"@APPS@/status.wsgi\" process-group=stats \
+             application-group=group-d",
+        )
+        .allow_log("AH00161")
+        .start();
+    assert!(
+        s.wait_log("started process", std::time::Duration::from_secs(5)),
+        "no daemon started"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut daemons = started_daemons(&s);
+    while daemons.len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        daemons = started_daemons(&s);
+    }
+    daemons.sort();
+    assert_eq!(daemons.len(), 2, "{}", s.error_log_text());
+
+    // Two clients at once, so that both daemon processes are likely to serve.
+    const PER_CLIENT: usize = 6;
+    let served: Vec<u32> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..2)
+            .map(|_| {
+                sc.spawn(|| {
+                    (0..PER_CLIENT)
+                        .map(|_| {
+                            let r = s.get("/status-d?sleep=20");
+                            assert_eq!(r.status, 200, "{}", r.describe());
+                            r.text().trim().parse::<u32>().unwrap()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let n = served.len() as u64;
+    let mut by_pid: BTreeMap<u32, u64> = BTreeMap::new();
+    for p in &served {
+        assert!(daemons.contains(p), "{p} is not a daemon of {daemons:?}");
+        *by_pid.entry(*p).or_default() += 1;
+    }
+    let embedded = 3u64;
+    for _ in 0..embedded {
+        let r = s.get("/status-a");
+        assert_eq!(r.status, 200, "{}", r.describe());
+    }
+
+    let text = s.get("/server-status?auto").text();
+    let auto = metrics::auto_lines(&text);
+    let entries = daemon_entries(&auto);
+    assert_eq!(
+        entries.keys().copied().collect::<Vec<_>>(),
+        daemons,
+        "{text}"
+    );
+    let mut daemon_sum = 0;
+    for (pid, (_, f)) in &entries {
+        assert_eq!(f["ProcessGroup"], "stats", "{text}");
+        assert_eq!(f["Live"], "1", "{text}");
+        assert_eq!(f["Restarts"], "0", "{text}");
+        assert_eq!(f["ActiveRequests"], "0", "{text}");
+        assert!(f["RSSBytes"].parse::<u64>().unwrap() > 1 << 20, "{text}");
+        let requests: u64 = f["Requests"].parse().unwrap();
+        assert_eq!(requests, by_pid.get(pid).copied().unwrap_or(0), "{text}");
+        if requests > 0 {
+            assert!(f["MaxResponseMs"].parse::<f64>().unwrap() >= 20.0, "{text}");
+            assert!(f["Interpreters"].parse::<u32>().unwrap() >= 1, "{text}");
+        }
+        daemon_sum += requests;
+    }
+    assert_eq!(daemon_sum, n, "{text}");
+    // Relayed requests are not counted again by the Apache children.
+    assert_eq!(auto["RWSGIRequests"], (n + embedded).to_string(), "{text}");
+
+    let body = s.get("/metrics").text();
+    let m = metrics::parse(&body, false).unwrap_or_else(|e| panic!("{e}\n{body}"));
+    let daemon_labels = [
+        ("mode", "daemon"),
+        ("process_group", "stats"),
+        ("application_group", "group-d"),
+    ];
+    assert_eq!(
+        m.sum("rwsgi_requests_total", &daemon_labels),
+        n as f64,
+        "{body}"
+    );
+    assert_eq!(
+        m.sum("rwsgi_response_time_seconds_count", &daemon_labels),
+        n as f64,
+        "{body}"
+    );
+    assert_eq!(
+        m.sum("rwsgi_requests_total", &[("mode", "embedded")]),
+        embedded as f64,
+        "{body}"
+    );
+    assert_eq!(
+        m.sum(
+            "rwsgi_process_pid",
+            &[("mode", "daemon"), ("process_group", "stats")]
+        ) as u64,
+        daemons.iter().map(|&p| p as u64).sum::<u64>(),
+        "{body}"
+    );
+
+    // Kill one daemon: its replacement takes the same slot.
+    let victim = daemons[0];
+    let (victim_slot, before) = entries[&victim].clone();
+    s.allow_log(&format!("process {victim} died"));
+    let st = std::process::Command::new("kill")
+        .args(["-KILL", &victim.to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (text, auto) = loop {
+        let text = s.get("/server-status?auto").text();
+        let auto = metrics::auto_lines(&text);
+        let pid = &auto[&format!("RWSGIProcess{victim_slot}Pid")];
+        let live = &auto[&format!("RWSGIProcess{victim_slot}Live")];
+        if *pid != victim.to_string() && live == "1" {
+            break (text, auto);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new daemon in slot {victim_slot}:\n{text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let f = |field: &str| auto[&format!("RWSGIProcess{victim_slot}{field}")].clone();
+    assert_eq!(f("Restarts"), "1", "{text}");
+    assert_eq!(f("ProcessGroup"), "stats", "{text}");
+    assert_eq!(f("Requests"), before["Requests"], "{text}");
+    let new_pid: u32 = f("Pid").parse().unwrap();
+    assert!(started_daemons(&s).contains(&new_pid), "{text}");
+    let entries = daemon_entries(&auto);
+    assert_eq!(entries.len(), 2, "{text}");
+    assert_eq!(entries[&daemons[1]].1["Restarts"], "0", "{text}");
+    let body = s.get("/metrics").text();
+    let m = metrics::parse(&body, false).unwrap_or_else(|e| panic!("{e}\n{body}"));
+    assert_eq!(
+        m.sum(
+            "rwsgi_process_restarts_total",
+            &[("mode", "daemon"), ("slot", &victim_slot)]
+        ),
+        1.0,
+        "{body}"
+    );
+}
+
+#[test]
+fn daemon_processes_have_their_own_entries_event() {
+    daemon_processes_have_their_own_entries(Mpm::Event);
+}
+
+#[test]
+fn daemon_processes_have_their_own_entries_prefork() {
+    daemon_processes_have_their_own_entries(Mpm::Prefork);
+}
+
+/// After a graceful restart the new daemon takes the slot while the old one still finishes
+/// a request; that request ends counted, and leaves the new daemon's active count right.
+#[test]
+fn a_draining_daemon_leaves_its_successors_active_count_alone() {
+    let s = server("status_daemon_graceful")
+        .threads(8)
+        .fragment("status")
+        .conf("WSGIDaemonProcess stats processes=1 threads=2 graceful-timeout=10")
+        .conf(
+            "WSGIScriptAlias /status-d \"@APPS@/status.wsgi\" process-group=stats \
+             application-group=group-d",
+        )
+        .start();
+    let pid_of = |r: &Response| -> u32 {
+        assert_eq!(r.status, 200, "{}", r.describe());
+        r.text().trim().parse().unwrap()
+    };
+    let old = pid_of(&s.get("/status-d"));
+    let active = |s: &Server| {
+        let text = s.get("/server-status?auto").text();
+        let auto = metrics::auto_lines(&text);
+        let (_, f) = daemon_entries(&auto).into_values().next().expect(&text);
+        (f["Pid"].parse::<u32>().unwrap(), f, text)
+    };
+    std::thread::scope(|sc| {
+        let slow = sc.spawn(|| pid_of(&s.get("/status-d?sleep=1500")));
+        // The slow request is running in the old daemon.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while active(&s).1["ActiveRequests"] != "1" {
+            assert!(std::time::Instant::now() < deadline, "{}", active(&s).2);
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        control::signal(&s, "graceful");
+        assert_eq!(slow.join().unwrap(), old);
+    });
+    // The new daemon owns the slot; one request in flight there shows as one.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while active(&s).0 == old {
+        assert!(std::time::Instant::now() < deadline, "{}", active(&s).2);
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::scope(|sc| {
+        let slow = sc.spawn(|| pid_of(&s.get("/status-d?sleep=1000")));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let (_, f, text) = active(&s);
+            if f["ActiveRequests"] == "1" {
+                assert_eq!(f["Restarts"], "1", "{text}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{text}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert_ne!(slow.join().unwrap(), old);
+    });
+    let (_, f, text) = active(&s);
+    assert_eq!(f["Requests"], "3", "{text}");
+    assert_eq!(f["ActiveRequests"], "0", "{text}");
+}
+
+/// Daemon processes past the table's 32 daemon slots still serve, uncounted, and the
+/// start-up log says so.
+#[test]
+fn daemon_processes_past_the_table_are_named_at_start() {
+    let s = server("status_daemon_full")
+        .fragment("status")
+        .conf("WSGIDaemonProcess stats processes=33 threads=1")
+        .conf(
+            "WSGIScriptAlias /status-d \"@APPS@/status.wsgi\" process-group=stats \
+             application-group=group-d",
+        )
+        .allow_log("RWSGI0660")
+        .start();
+    s.assert_log(
+        "RWSGI0660: 33 daemon processes are configured (all WSGIDaemonProcess groups together) \
+         but the mod_status and rwsgi-metrics figures have room for 32",
+    );
+    let r = s.get("/status-d");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let text = s.get("/server-status?auto").text();
+    let auto = metrics::auto_lines(&text);
+    assert_eq!(daemon_entries(&auto).len(), 32, "{text}");
+}

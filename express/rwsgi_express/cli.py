@@ -11,12 +11,6 @@ from rwsgi_express import config, locate
 
 COMMANDS = ("start-server", "setup-server", "module-location")
 
-DAEMON_NOTE = (
-    "note: mod_rwsgi has no daemon mode yet, so the app runs embedded in the Apache children "
-    "(%d process%s x %d thread%s, %s MPM); it will run in daemon processes once they exist."
-)
-
-
 def server_options():
     """The options of start-server and setup-server, in one parser used as a parent."""
     p = argparse.ArgumentParser(add_help=False)
@@ -27,14 +21,17 @@ def server_options():
     g.add_argument("--host", metavar="IP-ADDRESS",
                    help="address to listen on (default: every interface); also the ServerName")
     g.add_argument("--processes", type=positive, default=1, metavar="NUMBER",
-                   help="processes that run the app (default 1)")
+                   help="daemon processes that run the app (default 1); with --embedded-mode, "
+                        "Apache children")
     g.add_argument("--threads", type=positive, default=5, metavar="NUMBER",
-                   help="request threads per process (default 5); 1 selects the prefork MPM")
+                   help="request threads per process (default 5); with --embedded-mode, 1 selects "
+                        "the prefork MPM")
     g.add_argument("--user", metavar="USERNAME",
-                   help="account the Apache children run as when started by root "
-                        "(required then; default: the current user)")
+                   help="account the app's processes (and the Apache children) run as when "
+                        "started by root (required then; default: the current user)")
     g.add_argument("--group", metavar="GROUP",
-                   help="group the Apache children run as when started by root "
+                   help="group the app's processes (and the Apache children) run as when "
+                        "started by root "
                         "(default: the primary group of --user)")
     g.add_argument("--server-root", metavar="DIRECTORY",
                    help="where httpd.conf, apachectl, the pid file and the logs go "
@@ -45,8 +42,11 @@ def server_options():
                    metavar=("URL-PATH", "FILE-OR-DIRECTORY"),
                    help="serve a static file or directory at URL-PATH (repeatable)")
     g.add_argument("--reload-on-changes", action="store_true",
-                   help="reload the WSGI script on the next request after it changes "
-                        "(WSGIScriptReloading On); modules it imports are not reloaded")
+                   help="daemon mode: restart the daemon processes once the WSGI script or a "
+                        "Python module they have loaded changes (checked each second), and "
+                        "reload the script on the next request after it changes; with "
+                        "--embedded-mode only the script itself is reloaded, not the modules "
+                        "it imports")
     g.add_argument("--log-to-terminal", action="store_true",
                    help="error log to stderr and access log (with --access-log) to stdout, "
                         "instead of files in the server root")
@@ -57,15 +57,23 @@ def server_options():
     g.add_argument("--python-path", action="append", default=[], metavar="DIRECTORY",
                    help="add a directory to the app's sys.path (repeatable)")
     g.add_argument("--working-directory", metavar="DIRECTORY",
-                   help="current directory of the app's processes, also added to sys.path "
-                        "(default: the directory the command runs in)")
+                   help="current directory of the app's processes (daemon home=), also added to "
+                        "sys.path (default: the directory the command runs in)")
     g.add_argument("--callable-object", default="application", metavar="NAME",
                    help="name of the WSGI callable in the script (default application)")
     g.add_argument("--include-file", action="append", default=[], metavar="FILE",
                    help="Include this Apache config file at the end (repeatable)")
     g.add_argument("--embedded-mode", action="store_true",
-                   help="run the app inside the Apache children (the only mode until mod_rwsgi "
-                        "has daemon mode)")
+                   help="run the app inside the Apache children instead of in a daemon process "
+                        "group (WSGIDaemonProcess, the default)")
+    g.add_argument("--server-mpm", choices=config.MPMS,
+                   help="Apache MPM (default: event, else worker; prefork with --embedded-mode "
+                        "--threads 1)")
+    d = p.add_argument_group("daemon process options (ignored with --embedded-mode)")
+    for option, default, text in config.DAEMON_OPTIONS:
+        d.add_argument(config.daemon_flag(option), type=non_negative, default=default,
+                       metavar="NUMBER", dest=option.replace("-", "_"),
+                       help="%s (%s=, default %d)" % (text, option, default))
     g.add_argument("--server-status", action="store_true",
                    help="enable mod_status at /server-status, for requests from this host only")
     g.add_argument("--setup-only", action="store_true",
@@ -84,6 +92,13 @@ def positive(text):
     n = int(text)
     if n < 1:
         raise argparse.ArgumentTypeError("must be at least 1, not %s" % text)
+    return n
+
+
+def non_negative(text):
+    n = int(text)
+    if n < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more, not %s" % text)
     return n
 
 
@@ -184,6 +199,12 @@ def settings(args, fail):
     workdir = os.path.abspath(args.working_directory or os.getcwd())
     if not os.path.isdir(workdir):
         fail("--working-directory %s: no such directory" % workdir)
+    mode = "embedded" if args.embedded_mode else "daemon"
+    if mode == "daemon" and not can_enter(user, workdir):
+        # A daemon whose home= it cannot enter never starts; say so now rather than have
+        # every request wait for it.
+        fail("--working-directory %s: user %s cannot enter it; the daemon processes start "
+             "there (give a directory that user can enter)" % (workdir, user))
     return config.Settings(
         script=script,
         server_root=os.path.abspath(server_root),
@@ -210,8 +231,28 @@ def settings(args, fail):
         server_status=args.server_status,
         callable_object=args.callable_object,
         mime_types=locate.mime_types(),
-        mode="embedded",
+        mode=mode,
+        server_mpm=args.server_mpm,
+        daemon_options={o: getattr(args, o.replace("-", "_")) for o, _, _ in config.DAEMON_OPTIONS},
     )
+
+
+def can_enter(user, directory):
+    """True when `user` can enter `directory`, checked in a child that takes the user's ids
+    (only a root start runs the app as another account)."""
+    if os.getuid() != 0:
+        return os.access(directory, os.X_OK)
+    pw = pwd.getpwnam(user)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.initgroups(user, pw.pw_gid)
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+            os._exit(0 if os.access(directory, os.X_OK) else 1)
+        finally:
+            os._exit(1)
+    return os.waitpid(pid, 0)[1] == 0
 
 
 def normalise_url(url):
@@ -219,14 +260,17 @@ def normalise_url(url):
 
 
 def report(s, command, setup_only):
-    print(DAEMON_NOTE % (s.processes, "" if s.processes == 1 else "es", s.threads,
-                         "" if s.threads == 1 else "s", s.mpm), file=sys.stderr)
     print("Server URL         :", s.url())
     if s.server_status:
         print("Server Status      :", s.url().rstrip("/") + "/server-status")
     print("Server Root        :", s.server_root)
     print("Server Conf        :", s.conf_path)
     print("Module             :", s.module)
+    if s.mode == "daemon":
+        print("Process Group      :", s.process_group)
+        print("Daemon Processes   : %d x %d threads" % (s.processes, s.threads))
+    else:
+        print("Embedded Mode      : %s MPM, %d x %d threads" % (s.mpm, s.processes, s.threads))
     print("Error Log File     :", s.error_log)
     if s.access_log:
         print("Access Log File    :", s.access_log_file)

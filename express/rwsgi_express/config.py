@@ -1,16 +1,47 @@
 """Renders a server root: ``httpd.conf``, the ``apachectl`` wrapper and the start-up script.
 
 The configuration is built from sections, each a function of the settings. The WSGI section is
-chosen by ``Settings.mode``: only ``embedded`` exists today (the app runs inside the Apache
-children, sized through the MPM); a daemon-mode section goes beside it when mod_rwsgi has
-``WSGIDaemonProcess``.
+chosen by ``Settings.mode``: ``daemon`` (the default, as with mod_wsgi-express: the app runs in a
+``WSGIDaemonProcess`` group sized by --processes/--threads, and the Apache children only relay
+requests to it) or ``embedded`` (the app runs inside the Apache children, sized through the MPM).
 """
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
 
 MPMS = ("event", "worker", "prefork")
+
+# The WSGIDaemonProcess options the command sets, each also a command-line option
+# (--OPTION, --daemon-backlog for listen-backlog), with mod_wsgi-express's defaults. A zero
+# value is the directive's own default (off) and is left out of the config. startup-timeout,
+# response-buffer-size and response-socket-timeout are not offered: mod_rwsgi accepts them
+# without effect (docs/directives.md).
+DAEMON_OPTIONS = (
+    ("maximum-requests", 0, "requests a daemon process serves before it is replaced; 0: no limit"),
+    ("inactivity-timeout", 0, "seconds without requests after which a daemon process restarts; 0: never"),
+    ("restart-interval", 0, "seconds after which a daemon process is replaced; 0: never"),
+    ("request-timeout", 60, "seconds a request may run before its daemon process restarts; 0: no limit"),
+    ("connect-timeout", 15, "seconds an Apache child tries to reach a daemon (then 503)"),
+    ("socket-timeout", 60, "seconds of silence on the daemon socket (then 504)"),
+    ("queue-timeout", 45, "seconds a request may wait for a daemon thread (then 504)"),
+    ("graceful-timeout", 15, "seconds a recycling daemon process waits for its requests"),
+    ("eviction-timeout", 0, "seconds an evicted (SIGUSR1) daemon process waits for its requests; 0: as graceful-timeout"),
+    ("shutdown-timeout", 5, "seconds a stopping daemon process is given before SIGKILL"),
+    ("deadlock-timeout", 60, "seconds the GIL may stay held before the daemon process restarts"),
+    ("listen-backlog", 100, "connections queued on the daemon socket"),
+    ("header-buffer-size", 32768, "longest response header line from the app, in bytes"),
+)
+
+
+def daemon_flag(option):
+    """The command-line option that sets a WSGIDaemonProcess option."""
+    return "--daemon-backlog" if option == "listen-backlog" else "--" + option
+
+
+# Threads per Apache child in daemon mode, where the children only relay requests.
+RELAY_THREADS_PER_CHILD = 25
 
 
 @dataclass
@@ -41,7 +72,25 @@ class Settings:
     server_status: bool = False
     callable_object: str = "application"
     mime_types: str = None
-    mode: str = "embedded"
+    mode: str = "daemon"
+    server_mpm: str = None
+    daemon_options: dict = field(default_factory=lambda: {o: v for o, v, _ in DAEMON_OPTIONS})
+
+    @property
+    def process_group(self):
+        """The daemon process group's name, HOST:PORT as mod_wsgi-express names it."""
+        return "%s:%d" % (self.host or "localhost", self.port)
+
+    @property
+    def display_name(self):
+        return "(wsgi:%s:%d:%d)" % (self.host or "localhost", self.port, os.getuid())
+
+    @property
+    def max_clients(self):
+        """Connections the Apache children take in daemon mode: the daemons' capacity with
+        half again as many for requests that queue or are static, plus headroom (the sizing
+        mod_wsgi-express uses)."""
+        return 10 + max(10, int(1.5 * self.processes * self.threads))
 
     @property
     def conf_path(self):
@@ -65,9 +114,12 @@ class Settings:
 
     @property
     def mpm(self):
-        """event (or worker) for threaded children; prefork when one thread per process."""
+        """event (or worker) for threaded children; prefork in embedded mode when the app
+        wants one thread per process (daemon-mode children only relay, so threads suit them)."""
+        if self.server_mpm:
+            return self.server_mpm
         have = [m for m in MPMS if os.path.exists(self._mod("mpm_%s" % m))]
-        if self.threads == 1 and "prefork" in have:
+        if self.mode == "embedded" and self.threads == 1 and "prefork" in have:
             return "prefork"
         threaded = [m for m in have if m != "prefork"]
         return (threaded or have or ["event"])[0]
@@ -120,30 +172,38 @@ def general(s):
 
 
 def mpm(s):
-    # Embedded mode: the children are the app's processes, so --processes/--threads size them.
-    # In daemon mode they will only relay requests, and be sized for connections instead.
     name = s.mpm
-    p, t = s.processes, s.threads
     out = ["LoadModule mpm_%s_module %s" % (name, q(s._mod("mpm_" + name)))]
+    if s.mode == "embedded":
+        # The children are the app's processes, so --processes/--threads size them, with
+        # spare bounds that keep all of them alive: there is no other place the app lives.
+        p, t = s.processes, s.threads
+        start, spare_min = p, 1
+    else:
+        # The children only relay requests to the daemons: size them for connections,
+        # starting one child and growing on demand. A quarter of the threads kept spare, as
+        # Apache's defaults do (a spare minimum near MaxRequestWorkers logs AH10159).
+        total = s.max_clients
+        t = 1 if name == "prefork" else min(RELAY_THREADS_PER_CHILD, total)
+        p = math.ceil(total / t)
+        start, spare_min = 1, max(1, p * t // 4)
     if name == "prefork":
         out += [
-            "StartServers %d" % p,
+            "StartServers %d" % start,
             "MinSpareServers 1",
-            "MaxSpareServers %d" % p,
+            "MaxSpareServers %d" % max(p if s.mode == "embedded" else 2, 1),
             "ServerLimit %d" % p,
             "MaxRequestWorkers %d" % p,
         ]
     else:
-        # Spare-thread bounds that keep all `p` children alive: embedded mode has no other
-        # place where the app's processes live.
         out += [
-            "StartServers %d" % p,
+            "StartServers %d" % start,
             "ServerLimit %d" % p,
             "ThreadLimit %d" % t,
             "ThreadsPerChild %d" % t,
             "MaxRequestWorkers %d" % (p * t),
-            "MinSpareThreads 1",
-            "MaxSpareThreads %d" % (p * t),
+            "MinSpareThreads %d" % spare_min,
+            "MaxSpareThreads %d" % max(p * t, spare_min + t),
         ]
     out.append("MaxConnectionsPerChild 0")
     return "\n".join(out)
@@ -240,16 +300,63 @@ def wsgi_embedded(s):
             "WSGIImportScript %s process-group=%%{GLOBAL} application-group=%%{GLOBAL}"
             % q(s.startup_script)
         )
-    d, f = os.path.split(s.script)
     out += [
-        "<Directory %s>\n    <Files %s>\n        Require all granted\n    </Files>\n</Directory>" % (q(d), q(f)),
+        script_access(s),
         "WSGIScriptAlias %s %s process-group=%%{GLOBAL} application-group=%%{GLOBAL}"
         % (q(s.mount_point), q(s.script)),
     ]
     return "\n".join(out)
 
 
-WSGI_SECTIONS = {"embedded": wsgi_embedded}
+def script_access(s):
+    d, f = os.path.split(s.script)
+    return "<Directory %s>\n    <Files %s>\n        Require all granted\n    </Files>\n</Directory>" % (q(d), q(f))
+
+
+def wsgi_daemon(s):
+    group = q(s.process_group)
+    opts = [
+        "processes=%d" % s.processes,
+        "threads=%d" % s.threads,
+        "user=%s" % q(s.user),
+        "group=%s" % q(s.group),
+        "display-name=%s" % q(s.display_name),
+    ]
+    if s.working_directory:
+        opts.append("home=%s" % q(s.working_directory))
+    if s.python_home:
+        opts.append("python-home=%s" % q(s.python_home))
+    paths = python_path(s)
+    if paths:
+        opts.append("python-path=%s" % q(":".join(paths)))
+    opts += ["%s=%d" % (o, v) for o, v in s.daemon_options.items() if v]
+    out = []
+    if s.python_home:
+        # The Apache children start Python too; the same one as the daemons.
+        out.append("WSGIPythonHome %s" % q(s.python_home))
+    out += [
+        "WSGIDaemonProcess %s \\\n    %s" % (group, " \\\n    ".join(opts)),
+        "WSGIProcessGroup %s" % group,
+        "WSGIApplicationGroup %{GLOBAL}",
+        "WSGIScriptReloading %s" % ("On" if s.reload_on_changes else "Off"),
+        "WSGIPassAuthorization On",
+    ]
+    if s.callable_object != "application":
+        out.append("WSGICallableObject %s" % s.callable_object)
+    if s.reload_on_changes:
+        out.append(
+            "WSGIImportScript %s process-group=%s application-group=%%{GLOBAL}"
+            % (q(s.startup_script), group)
+        )
+    out += [
+        script_access(s),
+        "WSGIScriptAlias %s %s process-group=%s application-group=%%{GLOBAL}"
+        % (q(s.mount_point), q(s.script), group),
+    ]
+    return "\n".join(out)
+
+
+WSGI_SECTIONS = {"embedded": wsgi_embedded, "daemon": wsgi_daemon}
 
 
 def includes(s):
@@ -322,9 +429,62 @@ except OSError as e:
 """
 
 
+RELOADER = """# Written by rwsgi-express (--reload-on-changes): restarts this daemon process once the
+# WSGI script or a Python module it has loaded changes on disk. SIGUSR1 sent to itself makes
+# the process finish its requests and exit; the Apache parent starts a new one at once.
+import os
+import signal
+import sys
+import threading
+import time
+
+SCRIPT = %(script)r
+
+
+def _mtime(path):
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
+def _files():
+    yield SCRIPT
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if isinstance(path, str):
+            yield path
+
+
+def _monitor():
+    seen = {}
+    while True:
+        for path in _files():
+            mtime = _mtime(path)
+            if path not in seen:
+                seen[path] = mtime
+            elif seen[path] != mtime:
+                print("rwsgi-express: %%s changed; restarting daemon process %%d"
+                      %% (path, os.getpid()), file=sys.stderr)
+                os.kill(os.getpid(), signal.SIGUSR1)
+                return
+        time.sleep(1.0)
+
+
+threading.Thread(target=_monitor, name="rwsgi-express-reloader", daemon=True).start()
+"""
+
+
 def startup(s):
-    """Run in each child before requests: the working directory, as daemon home= does."""
+    """The start-up script: in embedded mode, run in each child before requests to enter the
+    working directory (as daemon home= does); in daemon mode, the reloader."""
+    if s.mode == "daemon":
+        return RELOADER % {"script": s.script}
     return STARTUP % {"dir": s.working_directory, "user": s.user}
+
+
+def needs_startup(s):
+    return s.reload_on_changes if s.mode == "daemon" else bool(s.working_directory)
 
 
 def shq(a):
@@ -349,5 +509,5 @@ def write_server_root(s, argv):
     os.chmod(htdocs, 0o755)
     write(s.conf_path, httpd_conf(s, argv), 0o644)
     write(s.apachectl_path, apachectl(s), 0o755)
-    if s.working_directory:
+    if needs_startup(s):
         write(s.startup_script, startup(s), 0o644)

@@ -167,6 +167,23 @@ pub fn apply(id: Id, name: &str, args: &[&str]) -> Result<Option<String>, String
                     .into(),
             )
         }
+        Id::AcceptMutex => {
+            const MECHS: &[&str] = &[
+                "default", "flock", "fcntl", "sysvsem", "posixsem", "pthread",
+            ];
+            let v = one(name, args, "a lock mechanism")?;
+            if !MECHS.iter().any(|m| m.eq_ignore_ascii_case(v)) {
+                return Err(format!(
+                    "{name}: '{v}' is not a lock mechanism; use one of {}",
+                    MECHS.join(", ")
+                ));
+            }
+            Some(
+                "has no effect: each daemon process waits on its group's socket with its own \
+                 threads and needs no cross-process accept lock"
+                    .into(),
+            )
+        }
         _ => return Err(format!("{name} is not a compatibility directive")),
     })
 }
@@ -221,6 +238,8 @@ mod tests {
         assert!(apply(Id::FreeThreading, "F", &["On"]).unwrap().is_some());
         assert!(apply(Id::FreeThreading, "F", &[]).is_err());
         assert!(python_at_least("3.12", (3, 12)) && !python_at_least("3.11", (3, 12)));
+        assert!(apply(Id::AcceptMutex, "M", &["fcntl"]).unwrap().is_some());
+        assert!(apply(Id::AcceptMutex, "M", &["spin"]).is_err());
     }
 
     #[test]

@@ -209,7 +209,13 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
     let mut seen: Vec<String> = Vec::new();
     let secs = |key: &str, v: &str| int(d, key, v, 0, i64::from(u32::MAX)).map(|n| n as u32);
     for arg in opts {
-        let (key, v) = super::words::option(d, arg, "see the WSGIDaemonProcess documentation")?;
+        // mod_wsgi-express writes python-path='' when no path is given; mod_wsgi accepts it.
+        let (key, v) = match arg.split_once('=') {
+            Some((k, "")) if k.eq_ignore_ascii_case("python-path") => {
+                ("python-path".to_string(), "")
+            }
+            _ => super::words::option(d, arg, "see the WSGIDaemonProcess documentation")?,
+        };
         let k = key.as_str();
         if seen.contains(&key) {
             return Err(format!("{d}: option '{key}' is given twice"));
@@ -368,6 +374,14 @@ mod tests {
         assert_eq!(g.python_path, vec!["/a", "/b"]);
         assert_eq!(g.display_name.as_deref(), Some("%{GROUP}"));
         assert!(g.not_honoured.is_empty());
+        // mod_wsgi-express writes python-path='' when no path is given.
+        assert!(
+            parse(D, &["site", "python-path="])
+                .unwrap()
+                .python_path
+                .is_empty()
+        );
+        assert!(parse(D, &["site", "home="]).is_err());
         let g = parse(
             D,
             &[

@@ -74,6 +74,11 @@ pub enum Id {
     NewRelicConfigFile,
     NewRelicEnvironment,
     InterpreterOptions,
+    SocketPrefix,
+    SocketRotation,
+    AcceptMutex,
+    RestrictProcess,
+    RestrictEmbedded,
 }
 
 impl Id {
@@ -114,6 +119,15 @@ impl Id {
                 | Id::NewRelicConfigFile
                 | Id::NewRelicEnvironment
                 | Id::InterpreterOptions
+                | Id::AcceptMutex
+        )
+    }
+
+    /// True for the daemon-mode directives kept in `ServerConfig::daemon`.
+    pub fn is_daemon_setting(self) -> bool {
+        matches!(
+            self,
+            Id::SocketPrefix | Id::SocketRotation | Id::RestrictEmbedded
         )
     }
 }
@@ -418,6 +432,36 @@ pub const TABLE: &[Spec] = &[
         help: c"New Relic agent environment name (mod_wsgi 4.x; not supported)",
     },
     Spec {
+        name: c"WSGISocketPrefix",
+        id: Id::SocketPrefix,
+        scope: Scope::Global,
+        help: c"Path prefix (relative to ServerRoot) of the daemon process groups' sockets",
+    },
+    Spec {
+        name: c"WSGISocketRotation",
+        id: Id::SocketRotation,
+        scope: Scope::Global,
+        help: c"On|Off: give the daemon sockets new names at each restart (On) or keep them",
+    },
+    Spec {
+        name: c"WSGIAcceptMutex",
+        id: Id::AcceptMutex,
+        scope: Scope::Global,
+        help: c"default|flock|fcntl|sysvsem|posixsem|pthread: daemon accept lock (no effect here)",
+    },
+    Spec {
+        name: c"WSGIRestrictProcess",
+        id: Id::RestrictProcess,
+        scope: Scope::Dir,
+        help: c"group ...: the process groups (%{GLOBAL}: embedded) requests here may run in",
+    },
+    Spec {
+        name: c"WSGIRestrictEmbedded",
+        id: Id::RestrictEmbedded,
+        scope: Scope::Global,
+        help: c"On|Off: refuse requests that would run embedded in the Apache children",
+    },
+    Spec {
         name: c"<WSGIInterpreterOptions",
         id: Id::InterpreterOptions,
         scope: Scope::Global,
@@ -509,6 +553,53 @@ pub fn apply_server(
     Ok(())
 }
 
+/// Applies `WSGISocketPrefix`, `WSGISocketRotation` or `WSGIRestrictEmbedded`.
+/// `resolve` makes a path absolute against ServerRoot.
+pub fn apply_daemon_setting(
+    id: Id,
+    name: &str,
+    args: &[&str],
+    conf: &mut super::DaemonSettings,
+    resolve: &dyn Fn(&str) -> String,
+) -> Result<(), String> {
+    let v = one(name, args)?;
+    match id {
+        Id::SocketRotation => conf.socket_rotation = Some(parse_on_off(name, v)?),
+        Id::RestrictEmbedded => conf.restrict_embedded = Some(parse_on_off(name, v)?),
+        Id::SocketPrefix => conf.socket_prefix = Some(socket_prefix(name, v, resolve)?),
+        _ => return Err(format!("{name} is not a daemon-mode server directive")),
+    }
+    Ok(())
+}
+
+/// A socket prefix made absolute; its directory must exist, as the sockets are made there.
+fn socket_prefix(name: &str, v: &str, resolve: &dyn Fn(&str) -> String) -> Result<String, String> {
+    if v.is_empty() {
+        return Err(format!("{name}: the prefix is empty"));
+    }
+    let full = resolve(v);
+    // "run/" names files in run itself; "run/wsgi" files starting with "wsgi" in run.
+    let path = std::path::Path::new(&full);
+    let dir = if full.ends_with('/') {
+        path
+    } else {
+        path.parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("/"))
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(full),
+        Ok(_) => Err(format!(
+            "{name}: '{}' (the directory of the socket prefix '{full}') is not a directory",
+            dir.display()
+        )),
+        Err(e) => Err(format!(
+            "{name}: the directory '{}' of the socket prefix '{full}' is not usable: {e}",
+            dir.display()
+        )),
+    }
+}
+
 /// Applies a per-directory directive.
 pub fn apply_dir(
     id: Id,
@@ -544,6 +635,22 @@ pub fn apply_dir(
             return Ok(());
         }
         // Lists: further lines of the same scope add to the list, as in mod_wsgi.
+        Id::RestrictProcess => {
+            if args.is_empty() {
+                return Err(format!(
+                    "{name} needs one or more process group names (%{{GLOBAL}}: embedded)"
+                ));
+            }
+            let list = conf.restrict_process.get_or_insert_with(Vec::new);
+            for a in args {
+                list.push(if *a == "%{GLOBAL}" {
+                    String::new()
+                } else {
+                    a.to_string()
+                });
+            }
+            return Ok(());
+        }
         Id::TrustedProxyHeaders => {
             let list = proxy::parse_headers(name, args)?;
             conf.trusted_proxy_headers
@@ -599,6 +706,29 @@ mod tests {
     use super::*;
 
     const NONE: Known<'static> = Known { daemon_groups: &[] };
+
+    #[test]
+    fn daemon_settings_and_restrict_process() {
+        let mut c = super::super::DaemonSettings::default();
+        assert!(c.rotation() && !c.embedded_restricted());
+        let root = |p: &str| format!("/tmp/{p}");
+        apply_daemon_setting(Id::SocketPrefix, "P", &["wsgi"], &mut c, &root).unwrap();
+        assert_eq!(c.socket_prefix.as_deref(), Some("/tmp/wsgi"));
+        let e = apply_daemon_setting(Id::SocketPrefix, "P", &["nodir/x"], &mut c, &root);
+        assert!(e.unwrap_err().contains("/tmp/nodir"));
+        apply_daemon_setting(Id::SocketRotation, "R", &["off"], &mut c, &root).unwrap();
+        apply_daemon_setting(Id::RestrictEmbedded, "E", &["On"], &mut c, &root).unwrap();
+        assert!(!c.rotation() && c.embedded_restricted());
+        assert!(apply_daemon_setting(Id::SocketRotation, "R", &["2"], &mut c, &root).is_err());
+        let mut d = DirConfig::default();
+        apply_dir(Id::RestrictProcess, "W", &["a", "%{GLOBAL}"], &mut d, &NONE).unwrap();
+        apply_dir(Id::RestrictProcess, "W", &["b"], &mut d, &NONE).unwrap();
+        assert_eq!(
+            d.restrict_process,
+            Some(vec!["a".into(), "".into(), "b".into()])
+        );
+        assert!(apply_dir(Id::RestrictProcess, "W", &[], &mut d, &NONE).is_err());
+    }
 
     #[test]
     fn script_alias() {

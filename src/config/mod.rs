@@ -33,6 +33,31 @@ pub struct ServerConfig {
     /// Directives of this server's own lines that are accepted but change nothing here,
     /// each with the reason, logged once at start-up (never inherited).
     pub notices: Vec<Notice>,
+    /// The daemon-mode server directives. Main server only; a virtual host carries a copy.
+    pub daemon: DaemonSettings,
+}
+
+/// `WSGISocketPrefix`, `WSGISocketRotation` and `WSGIRestrictEmbedded`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DaemonSettings {
+    /// Absolute path prefix of the daemon sockets (unset: the runtime directory's `rwsgi`).
+    pub socket_prefix: Option<String>,
+    /// Default On: the socket names change with each generation.
+    pub socket_rotation: Option<bool>,
+    /// Default Off: On refuses requests that would run embedded.
+    pub restrict_embedded: Option<bool>,
+}
+
+impl DaemonSettings {
+    /// True when socket names change with each configuration generation.
+    pub fn rotation(&self) -> bool {
+        self.socket_rotation.unwrap_or(true)
+    }
+
+    /// True when no request may run in embedded mode.
+    pub fn embedded_restricted(&self) -> bool {
+        self.restrict_embedded.unwrap_or(false)
+    }
 }
 
 /// A directive accepted without effect, and why (logged at start-up).
@@ -75,6 +100,9 @@ pub struct DirConfig {
     pub trusted_proxy_headers: Option<Vec<proxy::ProxyHeader>>,
     /// `WSGITrustedProxies` (lines of one scope add up); unset: every peer is trusted.
     pub trusted_proxies: Option<Vec<proxy::IpNet>>,
+    /// `WSGIRestrictProcess`: the process groups a request may end up in (`''` is embedded);
+    /// unset: any.
+    pub restrict_process: Option<Vec<String>>,
 }
 
 /// `WSGIMapHEADToGET` values.
@@ -101,6 +129,7 @@ impl Merge for ServerConfig {
             import_scripts: child.import_scripts.clone(),
             daemon_groups: child.daemon_groups.clone(),
             notices: child.notices.clone(),
+            daemon: self.daemon.clone(),
         }
     }
 }
@@ -139,6 +168,7 @@ impl Merge for DirConfig {
             pass_apache_request: pick(&self.pass_apache_request, &child.pass_apache_request),
             trusted_proxy_headers: pick(&self.trusted_proxy_headers, &child.trusted_proxy_headers),
             trusted_proxies: pick(&self.trusted_proxies, &child.trusted_proxies),
+            restrict_process: pick(&self.restrict_process, &child.restrict_process),
         }
     }
 }

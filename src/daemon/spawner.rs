@@ -20,20 +20,37 @@ pub struct ParentFacts<'a> {
     pub root: bool,
 }
 
-/// Creates the listening socket of each group. `path_for` names a socket file under
-/// Apache's runtime directory.
+/// Where and under which names a generation's sockets are made.
+pub struct Sockets {
+    /// Absolute path prefix: `WSGISocketPrefix`, else the runtime directory's `rwsgi`.
+    pub prefix: String,
+    /// `WSGISocketRotation Off`: the secret the parent keeps for its whole life, so the
+    /// names and the secret both stay the same across graceful restarts. `None`: rotation.
+    pub stable_secret: Option<Vec<u8>>,
+}
+
+/// The socket path of group `name`: `<prefix>.<parent pid>.<tag>.<name>.sock`, where the
+/// tag is a per-generation nonce when sockets rotate and `u<uid of the children>` otherwise.
+pub fn socket_path(prefix: &str, tag: &str, name: &str) -> PathBuf {
+    PathBuf::from(format!("{prefix}.{}.{tag}.{name}.sock", os::pid()))
+}
+
+/// Creates the listening socket of each group.
 pub fn prepare(
     defs: Vec<(DaemonGroup, usize)>,
     facts: &ParentFacts<'_>,
-    path_for: &dyn Fn(&str) -> PathBuf,
+    sockets: &Sockets,
 ) -> Result<Vec<Arc<Group>>, String> {
-    let nonce: String = os::random_bytes(4)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let tag: String = match sockets.stable_secret {
+        None => os::random_bytes(4)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        Some(_) => format!("u{}", facts.child_ids.0),
+    };
     let mut out = Vec::with_capacity(defs.len());
     for (def, owner) in defs {
-        let socket = path_for(&format!("rwsgi.{}.{nonce}.{}.sock", os::pid(), def.name));
+        let socket = socket_path(&sockets.prefix, &tag, &def.name);
         let owner_ids = if facts.root {
             let uid = match &def.socket_user {
                 Some(u) => {
@@ -71,6 +88,9 @@ pub fn prepare(
         if let Some(h) = &def.python_home {
             python.home = Some(h.clone());
         }
+        if let Some(h) = &def.home {
+            python.path.push(h.clone());
+        }
         python.path.extend(def.python_path.iter().cloned());
         if let Some(e) = &def.python_eggs {
             python.eggs = Some(e.clone());
@@ -92,7 +112,10 @@ pub fn prepare(
         out.push(Arc::new(Group {
             owner,
             socket,
-            secret: os::random_bytes(16),
+            secret: sockets
+                .stable_secret
+                .clone()
+                .unwrap_or_else(|| os::random_bytes(16)),
             listener,
             io_timeout,
             child_uid: owner_ids.map_or(os::euid(), |(u, _)| u),

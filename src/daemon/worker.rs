@@ -53,6 +53,7 @@ pub fn run(
     if let Err(e) = become_user(&group) {
         fail(e);
     }
+    crate::httpd::mpm::set_daemon_shape(group.def.processes, group.def.threads);
     if let Err(e) = runtime::initialize(apache_version, &group.python) {
         fail(e);
     }
@@ -505,6 +506,8 @@ fn serve(
         );
         return;
     }
+    let ag = String::from_utf8_lossy(&head.application_group).into_owned();
+    let counted = crate::httpd::status::begin_daemon(head.request_start_us, &ag);
     let daemon_start_us = now_us();
     let waited_us = daemon_start_us.saturating_sub(head.request_start_us);
     let queue_timeout = group.def.queue_timeout;
@@ -518,6 +521,7 @@ fn serve(
         head_sent: false,
         ended: false,
         failed: false,
+        status: 500,
     };
     // Lines about this request carry its client, as Apache's own request lines do.
     let tagged = crate::httpd::log::Tagged {
@@ -529,7 +533,6 @@ fn serve(
         base: log,
     };
     let log = tagged.logger();
-    let ag = String::from_utf8_lossy(&head.application_group).into_owned();
     let outcome = if late {
         // Too late to be of use: the client has most likely given up, and running it would
         // only delay the requests queued behind it.
@@ -563,6 +566,9 @@ fn serve(
     };
     gw.finish(outcome);
     gw.drain();
+    if let Some(rec) = counted {
+        crate::httpd::status::end(rec, gw.status.into());
+    }
 }
 
 fn now_us() -> i64 {
@@ -665,6 +671,8 @@ struct SocketGateway<'c> {
     ended: bool,
     /// The Apache child is gone: nothing more is written.
     failed: bool,
+    /// The response status, for the figures.
+    status: u16,
 }
 
 impl SocketGateway<'_> {
@@ -703,6 +711,7 @@ impl SocketGateway<'_> {
         match outcome {
             app::Outcome::Done => self.end(false),
             app::Outcome::Status(s) if !self.head_sent => {
+                self.status = s;
                 self.head = None;
                 self.ended = true;
                 let _ = self.send(Kind::ResponseStatus, 0, &s.to_le_bytes());
@@ -802,6 +811,7 @@ impl Gateway for SocketGateway<'_> {
     }
 
     fn set_head(&mut self, head: &ResponseHead) {
+        self.status = head.status;
         self.head = Some(protocol::encode_response_head(head));
     }
 

@@ -77,6 +77,16 @@ fn refused(r: Request<'_>, e: &GroupError) -> i32 {
     status as i32
 }
 
+fn python_unavailable(r: Request<'_>) -> i32 {
+    r.log(Level::Error, "RWSGI0030: Python is not available in this Apache child; see the start-up errors in the main error log");
+    sys::HTTP_INTERNAL_SERVER_ERROR as i32
+}
+
+/// A process group as configured: `%{GLOBAL}` for embedded mode.
+fn shown_group(g: &str) -> &str {
+    if g.is_empty() { "%{GLOBAL}" } else { g }
+}
+
 /// What the content handler serves: a WSGI script (the request's file), or a
 /// `WSGIHandlerScript` named by the request's handler.
 #[derive(Clone, Copy)]
@@ -86,7 +96,7 @@ pub enum Target<'a> {
 }
 
 /// Runs the request's app in this process, or hands it to its daemon process group;
-/// counted in the shared figures once its application group is known.
+/// counted in the shared figures by whichever process runs the app.
 pub fn run(r: Request<'_>, target: Target<'_>, dir: &DirConfig) -> i32 {
     let mut counted = None;
     let code = run_counted(r, target, dir, &mut counted);
@@ -109,11 +119,11 @@ fn run_counted(
     dir: &DirConfig,
     counted: &mut Option<status::Recording>,
 ) -> i32 {
-    if !python::runtime::is_ready() {
-        r.log(Level::Error, "RWSGI0030: Python is not available in this Apache child; see the start-up errors in the main error log");
-        return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
-    }
     let conf = config_store::request_server_config(&r);
+    // Daemon requests need no Python here, unless a dispatch script has to run first.
+    if dir.dispatch_script.is_some() && !python::runtime::is_ready() {
+        return python_unavailable(r);
+    }
     let (opts, handler_script) = match target {
         Target::Script(alias) => (alias.map(|a| &a.options), None),
         Target::Handler(h) => (Some(&h.options), Some(h)),
@@ -219,12 +229,30 @@ fn run_counted(
     let application_group = choice
         .application_group
         .unwrap_or_else(|| application_group.clone());
-    *counted = status::begin(&r, &application_group);
     let callable = choice.callable_object.unwrap_or_else(|| callable.clone());
     let reload_mtime = match handler_script {
         Some(h) => python::preload::apr_mtime(&h.path),
         None => Some(r.file_mtime()),
     };
+    if let Some(allowed) = &dir.restrict_process {
+        if !allowed.contains(&process_group) {
+            r.log(
+                Level::Error,
+                &format!(
+                    "{}: process group '{}' may not be used by the WSGI application '{script}' \
+                     (WSGIRestrictProcess allows: {})",
+                    crate::log_ids::PROCESS_GROUP_RESTRICTED,
+                    shown_group(&process_group),
+                    allowed
+                        .iter()
+                        .map(|g| shown_group(g))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            );
+            return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
+        }
+    }
     if !process_group.is_empty() {
         let mw = mod_wsgi(&process_group, &application_group, &callable);
         let head = crate::daemon::client::request_head(
@@ -233,8 +261,25 @@ fn run_counted(
             &mw,
             reload_mtime.filter(|_| reloading),
         );
+        // Counted by the daemon that runs it (see httpd::status).
         return crate::daemon::client::run(r, &process_group, head);
     }
+    if conf.daemon.embedded_restricted() {
+        r.log(
+            Level::Error,
+            &format!(
+                "{}: WSGIRestrictEmbedded On forbids running the WSGI application '{script}' \
+                 embedded in the Apache child; delegate it to a daemon process group with \
+                 WSGIProcessGroup or process-group=",
+                crate::log_ids::EMBEDDED_RESTRICTED
+            ),
+        );
+        return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
+    }
+    if !python::runtime::is_ready() {
+        return python_unavailable(r);
+    }
+    *counted = status::begin(&r, &application_group);
     let interp = match interp::for_group(&application_group, hooks::apache_version(), &log) {
         Ok(i) => i,
         Err(e) => return refused(r, &e),

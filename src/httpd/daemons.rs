@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 /// One daemon process slot of a group.
 struct Slot {
+    /// Place among all daemon processes of the generation: its figures-table daemon slot.
+    index: usize,
     proc_: sys::apr_proc_t,
     group: Arc<Group>,
     started: Instant,
@@ -77,6 +79,38 @@ fn leave_retiring(pool: *mut sys::apr_pool_t, pids: &[i32]) {
     }
 }
 
+/// Process-pool key of the secret kept for the parent's whole life (`WSGISocketRotation
+/// Off`): an Apache child of the previous generation still reaches the same socket path
+/// after a graceful restart, now served by the new daemons, and must still be accepted.
+const STABLE_SECRET: &std::ffi::CStr = c"mod_rwsgi stable daemon secret";
+
+fn stable_secret(pool: *mut sys::apr_pool_t) -> Vec<u8> {
+    let mut data: *mut libc::c_void = std::ptr::null_mut();
+    // SAFETY: pool is the live process pool; the value, if any, is the NUL-terminated hex
+    // text this function stored there.
+    unsafe {
+        sys::apr_pool_userdata_get(&mut data, STABLE_SECRET.as_ptr(), pool);
+        if !data.is_null() {
+            let hex = std::ffi::CStr::from_ptr(data.cast()).to_bytes();
+            let bytes: Vec<u8> = hex
+                .chunks(2)
+                .filter_map(|c| u8::from_str_radix(std::str::from_utf8(c).ok()?, 16).ok())
+                .collect();
+            if bytes.len() == 16 {
+                return bytes;
+            }
+        }
+    }
+    let secret = os::random_bytes(16);
+    let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    // SAFETY: the copy lives in the process pool; userdata_set copies the key.
+    unsafe {
+        let v = super::pstrdup(pool, hex.as_bytes());
+        sys::apr_pool_userdata_set(v.cast(), STABLE_SECRET.as_ptr(), None, pool);
+    }
+    secret
+}
+
 /// Every server's own daemon groups, main server first, each with its owner key.
 ///
 /// # Safety
@@ -94,8 +128,13 @@ unsafe fn configured(
             } else {
                 cur as usize
             };
-            for g in &config_store::server_config(cur).daemon_groups {
-                out.push((g.clone(), key));
+            // A virtual host without WSGI directives shares the main server's config
+            // (Apache 2.4 creates module configs for a vhost only when it uses them).
+            let conf = config_store::server_config(cur);
+            if key == 0 || !std::ptr::eq(conf, config_store::server_config(s)) {
+                for g in &conf.daemon_groups {
+                    out.push((g.clone(), key));
+                }
             }
             cur = (*cur).next;
         }
@@ -175,7 +214,15 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
             log::server_log(unsafe { s.as_ref() }, Level::Warn, &w);
         }
     }
-    let groups = spawner::prepare(defs, &facts, &|f| runtime_path(pconf, f))?;
+    let sockets = spawner::Sockets {
+        prefix: conf
+            .daemon
+            .socket_prefix
+            .clone()
+            .unwrap_or_else(|| runtime_path(pconf, "rwsgi").to_string_lossy().into_owned()),
+        stable_secret: (!conf.daemon.rotation()).then(|| stable_secret(process_pool)),
+    };
+    let groups = spawner::prepare(defs, &facts, &sockets)?;
     daemon::install(groups.clone());
     let generation = Generation {
         slots: Vec::new(),
@@ -211,6 +258,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     for g in &groups {
         for _ in 0..g.def.processes {
             generation.slots.push(Slot {
+                index: generation.slots.len(),
                 // SAFETY: apr_proc_t is a plain C struct; zero is its empty value.
                 proc_: unsafe { std::mem::zeroed() },
                 group: g.clone(),
@@ -220,6 +268,20 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
                 server: s,
             });
         }
+    }
+    let counted = super::status::DAEMON_SLOTS as usize;
+    if generation.slots.len() > counted {
+        log::server_log(
+            // SAFETY: s is live.
+            unsafe { s.as_ref() },
+            Level::Warn,
+            &format!(
+                "RWSGI0660: {} daemon processes are configured (all WSGIDaemonProcess groups \
+                 together) but the mod_status and rwsgi-metrics figures have room for {counted}; \
+                 the processes after the first {counted} are not shown there",
+                generation.slots.len()
+            ),
+        );
     }
     for slot in generation.slots.iter_mut() {
         spawn(slot);
@@ -322,6 +384,9 @@ fn become_daemon(slot: &Slot) -> ! {
     let group = slot.group.clone();
     let delay = slot.delay;
     DAEMON_SERVER.store(slot.server.cast_mut(), std::sync::atomic::Ordering::Release);
+    // The figures table is inherited mapped from the parent (anonymous shared memory, so
+    // the privilege drop that follows does not affect access to it).
+    super::status::claim_daemon(slot.index, &group.def.name);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         if let Some(t) = group.def.title() {
             set_title(slot.server, &t);

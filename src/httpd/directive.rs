@@ -147,11 +147,21 @@ fn check_in_section(id: Id, name: &str, args: &[&str]) -> Result<(), String> {
 /// that defined it (0 for the main server). Plain data, emptied before every read.
 static DEFINED: std::sync::Mutex<Vec<(String, usize)>> = std::sync::Mutex::new(Vec::new());
 
-/// Forgets the group names of the previous configuration read (pre_config).
+/// Forgets the group names and script uses of the previous configuration read (pre_config).
 pub fn forget_daemon_groups() {
     if let Ok(mut all) = DEFINED.lock() {
         all.clear();
     }
+    HOOK_SCRIPTS_USED.store(false, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Set when this configuration read met an access, auth or dispatch script: they run in the
+/// Apache children, which then need Python even under `WSGIRestrictEmbedded On`.
+static HOOK_SCRIPTS_USED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True when the server configuration names a script that runs in the Apache children.
+pub fn hook_scripts_used() -> bool {
+    HOOK_SCRIPTS_USED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 fn owner(s: *const sys::server_rec) -> usize {
@@ -255,6 +265,21 @@ unsafe extern "C" fn set_directive(
     )
 }
 
+/// `path` made absolute against ServerRoot (unchanged when already absolute).
+fn server_root_relative(pool: *mut sys::apr_pool_t, path: &str) -> String {
+    let Ok(c) = std::ffi::CString::new(path) else {
+        return path.to_string();
+    };
+    // SAFETY: pool is the live command pool; the result (or null for a bad path) is
+    // allocated there and copied out at once.
+    let p = unsafe { sys::ap_server_root_relative(pool, c.as_ptr()) };
+    if p.is_null() {
+        return path.to_string();
+    }
+    // SAFETY: a NUL-terminated string in the pool.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
 /// Checks the lines inside `<WSGIInterpreterOptions>`, which Apache has already read into
 /// the tree below the section's node; `ap_walk_config` calls back into the shim for each.
 ///
@@ -318,6 +343,14 @@ unsafe fn apply(
             }
             Ok(())
         }
+        id if id.is_daemon_setting() => {
+            // SAFETY: config reading is single-threaded and cmd.server is live.
+            let conf = unsafe { super::config_store::server_config_mut(cmd.server) };
+            let pool = cmd.pool;
+            directives::apply_daemon_setting(id, name, args, &mut conf.daemon, &|p| {
+                server_root_relative(pool, p)
+            })
+        }
         Id::ScriptAlias | Id::ScriptAliasMatch | Id::DaemonProcess => {
             // SAFETY: config reading is single-threaded and cmd.server is live.
             let conf = unsafe { super::config_store::server_config_mut(cmd.server) };
@@ -331,6 +364,12 @@ unsafe fn apply(
             // section being read (the server's defaults outside any section).
             let conf = unsafe { &mut *mconfig.cast::<crate::config::DirConfig>() };
             directives::apply_dir(spec.id, name, args, conf, known)?;
+            if matches!(
+                spec.id,
+                Id::AccessScript | Id::AuthUserScript | Id::AuthGroupScript | Id::DispatchScript
+            ) {
+                HOOK_SCRIPTS_USED.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             if let Some(why) = compat::dir_notice(spec.id, conf) {
                 notice(cmd, name, why);
             }

@@ -113,6 +113,9 @@ unsafe extern "C" fn post_config(
     s: *mut sys::server_rec,
 ) -> libc::c_int {
     guard("post_config", sys::OK as libc::c_int, || {
+        // Before the daemons are forked: they inherit the mapped figures table.
+        // SAFETY: Apache passes the live main server of the new generation.
+        unsafe { super::status::init(s) };
         // SAFETY: Apache passes its live pconf and main server.
         if let Err(e) = unsafe { super::daemons::start(pconf, s) } {
             // SAFETY: s is the live main server.
@@ -123,8 +126,6 @@ unsafe extern "C" fn post_config(
             );
             return sys::HTTP_INTERNAL_SERVER_ERROR as libc::c_int;
         }
-        // SAFETY: Apache passes the live main server of the new generation.
-        unsafe { super::status::init(s) };
         let component = CString::new(format!(
             "mod_rwsgi/{} Python/{}",
             env!("CARGO_PKG_VERSION"),
@@ -255,7 +256,30 @@ unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::serve
         super::daemons::close_listeners_in_child();
         let _ = PROCESS.set(compute_process_facts());
         // SAFETY: Apache passes the live main server; its config holds the runtime options.
-        let opts = unsafe { &config_store::server_config(s).python };
+        let conf = unsafe { config_store::server_config(s) };
+        let opts = &conf.python;
+        // SAFETY: as above.
+        let global_imports = unsafe { import_scripts(s) }
+            .iter()
+            .any(|i| i.process_group.is_empty());
+        if conf.daemon.embedded_restricted()
+            && !global_imports
+            && !super::directive::hook_scripts_used()
+        {
+            log::server_log(
+                // SAFETY: Apache passes the live main server.
+                unsafe { s.as_ref() },
+                Level::Info,
+                &format!(
+                    "{}: WSGIRestrictEmbedded On: Python is not started in Apache child {} \
+                     (no access, auth or dispatch script and no %{{GLOBAL}} WSGIImportScript \
+                     needs it)",
+                    crate::log_ids::CHILD_WITHOUT_PYTHON,
+                    std::process::id()
+                ),
+            );
+            return;
+        }
         match crate::python::runtime::initialize(apache_version(), opts) {
             Ok(()) => {
                 // SAFETY: the cleanup runs when the child's pool is destroyed at exit.

@@ -8,9 +8,12 @@
 //! process limit plus [`DAEMON_SLOTS`] reserved for daemon-mode processes.
 //!
 //! An Apache child claims the slot of its scoreboard index on its first WSGI request. A
-//! daemon-mode process is to claim `Table::daemon(n)` (n counted over all daemon groups)
-//! with `SlotKind::Daemon` and its process-group name at start, and store it in `MINE`;
-//! the request path ([`begin`]/[`end`]) and the reports then work unchanged.
+//! daemon-mode process claims `Table::daemon(n)` (n: its place among all daemon processes
+//! of the generation) with its process-group name right after the fork ([`claim_daemon`]),
+//! and counts the requests it runs ([`begin_daemon`]/[`end`]). A request handed to a daemon
+//! is counted there only, not also in the Apache child that relays it: the daemon is where
+//! the app runs, so its slot's active count, response times and RSS are the app's, and the
+//! totals, which sum over slots, count each request once.
 
 use super::log::{self, Level};
 use super::request::Request;
@@ -21,7 +24,7 @@ use crate::sys;
 use crate::util::clock::{now_us, rss_bytes};
 use std::ffi::CStr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, Ordering};
 
 /// Slots reserved for daemon-mode processes (over all daemon groups).
 pub const DAEMON_SLOTS: u32 = 32;
@@ -43,6 +46,8 @@ static TABLE: Mutex<Option<Table>> = Mutex::new(None);
 static MINE: AtomicPtr<Slot> = AtomicPtr::new(std::ptr::null_mut());
 /// Serialises slot and group-cell claims within this process.
 static CLAIM: Mutex<()> = Mutex::new(());
+/// This process's pid, as its slot records it (set when the slot is claimed).
+static OWN_PID: AtomicI32 = AtomicI32::new(0);
 /// Interpreters this process runs (copied into the slot when it is claimed).
 static INTERPRETERS: AtomicU32 = AtomicU32::new(0);
 
@@ -146,16 +151,27 @@ fn my_slot() -> Option<&'static Slot> {
     let index = scoreboard::my_child_slot()?;
     let slot = table()?.embedded(index)?;
     let generation = scoreboard::process_at(index).map_or(0, |(_, g)| g);
-    slot.claim(
-        std::process::id() as i32,
-        SlotKind::Embedded,
-        "",
-        generation,
-        now_us(),
-    );
+    let pid = std::process::id() as i32;
+    OWN_PID.store(pid, Ordering::Relaxed);
+    slot.claim(pid, SlotKind::Embedded, "", generation, now_us());
     slot.set_interpreters(INTERPRETERS.load(Ordering::Relaxed));
     MINE.store(std::ptr::from_ref(slot).cast_mut(), Ordering::Release);
     Some(slot)
+}
+
+/// Makes daemon slot `index` this daemon process's, for process group `group` (in the
+/// freshly forked daemon, before it serves anything). False when there is no table or no
+/// slot that far: the process then runs uncounted.
+pub fn claim_daemon(index: usize, group: &str) -> bool {
+    let Some(slot) = table().and_then(|t| t.daemon(index)) else {
+        return false;
+    };
+    let pid = std::process::id() as i32;
+    OWN_PID.store(pid, Ordering::Relaxed);
+    slot.claim(pid, SlotKind::Daemon, group, 0, now_us());
+    slot.set_interpreters(INTERPRETERS.load(Ordering::Relaxed));
+    MINE.store(std::ptr::from_ref(slot).cast_mut(), Ordering::Release);
+    true
 }
 
 /// Records how many Python interpreters this process runs.
@@ -174,12 +190,15 @@ pub struct Recording {
     slot: &'static Slot,
     group: usize,
     start_us: i64,
+    pid: i32,
+    /// Counted in the slot's active requests.
+    active: bool,
 }
 
 impl Recording {
     fn finish(&self, status: i32) {
         let us = (now_us() - self.start_us).max(0) as u64;
-        self.slot.end(self.group, status, us);
+        self.slot.end(self.group, status, us, self.pid, self.active);
     }
 }
 
@@ -193,7 +212,20 @@ impl Drop for Recording {
 /// The main interpreter's group, the empty name, is shown as `%{GLOBAL}`: an empty label
 /// value reads as no label in Prometheus.
 pub fn begin(r: &Request<'_>, group: &str) -> Option<Recording> {
-    let slot = my_slot()?;
+    Some(record(my_slot()?, group, r.request_time()))
+}
+
+/// [`begin`] in a daemon process: `start_us` is when Apache read the request, so the time
+/// includes the hand-off and the wait for a daemon thread. None when this process has no
+/// slot.
+pub fn begin_daemon(start_us: i64, group: &str) -> Option<Recording> {
+    let p = MINE.load(Ordering::Acquire);
+    // SAFETY: null or a pointer into the 'static table.
+    let slot = unsafe { p.as_ref() }?;
+    Some(record(slot, group, start_us))
+}
+
+fn record(slot: &'static Slot, group: &str, start_us: i64) -> Recording {
     let group = if group.is_empty() { "%{GLOBAL}" } else { group };
     let group = match slot.find_group(group) {
         Some(g) => g,
@@ -202,12 +234,15 @@ pub fn begin(r: &Request<'_>, group: &str) -> Option<Recording> {
             slot.claim_group(group)
         }
     };
-    slot.begin();
-    Some(Recording {
+    let pid = OWN_PID.load(Ordering::Relaxed);
+    let active = slot.begin(pid);
+    Recording {
         slot,
         group,
-        start_us: r.request_time(),
-    })
+        start_us,
+        pid,
+        active,
+    }
 }
 
 /// Ends the count: the final status and the time since Apache read the request.

@@ -94,21 +94,6 @@ impl InterpState {
             .get_item("FileWrapper")?
             .expect("FileWrapper defined");
         let log_type = Owned(log::make_type(py)?);
-        let modules = super::modules::install(py, &fw, group)?;
-        let own = |b: Bound<'_, PyAny>| Owned(b.into_ptr());
-        let state = InterpState {
-            input_type: Owned(input::make_type(py)?),
-            log_type,
-            start_response_type: Owned(start_response::make_type(py)?),
-            file_wrapper_type: own(fw),
-            keys,
-            wsgi_version: own((1, 0).into_pyobject(py)?.into_any()),
-            mod_wsgi_version: own((4, 9, 4).into_pyobject(py)?.into_any()),
-            apache_version: own(apache_version.into_pyobject(py)?.into_any()),
-            scripts: Mutex::new(HashMap::new()),
-            load_lock: Mutex::new(()),
-            modules,
-        };
         // Imported here, on the thread that created the interpreter, so `threading` takes
         // it (not the first request thread) as its main thread.
         py.import("threading")?;
@@ -122,9 +107,25 @@ impl InterpState {
             log::for_process(py, &log_type.bind(py), Stream::Stderr)?,
         )?;
         sys.setattr("argv", vec!["mod_wsgi"])?;
-        // Last, so a restricted sys.stdout replaces the log stream installed above.
+        // A restricted sys.stdout replaces the log stream installed above, and the
+        // modules come after the search path is complete, as a `mod_wsgi` package on it
+        // (pip's, which mod_wsgi-express configs import) is where they go.
         super::options::apply(py)?;
-        Ok(state)
+        let modules = super::modules::install(py, &fw, group)?;
+        let own = |b: Bound<'_, PyAny>| Owned(b.into_ptr());
+        Ok(InterpState {
+            input_type: Owned(input::make_type(py)?),
+            log_type,
+            start_response_type: Owned(start_response::make_type(py)?),
+            file_wrapper_type: own(fw),
+            keys,
+            wsgi_version: own((1, 0).into_pyobject(py)?.into_any()),
+            mod_wsgi_version: own((4, 9, 4).into_pyobject(py)?.into_any()),
+            apache_version: own(apache_version.into_pyobject(py)?.into_any()),
+            scripts: Mutex::new(HashMap::new()),
+            load_lock: Mutex::new(()),
+            modules,
+        })
     }
 
     /// The interned key object.

@@ -355,10 +355,10 @@ mod tests {
             s.claim(pid, SlotKind::Embedded, "", 1, 1);
             let a = s.claim_group("a\"b");
             let b = s.claim_group("c");
-            s.begin();
-            s.end(a, 200, 3_000);
-            s.begin();
-            s.end(b, 500, 30_000);
+            s.begin(pid);
+            s.end(a, 200, 3_000, pid, true);
+            s.begin(pid);
+            s.end(b, 500, 30_000, pid, true);
         }
         t.used().map(|(i, s)| s.snapshot(i)).collect()
     }

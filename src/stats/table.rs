@@ -12,8 +12,9 @@
 //! Only the process that owns a slot writes to it (its request threads with relaxed atomic
 //! adds; claiming an application-group cell is serialised inside that process by the caller);
 //! any process reads every slot. Figures are cumulative per slot: a process that takes over a
-//! slot (a replacement child) keeps adding to them and bumps `restarts`, so counters never go
-//! back while the table lives (it lives across graceful restarts).
+//! slot (a replacement child or daemon) keeps adding to them and bumps `restarts`, so
+//! counters never go back while the table lives (it lives across graceful restarts); only a
+//! daemon slot handed to another process group by a new configuration starts from zero.
 //!
 //! Every field is an atomic, so all-zero memory is a valid, empty table.
 
@@ -216,8 +217,10 @@ fn bucket(us: u64) -> usize {
 }
 
 impl Slot {
-    /// Makes this slot `pid`'s. A new owner keeps the cumulative figures, counts a restart
-    /// when the slot had another owner, and starts with no requests in flight.
+    /// Makes this slot `pid`'s. A new owner of the same kind and process group (a
+    /// replacement) keeps the cumulative figures, counts a restart and starts with no
+    /// requests in flight; any other owner (a daemon slot that a new configuration gave to
+    /// another group) starts from zero, as its figures are another series.
     pub fn claim(
         &self,
         pid: i32,
@@ -230,7 +233,13 @@ impl Slot {
             return;
         }
         if self.pid.load(Ordering::Relaxed) != 0 {
-            self.restarts.fetch_add(1, Ordering::Relaxed);
+            if self.kind.load(Ordering::Relaxed) == kind.code()
+                && self.process_group.get() == process_group
+            {
+                self.restarts.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.clear();
+            }
         }
         self.active.store(0, Ordering::Relaxed);
         self.kind.store(kind.code(), Ordering::Relaxed);
@@ -238,6 +247,18 @@ impl Slot {
         self.started_us.store(now_us, Ordering::Relaxed);
         self.process_group.set(process_group);
         self.pid.store(pid, Ordering::Release);
+    }
+
+    /// Zeroes the figures (the owner, rewritten by the caller, aside).
+    fn clear(&self) {
+        self.restarts.store(0, Ordering::Relaxed);
+        self.max_us.store(0, Ordering::Relaxed);
+        for g in &self.groups {
+            g.hash.store(0, Ordering::Release);
+            g.status.iter().for_each(|c| c.store(0, Ordering::Relaxed));
+            g.buckets.iter().for_each(|c| c.store(0, Ordering::Relaxed));
+            g.time_us.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Records how many interpreters the owner runs.
@@ -281,19 +302,28 @@ impl Slot {
         APP_GROUPS - 1
     }
 
-    /// A request starts.
-    pub fn begin(&self) {
-        self.active.fetch_add(1, Ordering::Relaxed);
+    /// A request of process `pid` starts. Counted as active only while `pid` owns the slot
+    /// (returned): a daemon still finishing requests after its replacement claimed the slot
+    /// must not leave the new owner's active count off.
+    pub fn begin(&self, pid: i32) -> bool {
+        let own = self.pid.load(Ordering::Relaxed) == pid;
+        if own {
+            self.active.fetch_add(1, Ordering::Relaxed);
+        }
+        own
     }
 
-    /// A request of group cell `group` ended with `status` after `us` microseconds.
-    pub fn end(&self, group: usize, status: i32, us: u64) {
+    /// A request of group cell `group` ended with `status` after `us` microseconds;
+    /// `pid` and `active` are its [`Slot::begin`]'s.
+    pub fn end(&self, group: usize, status: i32, us: u64, pid: i32, active: bool) {
         let g = &self.groups[group.min(APP_GROUPS - 1)];
         g.status[status_class(status)].fetch_add(1, Ordering::Relaxed);
         g.buckets[bucket(us)].fetch_add(1, Ordering::Relaxed);
         g.time_us.fetch_add(us, Ordering::Relaxed);
         self.max_us.fetch_max(us, Ordering::Relaxed);
-        self.active.fetch_sub(1, Ordering::Relaxed);
+        if active && self.pid.load(Ordering::Relaxed) == pid {
+            self.active.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     /// The owner's pid (0 when never used).
@@ -460,14 +490,38 @@ pub(crate) mod tests {
         assert!(t.daemon(0).is_none());
         s.claim(10, SlotKind::Embedded, "", 1, 1);
         let g = s.claim_group("a");
-        s.begin();
-        s.end(g, 404, 7_000);
-        s.begin();
+        let a = s.begin(10);
+        s.end(g, 404, 7_000, 10, a);
+        let old = s.begin(10);
         s.claim(11, SlotKind::Embedded, "", 2, 2);
+        let new = s.begin(11);
+        // The old owner finishing its request leaves the new owner's request active.
+        s.end(g, 200, 1, 10, old);
         let f = s.snapshot(0);
-        assert_eq!((f.pid, f.restarts, f.active, f.requests()), (11, 1, 0, 1));
-        assert_eq!(f.groups[0].status, [0, 0, 0, 1, 0]);
+        assert_eq!((f.pid, f.restarts, f.active, f.requests()), (11, 1, 1, 2));
+        assert!(!s.begin(10));
+        s.end(g, 200, 1, 11, new);
+        assert_eq!(s.snapshot(0).active, 0);
+        let f = s.snapshot(0);
+        assert_eq!(f.groups[0].status, [0, 2, 0, 1, 0]);
         assert_eq!(f.groups[0].buckets[1], 1);
         assert_eq!(t.used().count(), 1);
+    }
+
+    #[test]
+    fn another_process_group_starts_from_zero() {
+        let t = table(0, 1);
+        let s = t.daemon(0).unwrap();
+        s.claim(10, SlotKind::Daemon, "a", 0, 1);
+        let g = s.claim_group("x");
+        let a = s.begin(10);
+        s.end(g, 200, 7_000, 10, a);
+        s.claim(11, SlotKind::Daemon, "a", 0, 2);
+        assert_eq!((s.snapshot(0).restarts, s.snapshot(0).requests()), (1, 1));
+        s.claim(12, SlotKind::Daemon, "b", 0, 3);
+        let f = s.snapshot(0);
+        assert_eq!((f.restarts, f.requests(), f.max_us), (0, 0, 0));
+        assert_eq!(f.process_group, "b");
+        assert!(f.groups.is_empty());
     }
 }

@@ -1,7 +1,9 @@
 # App served by rwsgi-express in tests/express.rs: reports what the generated configuration
-# decides (working directory, sys.path additions, Python prefix, MPM shape) as JSON.
+# decides (working directory, sys.path additions, Python prefix, MPM shape, daemon or embedded
+# mode) as JSON.
 import json
 import os
+import pwd
 import sys
 
 VERSION = 'v1'
@@ -18,6 +20,8 @@ def application(environ, start_response):
     body = json.dumps({
         'version': VERSION,
         'pid': os.getpid(),
+        'user': pwd.getpwuid(os.getuid()).pw_name,
+        'process_group': environ.get('mod_wsgi.process_group'),
         'cwd': os.getcwd(),
         'python_path_module': _value('express_python_path_mod'),
         'workdir_module': _value('express_workdir_mod'),

@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 
 pub mod control;
 pub mod metrics;
+pub mod mod_wsgi_express;
+pub mod venv;
 
 pub const APACHE: &str = "/usr/sbin/apache2";
 pub const REFERENCE_MOD_WSGI: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
@@ -558,7 +560,7 @@ pub const BENIGN: &[&str] = &[
 
 /// Log lines that fail a test unless allowed. "exit signal" catches AH00052 (a child died of a
 /// signal, e.g. a segfault), which Apache logs at notice level only.
-const BAD_MARKERS: &[&str] = &[
+pub const BAD_MARKERS: &[&str] = &[
     "[error]",
     ":error]",
     "[crit]",
@@ -881,7 +883,7 @@ fn stat_fields(pid: u32) -> Option<Vec<String>> {
     )
 }
 
-fn alive(pid: u32) -> bool {
+pub fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists() && !is_zombie(pid)
 }
 

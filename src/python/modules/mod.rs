@@ -43,6 +43,12 @@ pub fn install(py: Python<'_>, file_wrapper: &Bound<'_, PyAny>, group: &str) -> 
     let apache = apache::build(py, shape)?;
     modules.set_item("apache", &apache)?;
     let m = mod_wsgi::build(py, file_wrapper, shape)?;
+    if let Some(path) = package_path(py, group) {
+        m.setattr(
+            "__path__",
+            py.import("builtins")?.getattr("list")?.call1((path,))?,
+        )?;
+    }
     m.setattr("application_group", group)?;
     modules.set_item("mod_wsgi", &m)?;
     let own = |name: &str| -> PyResult<Owned> { Ok(Owned(m.getattr(name)?.into_ptr())) };
@@ -53,6 +59,37 @@ pub fn install(py: Python<'_>, file_wrapper: &Bound<'_, PyAny>, group: &str) -> 
         wrap_start_response: own("_wrap_start_response")?,
         request_timeout: own("RequestTimeout")?,
     })
+}
+
+/// Where a `mod_wsgi` package on `sys.path` keeps its submodules (pip's mod_wsgi, whose
+/// `mod_wsgi.express` runtime the configs of mod_wsgi-express import), found without running
+/// the package. As in mod_wsgi 6, the module takes them over as its `__path__`. None when
+/// there is no such package, or when looking for it failed (logged, with the traceback).
+fn package_path<'py>(py: Python<'py>, group: &str) -> Option<Bound<'py, PyAny>> {
+    let found = py
+        .import("importlib.util")
+        .and_then(|u| u.call_method1("find_spec", ("mod_wsgi",)));
+    match found {
+        Ok(spec) if spec.is_none() => None,
+        Ok(spec) => spec
+            .getattr("submodule_search_locations")
+            .ok()
+            .filter(|p| !p.is_none()),
+        Err(err) => {
+            log_error(
+                py,
+                &format!(
+                    "{}: looking for a mod_wsgi package on sys.path failed in application \
+                     group '{group}' (pid {}); the mod_wsgi module has no submodules. Fix \
+                     the error below",
+                    crate::log_ids::MOD_WSGI_PACKAGE_FAILED,
+                    std::process::id()
+                ),
+                &err,
+            );
+            None
+        }
+    }
 }
 
 impl ModState {

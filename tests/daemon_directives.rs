@@ -1,0 +1,275 @@
+//! The daemon-mode server directives: `WSGISocketPrefix`, `WSGISocketRotation`,
+//! `WSGIAcceptMutex`, `WSGIRestrictProcess` and `WSGIRestrictEmbedded`.
+mod common;
+use common::graceful::GracefulExt;
+use common::*;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// `/d` runs `daemon.wsgi` in group `site`, `/e` the same app embedded.
+fn daemon_server(name: &str, lines: &[&str]) -> Builder {
+    let mut b = server(name)
+        .conf("WSGIDaemonProcess site threads=2")
+        .conf("WSGIScriptAlias /d \"@APPS@/daemon.wsgi\" process-group=site")
+        .conf("WSGIScriptAlias /e \"@APPS@/daemon.wsgi\"");
+    for l in lines {
+        b = b.conf(l);
+    }
+    b
+}
+
+/// The sockets of group `site` in `dir`.
+fn site_sockets(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".site.sock"))
+        .collect()
+}
+
+/// GET `path` on its own connection; its error lines are expected and one contains `needle`.
+fn get_with_error(srv: &mut Server, path: &str, needle: &str) -> (Response, Vec<String>) {
+    let mut c = srv.connect();
+    let port = c.local_port();
+    c.send(&request_bytes("GET", path, &[("Connection", "close")], b""))
+        .unwrap();
+    let r = c.read_response(false).unwrap();
+    let lines = srv.expect_error(port, needle);
+    (r, lines)
+}
+
+fn daemon_pid(srv: &Server) -> u32 {
+    let r = srv.get("/d/pid");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    r.json().n("pid") as u32
+}
+
+/// Waits (bounded) until `/d` is served by a daemon other than `old`.
+fn wait_new_daemon(srv: &Server, old: u32) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = srv.get("/d/pid");
+        if r.status == 200 && r.json().n("pid") as u32 != old {
+            return r.json().n("pid") as u32;
+        }
+        assert!(Instant::now() < deadline, "{}", r.describe());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn socket_prefix_puts_the_sockets_under_it() {
+    // Relative to ServerRoot; the harness makes data/ in it.
+    let srv = daemon_server("ddir_prefix", &["WSGISocketPrefix data/wsgisock"]).start();
+    assert_eq!(daemon_pid(&srv), daemon_pid(&srv));
+    let under = site_sockets(&srv.root.join("data"));
+    assert_eq!(under.len(), 1, "{under:?}");
+    let name = under[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.starts_with(&format!("wsgisock.{}.", srv.parent_pid())),
+        "{name}"
+    );
+    assert!(site_sockets(&srv.root.join("run")).is_empty());
+}
+
+#[test]
+fn socket_prefix_in_a_missing_directory_is_a_config_error() {
+    let b = daemon_server("ddir_prefix_bad", &["WSGISocketPrefix data/not-a-dir/wsgi"]);
+    let t = b.config_test();
+    assert!(!t.ok, "{}", t.output);
+    assert!(
+        t.output.contains("WSGISocketPrefix")
+            && t.output.contains("not-a-dir")
+            && t.output.contains("not usable"),
+        "{}",
+        t.output
+    );
+}
+
+/// A graceful restart with a request in flight: it finishes in the old daemon, new
+/// requests reach a new one; the socket path changes only when sockets rotate.
+fn graceful_with_rotation(name: &str, rotation: Option<&str>, mpm: Mpm) -> (PathBuf, PathBuf) {
+    let lines: Vec<String> = rotation
+        .map(|r| format!("WSGISocketRotation {r}"))
+        .into_iter()
+        .collect();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    // Prefork reports both children busy (AH00161) while one waits for the slow request.
+    let srv = daemon_server(name, &lines)
+        .mpm(mpm)
+        .allow_log("AH00161")
+        .start();
+    let old = daemon_pid(&srv);
+    let before = site_sockets(&srv.root.join("run"));
+    assert_eq!(before.len(), 1, "{before:?}");
+    std::thread::scope(|sc| {
+        let busy = sc.spawn(|| srv.get("/d/slow"));
+        std::thread::sleep(Duration::from_millis(500));
+        srv.graceful();
+        wait_new_daemon(&srv, old);
+        let r = busy.join().unwrap();
+        assert_eq!(r.status, 200, "{}", r.describe());
+        assert_eq!(r.json().n("pid") as u32, old);
+    });
+    let after = site_sockets(&srv.root.join("run"));
+    assert_eq!(after.len(), 1, "{after:?}");
+    // An embedded request after the restart still works, and the new daemon keeps serving.
+    assert_eq!(srv.get("/e/pid").status, 200);
+    assert_eq!(srv.get("/d/pid").status, 200);
+    (before[0].clone(), after[0].clone())
+}
+
+fn rotation_off(mpm: Mpm) {
+    let name = format!("ddir_rotation_off_{}", mpm.name());
+    let (before, after) = graceful_with_rotation(&name, Some("Off"), mpm);
+    assert_eq!(before, after);
+    // The stable name carries the children's uid, as mod_wsgi's does.
+    assert!(
+        before.to_string_lossy().contains(".u"),
+        "{}",
+        before.display()
+    );
+}
+
+#[test]
+fn socket_rotation_off_keeps_the_socket_path_across_a_graceful_restart() {
+    rotation_off(Mpm::Event);
+}
+
+#[test]
+fn socket_rotation_off_keeps_the_socket_path_across_a_graceful_restart_prefork() {
+    rotation_off(Mpm::Prefork);
+}
+
+#[test]
+fn socket_rotation_on_gives_new_sockets_at_a_graceful_restart() {
+    let (before, after) = graceful_with_rotation("ddir_rotation_on", None, Mpm::Event);
+    assert_ne!(before, after);
+    let (before, after) =
+        graceful_with_rotation("ddir_rotation_on_explicit", Some("On"), Mpm::Prefork);
+    assert_ne!(before, after);
+}
+
+#[test]
+fn accept_mutex_is_accepted_with_one_no_effect_warning() {
+    let srv = daemon_server("ddir_mutex", &["WSGIAcceptMutex fcntl"]).start();
+    assert_eq!(srv.get("/d/pid").status, 200);
+    let log = srv.error_log_text();
+    let n = log
+        .lines()
+        .filter(|l| l.contains("RWSGI0430: WSGIAcceptMutex has no effect") && l.contains(":warn]"))
+        .count();
+    assert_eq!(n, 1, "{log}");
+}
+
+#[test]
+fn restrict_process_refuses_groups_not_listed() {
+    let mut srv = server("ddir_restrict_process")
+        .conf("WSGIDaemonProcess site threads=1")
+        .conf("WSGIDaemonProcess other threads=1")
+        .conf("WSGIScriptAlias /r/site \"@APPS@/daemon.wsgi\" process-group=site")
+        .conf("WSGIScriptAlias /r/other \"@APPS@/daemon.wsgi\" process-group=other")
+        .conf("WSGIScriptAlias /r/emb \"@APPS@/daemon.wsgi\"")
+        .conf("WSGIScriptAlias /free \"@APPS@/daemon.wsgi\" process-group=other")
+        .conf("<Location /r>\n  WSGIRestrictProcess site\n</Location>")
+        .start();
+    let r = srv.get("/r/site/pid");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.json().s("process_group"), "site");
+    // Outside the restricted location the same group is fine.
+    assert_eq!(srv.get("/free/pid").status, 200);
+    let (r, _) = get_with_error(
+        &mut srv,
+        "/r/other/pid",
+        "RWSGI0670: process group 'other' may not be used",
+    );
+    assert_eq!(r.status, 500, "{}", r.describe());
+    let (r, _) = get_with_error(
+        &mut srv,
+        "/r/emb/pid",
+        "RWSGI0670: process group '%{GLOBAL}' may not be used",
+    );
+    assert_eq!(r.status, 500, "{}", r.describe());
+}
+
+#[test]
+fn restrict_process_applies_to_a_group_chosen_from_the_environment() {
+    let mut srv = server("ddir_restrict_env")
+        .conf("WSGIDaemonProcess site threads=1")
+        .conf("WSGIDaemonProcess other threads=1")
+        .conf("WSGIScriptAlias /x \"@APPS@/daemon.wsgi\"")
+        .conf("<Location /x/a>\n  SetEnv GRP site\n</Location>")
+        .conf("<Location /x/b>\n  SetEnv GRP other\n</Location>")
+        .conf("<Location /x>\n  WSGIProcessGroup %{ENV:GRP}\n  WSGIRestrictProcess site %{GLOBAL}\n</Location>")
+        .start();
+    let r = srv.get("/x/a/pid");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.json().s("process_group"), "site");
+    let (r, _) = get_with_error(
+        &mut srv,
+        "/x/b/pid",
+        "process group 'other' may not be used",
+    );
+    assert_eq!(r.status, 500, "{}", r.describe());
+}
+
+fn restrict_embedded(mpm: Mpm) {
+    let b = daemon_server(
+        &format!("ddir_restrict_embedded_{}", mpm.name()),
+        &["WSGIRestrictEmbedded On"],
+    )
+    .mpm(mpm)
+    .log_level("info");
+    let b = if mpm == Mpm::Prefork {
+        b.allow_log("AH00161")
+    } else {
+        b
+    };
+    let mut srv = b.start();
+    let r = srv.get("/d/pid");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.json().s("process_group"), "site");
+    let daemon = r.json().n("pid") as u32;
+    let (r, lines) = get_with_error(
+        &mut srv,
+        "/e/pid",
+        "RWSGI0671: WSGIRestrictEmbedded On forbids running the WSGI application",
+    );
+    assert_eq!(r.status, 500, "{}", r.describe());
+    assert!(lines.iter().any(|l| l.contains("daemon.wsgi")), "{lines:?}");
+    // Python was not started in the Apache children: each says so, none failed to start it.
+    let log = srv.error_log_text();
+    for pid in srv.child_pids().into_iter().filter(|p| *p != daemon) {
+        assert!(
+            log.contains(&format!(
+                "RWSGI0672: WSGIRestrictEmbedded On: Python is not started in Apache child {pid} "
+            )),
+            "child {pid}:\n{log}"
+        );
+    }
+    assert!(!log.contains("RWSGI0030"), "{log}");
+}
+
+#[test]
+fn restrict_embedded_refuses_embedded_requests_and_serves_daemon_ones_event() {
+    restrict_embedded(Mpm::Event);
+}
+
+#[test]
+fn restrict_embedded_refuses_embedded_requests_and_serves_daemon_ones_prefork() {
+    restrict_embedded(Mpm::Prefork);
+}
+
+#[test]
+fn restrict_embedded_still_starts_python_where_a_dispatch_script_needs_it() {
+    let srv = server("ddir_restrict_embedded_dispatch")
+        .conf("WSGIRestrictEmbedded On")
+        .conf("WSGIDaemonProcess somedaemon threads=1")
+        .conf("WSGIScriptAlias /dd \"@APPS@/daemon.wsgi\"")
+        .conf("<Location /dd>\n  WSGIDispatchScript \"@APPS@/auth/dispatch.py\"\n</Location>")
+        .start();
+    let r = srv.get("/dd/pid?daemon");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.json().s("process_group"), "somedaemon");
+    assert!(!srv.error_log_text().contains("RWSGI0672"));
+}
