@@ -380,7 +380,7 @@ fn socket_is_private_and_strangers_are_refused() {
     assert_eq!(meta.uid(), www);
     // Root (this test) is not Apache's child user: refused by SO_PEERCRED.
     let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
-    let _ = s.write_all(b"R\x01\x01\x00\x00\x00\x00\x00");
+    let _ = s.write_all(b"R\x02\x01\x00\x00\x00\x00\x00");
     assert!(srv.wait_log(
         "refused a connection from uid Some(0)",
         std::time::Duration::from_secs(5)
@@ -403,14 +403,14 @@ fn socket_is_private_and_strangers_are_refused() {
         "bad request frame: not a mod_rwsgi frame",
         std::time::Duration::from_secs(5)
     ));
-    send_as_www("b'R\\x01\\x01\\x00\\xff\\xff\\xff\\x7f'");
+    send_as_www("b'R\\x02\\x01\\x00\\xff\\xff\\xff\\x7f'");
     assert!(srv.wait_log(
         "RequestHead frame of 2147483647 bytes exceeds its limit",
         std::time::Duration::from_secs(5)
     ));
     // A head whose every field is empty or zero (153 bytes in version 1): parses, but
     // carries no secret.
-    send_as_www("b'R\\x01\\x01\\x00' + (153).to_bytes(4,'little') + bytes(153)");
+    send_as_www("b'R\\x02\\x01\\x00' + (153).to_bytes(4,'little') + bytes(153)");
     assert!(srv.wait_log(
         "request without this generation's secret refused",
         std::time::Duration::from_secs(5)

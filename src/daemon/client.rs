@@ -12,7 +12,7 @@ use crate::sys;
 use crate::wsgi::environ::RequestFacts;
 use crate::wsgi::gateway::{After, WriteError};
 use std::io::ErrorKind;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -215,7 +215,13 @@ pub fn run(r: Request<'_>, name: &str, mut head: RequestHead) -> i32 {
     if let Some(status) = send_body(r, &conn, name) {
         return status;
     }
-    relay(r, &conn, name, g.def.header_buffer_size)
+    relay(
+        r,
+        &conn,
+        name,
+        g.def.header_buffer_size,
+        head.enable_sendfile,
+    )
 }
 
 /// The daemon connections of this child's running requests, so that a stop does not wait
@@ -294,11 +300,27 @@ fn too_long(h: &crate::wsgi::gateway::ResponseHead, limit: u32) -> Option<(&str,
         .map(|(n, v)| (n.as_str(), v.as_str()))
 }
 
-/// Relays the daemon's answer to the client.
-fn relay(r: Request<'_>, conn: &UnixStream, name: &str, limit: u32) -> i32 {
+/// The daemon socket read with recvmsg, keeping the descriptors that come with
+/// `ResponseFile` frames; any left unused are closed when it is dropped.
+struct FdReader<'c> {
+    conn: &'c UnixStream,
+    fds: Vec<OwnedFd>,
+}
+
+impl std::io::Read for FdReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        super::os::recv_with_fds(self.conn.as_raw_fd(), buf, &mut self.fds)
+    }
+}
+
+/// Relays the daemon's answer to the client. `force_sendfile`: `WSGIEnableSendfile On`.
+fn relay(r: Request<'_>, conn: &UnixStream, name: &str, limit: u32, force_sendfile: bool) -> i32 {
     let mut writer = BodyWriter::new(&r);
     let mut buf = Vec::new();
-    let mut rd = conn;
+    let mut rd = FdReader {
+        conn,
+        fds: Vec::new(),
+    };
     let mut head_seen = false;
     loop {
         let frame = protocol::read_flagged(&mut rd, &mut buf);
@@ -344,6 +366,31 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, limit: u32) -> i32 {
                         r.log(Level::Error, &format!("RWSGI0534: {e}"));
                         return sys::AP_FILTER_ERROR;
                     }
+                }
+            }
+            Ok(Some((Kind::ResponseFile, flags))) if head_seen => {
+                // Exactly the descriptor of this frame; anything else is closed here.
+                let fd = rd.fds.pop();
+                rd.fds.clear();
+                match (protocol::decode_file(&buf), fd) {
+                    (Ok((offset, len)), Some(fd)) => {
+                        let after = if flags & protocol::FLAG_FLUSH != 0 {
+                            After::Flush
+                        } else {
+                            After::Buffer
+                        };
+                        // The writer takes its own duplicate; ours closes at the end of the arm.
+                        match writer.send_file(fd.as_raw_fd(), offset, len, after, force_sendfile) {
+                            Ok(()) => continue,
+                            Err(WriteError::ClientGone) => return sys::OK as i32,
+                            Err(WriteError::Failed(e)) => {
+                                r.log(Level::Error, &format!("RWSGI0534: {e}"));
+                                return sys::AP_FILTER_ERROR;
+                            }
+                        }
+                    }
+                    (Err(e), _) => e.to_string(),
+                    (Ok(_), None) => "a file frame came without its descriptor".into(),
                 }
             }
             Ok(Some((Kind::ResponseEnd, _))) if head_seen => {

@@ -4,7 +4,9 @@
 //! then the payload. A request is one `RequestHead`, any number of `RequestBody` frames and
 //! one `RequestEnd`; the answer is a `ResponseHead`, `ResponseBody` frames and a
 //! `ResponseEnd`, or a lone `ResponseStatus` when the app failed before choosing a head. The
-//! explicit end frame is what tells "the app finished" from "the daemon died".
+//! explicit end frame is what tells "the app finished" from "the daemon died". A
+//! `ResponseFile` frame stands for body bytes the Apache child sends itself from a file
+//! descriptor that comes with the frame (`SCM_RIGHTS`).
 
 use crate::config::proxy::ProxyHeader;
 use crate::wsgi::gateway::ResponseHead;
@@ -13,7 +15,7 @@ use std::io::{self, Read, Write};
 
 /// Bumped on any incompatible change; both sides come from one build, so a mismatch means
 /// a stale daemon or a stranger on the socket.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 const MAGIC: u8 = b'R';
 const HEADER_LEN: usize = 8;
 /// Largest head frame (request environ or response headers).
@@ -34,6 +36,9 @@ pub enum Kind {
     ResponseEnd = 6,
     /// Payload: u16 status for the Apache child to answer with (no head was chosen).
     ResponseStatus = 7,
+    /// Payload: offset and length (u64 LE each) of the file whose descriptor is attached
+    /// to the frame; the Apache child sends those bytes as the next part of the body.
+    ResponseFile = 8,
 }
 
 impl Kind {
@@ -46,6 +51,7 @@ impl Kind {
             5 => Kind::ResponseBody,
             6 => Kind::ResponseEnd,
             7 => Kind::ResponseStatus,
+            8 => Kind::ResponseFile,
             _ => return None,
         })
     }
@@ -57,6 +63,7 @@ impl Kind {
             Kind::RequestEnd => 0,
             Kind::ResponseEnd => 1,
             Kind::ResponseStatus => 2,
+            Kind::ResponseFile => FILE_PAYLOAD,
         }
     }
 }
@@ -108,7 +115,10 @@ impl From<io::Error> for ProtoError {
     }
 }
 
-/// Header flag of a `ResponseBody` frame: pass it on to the client now (the app is
+/// Payload size of a `ResponseFile` frame.
+const FILE_PAYLOAD: usize = 16;
+
+/// Header flag of a `ResponseBody` or `ResponseFile` frame: pass it on to the client now (the app is
 /// streaming), rather than letting Apache buffer it.
 pub const FLAG_FLUSH: u8 = 1;
 
@@ -167,7 +177,7 @@ pub fn read_header(r: &mut impl Read) -> Result<Option<(Kind, usize, u8)>, Proto
         return Err(ProtoError::BadVersion(head[1]));
     }
     let kind = Kind::from_u8(head[2]).ok_or(ProtoError::UnknownKind(head[2]))?;
-    let allowed = if kind == Kind::ResponseBody {
+    let allowed = if matches!(kind, Kind::ResponseBody | Kind::ResponseFile) {
         FLAG_FLUSH
     } else {
         0
@@ -576,6 +586,35 @@ pub fn decode_response_head(p: &[u8]) -> Result<ResponseHead, ProtoError> {
     })
 }
 
+/// A whole `ResponseFile` frame (header and payload), to be written in one `sendmsg` that
+/// carries the descriptor.
+pub fn file_frame(offset: u64, len: u64, flags: u8) -> [u8; HEADER_LEN + FILE_PAYLOAD] {
+    let mut f = [0u8; HEADER_LEN + FILE_PAYLOAD];
+    f[0] = MAGIC;
+    f[1] = VERSION;
+    f[2] = Kind::ResponseFile as u8;
+    f[3] = flags;
+    f[4..8].copy_from_slice(&(FILE_PAYLOAD as u32).to_le_bytes());
+    f[8..16].copy_from_slice(&offset.to_le_bytes());
+    f[16..24].copy_from_slice(&len.to_le_bytes());
+    f
+}
+
+/// Parses a `ResponseFile` payload: (offset, length).
+pub fn decode_file(p: &[u8]) -> Result<(u64, u64), ProtoError> {
+    let mut d = Dec(p);
+    let offset = u64::from_le_bytes(d.take(8)?.try_into().expect("8 bytes"));
+    let len = u64::from_le_bytes(d.take(8)?.try_into().expect("8 bytes"));
+    d.end()?;
+    if offset
+        .checked_add(len)
+        .is_none_or(|end| end > i64::MAX as u64)
+    {
+        return Err(ProtoError::Malformed("file range beyond any file"));
+    }
+    Ok((offset, len))
+}
+
 /// Parses a `ResponseStatus` payload.
 pub fn decode_status(p: &[u8]) -> Result<u16, ProtoError> {
     match p {
@@ -744,6 +783,29 @@ mod tests {
         bad[2] = Kind::RequestEnd as u8;
         assert!(matches!(
             read_frame(&mut &bad[..], &mut buf),
+            Err(ProtoError::Oversized { .. })
+        ));
+    }
+
+    #[test]
+    fn file_frame_round_trips_and_checks_its_range() {
+        let wire = file_frame(7, 10 << 20, FLAG_FLUSH);
+        let mut buf = Vec::new();
+        assert_eq!(
+            read_flagged(&mut &wire[..], &mut buf).unwrap(),
+            Some((Kind::ResponseFile, FLAG_FLUSH))
+        );
+        assert_eq!(decode_file(&buf).unwrap(), (7, 10 << 20));
+        assert!(decode_file(&buf[..15]).is_err());
+        let mut long = buf.clone();
+        long.push(0);
+        assert!(decode_file(&long).is_err());
+        let huge = file_frame(u64::MAX, 1, 0);
+        assert!(decode_file(&huge[8..]).is_err());
+        let mut bad = wire;
+        bad[4] = 17;
+        assert!(matches!(
+            read_flagged(&mut &bad[..], &mut buf),
             Err(ProtoError::Oversized { .. })
         ));
     }

@@ -721,6 +721,47 @@ impl SocketGateway<'_> {
         }
     }
 
+    /// Hands the Apache child the file's descriptor with a `ResponseFile` frame, so it sends
+    /// the bytes itself (sendfile) instead of this process copying them through the socket.
+    /// Ok(false) when the descriptor could not be attached: the caller copies instead.
+    fn pass_file(
+        &mut self,
+        fd: i32,
+        offset: u64,
+        len: u64,
+        after: After,
+    ) -> Result<bool, WriteError> {
+        // The head goes first, in a frame of its own.
+        self.send(Kind::ResponseBody, 0, &[])?;
+        let flags = if after == After::Flush {
+            protocol::FLAG_FLUSH
+        } else {
+            0
+        };
+        let frame = protocol::file_frame(offset, len, flags);
+        let sent = match os::send_with_fd(self.conn.as_raw_fd(), &frame, fd) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EPIPE | libc::ECONNRESET | libc::EAGAIN | libc::ETIMEDOUT)
+                ) =>
+            {
+                self.failed = true;
+                return Err(WriteError::ClientGone);
+            }
+            // Too many descriptors in flight, a security module's refusal, ...: nothing was
+            // sent, so the bytes can still go through the socket.
+            Err(_) => return Ok(false),
+        };
+        let mut w = self.conn;
+        std::io::Write::write_all(&mut w, &frame[sent..]).map_err(|_| {
+            self.failed = true;
+            WriteError::ClientGone
+        })?;
+        Ok(true)
+    }
+
     /// Reads what the app left of the body, so the Apache child is never stuck sending it.
     fn drain(&mut self) {
         let mut r = self.conn;
@@ -802,6 +843,9 @@ impl Gateway for SocketGateway<'_> {
         len: u64,
         after: After,
     ) -> Result<(), WriteError> {
+        if len > 0 && self.pass_file(fd, offset, len, after)? {
+            return self.write(&[], after);
+        }
         let mut chunk = vec![0u8; protocol::MAX_BODY];
         let (mut at, end) = (offset, offset.saturating_add(len));
         while at < end {

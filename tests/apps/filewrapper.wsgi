@@ -4,6 +4,7 @@
 #   bytesio - io.BytesIO with the file's bytes (no fileno: block-read fallback)
 # ?offset= seeks first, ?cl= sets Content-Length, ?blksize= passes a block size.
 # ?token=T: the file-like's close() writes $RWSGI_TEST_DATA/fwclosed-T.
+# X-Pid: the process that ran the app.
 import io
 import os
 import urllib.parse
@@ -64,7 +65,11 @@ def application(environ, start_response):
         raise ValueError(kind)
     if offset:
         f.seek(offset)
-    headers = [('Content-Type', 'application/octet-stream'), ('X-Kind', kind)]
+    headers = [
+        ('Content-Type', 'application/octet-stream'),
+        ('X-Kind', kind),
+        ('X-Pid', str(os.getpid())),
+    ]
     if 'cl' in q:
         headers.append(('Content-Length', q['cl']))
     start_response('200 OK', headers)
