@@ -186,16 +186,13 @@ fn parallel_requests_use_both_processes_prefork() {
 fn daemon_death_gives_502_then_a_new_daemon(mpm: Mpm) {
     let mut srv = daemon_server(&format!("daemon_death_{}", mpm.name()), mpm, "threads=2").start();
     let old = srv.get("/d/pid").json().n("pid") as u32;
-    let mut c = srv.connect();
-    let port = c.local_port();
-    c.send(&request_bytes(
+    let r = srv.raw(&request_bytes(
         "GET",
         "/d/exit",
         &[("Connection", "close")],
         b"",
-    ))
-    .unwrap();
-    let r = c.read_response(false).unwrap();
+    ));
+    let port = r.client_port;
     assert_eq!(r.status, 502, "{}", r.describe());
     srv.expect_error(
         port,
@@ -289,16 +286,13 @@ fn options_not_acted_on_yet_are_named_at_start() {
 #[test]
 fn socket_timeout_gives_504_naming_the_group() {
     let mut srv = daemon_server("daemon_timeout", Mpm::Event, "threads=2 socket-timeout=1").start();
-    let mut c = srv.connect();
-    let port = c.local_port();
-    c.send(&request_bytes(
+    let r = srv.raw(&request_bytes(
         "GET",
         "/d/slow",
         &[("Connection", "close")],
         b"",
-    ))
-    .unwrap();
-    let r = c.read_response(false).unwrap();
+    ));
+    let port = r.client_port;
     assert_eq!(r.status, 504, "{}", r.describe());
     srv.expect_error(
         port,
@@ -779,16 +773,13 @@ fn request_timeout_restarts_a_wedged_daemon() {
     .start();
     let old = srv.get("/d/pid").json().n("pid") as u32;
     let started = std::time::Instant::now();
-    let mut c = srv.connect();
-    let port = c.local_port();
-    c.send(&request_bytes(
+    let r = srv.raw(&request_bytes(
         "GET",
         "/d/hang",
         &[("Connection", "close")],
         b"",
-    ))
-    .unwrap();
-    let r = c.read_response(false).unwrap();
+    ));
+    let port = r.client_port;
     let took = started.elapsed();
     assert_eq!(r.status, 502, "{}", r.describe());
     assert!(took < std::time::Duration::from_secs(10), "{took:?}");
@@ -954,16 +945,13 @@ fn deadlock_timeout_replaces_a_daemon_whose_gil_is_stuck() {
     .allow_log("RWSGI0503")
     .start();
     let old = srv.get("/d/pid").json().n("pid") as u32;
-    let mut c = srv.connect();
-    let port = c.local_port();
-    c.send(&request_bytes(
+    let r = srv.raw(&request_bytes(
         "GET",
         "/d/gilhog",
         &[("Connection", "close")],
         b"",
-    ))
-    .unwrap();
-    let r = c.read_response(false).unwrap();
+    ));
+    let port = r.client_port;
     assert_eq!(r.status, 502, "{}", r.describe());
     srv.expect_error(port, "failed before the response head");
     srv.assert_log("longer than deadlock-timeout=2");
