@@ -205,18 +205,7 @@ fn flush_to_a_client_that_does_not_read_does_not_stall_other_requests() {
          time.sleep(8)\n",
         s.port
     );
-    let mut stuck = Command::new("/usr/bin/python3")
-        .args(["-c", &script])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run /usr/bin/python3");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(stuck.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "sent");
+    let mut stuck = python_client(&script, "sent");
     std::thread::sleep(Duration::from_millis(500));
     let t0 = Instant::now();
     let r = get_within(&s, "/hello", &[], Duration::from_secs(2));

@@ -7,7 +7,6 @@
 //! importlib left the import lock held by a finished thread).
 mod common;
 use common::*;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// Stops per run; each resets its clients at another moment of the child's stop.
@@ -31,19 +30,7 @@ fn stuck_clients(port: u16, path: &str, n: usize) -> std::process::Child {
          print('sent', flush=True)\n\
          time.sleep(8)\n"
     );
-    let mut c = Command::new("/usr/bin/python3")
-        .args(["-c", &script])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("run /usr/bin/python3");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(c.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "sent");
-    c
+    python_client(&script, "sent")
 }
 
 #[test]

@@ -533,6 +533,24 @@ pub struct Server {
 /// Safety net on shutdown time (decisions §4: "stop finishes in under 4 s").
 pub const MAX_STOP: Duration = Duration::from_secs(4);
 
+/// Runs `script` with /usr/bin/python3 (a client the tests cannot express with sockets alone,
+/// e.g. one that stops reading) and waits until its first line on stdout says `ready`.
+pub fn python_client(script: &str, ready: &str) -> std::process::Child {
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run /usr/bin/python3");
+    let mut line = String::new();
+    io::BufRead::read_line(
+        &mut io::BufReader::new(child.stdout.take().expect("piped stdout")),
+        &mut line,
+    )
+    .expect("read the client's first line");
+    assert_eq!(line.trim(), ready, "python client's first line");
+    child
+}
+
 /// Environ keys of mod_wsgi 6.x that mod_rwsgi sets beside 4.9.4's, so the reference lacks them.
 pub const MOD_WSGI_6_ENVIRON_KEYS: &[&str] = &[
     "mod_wsgi.application_start",
