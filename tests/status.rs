@@ -611,6 +611,11 @@ fn a_draining_daemon_leaves_its_successors_active_count_alone() {
         }
         assert_ne!(slow.join().unwrap(), old);
     });
+    // The daemon records a request's end just after the client has the response.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while active(&s).1["ActiveRequests"] != "0" && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let (_, f, text) = active(&s);
     assert_eq!(f["Requests"], "3", "{text}");
     assert_eq!(f["ActiveRequests"], "0", "{text}");
