@@ -198,6 +198,7 @@ depends=$(field Depends)
 check "Depends: apache2-api-20120211, libpython3.11 ($depends)" bash -c \
   "grep -qw 'apache2-api-20120211' <<<'$depends' && grep -qw 'libpython3.11' <<<'$depends'"
 check "copyright file" test -s /usr/share/doc/$PKG/copyright
+check "manual page of rwsgi-express" test -s /usr/share/man/man1/rwsgi-express.1.gz
 check "libpython3.11 resolves" bash -c "ldd /usr/lib/apache2/modules/mod_rwsgi.so | grep -q 'libpython3.11.so.1.0 => /'"
 
 # 2. a2enmod refuses rwsgi while wsgi is enabled; the switch is a2dismod wsgi && a2enmod rwsgi.

@@ -764,6 +764,34 @@ fn help_lists_every_option() {
     }
 }
 
+/// The manual page (installed by the Debian package) documents every long option that
+/// `start-server --help` prints, so the two cannot drift apart.
+#[test]
+fn manual_page_documents_every_option_of_the_help() {
+    let o = Command::new(express_bin())
+        .args(["start-server", "--help"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let help = String::from_utf8_lossy(&o.stdout);
+    let page = fs::read_to_string(repo().join("docs/man/rwsgi-express.1")).unwrap();
+    let page = page.replace("\\-", "-");
+    let mut missing = Vec::new();
+    for word in help.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+        if word.starts_with("--") && word.len() > 2 && !page.contains(word) {
+            missing.push(word.to_string());
+        }
+    }
+    missing.dedup();
+    assert!(
+        missing.is_empty(),
+        "docs/man/rwsgi-express.1 lacks {missing:?}"
+    );
+    for command in ["start-server", "setup-server", "module-location"] {
+        assert!(page.contains(command), "the manual page lacks {command}");
+    }
+}
+
 #[test]
 fn unknown_option_and_missing_script_fail_clearly() {
     let site = Site::new("badopt");
