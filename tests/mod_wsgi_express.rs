@@ -14,18 +14,9 @@ use common::*;
 use std::fs;
 use std::time::{Duration, Instant};
 
-/// Embedded mode plus `options`, started with the generated `apachectl start`.
-fn embedded(tag: &str, options: &[&str]) -> Express {
-    let mut opts = vec!["--embedded-mode"];
-    opts.extend_from_slice(options);
-    let mut e = Express::setup(tag, &opts);
-    e.start();
-    e
-}
-
 #[test]
 fn embedded_mode_serves_the_app_through_the_express_handler() {
-    let e = embedded("embedded", &[]);
+    let e = started(Mode::Embedded, "embedded", &[]);
     let conf = e.file("httpd.conf");
     assert!(conf.contains("WSGIHandlerScript wsgi-handler"), "{conf}");
     let j = e.app("/some/path", &[]);
@@ -46,7 +37,11 @@ fn embedded_mode_serves_the_app_through_the_express_handler() {
 
 #[test]
 fn embedded_processes_and_threads_size_the_mpm() {
-    let e = embedded("procs", &["--processes", "2", "--threads", "3"]);
+    let e = started(
+        Mode::Embedded,
+        "procs",
+        &["--processes", "2", "--threads", "3"],
+    );
     let j = e.app("/", &[]);
     assert_eq!(j.n("threads_per_process"), 3.0);
     assert_eq!(j.n("maximum_processes"), 2.0);
@@ -59,115 +54,10 @@ fn embedded_processes_and_threads_size_the_mpm() {
 }
 
 #[test]
-fn embedded_url_alias_serves_files_beside_the_app() {
-    let e = embedded("alias", &["--url-alias", "/files", "@SITE@/static"]);
-    let r = e.request("GET", "/files/f.txt", &[]);
-    assert_eq!(r.status, 200, "{}", r.describe());
-    assert_eq!(r.text(), "static file\n");
-    assert_eq!(e.app("/other", &[]).s("path_info"), "/other");
-}
-
-#[test]
-fn embedded_python_path_and_working_directory_reach_sys_path() {
-    let e = embedded("pypath", &["--python-path", "@SITE@/lib"]);
-    let j = e.app("/", &[]);
-    assert_eq!(j.s("helper"), e.site.join("lib").display().to_string());
-    drop(e);
-    let e = embedded("workdir", &["--working-directory", "@SITE@/lib"]);
-    let j = e.app("/", &[]);
-    assert_eq!(j.s("helper"), e.site.join("lib").display().to_string());
-}
-
-#[test]
-fn embedded_access_log_records_requests() {
-    let e = embedded("access", &["--access-log"]);
-    e.app("/access-probe", &[]);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !e
-        .file("access_log")
-        .contains("\"GET /access-probe HTTP/1.1\" 200")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "access_log: {}",
-            e.file("access_log")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-#[test]
-fn embedded_log_to_terminal_sends_the_app_output_to_stderr() {
-    let mut e = Express::setup(
-        "terminal",
-        &["--embedded-mode", "--log-to-terminal", "--access-log"],
-    );
-    e.start_foreground();
-    // What an app writes to stderr is logged at error level, as by mod_wsgi.
-    e.allow_log("express-app-says hello-terminal");
-    e.app("/?say=hello-terminal", &[]);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !(e
-        .terminal("err")
-        .contains("express-app-says hello-terminal")
-        && e.terminal("out").contains("GET /?say=hello-terminal"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "stderr:\n{}\nstdout:\n{}",
-            e.terminal("err"),
-            e.terminal("out")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(!e.root.join("error_log").exists());
-}
-
-#[test]
-fn embedded_trust_proxy_takes_the_client_from_x_forwarded_for() {
-    let e = embedded(
-        "proxy",
-        &[
-            "--trust-proxy-header",
-            "X-Forwarded-For",
-            "--trust-proxy",
-            "127.0.0.1",
-        ],
-    );
-    let j = e.app("/", &[("X-Forwarded-For", "203.0.113.7")]);
-    assert_eq!(j.s("remote_addr"), "203.0.113.7");
-    assert_eq!(e.app("/", &[]).s("remote_addr"), "127.0.0.1");
-}
-
-#[test]
-fn embedded_auth_user_script_guards_the_site() {
-    let mut e = embedded("auth", &["--auth-user-script", "@SITE@/auth.wsgi"]);
-    e.allow_log("AH01617");
-    e.allow_log("AH01618");
-    let r = e.request("GET", "/", &[]);
-    assert_eq!(r.status, 401, "{}", r.describe());
-    // base64("express-user:wrong") and base64("express-user:express-secret")
-    let r = e.request(
-        "GET",
-        "/",
-        &[("Authorization", "Basic ZXhwcmVzcy11c2VyOndyb25n")],
-    );
-    assert_eq!(r.status, 401, "{}", r.describe());
-    let j = e.app(
-        "/",
-        &[(
-            "Authorization",
-            "Basic ZXhwcmVzcy11c2VyOmV4cHJlc3Mtc2VjcmV0",
-        )],
-    );
-    assert_eq!(j.s("remote_user"), "express-user");
-}
-
-#[test]
 fn embedded_reload_on_changes_starts_and_serves() {
     // mod_wsgi-express turns reloading off in embedded mode (its handler script then starts
     // no change monitor): the option must only not get in the way.
-    let e = embedded("reload", &["--reload-on-changes"]);
+    let e = started(Mode::Embedded, "reload", &["--reload-on-changes"]);
     let handler = e.file("handler.wsgi");
     assert!(
         handler.contains("reload_on_changes = True")
@@ -249,16 +139,9 @@ fn restrict_embedded_on_refuses_requests_that_would_run_embedded() {
 // The default: daemon mode (WSGIRestrictEmbedded On, the app in the group "127.0.0.1:PORT")
 // ---------------------------------------------------------------------------------------------
 
-/// Daemon mode (mod_wsgi-express's default) plus `options`, started with `apachectl start`.
-fn daemon(tag: &str, options: &[&str]) -> Express {
-    let mut e = Express::setup(tag, options);
-    e.start();
-    e
-}
-
 #[test]
 fn daemon_mode_serves_the_app_in_its_daemon_process() {
-    let e = daemon("d-basic", &[]);
+    let e = started(Mode::Daemon, "basic", &[]);
     let conf = e.file("httpd.conf");
     assert!(conf.contains("WSGIRestrictEmbedded On"), "{conf}");
     let j = e.app("/some/path", &[]);
@@ -281,7 +164,11 @@ fn daemon_mode_serves_the_app_in_its_daemon_process() {
 
 #[test]
 fn daemon_processes_and_threads_size_the_group() {
-    let e = daemon("d-procs", &["--processes", "2", "--threads", "3"]);
+    let e = started(
+        Mode::Daemon,
+        "procs",
+        &["--processes", "2", "--threads", "3"],
+    );
     let j = e.app("/", &[]);
     assert_eq!(j.n("threads_per_process"), 3.0);
     assert_eq!(j.n("maximum_processes"), 2.0);
@@ -289,108 +176,8 @@ fn daemon_processes_and_threads_size_the_group() {
 }
 
 #[test]
-fn daemon_url_alias_serves_files_beside_the_app() {
-    let e = daemon("d-alias", &["--url-alias", "/files", "@SITE@/static"]);
-    let r = e.request("GET", "/files/f.txt", &[]);
-    assert_eq!(r.status, 200, "{}", r.describe());
-    assert_eq!(r.text(), "static file\n");
-    assert_eq!(e.app("/other", &[]).s("path_info"), "/other");
-}
-
-#[test]
-fn daemon_python_path_and_working_directory_reach_sys_path() {
-    let e = daemon("d-pypath", &["--python-path", "@SITE@/lib"]);
-    let j = e.app("/", &[]);
-    assert_eq!(j.s("helper"), e.site.join("lib").display().to_string());
-    drop(e);
-    let e = daemon("d-workdir", &["--working-directory", "@SITE@/lib"]);
-    let j = e.app("/", &[]);
-    assert_eq!(j.s("helper"), e.site.join("lib").display().to_string());
-}
-
-#[test]
-fn daemon_access_log_records_requests() {
-    let e = daemon("d-access", &["--access-log"]);
-    e.app("/access-probe", &[]);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !e
-        .file("access_log")
-        .contains("\"GET /access-probe HTTP/1.1\" 200")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "access_log: {}",
-            e.file("access_log")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-#[test]
-fn daemon_log_to_terminal_sends_the_app_output_to_stderr() {
-    let mut e = Express::setup("d-terminal", &["--log-to-terminal", "--access-log"]);
-    e.start_foreground();
-    e.allow_log("express-app-says hello-terminal");
-    e.app("/?say=hello-terminal", &[]);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !(e
-        .terminal("err")
-        .contains("express-app-says hello-terminal")
-        && e.terminal("out").contains("GET /?say=hello-terminal"))
-    {
-        assert!(
-            Instant::now() < deadline,
-            "stderr:\n{}\nstdout:\n{}",
-            e.terminal("err"),
-            e.terminal("out")
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-#[test]
-fn daemon_trust_proxy_takes_the_client_from_x_forwarded_for() {
-    let e = daemon(
-        "d-proxy",
-        &[
-            "--trust-proxy-header",
-            "X-Forwarded-For",
-            "--trust-proxy",
-            "127.0.0.1",
-        ],
-    );
-    let j = e.app("/", &[("X-Forwarded-For", "203.0.113.7")]);
-    assert_eq!(j.s("remote_addr"), "203.0.113.7");
-    assert_eq!(e.app("/", &[]).s("remote_addr"), "127.0.0.1");
-}
-
-#[test]
-fn daemon_auth_user_script_guards_the_site() {
-    // The auth script runs in the Apache child despite WSGIRestrictEmbedded On.
-    let mut e = daemon("d-auth", &["--auth-user-script", "@SITE@/auth.wsgi"]);
-    e.allow_log("AH01617");
-    e.allow_log("AH01618");
-    let r = e.request("GET", "/", &[]);
-    assert_eq!(r.status, 401, "{}", r.describe());
-    let r = e.request(
-        "GET",
-        "/",
-        &[("Authorization", "Basic ZXhwcmVzcy11c2VyOndyb25n")],
-    );
-    assert_eq!(r.status, 401, "{}", r.describe());
-    let j = e.app(
-        "/",
-        &[(
-            "Authorization",
-            "Basic ZXhwcmVzcy11c2VyOmV4cHJlc3Mtc2VjcmV0",
-        )],
-    );
-    assert_eq!(j.s("remote_user"), "express-user");
-}
-
-#[test]
 fn daemon_reload_on_changes_serves_the_changed_app() {
-    let mut e = daemon("d-reload", &["--reload-on-changes"]);
+    let mut e = started(Mode::Daemon, "reload", &["--reload-on-changes"]);
     // The change monitor reports on stderr, which is logged at error level.
     e.allow_log("monitor (pid=");
     assert_eq!(e.app("/", &[]).s("version"), "v1");
@@ -415,3 +202,159 @@ fn daemon_reload_on_changes_serves_the_changed_app() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The options that shape both kinds of config alike: one body, run in each mode.
+
+/// The two kinds of configuration mod_wsgi-express writes.
+#[derive(Clone, Copy)]
+enum Mode {
+    Embedded,
+    Daemon,
+}
+
+/// `options` in `mode`, set up but not started; the tag gets the mode so that the server roots
+/// of the two runs differ.
+fn setup(mode: Mode, tag: &str, options: &[&str]) -> Express {
+    match mode {
+        Mode::Embedded => {
+            let mut opts = vec!["--embedded-mode"];
+            opts.extend_from_slice(options);
+            Express::setup(tag, &opts)
+        }
+        Mode::Daemon => Express::setup(&format!("d-{tag}"), options),
+    }
+}
+
+/// `options` in `mode`, started with the generated `apachectl start`.
+fn started(mode: Mode, tag: &str, options: &[&str]) -> Express {
+    let mut e = setup(mode, tag, options);
+    e.start();
+    e
+}
+
+/// Waits up to 5 s for `done`, then fails with `state()`.
+fn within_5s(mut done: impl FnMut() -> bool, state: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(Instant::now() < deadline, "{}", state());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn url_alias_serves_files_beside_the_app(mode: Mode) {
+    let e = started(mode, "alias", &["--url-alias", "/files", "@SITE@/static"]);
+    let r = e.request("GET", "/files/f.txt", &[]);
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.text(), "static file\n");
+    assert_eq!(e.app("/other", &[]).s("path_info"), "/other");
+}
+
+fn python_path_and_working_directory_reach_sys_path(mode: Mode) {
+    let e = started(mode, "pypath", &["--python-path", "@SITE@/lib"]);
+    let j = e.app("/", &[]);
+    assert_eq!(j.s("helper"), e.site.join("lib").display().to_string());
+    drop(e);
+    let e = started(mode, "workdir", &["--working-directory", "@SITE@/lib"]);
+    let j = e.app("/", &[]);
+    assert_eq!(j.s("helper"), e.site.join("lib").display().to_string());
+}
+
+fn access_log_records_requests(mode: Mode) {
+    let e = started(mode, "access", &["--access-log"]);
+    e.app("/access-probe", &[]);
+    within_5s(
+        || {
+            e.file("access_log")
+                .contains("\"GET /access-probe HTTP/1.1\" 200")
+        },
+        || format!("access_log: {}", e.file("access_log")),
+    );
+}
+
+fn log_to_terminal_sends_the_app_output_to_stderr(mode: Mode) {
+    let mut e = setup(mode, "terminal", &["--log-to-terminal", "--access-log"]);
+    e.start_foreground();
+    // What an app writes to stderr is logged at error level, as by mod_wsgi.
+    e.allow_log("express-app-says hello-terminal");
+    e.app("/?say=hello-terminal", &[]);
+    within_5s(
+        || {
+            e.terminal("err")
+                .contains("express-app-says hello-terminal")
+                && e.terminal("out").contains("GET /?say=hello-terminal")
+        },
+        || {
+            format!(
+                "stderr:\n{}\nstdout:\n{}",
+                e.terminal("err"),
+                e.terminal("out")
+            )
+        },
+    );
+    assert!(!e.root.join("error_log").exists());
+}
+
+fn trust_proxy_takes_the_client_from_x_forwarded_for(mode: Mode) {
+    let options = [
+        "--trust-proxy-header",
+        "X-Forwarded-For",
+        "--trust-proxy",
+        "127.0.0.1",
+    ];
+    let e = started(mode, "proxy", &options);
+    let j = e.app("/", &[("X-Forwarded-For", "203.0.113.7")]);
+    assert_eq!(j.s("remote_addr"), "203.0.113.7");
+    assert_eq!(e.app("/", &[]).s("remote_addr"), "127.0.0.1");
+}
+
+/// In daemon mode the auth script runs in the Apache child despite WSGIRestrictEmbedded On.
+fn auth_user_script_guards_the_site(mode: Mode) {
+    let mut e = started(mode, "auth", &["--auth-user-script", "@SITE@/auth.wsgi"]);
+    e.allow_log("AH01617");
+    e.allow_log("AH01618");
+    let r = e.request("GET", "/", &[]);
+    assert_eq!(r.status, 401, "{}", r.describe());
+    // base64("express-user:wrong") and base64("express-user:express-secret")
+    let r = e.request(
+        "GET",
+        "/",
+        &[("Authorization", "Basic ZXhwcmVzcy11c2VyOndyb25n")],
+    );
+    assert_eq!(r.status, 401, "{}", r.describe());
+    let j = e.app(
+        "/",
+        &[(
+            "Authorization",
+            "Basic ZXhwcmVzcy11c2VyOmV4cHJlc3Mtc2VjcmV0",
+        )],
+    );
+    assert_eq!(j.s("remote_user"), "express-user");
+}
+
+/// One `#[test]` per mode for each shared body: `embedded::name` and `daemon::name`.
+macro_rules! in_both_modes {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Mode::Embedded)
+            })*
+        }
+        mod daemon {
+            $(#[test]
+            fn $name() {
+                super::$name(super::Mode::Daemon)
+            })*
+        }
+    };
+}
+
+in_both_modes!(
+    url_alias_serves_files_beside_the_app,
+    python_path_and_working_directory_reach_sys_path,
+    access_log_records_requests,
+    log_to_terminal_sends_the_app_output_to_stderr,
+    trust_proxy_takes_the_client_from_x_forwarded_for,
+    auth_user_script_guards_the_site,
+);
