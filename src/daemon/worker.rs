@@ -22,9 +22,11 @@ pub fn run(
     group: Arc<Group>,
     others: &[Arc<Group>],
     delay: Duration,
-    apache_version: (u32, u32, u32),
+    identity: runtime::Identity,
+    host: &'static dyn runtime::Host,
     logger: fn() -> RequestLog,
 ) -> ! {
+    let apache_version = identity.apache_version;
     let log = logger();
     started();
     for g in others {
@@ -53,8 +55,7 @@ pub fn run(
     if let Err(e) = become_user(&group) {
         fail(e);
     }
-    crate::httpd::mpm::set_daemon_shape(group.def.processes, group.def.threads);
-    if let Err(e) = runtime::initialize(apache_version, &group.python) {
+    if let Err(e) = runtime::initialize(identity, host, &group.python) {
         fail(e);
     }
     // The group's own WSGIImportScript lines, loaded as the embedded ones are in children.

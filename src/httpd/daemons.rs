@@ -5,6 +5,7 @@
 use super::config_store;
 use super::log::{self, Level};
 use crate::daemon::{self, Group, os, spawner};
+use crate::python::runtime::DaemonShape;
 use crate::sys;
 use std::ffi::CString;
 use std::path::PathBuf;
@@ -383,6 +384,11 @@ fn become_daemon(slot: &Slot) -> ! {
     let others = daemon::all();
     let group = slot.group.clone();
     let delay = slot.delay;
+    let name = group.def.name.clone();
+    let shape = DaemonShape {
+        processes: group.def.processes,
+        threads: group.def.threads,
+    };
     DAEMON_SERVER.store(slot.server.cast_mut(), std::sync::atomic::Ordering::Release);
     // The figures table is inherited mapped from the parent (anonymous shared memory, so
     // the privilege drop that follows does not affect access to it).
@@ -398,7 +404,8 @@ fn become_daemon(slot: &Slot) -> ! {
             group,
             &others,
             delay,
-            super::hooks::apache_version(),
+            super::hooks::identity(Some((&name, shape))),
+            &super::hooks::HOST,
             main_server_logger,
         )
     }));

@@ -6,7 +6,10 @@ use super::log::{self, Level};
 use super::request::Request;
 use super::trampoline::guard;
 use crate::python::environ::ProcessFacts;
+use crate::python::runtime::{DaemonShape, Host, Identity};
+use crate::stats::server::Snapshot;
 use crate::sys;
+use crate::wsgi::gateway::Severity;
 use std::ffi::{CStr, CString};
 use std::sync::OnceLock;
 
@@ -32,6 +35,39 @@ pub fn apache_version() -> (u32, u32, u32) {
         sys::AP_SERVER_MINORVERSION_NUMBER,
         sys::AP_SERVER_PATCHLEVEL_NUMBER,
     )
+}
+
+/// What the Python runtime of this process is told about itself: an Apache child's, or
+/// (with `daemon`) a daemon process's of that group.
+pub fn identity(daemon: Option<(&str, DaemonShape)>) -> Identity {
+    Identity {
+        apache_version: apache_version(),
+        mpm_name: super::mpm::name(),
+        mpm: super::mpm::shape(),
+        description: super::scoreboard::description(),
+        build_date: super::scoreboard::build_date(),
+        process_group: daemon.map(|(g, _)| g.to_string()).unwrap_or_default(),
+        daemon: daemon.map(|(_, shape)| shape),
+    }
+}
+
+/// The Python runtime's view of Apache: the main server's error log, the scoreboard and
+/// this process's status slot.
+pub struct ApacheHost;
+
+/// The one host every process installs.
+pub static HOST: ApacheHost = ApacheHost;
+
+impl Host for ApacheHost {
+    fn log(&self, severity: Severity, msg: &str) {
+        log::server_log(None, severity.into(), msg);
+    }
+    fn scoreboard(&self) -> Option<Snapshot> {
+        super::scoreboard::snapshot()
+    }
+    fn interpreters(&self, count: usize) {
+        super::status::set_interpreters(count);
+    }
 }
 
 /// Regex alias matching: the substituted target and where the match ended in the URI.
@@ -280,7 +316,7 @@ unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::serve
             );
             return;
         }
-        match crate::python::runtime::initialize(apache_version(), opts) {
+        match crate::python::runtime::initialize(identity(None), &HOST, opts) {
             Ok(()) => {
                 // SAFETY: the cleanup runs when the child's pool is destroyed at exit.
                 unsafe {

@@ -1,6 +1,7 @@
 //! Facts about the running MPM (for `wsgi.multithread`/`wsgi.multiprocess` and the size of
 //! the status table).
 
+use crate::stats::server::MpmShape;
 use crate::sys;
 
 fn query(code: u32) -> i32 {
@@ -10,30 +11,8 @@ fn query(code: u32) -> i32 {
     if rv == 0 { v } else { 0 }
 }
 
-/// How the MPM runs requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MpmShape {
-    pub threaded: bool,
-    pub max_threads: i32,
-    pub max_daemons: i32,
-}
-
-static DAEMON_SHAPE: std::sync::OnceLock<MpmShape> = std::sync::OnceLock::new();
-
-/// In a daemon process: its group's processes and threads replace the MPM's.
-pub fn set_daemon_shape(processes: u32, threads: u32) {
-    let _ = DAEMON_SHAPE.set(MpmShape {
-        threaded: true,
-        max_threads: threads as i32,
-        max_daemons: processes as i32,
-    });
-}
-
 /// Queries the MPM (valid after the MPM has read its configuration).
 pub fn shape() -> MpmShape {
-    if let Some(s) = DAEMON_SHAPE.get() {
-        return *s;
-    }
     let threaded = query(sys::AP_MPMQ_IS_THREADED) != sys::AP_MPMQ_NOT_SUPPORTED as i32;
     MpmShape {
         threaded,

@@ -34,7 +34,7 @@ pub fn register_main(interp: Interp) -> &'static Interp {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(0, leaked);
-    crate::httpd::status::set_interpreters(all().len());
+    crate::python::runtime::host().interpreters(all().len());
     leaked
 }
 
@@ -192,7 +192,7 @@ pub fn for_group(
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(interp);
-            crate::httpd::status::set_interpreters(all().len());
+            crate::python::runtime::host().interpreters(all().len());
             Ok(interp)
         }
         Err(reason) => {

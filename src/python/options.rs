@@ -6,7 +6,7 @@
 use super::callback;
 use super::objects::{Methods, fastcall};
 use crate::config::PythonOptions;
-use crate::httpd::log::{Level, server_log};
+use crate::wsgi::gateway::Severity;
 use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -70,9 +70,8 @@ unsafe extern "C" fn signal_intercept(
             .str()
             .map(|s| s.to_string())
             .unwrap_or_else(|_| "?".into());
-        server_log(
-            None,
-            Level::Warn,
+        super::runtime::host().log(
+            Severity::Warning,
             &format!(
                 "RWSGI0201: mod_rwsgi (pid={}): callback registration for signal {num} ignored; \
                  Apache owns the signals of its processes. Remove the signal.signal() call \
@@ -87,7 +86,7 @@ unsafe extern "C" fn signal_intercept(
             .and_then(|l| l.extract::<Vec<String>>());
         if let Ok(frames) = stack {
             for line in frames.iter().flat_map(|f| f.trim_end().lines()) {
-                server_log(None, Level::Warn, &format!("RWSGI0201: {line}"));
+                super::runtime::host().log(Severity::Warning, &format!("RWSGI0201: {line}"));
             }
         }
         Ok(handler.into_ptr())

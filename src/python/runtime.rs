@@ -7,11 +7,95 @@ use super::interp::{self, Interp};
 use super::state::InterpState;
 use crate::config::PythonOptions;
 use crate::config::python::HashSeed;
+use crate::stats::server::{MpmShape, Snapshot};
+use crate::wsgi::gateway::Severity;
 use pyo3::ffi;
 use std::ffi::CStr;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static READY: AtomicBool = AtomicBool::new(false);
+
+/// Who this process is, as the hosting server sees it; passed in at initialisation so that
+/// the runtime never asks Apache itself.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    /// The httpd version the module was built against (`apache.version`).
+    pub apache_version: (u32, u32, u32),
+    /// The MPM's name ("event", "worker", "prefork").
+    pub mpm_name: String,
+    /// The MPM's processes and threads (the Apache children's shape).
+    pub mpm: MpmShape,
+    /// Apache's server description (`apache.description`).
+    pub description: String,
+    /// Apache's build date (`apache.build_date`).
+    pub build_date: String,
+    /// The daemon process group this process serves (empty in an Apache child).
+    pub process_group: String,
+    /// In a daemon process: its group's shape, which replaces the MPM's.
+    pub daemon: Option<DaemonShape>,
+}
+
+/// A daemon process group's `processes=` and `threads=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DaemonShape {
+    pub processes: u32,
+    pub threads: u32,
+}
+
+impl Identity {
+    /// The shape requests run in: the daemon group's, else the MPM's.
+    pub fn shape(&self) -> MpmShape {
+        match self.daemon {
+            Some(d) => MpmShape {
+                threaded: true,
+                max_threads: d.threads as i32,
+                max_daemons: d.processes as i32,
+            },
+            None => self.mpm,
+        }
+    }
+}
+
+/// What the runtime needs from the hosting server while it runs, installed once at
+/// initialisation by the layer that starts Python.
+pub trait Host: Send + Sync {
+    /// Writes one line to the server's error log (no request is involved).
+    fn log(&self, severity: Severity, msg: &str);
+    /// The server's scoreboard now, `None` when this process has none.
+    fn scoreboard(&self) -> Option<Snapshot>;
+    /// Records how many Python interpreters this process runs (for the status report).
+    fn interpreters(&self, count: usize);
+}
+
+/// Until a host is installed (unit tests): lines go to stderr, nothing is counted.
+struct NoHost;
+
+impl Host for NoHost {
+    fn log(&self, _severity: Severity, msg: &str) {
+        eprintln!("{msg}");
+    }
+    fn scoreboard(&self) -> Option<Snapshot> {
+        None
+    }
+    fn interpreters(&self, _count: usize) {}
+}
+
+static IDENTITY: OnceLock<Identity> = OnceLock::new();
+static HOST: OnceLock<&'static dyn Host> = OnceLock::new();
+
+/// This process's identity (the defaults before initialisation).
+pub fn identity() -> &'static Identity {
+    static DEFAULT: OnceLock<Identity> = OnceLock::new();
+    IDENTITY
+        .get()
+        .unwrap_or_else(|| DEFAULT.get_or_init(Identity::default))
+}
+
+/// The hosting server's services.
+pub fn host() -> &'static dyn Host {
+    HOST.get().copied().unwrap_or(&NoHost)
+}
 
 /// The Python major.minor this module was compiled against.
 pub const BUILD_PYTHON: &str = env!("RWSGI_BUILD_PYTHON");
@@ -140,8 +224,16 @@ unsafe fn configure(config: &mut ffi::PyConfig, opts: &PythonOptions) -> Result<
     Ok(())
 }
 
-/// Initialises Python in this process and sets up the main interpreter.
-pub fn initialize(apache_version: (u32, u32, u32), opts: &PythonOptions) -> Result<(), String> {
+/// Initialises Python in this process and sets up the main interpreter; `identity` and
+/// `host` are how it reports and logs from then on.
+pub fn initialize(
+    identity: Identity,
+    host: &'static dyn Host,
+    opts: &PythonOptions,
+) -> Result<(), String> {
+    let apache_version = identity.apache_version;
+    let _ = IDENTITY.set(identity);
+    let _ = HOST.set(host);
     let runtime = runtime_version();
     if runtime != BUILD_PYTHON {
         return Err(format!(

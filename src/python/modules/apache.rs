@@ -1,18 +1,18 @@
 //! The `apache` module of one interpreter: facts about the running httpd.
 
-use crate::httpd::mpm::{self, MpmShape};
-use crate::httpd::scoreboard;
+use crate::python::runtime::Identity;
 use pyo3::prelude::*;
 use pyo3::types::PyModule;
 
 /// Builds the module (not yet in `sys.modules`).
-pub fn build<'py>(py: Python<'py>, shape: MpmShape) -> PyResult<Bound<'py, PyModule>> {
+pub fn build<'py>(py: Python<'py>, id: &Identity) -> PyResult<Bound<'py, PyModule>> {
+    let shape = id.shape();
     let m = PyModule::new(py, "apache")?;
-    m.setattr("version", crate::httpd::hooks::apache_version())?;
-    m.setattr("mpm_name", mpm::name())?;
+    m.setattr("version", id.apache_version)?;
+    m.setattr("mpm_name", &id.mpm_name)?;
     m.setattr("maximum_processes", shape.max_daemons.max(1))?;
     m.setattr("threads_per_process", shape.max_threads.max(1))?;
-    m.setattr("description", scoreboard::description())?;
-    m.setattr("build_date", scoreboard::build_date())?;
+    m.setattr("description", &id.description)?;
+    m.setattr("build_date", &id.build_date)?;
     Ok(m)
 }

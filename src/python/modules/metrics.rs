@@ -4,7 +4,6 @@
 //! path never takes a lock unless `request_metrics()` sampling was switched on); the Python
 //! dicts are built on demand in whichever interpreter asks.
 
-use crate::httpd::scoreboard;
 use crate::python::request::IoStats;
 use crate::util::clock::{now_us, rss_bytes};
 use pyo3::prelude::*;
@@ -512,7 +511,7 @@ const STATUS: &[&str] = &[".", "S", "_", "R", "W", "K", "L", "D", "C", "G", "I"]
 /// `mod_wsgi.server_metrics()`: the scoreboard, or None when there is none. In embedded
 /// mode it answers whatever `WSGIServerMetrics` says, as mod_wsgi 4.9.4 does there.
 pub fn server_metrics(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    let Some(sb) = scoreboard::snapshot() else {
+    let Some(sb) = crate::python::runtime::host().scoreboard() else {
         return Ok(py.None().into_bound(py));
     };
     let now = now_us();

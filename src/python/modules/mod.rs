@@ -15,6 +15,7 @@ pub mod mod_wsgi;
 use super::callback::{self, enter};
 use super::state::Owned;
 use crate::python::request::IoStats;
+use crate::wsgi::gateway::Severity;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -38,11 +39,11 @@ pub struct ModState {
 /// `group` its application group name (`""` for the main interpreter).
 pub fn install(py: Python<'_>, file_wrapper: &Bound<'_, PyAny>, group: &str) -> PyResult<ModState> {
     metrics::mark_process_start();
-    let shape = crate::httpd::mpm::shape();
+    let id = crate::python::runtime::identity();
     let modules = py.import("sys")?.getattr("modules")?;
-    let apache = apache::build(py, shape)?;
+    let apache = apache::build(py, id)?;
     modules.set_item("apache", &apache)?;
-    let m = mod_wsgi::build(py, file_wrapper, shape)?;
+    let m = mod_wsgi::build(py, file_wrapper, id.shape())?;
     m.setattr("application_group", group)?;
     modules.set_item("mod_wsgi", &m)?;
     let own = |name: &str| -> PyResult<Owned> { Ok(Owned(m.getattr(name)?.into_ptr())) };
@@ -143,9 +144,9 @@ impl ModState {
 }
 
 fn log_error(py: Python<'_>, what: &str, e: &PyErr) {
-    mod_wsgi::log_line(crate::httpd::log::Level::Error, what);
+    mod_wsgi::log_line(Severity::Error, what);
     for line in callback::traceback_lines(py, e) {
-        mod_wsgi::log_line(crate::httpd::log::Level::Error, &line);
+        mod_wsgi::log_line(Severity::Error, &line);
     }
 }
 

@@ -2,11 +2,10 @@
 //! Python-side parts (event callback lists, publishing, `LogHandler`).
 
 use super::metrics;
-use crate::httpd::log::Level;
-use crate::httpd::mpm::MpmShape;
 use crate::python::callback::call;
 use crate::python::objects::{END, Methods, args, fastcall, noargs};
 use crate::python::request::RequestCtx;
+use crate::stats::server::MpmShape;
 use crate::wsgi::gateway::Severity;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::ffi;
@@ -201,32 +200,26 @@ unsafe extern "C" fn server_metrics(
     call(|py| Ok(metrics::server_metrics(py)?.into_ptr()))
 }
 
-/// Python `logging` level number to Apache level (CRITICAL/ERROR/WARNING/INFO, else debug).
-pub fn level_for(levelno: i64) -> Level {
+/// Python `logging` level number to a log severity (CRITICAL/ERROR/WARNING/INFO, else
+/// debug).
+pub fn level_for(levelno: i64) -> Severity {
     match levelno {
-        50.. => Level::Crit,
-        40..50 => Level::Error,
-        30..40 => Level::Warn,
-        20..30 => Level::Info,
-        _ => Level::Debug,
+        50.. => Severity::Critical,
+        40..50 => Severity::Error,
+        30..40 => Severity::Warning,
+        20..30 => Severity::Info,
+        _ => Severity::Debug,
     }
 }
 
 /// Logs one line: against the request this thread serves (its vhost's error log), else
 /// against the main server.
-pub fn log_line(level: Level, line: &str) {
+pub fn log_line(severity: Severity, line: &str) {
     let current = RequestCtx::current();
     if current.is_null() {
-        crate::httpd::log::server_log(None, level, line);
+        crate::python::runtime::host().log(severity, line);
         return;
     }
-    let severity = match level {
-        Level::Crit => Severity::Critical,
-        Level::Error => Severity::Error,
-        Level::Warn | Level::Notice => Severity::Warning,
-        Level::Info => Severity::Info,
-        Level::Debug => Severity::Debug,
-    };
     // SAFETY: the current request's log buffers live while it is current on this thread;
     // only the copyable RequestLog is read.
     let log = unsafe { (*current).log };
@@ -266,11 +259,11 @@ mod tests {
 
     #[test]
     fn python_levels_map_to_apache_levels() {
-        assert_eq!(level_for(50), Level::Crit);
-        assert_eq!(level_for(40), Level::Error);
-        assert_eq!(level_for(30), Level::Warn);
-        assert_eq!(level_for(25), Level::Info);
-        assert_eq!(level_for(10), Level::Debug);
-        assert_eq!(level_for(0), Level::Debug);
+        assert_eq!(level_for(50), Severity::Critical);
+        assert_eq!(level_for(40), Severity::Error);
+        assert_eq!(level_for(30), Severity::Warning);
+        assert_eq!(level_for(25), Severity::Info);
+        assert_eq!(level_for(10), Severity::Debug);
+        assert_eq!(level_for(0), Severity::Debug);
     }
 }

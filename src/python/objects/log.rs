@@ -5,6 +5,7 @@
 use super::{END, Methods, args, fastcall, noargs};
 use crate::python::callback::call;
 use crate::python::request::{LogShared, RequestCtx, Stream};
+use crate::wsgi::gateway::Severity;
 use crate::wsgi::log_lines::LineBuffer;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::ffi;
@@ -139,7 +140,7 @@ fn emit(slf: *mut ffi::PyObject, text: &str) -> PyResult<()> {
 
 /// Logs one line written outside any request to the server's error log.
 fn server_line(line: &[u8]) {
-    crate::httpd::log::server_error(None, String::from_utf8_lossy(line).as_ref());
+    crate::python::runtime::host().log(Severity::Error, String::from_utf8_lossy(line).as_ref());
 }
 
 fn text_arg<'py>(py: Python<'py>, p: *mut ffi::PyObject) -> PyResult<Bound<'py, PyString>> {
