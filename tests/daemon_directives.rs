@@ -273,3 +273,41 @@ fn restrict_embedded_still_starts_python_where_a_dispatch_script_needs_it() {
     assert_eq!(r.json().s("process_group"), "somedaemon");
     assert!(!srv.error_log_text().contains("RWSGI0672"));
 }
+
+// ---- WSGIIgnoreActivity ------------------------------------------------------------------------
+
+/// The pids of the daemon serving `path`, asked every 0.5 s for 4.5 s.
+fn pids_while_polling(srv: &Server, path: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for _ in 0..9 {
+        let r = srv.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.describe());
+        pids.push(r.json().n("pid") as u32);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    pids
+}
+
+/// Requests under `WSGIIgnoreActivity On` (a health check) do not keep an idle daemon alive:
+/// with inactivity-timeout=2 it is recycled although one arrives every 0.5 s, while the same
+/// rhythm of ordinary requests keeps the same process.
+#[test]
+fn ignore_activity_requests_do_not_reset_the_inactivity_timeout() {
+    let srv = daemon_server("ddir_ignore_activity", &[])
+        .conf("WSGIDaemonProcess idle threads=2 inactivity-timeout=2")
+        .conf("WSGIScriptAlias /busy \"@APPS@/daemon.wsgi\" process-group=idle")
+        .conf("WSGIScriptAlias /health \"@APPS@/daemon.wsgi\" process-group=idle")
+        .conf("<Location /health>\n  WSGIIgnoreActivity On\n</Location>")
+        .start();
+    let busy = pids_while_polling(&srv, "/busy/pid");
+    assert!(
+        busy.iter().all(|p| *p == busy[0]),
+        "recycled while busy: {busy:?}"
+    );
+    let health = pids_while_polling(&srv, "/health/pid");
+    assert!(
+        health.iter().any(|p| *p != health[0]),
+        "not recycled although only ignored requests came: {health:?}"
+    );
+    srv.assert_log("recycles: inactivity-timeout=2 reached");
+}

@@ -196,11 +196,6 @@ pub fn dir_notice(id: Id, conf: &DirConfig) -> Option<String> {
              embedded keep the application's error pages"
                 .into(),
         ),
-        Id::IgnoreActivity if conf.ignore_activity == Some(true) => Some(
-            "On acts only on a daemon process group's inactivity-timeout (as in mod_wsgi); \
-             embedded requests only show it as mod_wsgi.ignore_activity"
-                .into(),
-        ),
         _ => None,
     }
 }
