@@ -273,3 +273,116 @@ fn restrict_embedded_still_starts_python_where_a_dispatch_script_needs_it() {
     assert_eq!(r.json().s("process_group"), "somedaemon");
     assert!(!srv.error_log_text().contains("RWSGI0672"));
 }
+
+// ---- WSGIIgnoreActivity ------------------------------------------------------------------------
+
+/// The pids of the daemon serving `path`, asked every 0.5 s for 4.5 s.
+fn pids_while_polling(srv: &Server, path: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for _ in 0..9 {
+        let r = srv.get(path);
+        assert_eq!(r.status, 200, "{path}: {}", r.describe());
+        pids.push(r.json().n("pid") as u32);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    pids
+}
+
+/// Requests under `WSGIIgnoreActivity On` (a health check) do not keep an idle daemon alive:
+/// with inactivity-timeout=2 it is recycled although one arrives every 0.5 s, while the same
+/// rhythm of ordinary requests keeps the same process.
+#[test]
+fn ignore_activity_requests_do_not_reset_the_inactivity_timeout() {
+    let srv = daemon_server("ddir_ignore_activity", &[])
+        .conf("WSGIDaemonProcess idle threads=2 inactivity-timeout=2")
+        .conf("WSGIScriptAlias /busy \"@APPS@/daemon.wsgi\" process-group=idle")
+        .conf("WSGIScriptAlias /health \"@APPS@/daemon.wsgi\" process-group=idle")
+        .conf("<Location /health>\n  WSGIIgnoreActivity On\n</Location>")
+        .start();
+    let busy = pids_while_polling(&srv, "/busy/pid");
+    assert!(
+        busy.iter().all(|p| *p == busy[0]),
+        "recycled while busy: {busy:?}"
+    );
+    let health = pids_while_polling(&srv, "/health/pid");
+    assert!(
+        health.iter().any(|p| *p != health[0]),
+        "not recycled although only ignored requests came: {health:?}"
+    );
+    srv.assert_log("recycles: inactivity-timeout=2 reached");
+}
+
+// ---- WSGIErrorOverride -------------------------------------------------------------------------
+
+/// `/on` and `/off` run `error_override.wsgi` in daemon group `eo`, with and without
+/// `WSGIErrorOverride On`; `/emb` runs it embedded with the directive On.
+fn error_override_server(name: &str, mpm: Mpm) -> Server {
+    let b = server(name)
+        .mpm(mpm)
+        .conf("WSGIDaemonProcess eo threads=2")
+        .conf("WSGIScriptAlias /on \"@APPS@/error_override.wsgi\" process-group=eo")
+        .conf("WSGIScriptAlias /off \"@APPS@/error_override.wsgi\" process-group=eo")
+        .conf("WSGIScriptAlias /emb \"@APPS@/error_override.wsgi\"")
+        .conf("<Location /on>\n  WSGIErrorOverride On\n</Location>")
+        .conf("<Location /emb>\n  WSGIErrorOverride On\n</Location>")
+        .conf("ErrorDocument 404 \"/errors/404.html\"")
+        .conf("ErrorDocument 500 \"site error page for 500\"");
+    let b = if mpm == Mpm::Prefork {
+        b.allow_log("AH00161")
+    } else {
+        b
+    };
+    let srv = b.start();
+    let errors = srv.root.join("htdocs/errors");
+    std::fs::create_dir_all(&errors).unwrap();
+    std::fs::write(errors.join("404.html"), "site page for 404\n").unwrap();
+    srv
+}
+
+/// With `WSGIErrorOverride On` a 4xx/5xx answer of a daemon application is replaced by
+/// Apache's own page for the status (ErrorDocument: a static file, a text); its body never
+/// reaches the client. Off, other statuses and embedded mode (as in mod_wsgi) keep the
+/// application's answer. The directive acts here, so it is not reported as without effect.
+fn error_override(mpm: Mpm) {
+    let srv = error_override_server(&format!("ddir_error_override_{}", mpm.name()), mpm);
+    let check = |path: &str, status: u16, body: &str| {
+        let r = srv.get(path);
+        assert_eq!(r.status, status, "{path}: {}", r.describe());
+        assert_eq!(r.text(), body, "{path}: {}", r.describe());
+        r
+    };
+    check("/on/404", 404, "site page for 404\n");
+    check("/on/500", 500, "site error page for 500");
+    check("/on/200", 200, "app 200 body");
+    let r = check("/off/404", 404, "app 404 body");
+    assert_eq!(r.header("Content-Type"), Some("text/plain"));
+    check("/off/500", 500, "app 500 body");
+    check("/emb/404", 404, "app 404 body");
+    // No ErrorDocument for 503: Apache's standard page, never the application's.
+    let r = srv.get("/on/503");
+    assert_eq!(r.status, 503, "{}", r.describe());
+    assert!(
+        r.text().contains("Service Unavailable") && !r.text().contains("app 503 body"),
+        "{}",
+        r.describe()
+    );
+    // Headers meant for the error page survive the override.
+    let r = srv.get("/on/401");
+    assert_eq!(r.status, 401, "{}", r.describe());
+    assert!(!r.text().contains("app 401 body"), "{}", r.describe());
+    assert_eq!(r.header("WWW-Authenticate"), Some("Basic realm=\"app\""));
+    if !srv.module.is_reference() {
+        let log = srv.error_log_text();
+        assert!(!log.contains("RWSGI0430: WSGIErrorOverride"), "{log}");
+    }
+}
+
+#[test]
+fn error_override_serves_apache_error_pages_for_daemon_errors_event() {
+    error_override(Mpm::Event);
+}
+
+#[test]
+fn error_override_serves_apache_error_pages_for_daemon_errors_prefork() {
+    error_override(Mpm::Prefork);
+}

@@ -3,7 +3,7 @@
 //! start-up warning that names it and says why; none is ignored silently.
 
 use super::directives::Id;
-use super::{DirConfig, parse_on_off};
+use super::{DirConfig, Notice, parse_on_off};
 
 /// The Python this module was built for (`major.minor`).
 const BUILD_PYTHON: &str = env!("RWSGI_BUILD_PYTHON");
@@ -188,19 +188,17 @@ pub fn apply(id: Id, name: &str, args: &[&str]) -> Result<Option<String>, String
     })
 }
 
-/// Why a per-directory setting has no effect in mod_rwsgi, if it has none.
-pub fn dir_notice(id: Id, conf: &DirConfig) -> Option<String> {
+/// Why a per-directory setting may have no effect, if it may have none.
+pub fn dir_notice(id: Id, directive: &'static str, conf: &DirConfig) -> Option<Notice> {
     match id {
-        Id::ErrorOverride if conf.error_override == Some(true) => Some(
-            "On acts only on responses of daemon process groups (as in mod_wsgi); requests run \
-             embedded keep the application's error pages"
+        Id::ErrorOverride if conf.error_override == Some(true) => Some(Notice {
+            directive,
+            reason: "On acts only on responses of daemon process groups (as in mod_wsgi), and \
+                     this configuration defines none; requests run embedded keep the \
+                     application's error pages"
                 .into(),
-        ),
-        Id::IgnoreActivity if conf.ignore_activity == Some(true) => Some(
-            "On acts only on a daemon process group's inactivity-timeout (as in mod_wsgi); \
-             embedded requests only show it as mod_wsgi.ignore_activity"
-                .into(),
-        ),
+            daemon_mode_only: true,
+        }),
         _ => None,
     }
 }

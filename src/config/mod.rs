@@ -65,6 +65,9 @@ impl DaemonSettings {
 pub struct Notice {
     pub directive: &'static str,
     pub reason: String,
+    /// The directive acts on daemon mode only: it is without effect (and logged) only when
+    /// the configuration defines no `WSGIDaemonProcess` group.
+    pub daemon_mode_only: bool,
 }
 
 /// Per-directory settings (server, vhost, `<Directory>`, `<Location>`, `.htaccess`).

@@ -153,8 +153,9 @@ fn is_timeout(e: &ProtoError) -> bool {
     matches!(e, ProtoError::Io(io) if matches!(io.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut))
 }
 
-/// Runs the request in daemon group `name`; returns the handler's status.
-pub fn run(r: Request<'_>, name: &str, mut head: RequestHead) -> i32 {
+/// Runs the request in daemon group `name`; returns the handler's status. `error_override`:
+/// `WSGIErrorOverride On`.
+pub fn run(r: Request<'_>, name: &str, mut head: RequestHead, error_override: bool) -> i32 {
     let server = r.vhost_key();
     let g = match super::find(name, server) {
         Ok(g) => g,
@@ -219,8 +220,11 @@ pub fn run(r: Request<'_>, name: &str, mut head: RequestHead) -> i32 {
         r,
         &conn,
         name,
-        g.def.header_buffer_size,
-        head.enable_sendfile,
+        Relay {
+            header_limit: g.def.header_buffer_size,
+            force_sendfile: head.enable_sendfile,
+            error_override,
+        },
     )
 }
 
@@ -313,8 +317,19 @@ impl std::io::Read for FdReader<'_> {
     }
 }
 
-/// Relays the daemon's answer to the client. `force_sendfile`: `WSGIEnableSendfile On`.
-fn relay(r: Request<'_>, conn: &UnixStream, name: &str, limit: u32, force_sendfile: bool) -> i32 {
+/// How a daemon's answer is relayed.
+struct Relay {
+    /// header-buffer-size (0: no limit).
+    header_limit: u32,
+    /// `WSGIEnableSendfile On`.
+    force_sendfile: bool,
+    /// `WSGIErrorOverride On`.
+    error_override: bool,
+}
+
+/// Relays the daemon's answer to the client.
+fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
+    let limit = how.header_limit;
     let mut writer = BodyWriter::new(&r);
     let mut buf = Vec::new();
     let mut rd = FdReader {
@@ -341,6 +356,14 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, limit: u32, force_sendfi
                             return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
                         }
                         crate::handler::apply_head(r, &h, true);
+                        if how.error_override && (400..600).contains(&h.status) {
+                            // As ProxyErrorOverride: the application's body is dropped (the
+                            // connection closes unread) and Apache answers with its own page
+                            // for the status, ErrorDocument included. Headers meant for error
+                            // pages (WWW-Authenticate) stay.
+                            r.reset_status();
+                            return i32::from(h.status);
+                        }
                         head_seen = true;
                         continue;
                     }
@@ -380,7 +403,13 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, limit: u32, force_sendfi
                             After::Buffer
                         };
                         // The writer takes its own duplicate; ours closes at the end of the arm.
-                        match writer.send_file(fd.as_raw_fd(), offset, len, after, force_sendfile) {
+                        match writer.send_file(
+                            fd.as_raw_fd(),
+                            offset,
+                            len,
+                            after,
+                            how.force_sendfile,
+                        ) {
                             Ok(()) => continue,
                             Err(WriteError::ClientGone) => return sys::OK as i32,
                             Err(WriteError::Failed(e)) => {

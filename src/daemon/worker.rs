@@ -121,8 +121,18 @@ pub fn run(
 static RECYCLING: AtomicBool = AtomicBool::new(false);
 /// Requests served by this process.
 static SERVED: AtomicU64 = AtomicU64::new(0);
-/// When the last request started or ended, in seconds since this process started.
+/// When the last request counted as activity started or ended, in milliseconds since this
+/// process started.
 static LAST_ACTIVITY: AtomicU64 = AtomicU64::new(0);
+
+fn since_start_ms() -> u64 {
+    started().elapsed().as_millis() as u64
+}
+
+/// How long no request that counts as activity has started or ended.
+fn idle_ms() -> u64 {
+    since_start_ms().saturating_sub(LAST_ACTIVITY.load(Ordering::SeqCst))
+}
 
 fn started() -> Instant {
     static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -167,8 +177,8 @@ fn start_recycle_timer(group: &Arc<Group>, logger: fn() -> RequestLog) {
                 if life > 0 && now >= life {
                     recycle(&g, &format!("restart-interval={life} reached"), &log);
                 } else if idle > 0
-                    && ACTIVE.load(Ordering::SeqCst) == 0
-                    && now.saturating_sub(LAST_ACTIVITY.load(Ordering::SeqCst)) >= idle
+                    && COUNTED.load(Ordering::SeqCst) == 0
+                    && idle_ms() >= idle.saturating_mul(1000)
                 {
                     recycle(&g, &format!("inactivity-timeout={idle} reached"), &log);
                 } else if let Some(limit) = request_limit
@@ -301,7 +311,6 @@ struct Busy(u64);
 impl Busy {
     fn new() -> Busy {
         ACTIVE.fetch_add(1, Ordering::SeqCst);
-        LAST_ACTIVITY.store(started().elapsed().as_secs(), Ordering::SeqCst);
         let token = NEXT_TOKEN.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut running) = RUNNING.lock() {
             running.push(Run {
@@ -320,8 +329,29 @@ impl Drop for Busy {
         if let Ok(mut running) = RUNNING.lock() {
             running.retain(|r| r.token != self.0);
         }
-        LAST_ACTIVITY.store(started().elapsed().as_secs(), Ordering::SeqCst);
         ACTIVE.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Requests running that count as activity for inactivity-timeout: all but those under
+/// `WSGIIgnoreActivity On` (a health check must not keep an idle process alive).
+static COUNTED: AtomicUsize = AtomicUsize::new(0);
+
+/// One request that counts as activity: it restarts the idle clock when it starts and ends.
+struct Activity;
+
+impl Activity {
+    fn new() -> Activity {
+        COUNTED.fetch_add(1, Ordering::SeqCst);
+        LAST_ACTIVITY.store(since_start_ms(), Ordering::SeqCst);
+        Activity
+    }
+}
+
+impl Drop for Activity {
+    fn drop(&mut self) {
+        LAST_ACTIVITY.store(since_start_ms(), Ordering::SeqCst);
+        COUNTED.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -507,6 +537,7 @@ fn serve(
         );
         return;
     }
+    let _activity = (!head.ignore_activity).then(Activity::new);
     let ag = String::from_utf8_lossy(&head.application_group).into_owned();
     let counted = crate::httpd::status::begin_daemon(head.request_start_us, &ag);
     let daemon_start_us = now_us();

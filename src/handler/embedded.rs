@@ -262,7 +262,8 @@ fn run_counted(
             reload_mtime.filter(|_| reloading),
         );
         // Counted by the daemon that runs it (see httpd::status).
-        return crate::daemon::client::run(r, &process_group, head);
+        let error_override = dir.error_override.unwrap_or(false);
+        return crate::daemon::client::run(r, &process_group, head, error_override);
     }
     if conf.daemon.embedded_restricted() {
         r.log(

@@ -3,7 +3,7 @@
 //! mod_wsgi's word and option rules (`config::words`), into the pure setters.
 
 use crate::config::directives::{self, Id, Known, Scope, TABLE};
-use crate::config::{compat, words};
+use crate::config::{Notice, compat, words};
 use crate::sys;
 use std::ffi::{CStr, c_void};
 
@@ -97,18 +97,35 @@ unsafe fn in_interpreter_options(cmd: &sys::cmd_parms) -> bool {
 /// Records why a directive changes nothing: logged at start-up, or at once when read from
 /// `.htaccess` (parsed per request, after start-up).
 fn notice(cmd: &sys::cmd_parms, directive: &'static str, reason: String) {
+    record(
+        cmd,
+        Notice {
+            directive,
+            reason,
+            daemon_mode_only: false,
+        },
+    );
+}
+
+fn record(cmd: &sys::cmd_parms, n: Notice) {
     let htaccess = cmd.override_ & (sys::RSRC_CONF | sys::ACCESS_CONF) as libc::c_int == 0;
     if htaccess {
+        if n.daemon_mode_only && !crate::daemon::all().is_empty() {
+            return;
+        }
         // SAFETY: cmd.server is the live server the .htaccess file is read for.
         let s = unsafe { cmd.server.as_ref() };
-        super::log::server_log(s, super::log::Level::Warn, &notice_line(directive, &reason));
+        super::log::server_log(
+            s,
+            super::log::Level::Warn,
+            &notice_line(n.directive, &n.reason),
+        );
         return;
     }
     // SAFETY: config reading is single-threaded and cmd.server is live.
     let conf = unsafe { super::config_store::server_config_mut(cmd.server) };
-    if !conf.notices.iter().any(|n| n.directive == directive) {
-        conf.notices
-            .push(crate::config::Notice { directive, reason });
+    if !conf.notices.iter().any(|o| o.directive == n.directive) {
+        conf.notices.push(n);
     }
 }
 
@@ -370,8 +387,8 @@ unsafe fn apply(
             ) {
                 HOOK_SCRIPTS_USED.store(true, std::sync::atomic::Ordering::Relaxed);
             }
-            if let Some(why) = compat::dir_notice(spec.id, conf) {
-                notice(cmd, name, why);
+            if let Some(n) = compat::dir_notice(spec.id, name, conf) {
+                record(cmd, n);
             }
             Ok(())
         }

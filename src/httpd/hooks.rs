@@ -188,12 +188,21 @@ unsafe extern "C" fn post_config(
 /// # Safety
 /// `s` is the live main server of this generation.
 unsafe fn log_notices(s: *const sys::server_rec, target: Option<&sys::server_rec>) {
-    let mut seen: Vec<&str> = Vec::new();
+    let mut servers = Vec::new();
     let mut cur = s;
     while !cur.is_null() {
         // SAFETY: every server in Apache's list is live and has our config.
-        let conf = unsafe { config_store::server_config(cur) };
+        servers.push(unsafe { config_store::server_config(cur) });
+        // SAFETY: as above.
+        cur = unsafe { (*cur).next };
+    }
+    let daemons = servers.iter().any(|c| !c.daemon_groups.is_empty());
+    let mut seen: Vec<&str> = Vec::new();
+    for conf in servers {
         for n in &conf.notices {
+            if n.daemon_mode_only && daemons {
+                continue;
+            }
             if !seen.contains(&n.directive) {
                 seen.push(n.directive);
                 log::server_log(
@@ -203,8 +212,6 @@ unsafe fn log_notices(s: *const sys::server_rec, target: Option<&sys::server_rec
                 );
             }
         }
-        // SAFETY: as above.
-        cur = unsafe { (*cur).next };
     }
 }
 

@@ -377,6 +377,16 @@ impl<'r> Request<'r> {
             (*self.r).status_line = pstrdup(self.pool(), line);
         }
     }
+    /// Puts the status back to 200 with no status line, so that an error status the handler
+    /// returns is served as Apache's own error page (`ap_die` reads any other status as an
+    /// error met while serving an earlier one).
+    pub fn reset_status(&self) {
+        // SAFETY: the request is live; a null status line makes Apache derive it.
+        unsafe {
+            (*self.r).status = sys::HTTP_OK as libc::c_int;
+            (*self.r).status_line = std::ptr::null();
+        }
+    }
     /// Sets the response Content-Type (so filters and mod_mime see it).
     pub fn set_content_type(&self, ct: &[u8]) {
         // SAFETY: the value is copied into the request pool first.
