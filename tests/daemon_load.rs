@@ -331,3 +331,116 @@ fn a_body_cut_by_the_client_frees_the_daemon_thread() {
     assert_eq!(r.status, 200, "{}", r.describe());
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+/// Pids of the service script's markers (`service-PID`) in the data dir.
+fn service_pids(srv: &Server) -> Vec<u32> {
+    let mut pids: Vec<u32> = std::fs::read_dir(&srv.data)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.strip_prefix("service-")?.parse().ok()
+        })
+        .collect();
+    pids.sort();
+    pids
+}
+
+/// Waits (bounded) for a service marker of a pid not in `old`.
+fn wait_new_service(srv: &Server, old: &[u32]) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(p) = service_pids(srv).into_iter().find(|p| !old.contains(p)) {
+            return p;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no service script ran (markers of {old:?} only); log tail:\n{}",
+            tail(&srv.error_log_text(), 20)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The service script's heartbeat count, `None` until its thread has written one.
+fn beats(srv: &Server, pid: u32) -> Option<u64> {
+    std::fs::read_to_string(srv.data.join(format!("service-{pid}.beat")))
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// threads=0: a process that runs its group's WSGIImportScript and takes no requests. It
+/// lives on after the script returns (its thread keeps beating), is replaced when killed,
+/// ends promptly at stop; a request routed to it gets 503 naming the group.
+#[test]
+fn a_threads_0_group_runs_its_service_script_and_is_supervised() {
+    let mut srv = server("dload_service")
+        .fragment("daemon_load_service")
+        .start();
+    let first = wait_new_service(&srv, &[]);
+    srv.assert_log(&format!(
+        "daemon process group 'svc' started process {first}"
+    ));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let before = loop {
+        if let Some(n) = beats(&srv, first) {
+            break n;
+        }
+        assert!(Instant::now() < deadline, "the service thread never beat");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(1000));
+    let after = beats(&srv, first).unwrap();
+    assert!(
+        after >= before + 2,
+        "the service thread stopped: {before} then {after}"
+    );
+    // Requests go on in the other group, and one routed to 'svc' is refused.
+    let r = srv.get("/load/hello");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let r = srv.get("/dyn/hello");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let r = srv.get("/dyn/svc/hello");
+    assert_eq!(r.status, 503, "{}", r.describe());
+    srv.expect_error(
+        r.client_port,
+        "RWSGI0560: daemon process group 'svc' has threads=0",
+    );
+    // Supervised like any daemon: killed, it is started again and runs its script again.
+    kill9(first);
+    let second = wait_new_service(&srv, &[first]);
+    srv.assert_log(&format!(
+        "daemon process group 'svc' process {first} died (exit status or signal 9)"
+    ));
+    srv.allow_log(&format!("process {first} died"));
+    assert!(alive(second));
+    srv.stop();
+    let took = srv.stop_took.unwrap();
+    eprintln!("stop with a service daemon took {took:?}");
+    assert!(took < Duration::from_secs(4), "stop took {took:?}");
+    assert!(
+        !alive(second),
+        "the service daemon {second} outlived the stop"
+    );
+}
+
+/// A literal group with threads=0 as a request's process group is a configuration error.
+#[test]
+fn a_threads_0_group_named_for_requests_is_a_config_error() {
+    for line in [
+        "WSGIScriptAlias /x \"@APPS@/daemon_load.wsgi\" process-group=svc",
+        "<Location /x>\n  WSGIProcessGroup svc\n</Location>",
+    ] {
+        let t = server("dload_service_conf")
+            .conf("WSGIDaemonProcess svc threads=0")
+            .conf(line)
+            .config_test();
+        assert!(!t.ok, "accepted {line:?}:\n{}", t.output);
+        assert!(
+            t.output
+                .contains("daemon process group 'svc' has threads=0"),
+            "{line:?}:\n{}",
+            t.output
+        );
+    }
+}

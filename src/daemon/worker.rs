@@ -66,6 +66,22 @@ pub fn run(
             ..s.clone()
         })
         .collect();
+    if group.def.is_service() {
+        // A service script may never return: it runs on a thread of its own, and the main
+        // thread stays free for the parent's signals. No requests, so no request timers.
+        let spawned = std::thread::Builder::new()
+            .name("wsgi-service".into())
+            .spawn(move || preload::run(&scripts, apache_version, &logger()));
+        if let Err(e) = spawned {
+            fail(format!("cannot start the service script thread: {e}"));
+        }
+        loop {
+            // Nothing in flight to drain: a stop, drain or eviction ends it at once.
+            if os::wait_control(None).is_some() {
+                os::exit_now(0);
+            }
+        }
+    }
     preload::run(&scripts, apache_version, &log);
     let listener = Arc::new(os::listener(group.listener));
     // Polled, so that a process recycling itself stops taking connections and leaves them
