@@ -444,3 +444,81 @@ fn a_threads_0_group_named_for_requests_is_a_config_error() {
         );
     }
 }
+
+/// Flask and what it needs, without Django (the pins of `frameworks.rs`).
+const FLASK_ONLY: &[&str] = &[
+    "flask==3.1.3",
+    "werkzeug==3.1.9",
+    "jinja2==3.1.6",
+    "markupsafe==3.0.4",
+    "itsdangerous==2.2.0",
+    "click==8.5.1",
+    "blinker==1.9.0",
+];
+
+/// Django and what it needs, without Flask.
+const DJANGO_ONLY: &[&str] = &["django==5.2.19", "asgiref==3.13.0", "sqlparse==0.6.1"];
+
+/// A venv per daemon group (python-home=): Flask from a venv without Django in one group,
+/// Django from a venv without Flask in the other, both served at once by one Apache. Each
+/// app reports its sys.prefix and that the other framework cannot be imported.
+#[test]
+fn each_daemon_group_runs_its_own_venv() {
+    let flask_venv = common::venv::pip_venv("Flask-only", FLASK_ONLY, "import flask");
+    let django_venv = common::venv::pip_venv("Django-only", DJANGO_ONLY, "import django");
+    let srv = server("dload_venvs")
+        .var("FLASK_VENV", &flask_venv.display().to_string())
+        .var("DJANGO_VENV", &django_venv.display().to_string())
+        .fragment("daemon_load_venv")
+        .start();
+    let answers: Vec<(String, Json)> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..4)
+            .map(|i| {
+                let srv = &srv;
+                sc.spawn(move || {
+                    let mut out = Vec::new();
+                    for k in 0..10 {
+                        let path = if (i + k) % 2 == 0 {
+                            "/flask/"
+                        } else {
+                            "/django/"
+                        };
+                        let r = srv.get(path);
+                        assert_eq!(r.status, 200, "{path}: {}", r.describe());
+                        out.push((path.to_string(), r.json()));
+                    }
+                    out
+                })
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let canon = |p: &str| std::fs::canonicalize(p).unwrap_or_else(|e| panic!("{p}: {e}"));
+    let mut pids = std::collections::BTreeMap::<String, Vec<u32>>::new();
+    for (path, j) in &answers {
+        let (framework, group, venv) = if path == "/flask/" {
+            ("flask", "flaskonly", &flask_venv)
+        } else {
+            ("django", "djangoonly", &django_venv)
+        };
+        assert_eq!(j.s("framework"), framework, "{j}");
+        assert_eq!(j.s("process_group"), group, "{j}");
+        assert_eq!(
+            canon(j.s("prefix")),
+            canon(&venv.display().to_string()),
+            "{j}"
+        );
+        assert!(
+            !j.b("other_importable"),
+            "{path}: the other framework imports: {j}"
+        );
+        pids.entry(group.into())
+            .or_default()
+            .push(j.n("pid") as u32);
+    }
+    let flask_pids = &pids["flaskonly"];
+    assert!(
+        pids["djangoonly"].iter().all(|p| !flask_pids.contains(p)),
+        "{pids:?}"
+    );
+}
