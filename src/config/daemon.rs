@@ -22,6 +22,7 @@ pub struct DaemonGroup {
     pub processes: u32,
     /// True when `processes=` was given at all (mod_wsgi's `wsgi.multiprocess` rule).
     pub processes_set: bool,
+    /// Request threads per process; 0 makes a service-script group (no requests).
     pub threads: u32,
     pub user: Option<Ident>,
     pub group: Option<Ident>,
@@ -91,6 +92,11 @@ impl DaemonGroup {
                 d.clone()
             }
         })
+    }
+
+    /// `threads=0`: the processes only run the group's `WSGIImportScript` service scripts.
+    pub fn is_service(&self) -> bool {
+        self.threads == 0
     }
 
     fn new(name: &str) -> Self {
@@ -228,12 +234,6 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
             }
             "threads" => {
                 g.threads = int(d, &key, v, 0, 65533)? as u32;
-                if g.threads == 0 {
-                    return Err(format!(
-                        "{d}: option 'threads=0' (a service-script process) is not supported \
-                         yet by this version of mod_rwsgi"
-                    ));
-                }
             }
             "user" => g.user = Some(ident(d, &key, v)?),
             "group" => g.group = Some(ident(d, &key, v)?),
@@ -368,6 +368,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!((g.processes, g.processes_set, g.threads), (2, true, 4));
+        assert!(!g.is_service());
+        assert!(parse(D, &["svc", "threads=0"]).unwrap().is_service());
         assert_eq!(g.user, Some(Ident::Id(33)));
         assert_eq!(g.group, Some(Ident::Name("www-data".into())));
         assert_eq!(g.umask, Some(0o027));

@@ -473,6 +473,8 @@ pub const TABLE: &[Spec] = &[
 /// a `<VirtualHost>`, that host's own.
 pub struct Known<'a> {
     pub daemon_groups: &'a [String],
+    /// Those of them with `threads=0`, which run service scripts and serve no requests.
+    pub service_groups: &'a [String],
 }
 
 fn check_process_group(directive: &str, group: &str, known: &Known<'_>) -> Result<(), String> {
@@ -481,6 +483,12 @@ fn check_process_group(directive: &str, group: &str, known: &Known<'_>) -> Resul
     }
     if group == "%{GLOBAL}" || super::expand::is_dynamic(group) {
         return Ok(());
+    }
+    if known.service_groups.iter().any(|g| g == group) {
+        return Err(format!(
+            "{directive}: daemon process group '{group}' has threads=0: it only runs its \
+             WSGIImportScript service scripts and cannot serve requests"
+        ));
     }
     if known.daemon_groups.iter().any(|g| g == group) {
         Ok(())
@@ -705,7 +713,10 @@ pub fn apply_dir(
 mod tests {
     use super::*;
 
-    const NONE: Known<'static> = Known { daemon_groups: &[] };
+    const NONE: Known<'static> = Known {
+        daemon_groups: &[],
+        service_groups: &[],
+    };
 
     #[test]
     fn daemon_settings_and_restrict_process() {
@@ -803,8 +814,11 @@ mod tests {
         assert!(apply_dir(Id::ProcessGroup, "P", &["grp"], &mut d, &NONE).is_err());
         apply_dir(Id::ProcessGroup, "P", &["%{ENV:X}"], &mut d, &NONE).unwrap();
         let known = Known {
-            daemon_groups: &["grp".to_string()],
+            daemon_groups: &["grp".to_string(), "svc".to_string()],
+            service_groups: &["svc".to_string()],
         };
         apply_dir(Id::ProcessGroup, "P", &["grp"], &mut d, &known).unwrap();
+        let e = apply_dir(Id::ProcessGroup, "P", &["svc"], &mut d, &known).unwrap_err();
+        assert!(e.contains("'svc' has threads=0"), "{e}");
     }
 }

@@ -368,7 +368,10 @@ pub fn check_home_version(
 mod tests {
     use super::*;
 
-    const NONE: Known<'static> = Known { daemon_groups: &[] };
+    const NONE: Known<'static> = Known {
+        daemon_groups: &[],
+        service_groups: &[],
+    };
 
     fn set(id: Id, args: &[&str]) -> Result<PythonOptions, String> {
         let mut o = PythonOptions::default();
@@ -555,6 +558,7 @@ mod tests {
         assert!(e.contains("no WSGI daemon process called 'daemon1'"), "{e}");
         let known = Known {
             daemon_groups: &["daemon1".to_string()],
+            service_groups: &["daemon1".to_string()],
         };
         run(
             &["/c.py", "process-group=daemon1", "application-group=x"],

@@ -180,6 +180,17 @@ pub fn run(r: Request<'_>, name: &str, mut head: RequestHead, error_override: bo
             return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
         }
     };
+    if g.def.is_service() {
+        r.log(
+            Level::Error,
+            &format!(
+                "RWSGI0560: daemon process group '{name}' has threads=0: it only runs its \
+                 WSGIImportScript service scripts and serves no requests; choose a group with \
+                 threads for this request"
+            ),
+        );
+        return sys::HTTP_SERVICE_UNAVAILABLE as i32;
+    }
     if let Some(why) = script_refused(&g, &head.script) {
         r.log(
             Level::Error,

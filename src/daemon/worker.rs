@@ -67,6 +67,22 @@ pub fn run(
             ..s.clone()
         })
         .collect();
+    if group.def.is_service() {
+        // A service script may never return: it runs on a thread of its own, and the main
+        // thread stays free for the parent's signals. No requests, so no request timers.
+        let spawned = std::thread::Builder::new()
+            .name("wsgi-service".into())
+            .spawn(move || preload::run(&scripts, apache_version, &logger()));
+        if let Err(e) = spawned {
+            fail(format!("cannot start the service script thread: {e}"));
+        }
+        loop {
+            // Nothing in flight to drain: a stop, drain or eviction ends it at once.
+            if os::wait_control(None).is_some() {
+                os::exit_now(0);
+            }
+        }
+    }
     preload::run(&scripts, apache_version, &log);
     let listener = Arc::new(os::listener(group.listener));
     // Polled, so that a process recycling itself stops taking connections and leaves them
@@ -121,6 +137,8 @@ pub fn run(
 static RECYCLING: AtomicBool = AtomicBool::new(false);
 /// Requests served by this process.
 static SERVED: AtomicU64 = AtomicU64::new(0);
+/// Requests this process has taken on, counted before each accept (maximum-requests).
+static ADMITTED: AtomicU64 = AtomicU64::new(0);
 /// When the last request counted as activity started or ended, in milliseconds since this
 /// process started.
 static LAST_ACTIVITY: AtomicU64 = AtomicU64::new(0);
@@ -443,17 +461,31 @@ fn accept_loop(
         if !os::wait_readable(listener.as_raw_fd(), Duration::from_millis(200)) {
             continue;
         }
+        // Each request's place under maximum-requests is claimed before the accept: counted
+        // after serving, threads accepting while the last ones run would take more.
+        if max > 0
+            && ADMITTED
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                    (n < max).then_some(n + 1)
+                })
+                .is_err()
+        {
+            // The last requests are in hand; the recycle follows when they end.
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
         let conn = match listener.accept() {
             Ok((c, _)) => c,
-            Err(e)
+            Err(e) => {
+                if max > 0 {
+                    ADMITTED.fetch_sub(1, Ordering::SeqCst);
+                }
                 if matches!(
                     e.kind(),
                     std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => {
+                ) {
+                    continue;
+                }
                 log.log(
                     crate::wsgi::gateway::Severity::Error,
                     &format!(

@@ -156,13 +156,17 @@ fn check_in_section(id: Id, name: &str, args: &[&str]) -> Result<(), String> {
         args,
         &mut scratch,
         &mut Vec::new(),
-        &Known { daemon_groups: &[] },
+        &Known {
+            daemon_groups: &[],
+            service_groups: &[],
+        },
     )
 }
 
 /// Daemon group names defined so far in this configuration read, each with the virtual host
-/// that defined it (0 for the main server). Plain data, emptied before every read.
-static DEFINED: std::sync::Mutex<Vec<(String, usize)>> = std::sync::Mutex::new(Vec::new());
+/// that defined it (0 for the main server) and whether it has `threads=0`. Plain data,
+/// emptied before every read.
+static DEFINED: std::sync::Mutex<Vec<(String, usize, bool)>> = std::sync::Mutex::new(Vec::new());
 
 /// Forgets the group names and script uses of the previous configuration read (pre_config).
 pub fn forget_daemon_groups() {
@@ -190,32 +194,40 @@ fn owner(s: *const sys::server_rec) -> usize {
     }
 }
 
-/// The groups a directive read in `s` may name: the main server's and `s`'s own.
-fn visible_groups(s: *const sys::server_rec) -> Vec<String> {
+/// The groups a directive read in `s` may name: the main server's and `s`'s own; and
+/// those of them that serve no requests (`threads=0`).
+fn visible_groups(s: *const sys::server_rec) -> (Vec<String>, Vec<String>) {
     let me = owner(s);
-    DEFINED
-        .lock()
-        .map(|all| {
-            all.iter()
-                .filter(|(_, o)| *o == 0 || *o == me)
-                .map(|(n, _)| n.clone())
-                .collect()
-        })
-        .unwrap_or_default()
+    let mut names = Vec::new();
+    let mut services = Vec::new();
+    if let Ok(all) = DEFINED.lock() {
+        for (n, _, service) in all.iter().filter(|(_, o, _)| *o == 0 || *o == me) {
+            names.push(n.clone());
+            if *service {
+                services.push(n.clone());
+            }
+        }
+    }
+    (names, services)
 }
 
 /// Registers a `WSGIDaemonProcess` name; an error when any server already defined it.
-fn define_daemon_group(cmd: &sys::cmd_parms, name: &str, group: &str) -> Result<(), String> {
+fn define_daemon_group(
+    cmd: &sys::cmd_parms,
+    name: &str,
+    group: &str,
+    service: bool,
+) -> Result<(), String> {
     let mut all = DEFINED
         .lock()
         .map_err(|_| format!("{name}: internal error"))?;
-    if all.iter().any(|(n, _)| n == group) {
+    if all.iter().any(|(n, _, _)| n == group) {
         return Err(format!(
             "{name}: a daemon process group called '{group}' is already defined; names must \
              be unique across the server"
         ));
     }
-    all.push((group.to_string(), owner(cmd.server)));
+    all.push((group.to_string(), owner(cmd.server), service));
     Ok(())
 }
 
@@ -264,14 +276,19 @@ unsafe extern "C" fn set_directive(
                     Err(e) => error_to_pool(cmd.pool, &e),
                 };
             }
-            let visible = visible_groups(cmd.server);
+            let (visible, services) = visible_groups(cmd.server);
             let known = Known {
                 daemon_groups: &visible,
+                service_groups: &services,
             };
             // SAFETY: cmd and mconfig are what Apache passed for this directive.
             let result = unsafe { apply(cmd, mconfig, spec, &args, &known) };
             let result = match (result, spec.id, args.first()) {
-                (Ok(()), Id::DaemonProcess, Some(g)) => define_daemon_group(cmd, name, g),
+                (Ok(()), Id::DaemonProcess, Some(g)) => {
+                    let service =
+                        crate::config::daemon::parse(name, &args).is_ok_and(|d| d.is_service());
+                    define_daemon_group(cmd, name, g, service)
+                }
                 (r, _, _) => r,
             };
             match result {
