@@ -10,6 +10,8 @@
 #   make package-test  as root: build the .deb, apt-get install it, switch from mod_wsgi, serve a
 #                      site with apache2ctl on 127.0.0.1, purge it; the machine is restored
 #   make soak          install deps, run bench/soak.sh niced (1M requests per target, minutes)
+#   make fuzz          fuzz the daemon protocol decoders for FUZZ_SECONDS (60) seconds; see
+#                      docs/fuzzing.md
 #   make deps          install the Debian packages (.ci/install-deps)
 
 # rustup installs cargo into ~/.cargo/bin, which non-login shells may not have on PATH.
@@ -20,7 +22,7 @@ MODULE := target/mod_rwsgi.so
 # The Python the module is built against (.cargo/config.toml pins it too).
 PYTHON ?= /usr/bin/python3
 
-.PHONY: all build serve test bench soak wheel deb package-test deps clean
+.PHONY: all build serve test bench soak wheel deb package-test fuzz deps clean
 .NOTPARALLEL:
 
 all: build
@@ -54,6 +56,11 @@ package-test: deps
 # Niced: the soak runs for minutes, and the machine may be shared.
 soak: deps build
 	RWSGI_MODULE=$(CURDIR)/$(MODULE) SOAK_COMMAND="make soak" nice -n 10 bash bench/soak.sh
+
+# Stable Rust, no extra crates: a mutation fuzzer run as a test (docs/fuzzing.md).
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) $(CARGO) test --test fuzz_protocol -- --nocapture
 
 deps:
 	bash .ci/install-deps

@@ -433,19 +433,22 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
                     (Ok(_), None) => "a file frame came without its descriptor".into(),
                 }
             }
-            Ok(Some((Kind::ResponseEnd, _))) if head_seen => {
-                if buf.first() == Some(&1) {
+            Ok(Some((Kind::ResponseEnd, _))) if head_seen => match protocol::decode_end(&buf) {
+                Ok(true) => {
                     writer.end_broken();
                     return sys::OK as i32;
                 }
-                return match writer.end() {
-                    Ok(()) | Err(WriteError::ClientGone) => sys::OK as i32,
-                    Err(WriteError::Failed(e)) => {
-                        r.log(Level::Error, &format!("RWSGI0534: {e}"));
-                        sys::AP_FILTER_ERROR
-                    }
-                };
-            }
+                Ok(false) => {
+                    return match writer.end() {
+                        Ok(()) | Err(WriteError::ClientGone) => sys::OK as i32,
+                        Err(WriteError::Failed(e)) => {
+                            r.log(Level::Error, &format!("RWSGI0534: {e}"));
+                            sys::AP_FILTER_ERROR
+                        }
+                    };
+                }
+                Err(e) => e.to_string(),
+            },
             Ok(Some((k, _))) => format!("unexpected {k:?} frame"),
             Ok(None) => "the connection closed (the daemon process may have died)".into(),
             Err(e) if !head_seen && is_timeout(&e) => {

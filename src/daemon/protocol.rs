@@ -11,6 +11,7 @@
 use crate::config::proxy::ProxyHeader;
 use crate::wsgi::gateway::ResponseHead;
 use crate::wsgi::proxy::Rewrite;
+use crate::wsgi::response::{check_header, parse_status};
 use std::io::{self, Read, Write};
 
 /// Bumped on any incompatible change; both sides come from one build, so a mismatch means
@@ -34,7 +35,8 @@ pub enum Kind {
     ResponseBody = 5,
     /// Payload: one byte, 0 complete, 1 broken (the response must be cut).
     ResponseEnd = 6,
-    /// Payload: u16 status for the Apache child to answer with (no head was chosen).
+    /// Payload: u16 HTTP error status (400-599) for the Apache child to answer with (no
+    /// head was chosen).
     ResponseStatus = 7,
     /// Payload: offset and length (u64 LE each) of the file whose descriptor is attached
     /// to the frame; the Apache child sends those bytes as the next part of the body.
@@ -201,8 +203,14 @@ pub fn read_flagged(
         return Ok(None);
     };
     buf.clear();
-    buf.resize(len, 0);
-    r.read_exact(buf)?;
+    // Memory follows the bytes that arrive, not the length a header claims: a peer that
+    // announces a 16 MiB head and stops costs what it sent. Body frames, the common case,
+    // still land in one allocation.
+    buf.reserve(len.min(MAX_BODY));
+    let got = r.take(len as u64).read_to_end(buf)?;
+    if got < len {
+        return Err(ProtoError::Truncated);
+    }
     Ok(Some((kind, flags)))
 }
 
@@ -345,6 +353,15 @@ impl Dec<'_> {
     fn i64(&mut self) -> Result<i64, ProtoError> {
         let b = self.take(8)?;
         Ok(i64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+    /// A flag and the value it guards; an absent value is written as 0, and only so.
+    fn opt_i64(&mut self) -> Result<Option<i64>, ProtoError> {
+        let present = self.flag()?;
+        match (present, self.i64()?) {
+            (true, v) => Ok(Some(v)),
+            (false, 0) => Ok(None),
+            (false, _) => Err(ProtoError::Malformed("value given for an absent field")),
+        }
     }
     fn pairs(&mut self) -> Result<Pairs, ProtoError> {
         let n = self.u32()? as usize;
@@ -489,14 +506,10 @@ impl RequestHead {
     /// Parses a frame payload.
     pub fn decode(p: &[u8]) -> Result<RequestHead, ProtoError> {
         let mut d = Dec(p);
-        let secret = d.bytes()?;
-        let script = d.bytes()?;
-        let has_mtime = d.flag()?;
-        let mtime = d.i64()?;
         let h = RequestHead {
-            secret,
-            script,
-            reload_mtime: has_mtime.then_some(mtime),
+            secret: d.bytes()?,
+            script: d.bytes()?,
+            reload_mtime: d.opt_i64()?,
             script_filename: d.bytes()?,
             handler_script: d.bytes()?,
             ignore_activity: d.flag()?,
@@ -563,26 +576,37 @@ pub fn encode_response_head(h: &ResponseHead) -> Vec<u8> {
 pub fn decode_response_head(p: &[u8]) -> Result<ResponseHead, ProtoError> {
     let mut d = Dec(p);
     let status = d.u16()?;
-    if !(100..=999).contains(&status) {
-        return Err(ProtoError::Malformed("status out of range"));
-    }
     let status_line = d.string()?;
-    let has_cl = d.flag()?;
-    let cl = d.i64()?;
+    // The Apache child applies the head as it comes: it must pass the rules the daemon's
+    // app was held to (a CR or LF would split the response, a status outside 200-599 or
+    // a Content-Length beyond apr_off_t would confuse Apache).
+    if parse_status(&status_line).ok() != Some(status) {
+        return Err(ProtoError::Malformed(
+            "status line does not match the status",
+        ));
+    }
+    let content_length = d.opt_i64()?;
     let n = d.u32()? as usize;
     if n > d.0.len() / 8 {
         return Err(ProtoError::Malformed("header count exceeds the frame"));
     }
     let mut headers = Vec::with_capacity(n);
     for _ in 0..n {
-        headers.push((d.string()?, d.string()?));
+        let (name, value) = (d.string()?, d.string()?);
+        if check_header(&name, &value).is_err() {
+            return Err(ProtoError::Malformed("invalid response header"));
+        }
+        headers.push((name, value));
     }
     d.end()?;
+    if content_length.is_some_and(|cl| cl < 0) {
+        return Err(ProtoError::Malformed("Content-Length beyond apr_off_t"));
+    }
     Ok(ResponseHead {
         status,
         status_line,
         headers,
-        content_length: has_cl.then_some(cl as u64),
+        content_length: content_length.map(|cl| cl as u64),
     })
 }
 
@@ -615,10 +639,38 @@ pub fn decode_file(p: &[u8]) -> Result<(u64, u64), ProtoError> {
     Ok((offset, len))
 }
 
+/// Parses a `ResponseEnd` payload: true when the response is broken and must be cut.
+pub fn decode_end(p: &[u8]) -> Result<bool, ProtoError> {
+    match p {
+        [0] => Ok(false),
+        [1] => Ok(true),
+        _ => Err(ProtoError::Malformed(
+            "end frame is neither complete nor broken",
+        )),
+    }
+}
+
+/// True when a request's secret is this generation's (compared in constant time).
+pub fn secret_matches(got: &[u8], expected: &[u8]) -> bool {
+    got.len() == expected.len()
+        && got
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 /// Parses a `ResponseStatus` payload.
 pub fn decode_status(p: &[u8]) -> Result<u16, ProtoError> {
     match p {
-        [a, b] => Ok(u16::from_le_bytes([*a, *b])),
+        // The Apache child returns it from its handler, where anything but an HTTP error
+        // status means something else (0 is "handled": the client would get no answer).
+        [a, b] => match u16::from_le_bytes([*a, *b]) {
+            s @ 400..=599 => Ok(s),
+            _ => Err(ProtoError::Malformed(
+                "status frame is not an HTTP error status",
+            )),
+        },
         _ => Err(ProtoError::Malformed("status frame is not two bytes")),
     }
 }
@@ -814,5 +866,122 @@ mod tests {
     fn status_frame() {
         assert_eq!(decode_status(&500u16.to_le_bytes()).unwrap(), 500);
         assert!(decode_status(&[1]).is_err());
+    }
+
+    // Regression tests for what tests/fuzz_protocol.rs found.
+
+    #[test]
+    fn status_frame_must_carry_an_http_error_status() {
+        // 0 would be returned by the handler as OK: the client got no response at all.
+        for s in [0u16, 1, 200, 399, 600, u16::MAX] {
+            assert!(decode_status(&s.to_le_bytes()).is_err(), "accepted {s}");
+        }
+        assert_eq!(decode_status(&400u16.to_le_bytes()).unwrap(), 400);
+        assert_eq!(decode_status(&599u16.to_le_bytes()).unwrap(), 599);
+    }
+
+    #[test]
+    fn end_frame_is_exactly_complete_or_broken() {
+        assert!(!decode_end(&[0]).unwrap());
+        assert!(decode_end(&[1]).unwrap());
+        // Before, anything but a leading 1 (an empty payload, a 2) read as "complete".
+        for bad in [&[][..], &[2], &[0xff]] {
+            assert!(decode_end(bad).is_err(), "accepted {bad:?}");
+        }
+    }
+
+    #[test]
+    fn absent_values_must_be_written_as_zero() {
+        let mut p = RequestHead {
+            reload_mtime: None,
+            ..sample()
+        }
+        .encode();
+        // The mtime follows its flag at 24: secret (4+3), script (4+13), flag.
+        assert_eq!(p[24], 0);
+        p[25] = 9;
+        assert!(matches!(
+            RequestHead::decode(&p),
+            Err(ProtoError::Malformed(_))
+        ));
+        let h = ResponseHead {
+            status: 200,
+            status_line: "200 OK".into(),
+            headers: vec![],
+            content_length: None,
+        };
+        let mut p = encode_response_head(&h);
+        // Content-Length follows status (2), line (4+6) and its flag.
+        p[13] = 1;
+        assert!(decode_response_head(&p).is_err());
+    }
+
+    #[test]
+    fn response_head_must_pass_the_app_rules() {
+        let ok = ResponseHead {
+            status: 200,
+            status_line: "200 OK".into(),
+            headers: vec![("X-A".into(), "b".into())],
+            content_length: Some(1),
+        };
+        assert!(decode_response_head(&encode_response_head(&ok)).is_ok());
+        for bad in [
+            ResponseHead {
+                headers: vec![("X-A".into(), "b\r\nSet-Cookie: x=y".into())],
+                ..ok.clone()
+            },
+            ResponseHead {
+                headers: vec![("Bad Name".into(), "b".into())],
+                ..ok.clone()
+            },
+            ResponseHead {
+                headers: vec![("Transfer-Encoding".into(), "chunked".into())],
+                ..ok.clone()
+            },
+            ResponseHead {
+                status: 404,
+                ..ok.clone()
+            },
+            ResponseHead {
+                status: 100,
+                status_line: "100 Continue".into(),
+                ..ok.clone()
+            },
+            ResponseHead {
+                status_line: "200 O\nK".into(),
+                ..ok.clone()
+            },
+            ResponseHead {
+                content_length: Some(1 << 63),
+                ..ok.clone()
+            },
+        ] {
+            assert!(
+                decode_response_head(&encode_response_head(&bad)).is_err(),
+                "accepted {bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_claimed_length_costs_only_what_arrived() {
+        let mut wire = Vec::new();
+        write_frame(&mut wire, Kind::RequestHead, &[0u8; 100]).unwrap();
+        wire[4..8].copy_from_slice(&(MAX_HEAD as u32).to_le_bytes());
+        let mut buf = Vec::new();
+        assert!(matches!(
+            read_frame(&mut &wire[..], &mut buf),
+            Err(ProtoError::Truncated)
+        ));
+        // Before, the buffer was sized to the claim (16 MiB) before a byte was read.
+        assert!(buf.capacity() <= MAX_BODY, "{}", buf.capacity());
+    }
+
+    #[test]
+    fn secrets_match_only_when_equal() {
+        assert!(secret_matches(b"abc", b"abc"));
+        assert!(!secret_matches(b"abc", b"abd"));
+        assert!(!secret_matches(b"ab", b"abc"));
+        assert!(!secret_matches(b"", b"abc"));
     }
 }

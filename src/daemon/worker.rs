@@ -559,7 +559,7 @@ fn serve(
             return;
         }
     };
-    if !same_secret(&head.secret, &group.secret) {
+    if !protocol::secret_matches(&head.secret, &group.secret) {
         error(
             &log,
             &format!(
@@ -639,10 +639,6 @@ fn now_us() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as i64)
-}
-
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn run_app(
