@@ -1,5 +1,6 @@
 //! The WSGI environ: key set (as mod_wsgi 4.9.4), SCRIPT_NAME/PATH_INFO, raw URI parts, headers,
-//! Authorization, SetEnv, wsgi.* and mod_wsgi.* keys, wsgiref validator.
+//! Authorization, SetEnv, wsgi.* and mod_wsgi.* keys, wsgiref validator; each test in embedded
+//! and in daemon mode (`tests/common/modes.rs`).
 mod common;
 use common::*;
 use std::collections::BTreeSet;
@@ -102,6 +103,16 @@ const MOD_WSGI_6_TIMING_KEYS: &[(&str, &str)] = &[
     ("mod_wsgi.queue_start", "float"),
 ];
 
+/// Keys mod_wsgi 4.9.4 adds in daemon mode only. Deliberate difference: mod_rwsgi gives an
+/// app the same key set in both modes (its `mod_wsgi.queue_start`/`daemon_start` are the 6.x
+/// floats, set in both modes, 0.0 embedded), so an app cannot tell the modes apart by keys.
+const DAEMON_ONLY_494: &[&str] = &[
+    "mod_wsgi.daemon_connects",
+    "mod_wsgi.daemon_restarts",
+    "mod_wsgi.daemon_start",
+    "mod_wsgi.queue_start",
+];
+
 fn key_set(j: &Json) -> BTreeSet<String> {
     j.at("environ").keys().into_iter().collect()
 }
@@ -121,9 +132,8 @@ fn diff(ours: &BTreeSet<String>, reference: &BTreeSet<String>) -> String {
     format!("missing: {missing:?}\nextra: {extra:?}")
 }
 
-#[test]
-fn key_set_matches_mod_wsgi_494() {
-    let srv = server("environ_keys").fragment("apps").start();
+fn key_set_matches_mod_wsgi_494(mode: Mode) {
+    let srv = server("environ_keys").mode(mode).fragment("apps").start();
     let j = fixed_request(&srv);
     let ours = key_set_494(&j);
     let golden: BTreeSet<String> = MOD_WSGI_494_KEYS.iter().map(|s| s.to_string()).collect();
@@ -147,23 +157,29 @@ fn key_set_matches_mod_wsgi_494() {
 }
 
 /// Side by side with the installed reference mod_wsgi, same request, same config.
-#[test]
-fn key_set_matches_live_reference() {
+fn key_set_matches_live_reference(mode: Mode) {
     let reference = Module::reference().expect(
         "the reference mod_wsgi is not installed: install libapache2-mod-wsgi-py3 (make deps)",
     );
     let ours = {
-        let srv = server("environ_ours").fragment("apps").start();
+        let srv = server("environ_ours").mode(mode).fragment("apps").start();
         fixed_request(&srv)
     };
     let theirs = {
         let srv = server("environ_ref")
+            .mode(mode)
             .module(reference)
             .fragment("apps")
             .start();
         fixed_request(&srv)
     };
-    let (a, b) = (key_set_494(&ours), key_set(&theirs));
+    let mut b = key_set(&theirs);
+    if mode == Mode::Daemon {
+        for k in DAEMON_ONLY_494 {
+            assert!(b.remove(*k), "4.9.4 daemon mode lacks {k}");
+        }
+    }
+    let a = key_set_494(&ours);
     assert_eq!(a, b, "{}", diff(&a, &b));
     // Same values for the request-determined keys.
     for k in [
@@ -209,7 +225,7 @@ fn key_set_matches_live_reference() {
             "type of {k}"
         );
     }
-    for k in theirs.at("types").keys() {
+    for k in b {
         // Deliberate: mod_wsgi wraps its log object in io.TextIOWrapper; mod_rwsgi's
         // wsgi.errors is a native line-buffered text stream with the same methods.
         if k == "wsgi.errors" {
@@ -223,8 +239,9 @@ fn key_set_matches_live_reference() {
     }
 }
 
-fn mounts() -> Server {
+fn mounts(mode: Mode) -> Server {
     server("environ_mounts")
+        .mode(mode)
         .conf("WSGIScriptAlias /sub \"@APPS@/environ.wsgi\"")
         .conf("WSGIScriptAlias / \"@APPS@/environ.wsgi\"")
         .start()
@@ -239,9 +256,8 @@ fn split(srv: &Server, path: &str) -> (String, String) {
     (e.s("SCRIPT_NAME").to_string(), e.s("PATH_INFO").to_string())
 }
 
-#[test]
-fn script_name_path_info_split() {
-    let srv = mounts();
+fn script_name_path_info_split(mode: Mode) {
+    let srv = mounts(mode);
     let cases: &[(&str, &str, &str)] = &[
         ("/", "", "/"),
         ("/a/b", "", "/a/b"),
@@ -262,9 +278,8 @@ fn script_name_path_info_split() {
     }
 }
 
-#[test]
-fn query_string_and_request_uri_are_raw() {
-    let srv = mounts();
+fn query_string_and_request_uri_are_raw(mode: Mode) {
+    let srv = mounts(mode);
     let req = "GET /sub/caf%C3%A9/x?q=%41+b&c&d=%2F HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
     let j = srv.raw(req.as_bytes()).json();
     let e = j.at("environ");
@@ -277,9 +292,8 @@ fn query_string_and_request_uri_are_raw() {
     assert_eq!(j.at("environ").s("QUERY_STRING"), "");
 }
 
-#[test]
-fn content_type_and_length() {
-    let srv = server("environ_ct").fragment("apps").start();
+fn content_type_and_length(mode: Mode) {
+    let srv = server("environ_ct").mode(mode).fragment("apps").start();
     let r = srv.post(
         "/environ",
         b"abc",
@@ -304,9 +318,11 @@ fn content_type_and_length() {
     assert!(j.at("environ").get("CONTENT_TYPE").is_none());
 }
 
-#[test]
-fn request_headers() {
-    let srv = server("environ_headers").fragment("apps").start();
+fn request_headers(mode: Mode) {
+    let srv = server("environ_headers")
+        .mode(mode)
+        .fragment("apps")
+        .start();
     let req = format!(
         "GET /environ HTTP/1.1\r\nHost: localhost:{}\r\nX-Dup: a\r\nX-Dup: b\r\nX_Foo: spoof\r\nX-Foo: real\r\n\
          Proxy: http://evil.example/\r\nAuthorization: Basic Zm9vOmJhcg==\r\nx-lower-case: yes\r\n\
@@ -349,9 +365,8 @@ fn request_headers() {
     );
 }
 
-#[test]
-fn authorization_passing() {
-    let srv = server("environ_auth")
+fn authorization_passing(mode: Mode) {
+    let srv = server("environ_auth").mode(mode)
         .conf("WSGIScriptAlias /plain \"@APPS@/environ.wsgi\"")
         .conf("WSGIScriptAlias /pa \"@APPS@/environ.wsgi\"\n<Location /pa>\n  WSGIPassAuthorization On\n</Location>")
         .conf("WSGIScriptAlias /opt \"@APPS@/environ.wsgi\" pass-authorization=On")
@@ -387,9 +402,9 @@ fn authorization_passing() {
     );
 }
 
-#[test]
-fn setenv_values_in_environ_not_os_environ() {
+fn setenv_values_in_environ_not_os_environ(mode: Mode) {
     let srv = server("environ_setenv")
+        .mode(mode)
         .fragment("apps")
         .conf("SetEnv RWSGI_TEST_SETENV \"set by SetEnv\"")
         .conf("<Location /environ>\n  SetEnv RWSGI_TEST_LOCATION loc\n</Location>")
@@ -403,9 +418,8 @@ fn setenv_values_in_environ_not_os_environ() {
     );
 }
 
-#[test]
-fn wsgi_keys() {
-    let srv = server("environ_wsgi").fragment("apps").start();
+fn wsgi_keys(mode: Mode) {
+    let srv = server("environ_wsgi").mode(mode).fragment("apps").start();
     let j = srv.get("/environ").json();
     let e = j.at("environ");
     let t = j.at("types");
@@ -415,7 +429,12 @@ fn wsgi_keys() {
     assert_eq!(e.s("wsgi.run_once"), "False");
     assert_eq!(t.s("wsgi.multithread"), "bool");
     assert_eq!(e.s("wsgi.multithread"), "True");
-    assert_eq!(e.s("wsgi.multiprocess"), "True");
+    // Embedded: two event-MPM children; daemon: one process (no `processes=`), as mod_wsgi.
+    let multiprocess = match mode {
+        Mode::Embedded => "True",
+        Mode::Daemon => "False",
+    };
+    assert_eq!(e.s("wsgi.multiprocess"), multiprocess);
     assert_eq!(
         j.at("input_attrs").arr().len(),
         4,
@@ -442,9 +461,9 @@ fn wsgi_keys() {
     assert!(e.s("SCRIPT_FILENAME").ends_with("/apps/environ.wsgi"));
 }
 
-#[test]
-fn enable_sendfile_and_reloading_flags_show_in_environ() {
+fn enable_sendfile_and_reloading_flags_show_in_environ(mode: Mode) {
     let srv = server("environ_flags")
+        .mode(mode)
         .fragment("apps")
         .conf(
             "<Location /environ>\n  WSGIEnableSendfile On\n  WSGIScriptReloading Off\n</Location>",
@@ -456,12 +475,14 @@ fn enable_sendfile_and_reloading_flags_show_in_environ() {
     assert_eq!(e.s("mod_wsgi.script_reloading"), "0");
 }
 
-#[test]
-fn mod_wsgi_keys() {
-    let srv = server("environ_modwsgi").fragment("apps").start();
+fn mod_wsgi_keys(mode: Mode) {
+    let srv = server("environ_modwsgi")
+        .mode(mode)
+        .fragment("apps")
+        .start();
     let j = srv.get("/environ/x").json();
     let e = j.at("environ");
-    assert_eq!(e.s("mod_wsgi.process_group"), "");
+    assert_eq!(e.s("mod_wsgi.process_group"), mode.process_group());
     assert_eq!(
         e.s("mod_wsgi.application_group"),
         format!("localhost:{}|/environ", srv.port)
@@ -507,9 +528,8 @@ fn mod_wsgi_keys() {
     );
 }
 
-#[test]
-fn request_id_matches_access_log() {
-    let mut srv = server("environ_reqid").fragment("apps").start();
+fn request_id_matches_access_log(mode: Mode) {
+    let mut srv = server("environ_reqid").mode(mode).fragment("apps").start();
     let j = srv.get("/environ").json();
     let id = j.at("environ").s("mod_wsgi.request_id").to_string();
     srv.stop();
@@ -520,9 +540,11 @@ fn request_id_matches_access_log() {
     );
 }
 
-#[test]
-fn validator_raises_nothing() {
-    let srv = server("environ_validator").fragment("apps").start();
+fn validator_raises_nothing(mode: Mode) {
+    let srv = server("environ_validator")
+        .mode(mode)
+        .fragment("apps")
+        .start();
     let r = srv.get("/validator");
     assert_eq!(r.status, 200, "{}", r.describe());
     assert_eq!(r.text(), "validated 0");
@@ -535,3 +557,19 @@ fn validator_raises_nothing() {
     assert_eq!(r.text(), "validated 9");
     // The error-log check on drop fails the test on any AssertionError traceback.
 }
+
+both_modes!(
+    key_set_matches_mod_wsgi_494,
+    key_set_matches_live_reference,
+    script_name_path_info_split,
+    query_string_and_request_uri_are_raw,
+    content_type_and_length,
+    request_headers,
+    authorization_passing,
+    setenv_values_in_environ_not_os_environ,
+    wsgi_keys,
+    enable_sendfile_and_reloading_flags_show_in_environ,
+    mod_wsgi_keys,
+    request_id_matches_access_log,
+    validator_raises_nothing,
+);

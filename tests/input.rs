@@ -1,5 +1,6 @@
 //! wsgi.input: read modes, sizes, 100-continue, chunked request bodies, unread bodies on
-//! keep-alive connections, the GIL released while blocked on input, bounded memory.
+//! keep-alive connections, the GIL released while blocked on input, bounded memory; each test in
+//! embedded and in daemon mode (`tests/common/modes.rs`).
 mod common;
 use common::*;
 use std::io::Write;
@@ -40,9 +41,8 @@ fn check(srv: &Server, mode: &str, extra_q: &str, body: &[u8]) -> Json {
     j
 }
 
-#[test]
-fn read_modes_small_and_empty_bodies() {
-    let srv = server("input_modes").fragment("apps").start();
+fn read_modes_small_and_empty_bodies(mode: Mode) {
+    let srv = server("input_modes").mode(mode).fragment("apps").start();
     for body in [
         Vec::new(),
         b"x".to_vec(),
@@ -79,9 +79,8 @@ fn read_modes_small_and_empty_bodies() {
     }
 }
 
-#[test]
-fn read_n_and_readline_n_respect_the_size() {
-    let srv = server("input_sizes").fragment("apps").start();
+fn read_n_and_readline_n_respect_the_size(mode: Mode) {
+    let srv = server("input_sizes").mode(mode).fragment("apps").start();
     let body = text_body();
     for n in [1usize, 7, 64, 4096] {
         check(&srv, "readn", &format!("&n={n}"), &body);
@@ -96,9 +95,8 @@ fn read_n_and_readline_n_respect_the_size() {
     }
 }
 
-#[test]
-fn large_bodies() {
-    let srv = server("input_large").fragment("apps").start();
+fn large_bodies(mode: Mode) {
+    let srv = server("input_large").mode(mode).fragment("apps").start();
     for size in [65535usize, 65536, 65537, 1 << 20, (8 << 20) + 3] {
         let body = binary_body(size);
         for mode in ["read", "readn", "readline", "iter", "cl"] {
@@ -108,11 +106,10 @@ fn large_bodies() {
     }
 }
 
-#[test]
-fn read_after_eof_returns_empty() {
+fn read_after_eof_returns_empty(mode: Mode) {
     // read(n) loop must end with b'' exactly once the body is consumed (proved by readn's loop
     // terminating with the right length), also with Content-Length: 0 and no body at all.
-    let srv = server("input_eof").fragment("apps").start();
+    let srv = server("input_eof").mode(mode).fragment("apps").start();
     check(&srv, "readn", "", b"");
     let r = srv.get("/input?mode=readn");
     assert_eq!(r.status, 200, "{}", r.describe());
@@ -128,9 +125,23 @@ fn expect_headers(path: &str, len: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-#[test]
-fn continue_sent_when_app_reads() {
-    let srv = server("input_100").fragment("apps").start();
+/// Daemon mode (as mod_wsgi 4.9.4's): the Apache child forwards the whole body to the daemon
+/// before the app runs, so `100 Continue` goes out when the request is handed over, whether
+/// or not the app reads. Reads the 100 and sends `body` after it; embedded mode sends
+/// nothing here (its 100 comes only when the app reads).
+fn daemon_takes_the_body_first(mode: Mode, c: &mut Conn, body: &[u8]) {
+    if mode == Mode::Daemon {
+        let head = c.read_head().expect("interim response");
+        assert_eq!(
+            head.status, 100,
+            "expected 100 Continue first, got {head:?}"
+        );
+        c.send(body).unwrap();
+    }
+}
+
+fn continue_sent_when_app_reads(mode: Mode) {
+    let srv = server("input_100").mode(mode).fragment("apps").start();
     let body = text_body();
     let mut c = srv.connect();
     c.send(&expect_headers("/input?mode=read", body.len()))
@@ -148,12 +159,12 @@ fn continue_sent_when_app_reads() {
     assert_eq!(r.json().n("length") as usize, body.len());
 }
 
-#[test]
-fn no_continue_when_app_does_not_read() {
-    let srv = server("input_no100").fragment("apps").start();
+fn no_continue_when_app_does_not_read(mode: Mode) {
+    let srv = server("input_no100").mode(mode).fragment("apps").start();
     let mut c = srv.connect();
     c.send(&expect_headers("/input?mode=none", 1000)).unwrap();
     c.set_timeout(Duration::from_secs(10));
+    daemon_takes_the_body_first(mode, &mut c, &[b'x'; 1000]);
     let r = c
         .read_response(false)
         .expect("final response without sending the body");
@@ -166,9 +177,8 @@ fn no_continue_when_app_does_not_read() {
     assert_eq!(r.json().n("length"), 0.0);
 }
 
-#[test]
-fn no_stray_continue_when_app_reads_after_headers() {
-    let srv = server("input_late100").fragment("apps").start();
+fn no_stray_continue_when_app_reads_after_headers(mode: Mode) {
+    let srv = server("input_late100").mode(mode).fragment("apps").start();
     let body = b"late body".to_vec();
     let mut c = srv.connect();
     c.send(&expect_headers(
@@ -177,10 +187,13 @@ fn no_stray_continue_when_app_reads_after_headers() {
     ))
     .unwrap();
     c.set_timeout(Duration::from_secs(10));
+    daemon_takes_the_body_first(mode, &mut c, &body);
     let mut head = c.read_head().expect("response head");
     // Either way, a 100 may not appear *inside* the response: the head is the final one.
     assert_eq!(head.status, 200, "{:?}", head);
-    c.send(&body).unwrap();
+    if mode == Mode::Embedded {
+        c.send(&body).unwrap();
+    }
     c.read_body(&mut head, false).unwrap();
     let text = head.text();
     assert!(
@@ -195,8 +208,8 @@ fn no_stray_continue_when_app_reads_after_headers() {
 
 // ---- chunked request bodies ----------------------------------------------------------------
 
-fn chunked_server(name: &str) -> Server {
-    server(name)
+fn chunked_server(name: &str, mode: Mode) -> Server {
+    server(name).mode(mode)
         .fragment("apps")
         .conf("WSGIScriptAlias /chunked \"@APPS@/input.wsgi\"\n<Location /chunked>\n  WSGIChunkedRequest On\n</Location>")
         .start()
@@ -209,9 +222,8 @@ fn chunked_request(path: &str, body: &[u8], piece: usize) -> Vec<u8> {
     req
 }
 
-#[test]
-fn chunked_body_with_chunked_request_on() {
-    let srv = chunked_server("input_chunked");
+fn chunked_body_with_chunked_request_on(mode: Mode) {
+    let srv = chunked_server("input_chunked", mode);
     for (size, piece) in [
         (0usize, 1usize),
         (1, 1),
@@ -240,17 +252,15 @@ fn chunked_body_with_chunked_request_on() {
     }
 }
 
-#[test]
-fn chunked_body_without_chunked_request_is_411() {
-    let mut srv = chunked_server("input_chunked_off");
+fn chunked_body_without_chunked_request_is_411(mode: Mode) {
+    let mut srv = chunked_server("input_chunked_off", mode);
     let r = srv.raw(&chunked_request("/input?mode=read", b"abc", 1));
     assert_eq!(r.status, 411, "{}", r.describe());
     srv.expect_error(r.client_port, "chunked");
 }
 
-#[test]
-fn other_transfer_codings() {
-    let mut srv = chunked_server("input_te");
+fn other_transfer_codings(mode: Mode) {
+    let mut srv = chunked_server("input_te", mode);
     // Not ending in chunked: Apache's core rejects it (400) before any handler runs.
     let req = b"POST /chunked?mode=read HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n";
     let r = srv.raw(req);
@@ -266,9 +276,8 @@ fn other_transfer_codings() {
 
 // ---- keep-alive with unread bodies -----------------------------------------------------------
 
-#[test]
-fn unread_body_does_not_break_keepalive() {
-    let srv = server("input_unread").fragment("apps").start();
+fn unread_body_does_not_break_keepalive(mode: Mode) {
+    let srv = server("input_unread").mode(mode).fragment("apps").start();
     for size in [10usize, 100_000, 3 << 20] {
         let mut c = srv.connect();
         let body = binary_body(size);
@@ -301,9 +310,8 @@ fn unread_body_does_not_break_keepalive() {
     }
 }
 
-#[test]
-fn pipelined_requests_with_bodies() {
-    let srv = server("input_pipeline").fragment("apps").start();
+fn pipelined_requests_with_bodies(mode: Mode) {
+    let srv = server("input_pipeline").mode(mode).fragment("apps").start();
     let mut c = srv.connect();
     let mut all = Vec::new();
     let bodies: Vec<Vec<u8>> = (0..5).map(|i| binary_body(1000 * i + 1)).collect();
@@ -327,10 +335,11 @@ fn pipelined_requests_with_bodies() {
 
 // ---- GIL released around blocking input -------------------------------------------------------
 
-#[test]
-fn gil_released_while_waiting_for_input() {
-    // One child process (event MPM), so the trickling upload and the quick requests share it.
+fn gil_released_while_waiting_for_input(mode: Mode) {
+    // One app process (one event-MPM child, or the one daemon process), so the trickling
+    // upload and the quick requests share it.
     let srv = server("input_gil")
+        .mode(mode)
         .single_process()
         .fragment("apps")
         .start();
@@ -375,18 +384,18 @@ fn gil_released_while_waiting_for_input() {
 
 // ---- bounded memory --------------------------------------------------------------------------
 
-#[test]
-fn upload_512mib_read_in_chunks_bounded_memory() {
+fn upload_512mib_read_in_chunks_bounded_memory(mode: Mode) {
     let srv = server("input_512m")
+        .mode(mode)
         .single_process()
         .fragment("apps")
         .start();
-    // Warm up the interpreter and the app in the (only) child.
+    // Warm up the interpreter and the app in the (only) app process.
     let warm = srv
         .post("/input?mode=readn", &binary_body(1 << 20), &[])
         .json();
     let pid = warm.n("pid") as u32;
-    assert_eq!(srv.child_pids(), vec![pid]);
+    assert_eq!(srv.app_pid(), pid);
     let before = peak_rss(pid);
     let total: u64 = 512 << 20;
     let mut c = srv.connect();
@@ -406,16 +415,16 @@ fn upload_512mib_read_in_chunks_bounded_memory() {
     let after = peak_rss(pid);
     let growth = after.saturating_sub(before);
     eprintln!(
-        "upload 512 MiB: child peak RSS {} -> {} MiB",
+        "upload 512 MiB: app process peak RSS {} -> {} MiB",
         before >> 20,
         after >> 20
     );
     assert!(growth < 32 << 20, "peak RSS grew by {} MiB", growth >> 20);
 }
 
-#[test]
-fn prefork_input_and_keepalive() {
+fn prefork_input_and_keepalive(mode: Mode) {
     let s = server("input_prefork")
+        .mode(mode)
         .mpm(Mpm::Prefork)
         .fragment("apps")
         .start();
@@ -439,11 +448,9 @@ fn prefork_input_and_keepalive() {
 // ---- memory per line and per read() ------------------------------------------------------------
 
 /// Uploads `total` bytes made of `piece` repeated to the memory-measuring app in the server's
-/// only child; returns (RSS before, peak RSS during, RSS after dropping the data, app's answer).
+/// only app process; returns (RSS before, peak RSS during, RSS after dropping the data, app's answer).
 fn measure_upload(srv: &Server, mode: &str, piece: &[u8], total: usize) -> (f64, f64, f64, Json) {
-    let [pid] = srv.child_pids()[..] else {
-        panic!("expected one child")
-    };
+    let pid = srv.app_pid();
     // Writing 5 to clear_refs resets VmHWM to the current RSS.
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("reset peak RSS");
     let before = rss(pid) as f64;
@@ -476,9 +483,9 @@ fn measure_upload(srv: &Server, mode: &str, piece: &[u8], total: usize) -> (f64,
     (peak - before, after - before, before, j)
 }
 
-#[test]
-fn memory_of_a_line_and_of_read_is_bounded_by_its_size() {
+fn memory_of_a_line_and_of_read_is_bounded_by_its_size(mode: Mode) {
     let srv = server("input_memory")
+        .mode(mode)
         .single_process()
         .fragment("apps")
         .conf("WSGIScriptAlias /memory \"@APPS@/input_memory.wsgi\"")
@@ -524,3 +531,22 @@ fn memory_of_a_line_and_of_read_is_bounded_by_its_size() {
         peak as u64 >> 20
     );
 }
+
+both_modes!(
+    read_modes_small_and_empty_bodies,
+    read_n_and_readline_n_respect_the_size,
+    large_bodies,
+    read_after_eof_returns_empty,
+    continue_sent_when_app_reads,
+    no_continue_when_app_does_not_read,
+    no_stray_continue_when_app_reads_after_headers,
+    chunked_body_with_chunked_request_on,
+    chunked_body_without_chunked_request_is_411,
+    other_transfer_codings,
+    unread_body_does_not_break_keepalive,
+    pipelined_requests_with_bodies,
+    gil_released_while_waiting_for_input,
+    upload_512mib_read_in_chunks_bounded_memory,
+    prefork_input_and_keepalive,
+    memory_of_a_line_and_of_read_is_bounded_by_its_size,
+);

@@ -30,7 +30,10 @@ use std::time::{Duration, Instant};
 pub mod control;
 pub mod metrics;
 pub mod mod_wsgi_express;
+pub mod modes;
 pub mod venv;
+
+pub use modes::Mode;
 
 pub const APACHE: &str = "/usr/sbin/apache2";
 pub const REFERENCE_MOD_WSGI: &str = "/usr/lib/apache2/modules/mod_wsgi.so";
@@ -225,6 +228,7 @@ pub struct Builder {
     allow: Vec<String>,
     log_level: String,
     vars: Vec<(String, String)>,
+    mode: Mode,
 }
 
 /// A server named after the test (used in the temp dir name).
@@ -240,6 +244,7 @@ pub fn server(name: &str) -> Builder {
         allow: Vec::new(),
         log_level: "info".into(),
         vars: Vec::new(),
+        mode: Mode::Embedded,
     }
 }
 
@@ -334,6 +339,7 @@ impl Builder {
             text.push_str(l);
         }
         text.push('\n');
+        text.push_str(&self.mode_conf());
         let mut subst: Vec<(String, String)> = vec![
             ("@MPM_CONF@".into(), self.mpm_conf()),
             ("@ROOT@".into(), root.display().to_string()),
@@ -430,6 +436,7 @@ impl Builder {
             name: self.name.clone(),
             module: self.module.clone(),
             mpm: self.mpm,
+            mode: self.mode,
             port: r.port,
             pid_file: r.root.join("run/httpd.pid"),
             root: r.root,
@@ -516,6 +523,8 @@ pub struct Server {
     pub name: String,
     pub module: Module,
     pub mpm: Mpm,
+    /// Embedded or daemon mode ([`Builder::mode`]).
+    pub mode: Mode,
     pub port: u16,
     pub root: PathBuf,
     pub apps: PathBuf,
