@@ -17,7 +17,6 @@ const NO_EFFECT: &[&str] = &[
     "WSGITelemetryOptions",
     "WSGINewRelicConfigFile",
     "WSGINewRelicEnvironment",
-    "<WSGIInterpreterOptions>",
     "WSGIErrorOverride",
     "WSGILazyInitialization",
     "WSGIAcceptMutex",
@@ -35,10 +34,12 @@ WSGINewRelicConfigFile /etc/newrelic.ini
 WSGINewRelicEnvironment production
 WSGILazyInitialization Off
 WSGIAcceptMutex flock
+<WSGIInterpreterOptions process-group='%{GLOBAL}'>
+    WSGISwitchInterval 0.01
+</WSGIInterpreterOptions>
 <WSGIInterpreterOptions process-group='%{GLOBAL}' application-group=%{GLOBAL}>
     WSGIPerInterpreterGIL Off
     WSGIFreeThreading Off
-    WSGISwitchInterval 0.01
     WSGIPythonPath \"/tmp\"
     WSGIRestrictStdin On
     WSGIRestrictStdout Off
@@ -109,7 +110,11 @@ fn every_directive_passes_config_test_and_the_no_effect_ones_say_so() {
         assert_eq!(n, 1, "{d} warned {n} times:\n{}", t.output);
     }
     // Directives that do act are not reported.
-    for d in ["WSGITrusted", "WSGIIgnoreActivity"] {
+    for d in [
+        "WSGITrusted",
+        "WSGIIgnoreActivity",
+        "<WSGIInterpreterOptions>",
+    ] {
         assert!(
             !t.output.contains(&format!("RWSGI0430: {d}")),
             "{}",
@@ -187,6 +192,10 @@ const BAD: &[(&str, &str)] = &[
     (
         "WSGIPerInterpreterGIL",
         "<WSGIInterpreterOptions>\n    WSGIPerInterpreterGIL maybe\n</WSGIInterpreterOptions>",
+    ),
+    (
+        "WSGISwitchInterval",
+        "<WSGIInterpreterOptions application-group=a>\n    WSGISwitchInterval 0.01\n</WSGIInterpreterOptions>",
     ),
     (
         "WSGIInterpreterOptions",
