@@ -309,7 +309,9 @@ fn ignore_activity_requests_do_not_reset_the_inactivity_timeout() {
         health.iter().any(|p| *p != health[0]),
         "not recycled although only ignored requests came: {health:?}"
     );
-    srv.assert_log("recycles: inactivity-timeout=2 reached");
+    if !srv.module.is_reference() {
+        srv.assert_log("recycles: inactivity-timeout=2 reached");
+    }
 }
 
 // ---- WSGIErrorOverride -------------------------------------------------------------------------
