@@ -108,6 +108,8 @@ fn notice(cmd: &sys::cmd_parms, directive: &'static str, reason: String) {
     );
 }
 
+/// Logs or keeps `n` as [`notice`] does; one that needs daemon mode is dropped from
+/// `.htaccess` when daemon process groups exist.
 fn record(cmd: &sys::cmd_parms, n: Notice) {
     let htaccess = cmd.override_ & (sys::RSRC_CONF | sys::ACCESS_CONF) as libc::c_int == 0;
     if htaccess {
