@@ -17,7 +17,6 @@ const NO_EFFECT: &[&str] = &[
     "WSGITelemetryOptions",
     "WSGINewRelicConfigFile",
     "WSGINewRelicEnvironment",
-    "<WSGIInterpreterOptions>",
     "WSGIErrorOverride",
     "WSGILazyInitialization",
     "WSGIAcceptMutex",
@@ -35,10 +34,12 @@ WSGINewRelicConfigFile /etc/newrelic.ini
 WSGINewRelicEnvironment production
 WSGILazyInitialization Off
 WSGIAcceptMutex flock
+<WSGIInterpreterOptions process-group='%{GLOBAL}'>
+    WSGISwitchInterval 0.01
+</WSGIInterpreterOptions>
 <WSGIInterpreterOptions process-group='%{GLOBAL}' application-group=%{GLOBAL}>
     WSGIPerInterpreterGIL Off
     WSGIFreeThreading Off
-    WSGISwitchInterval 0.01
     WSGIPythonPath \"/tmp\"
     WSGIRestrictStdin On
     WSGIRestrictStdout Off
@@ -88,34 +89,168 @@ WSGIRestrictEmbedded Off
     WSGIRestrictProcess %{GLOBAL} other
 </Location>";
 
+/// Every `WSGIDaemonProcess` option of mod_wsgi's parser with a valid value that is harmless
+/// here: limits far above what the test uses, the Apache user, existing directories.
+/// `script-user=` and `script-group=` exclude each other, so the second one is on a group of
+/// its own (`DAEMON_SCRIPT_GROUP`).
+const DAEMON_OPTIONS: &[(&str, &str)] = &[
+    ("processes", "1"),
+    ("threads", "3"),
+    ("user", "www-data"),
+    ("group", "www-data"),
+    ("supplementary-groups", "www-data"),
+    ("umask", "0022"),
+    ("home", "/tmp"),
+    ("chroot", "/"),
+    ("lang", "C.UTF-8"),
+    ("locale", "C.UTF-8"),
+    ("python-home", "/usr"),
+    ("python-path", "@APPS@/sitedir"),
+    ("python-eggs", "/tmp"),
+    ("switch-interval", "0.004"),
+    ("display-name", "%{GROUP}"),
+    ("maximum-requests", "1000"),
+    ("restart-interval", "3600"),
+    ("cpu-time-limit", "3600"),
+    ("cpu-priority", "0"),
+    ("memory-limit", "4294967296"),
+    ("virtual-memory-limit", "17179869184"),
+    ("stack-size", "1048576"),
+    ("inactivity-timeout", "3600"),
+    ("request-timeout", "60"),
+    ("interrupt-timeout", "5"),
+    ("deadlock-timeout", "60"),
+    ("startup-timeout", "15"),
+    ("graceful-timeout", "15"),
+    ("eviction-timeout", "10"),
+    ("shutdown-timeout", "5"),
+    ("connect-timeout", "15"),
+    ("socket-timeout", "60"),
+    ("queue-timeout", "45"),
+    ("listen-backlog", "100"),
+    ("socket-user", "www-data"),
+    ("send-buffer-size", "65536"),
+    ("receive-buffer-size", "65536"),
+    ("header-buffer-size", "32768"),
+    ("response-buffer-size", "65536"),
+    ("response-socket-timeout", "30"),
+    ("response-flush-delay", "5"),
+    // The test apps are copied by root, 0644 in 0755 directories.
+    ("script-user", "root"),
+    ("server-metrics", "On"),
+];
+
+/// The second group: `script-group=`, which `script-user=` excludes.
+const DAEMON_SCRIPT_GROUP: &str =
+    "WSGIDaemonProcess every-script-group threads=1 script-group=root";
+
+/// The options of reference section 2 (mod_wsgi's `WSGIDaemonProcess` parser).
+const REFERENCE_DAEMON_OPTIONS: &str = "processes threads user group supplementary-groups umask \
+    home chroot lang locale python-home python-path python-eggs switch-interval display-name \
+    maximum-requests restart-interval cpu-time-limit cpu-priority memory-limit \
+    virtual-memory-limit stack-size inactivity-timeout request-timeout interrupt-timeout \
+    deadlock-timeout startup-timeout graceful-timeout eviction-timeout shutdown-timeout \
+    connect-timeout socket-timeout queue-timeout listen-backlog socket-user send-buffer-size \
+    receive-buffer-size header-buffer-size response-buffer-size response-socket-timeout \
+    response-flush-delay script-user script-group server-metrics";
+
+/// The options accepted but not acted on, named once at start-up (`RWSGI0500`).
+const DAEMON_NOT_HONOURED: &[&str] = &[
+    "chroot",
+    "startup-timeout",
+    "response-buffer-size",
+    "response-socket-timeout",
+    "response-flush-delay",
+    "server-metrics",
+];
+
+/// Both daemon groups, and a URL served by each.
+fn daemon_conf() -> String {
+    let opts: Vec<String> = DAEMON_OPTIONS
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!(
+        "WSGIDaemonProcess every {}\n{DAEMON_SCRIPT_GROUP}\n\
+         WSGIScriptAlias /every \"@APPS@/daemon.wsgi\" process-group=every\n\
+         WSGIScriptAlias /every-script-group \"@APPS@/daemon.wsgi\" \
+         process-group=every-script-group",
+        opts.join(" ")
+    )
+}
+
 /// Expected to FAIL under mod_wsgi 4.9.4, which lacks the 6.x directives.
 #[test]
 fn every_directive_passes_config_test_and_the_no_effect_ones_say_so() {
-    let t = server("dir_all")
-        .conf(ALL_CONF)
-        .conf(NO_EFFECT_CONF)
-        .config_test();
-    assert!(t.ok, "apache2 -t failed:\n{}", t.output);
-    assert!(t.output.contains("Syntax OK"), "{}", t.output);
-    if module().is_reference() {
-        return;
-    }
-    for d in NO_EFFECT {
-        let n = t
-            .output
-            .lines()
-            .filter(|l| l.contains(&format!("RWSGI0430: {d} ")))
-            .count();
-        assert_eq!(n, 1, "{d} warned {n} times:\n{}", t.output);
-    }
-    // Directives that do act are not reported.
-    for d in ["WSGITrusted", "WSGIIgnoreActivity"] {
+    for o in REFERENCE_DAEMON_OPTIONS.split_whitespace() {
         assert!(
-            !t.output.contains(&format!("RWSGI0430: {d}")),
-            "{}",
-            t.output
+            DAEMON_OPTIONS.iter().any(|(k, _)| *k == o)
+                || DAEMON_SCRIPT_GROUP.contains(&format!(" {o}=")),
+            "WSGIDaemonProcess option {o} is not used"
         );
     }
+    let all = || {
+        server("dir_all")
+            .conf(ALL_CONF)
+            .conf(&daemon_conf())
+            .conf(NO_EFFECT_CONF)
+    };
+    let t = all().config_test();
+    assert!(t.ok, "apache2 -t failed:\n{}", t.output);
+    assert!(t.output.contains("Syntax OK"), "{}", t.output);
+    if !module().is_reference() {
+        // WSGIErrorOverride acts here: the configuration has daemon process groups.
+        for d in NO_EFFECT.iter().filter(|d| **d != "WSGIErrorOverride") {
+            let n = t
+                .output
+                .lines()
+                .filter(|l| l.contains(&format!("RWSGI0430: {d} ")))
+                .count();
+            assert_eq!(n, 1, "{d} warned {n} times:\n{}", t.output);
+        }
+        // Directives that do act are not reported.
+        for d in [
+            "WSGITrusted",
+            "WSGIIgnoreActivity",
+            "WSGIErrorOverride",
+            "<WSGIInterpreterOptions>",
+        ] {
+            assert!(
+                !t.output.contains(&format!("RWSGI0430: {d}")),
+                "{}",
+                t.output
+            );
+        }
+    }
+
+    // The same configuration starts and serves through both daemon groups.
+    let srv = all().start();
+    for (url, group) in [
+        ("/every/pid", "every"),
+        ("/every-script-group/pid", "every-script-group"),
+    ] {
+        let r = srv.get(url);
+        assert_eq!(r.status, 200, "{url}: {}", r.describe());
+        let j = r.json();
+        assert_eq!(j.s("process_group"), group, "{url}");
+        assert!(j.b("multithread") == (group == "every"), "{url}: {j}");
+    }
+    let r = srv.get("/a");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    if srv.module.is_reference() {
+        return;
+    }
+    let log = srv.error_log_text();
+    let prefix = "RWSGI0500: WSGIDaemonProcess every: these options are accepted but not acted \
+                  on yet by this version of mod_rwsgi: ";
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(prefix)).collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    let named: Vec<&str> = lines[0].split(prefix).nth(1).unwrap().split(", ").collect();
+    assert_eq!(named, DAEMON_NOT_HONOURED, "{}", lines[0]);
+    assert!(
+        !log.contains("RWSGI0500: WSGIDaemonProcess every-script-group"),
+        "{log}"
+    );
 }
 
 /// Expected to FAIL under mod_wsgi 4.9.4, which lacks the 6.x directives.
@@ -187,6 +322,10 @@ const BAD: &[(&str, &str)] = &[
     (
         "WSGIPerInterpreterGIL",
         "<WSGIInterpreterOptions>\n    WSGIPerInterpreterGIL maybe\n</WSGIInterpreterOptions>",
+    ),
+    (
+        "WSGISwitchInterval",
+        "<WSGIInterpreterOptions application-group=a>\n    WSGISwitchInterval 0.01\n</WSGIInterpreterOptions>",
     ),
     (
         "WSGIInterpreterOptions",

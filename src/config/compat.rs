@@ -73,34 +73,6 @@ fn telemetry_options(name: &str, args: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses the options of `<WSGIInterpreterOptions …>` (both optional).
-pub fn interpreter_options(name: &str, args: &[&str]) -> Result<(), String> {
-    for opt in args {
-        let valid = "process-group= and application-group=";
-        let (k, _) = super::words::option(name, opt, valid)?;
-        if k != "process-group" && k != "application-group" {
-            return Err(format!(
-                "{name}: unknown option '{k}'; valid options are {valid}"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The directives `<WSGIInterpreterOptions>` may hold.
-pub fn allowed_in_interpreter_options(id: Id) -> bool {
-    matches!(
-        id,
-        Id::PerInterpreterGil
-            | Id::FreeThreading
-            | Id::SwitchInterval
-            | Id::PythonPath
-            | Id::RestrictStdin
-            | Id::RestrictStdout
-            | Id::RestrictSignal
-    )
-}
-
 /// Validates a compatibility directive; the result is why it has no effect, if it has none.
 pub fn apply(id: Id, name: &str, args: &[&str]) -> Result<Option<String>, String> {
     let flag = |args: &[&str]| parse_on_off(name, one(name, args, "On or Off")?);
@@ -156,14 +128,6 @@ pub fn apply(id: Id, name: &str, args: &[&str]) -> Result<Option<String>, String
             Some(
                 "is not supported (mod_wsgi 6 removed it too); set NEW_RELIC_ENVIRONMENT in the \
                  WSGI script instead"
-                    .into(),
-            )
-        }
-        Id::InterpreterOptions => {
-            interpreter_options(name, args)?;
-            Some(
-                "is accepted and its contents checked, but its settings are not applied to the \
-                 matching interpreters; set them with the global directives"
                     .into(),
             )
         }
@@ -270,14 +234,5 @@ mod tests {
         ] {
             assert!(apply(Id::TelemetryOptions, "O", bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn section_options() {
-        interpreter_options("I", &[]).unwrap();
-        interpreter_options("I", &["process-group=a", "application-group=%{GLOBAL}"]).unwrap();
-        assert!(interpreter_options("I", &["bogus=1"]).is_err());
-        assert!(interpreter_options("I", &["process-group="]).is_err());
-        assert!(interpreter_options("I", &["plain"]).is_err());
     }
 }

@@ -118,7 +118,6 @@ impl Id {
                 | Id::TelemetryOptions
                 | Id::NewRelicConfigFile
                 | Id::NewRelicEnvironment
-                | Id::InterpreterOptions
                 | Id::AcceptMutex
         )
     }

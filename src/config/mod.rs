@@ -6,6 +6,7 @@ pub mod compat;
 pub mod daemon;
 pub mod directives;
 pub mod expand;
+pub mod interp_options;
 pub mod proxy;
 pub mod python;
 pub mod scripts;

@@ -41,6 +41,11 @@ pub struct PythonOptions {
     pub server_metrics: Option<bool>,
     /// `WSGIMaximumInterpreters`: the most sub-interpreters one process creates.
     pub maximum_interpreters: Option<u32>,
+    /// `<WSGIInterpreterOptions>` sections, in config order.
+    pub sections: Vec<super::interp_options::InterpreterSection>,
+    /// The process group of the process these options are for (`""`: the Apache children;
+    /// a daemon group's copy names the group), which the sections' `process-group=` match.
+    pub process_group: String,
 }
 
 /// Default of `WSGIMaximumInterpreters`: far above what a real configuration uses (one per

@@ -85,6 +85,7 @@ pub fn prepare(
         let listener = os::listen_unix(&socket, def.listen_backlog, owner_ids, buffers)
             .map_err(|e| format!("daemon process group '{}': {e}", def.name))?;
         let mut python = facts.python.clone();
+        python.process_group = def.name.clone();
         if let Some(h) = &def.python_home {
             python.home = Some(h.clone());
         }

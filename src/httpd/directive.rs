@@ -3,6 +3,7 @@
 //! mod_wsgi's word and option rules (`config::words`), into the pure setters.
 
 use crate::config::directives::{self, Id, Known, Scope, TABLE};
+use crate::config::interp_options::InterpreterSection;
 use crate::config::{Notice, compat, words};
 use crate::sys;
 use std::ffi::{CStr, c_void};
@@ -107,6 +108,8 @@ fn notice(cmd: &sys::cmd_parms, directive: &'static str, reason: String) {
     );
 }
 
+/// Logs or keeps `n` as [`notice`] does; one that needs daemon mode is dropped from
+/// `.htaccess` when daemon process groups exist.
 fn record(cmd: &sys::cmd_parms, n: Notice) {
     let htaccess = cmd.override_ & (sys::RSRC_CONF | sys::ACCESS_CONF) as libc::c_int == 0;
     if htaccess {
@@ -137,30 +140,31 @@ pub fn notice_line(directive: &str, reason: &str) -> String {
     )
 }
 
-/// Validates a directive inside `<WSGIInterpreterOptions>` without applying it.
-fn check_in_section(id: Id, name: &str, args: &[&str]) -> Result<(), String> {
-    if !compat::allowed_in_interpreter_options(id) {
-        return Err(format!(
-            "{name} is not allowed inside {SECTION}>; it may hold WSGIPerInterpreterGIL, \
-             WSGIFreeThreading, WSGISwitchInterval, WSGIPythonPath, WSGIRestrictStdin, \
-             WSGIRestrictStdout and WSGIRestrictSignal"
-        ));
+/// Applies a directive inside `<WSGIInterpreterOptions>` to the section being read.
+fn apply_in_section(
+    cmd: &sys::cmd_parms,
+    id: Id,
+    name: &'static str,
+    args: &[&str],
+) -> Result<(), String> {
+    // PEP 684 and PEP 703 settings are validated, and said to have no effect, as outside.
+    let why = if matches!(id, Id::PerInterpreterGil | Id::FreeThreading) {
+        compat::apply(id, name, args)?
+    } else {
+        None
+    };
+    // SAFETY: config reading is single-threaded and cmd.server is live (the main server:
+    // the section is refused elsewhere).
+    let conf = unsafe { super::config_store::server_config_mut(cmd.server) };
+    conf.python
+        .sections
+        .last_mut()
+        .ok_or_else(|| format!("{name} is only read inside <WSGIInterpreterOptions>"))?
+        .apply(id, name, args)?;
+    if let Some(why) = why {
+        notice(cmd, name, why);
     }
-    if id.is_compat() {
-        return compat::apply(id, name, args).map(|_| ());
-    }
-    let mut scratch = crate::config::PythonOptions::default();
-    directives::apply_python(
-        id,
-        name,
-        args,
-        &mut scratch,
-        &mut Vec::new(),
-        &Known {
-            daemon_groups: &[],
-            service_groups: &[],
-        },
-    )
+    Ok(())
 }
 
 /// Daemon group names defined so far in this configuration read, each with the virtual host
@@ -271,7 +275,7 @@ unsafe extern "C" fn set_directive(
             }
             // SAFETY: cmd is live and its directive node belongs to the config tree.
             if unsafe { in_interpreter_options(cmd) } {
-                return match check_in_section(spec.id, name, &args) {
+                return match apply_in_section(cmd, spec.id, name, &args) {
                     Ok(()) => std::ptr::null(),
                     Err(e) => error_to_pool(cmd.pool, &e),
                 };
@@ -346,9 +350,13 @@ unsafe fn apply(
     let name: &'static str = spec.name.to_str().unwrap_or("WSGI directive");
     match spec.id {
         Id::InterpreterOptions => {
-            if let Some(why) = compat::apply(spec.id, name, args)? {
+            let section = InterpreterSection::parse(name, args)?;
+            if let Some(why) = section.unsupported() {
                 notice(cmd, "<WSGIInterpreterOptions>", why);
             }
+            // SAFETY: config reading is single-threaded and cmd.server is live.
+            let conf = unsafe { super::config_store::server_config_mut(cmd.server) };
+            conf.python.sections.push(section);
             // SAFETY: cmd is the live cmd_parms of the section's opening line.
             unsafe { walk_section(cmd) }
         }

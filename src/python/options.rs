@@ -93,38 +93,63 @@ unsafe extern "C" fn signal_intercept(
     })
 }
 
-/// Applies the per-interpreter options to the current interpreter (called while it is set up,
-/// after its `sys.stdout`/`sys.stderr` are installed).
-pub fn apply(py: Python<'_>) -> PyResult<()> {
+/// Adds one `<WSGIInterpreterOptions>` layer of site directories in front of `sys.path`
+/// (so the most specific layer, added last, ends up first), `.pth` files processed.
+const PATH_LAYER: &std::ffi::CStr = c"
+def add_layer(dirs):
+    import site, sys
+    before = set(sys.path)
+    for d in dirs:
+        site.addsitedir(d)
+    added = [p for p in sys.path if p not in before]
+    sys.path[:] = added + [p for p in sys.path if p in before]
+";
+
+/// Applies the per-interpreter options to the current interpreter, application group `group`
+/// (called while it is set up, after its `sys.stdout`/`sys.stderr` are installed).
+pub fn apply(py: Python<'_>, group: &str) -> PyResult<()> {
     let opts = get();
+    let own = crate::config::interp_options::resolve(opts, &opts.process_group, group);
     if !opts.path.is_empty() {
         let site = py.import("site")?;
         for dir in &opts.path {
             site.call_method1("addsitedir", (dir,))?;
         }
     }
+    if !own.path_layers.is_empty() {
+        let globals = pyo3::types::PyDict::new(py);
+        globals.set_item("__builtins__", py.import("builtins")?)?;
+        py.run(PATH_LAYER, Some(&globals), None)?;
+        let add = globals
+            .get_item("add_layer")?
+            .ok_or_else(|| PyTypeError::new_err("add_layer missing"))?;
+        for layer in &own.path_layers {
+            add.call1((layer.clone(),))?;
+        }
+    }
     let sys = py.import("sys")?;
-    if let Some(secs) = opts.switch_interval {
+    // Process-wide under the one shared GIL; sections may set it per process group only.
+    if let Some(secs) = own.switch_interval {
         sys.call_method1("setswitchinterval", (secs,))?;
     }
-    if opts.restrict_stdin() || opts.restrict_stdout() {
+    if own.restrict_stdin || own.restrict_stdout {
         let globals = pyo3::types::PyDict::new(py);
         globals.set_item("__builtins__", py.import("builtins")?)?;
         py.run(RESTRICTED, Some(&globals), None)?;
         let restricted = globals
             .get_item("Restricted")?
             .ok_or_else(|| PyTypeError::new_err("Restricted class missing"))?;
-        if opts.restrict_stdin() {
+        if own.restrict_stdin {
             sys.setattr("stdin", restricted.call1(("stdin", "WSGIRestrictStdin"))?)?;
         }
-        if opts.restrict_stdout() {
+        if own.restrict_stdout {
             sys.setattr(
                 "stdout",
                 restricted.call1(("stdout", "WSGIRestrictStdout"))?,
             )?;
         }
     }
-    if opts.restrict_signal() {
+    if own.restrict_signal {
         let def = SIGNAL.0.as_ptr().cast_mut();
         // SAFETY: the method definition is static and CPython only reads it (the `*mut` is
         // the C signature's); PyCFunction_NewEx returns a new reference or null with an

@@ -111,7 +111,7 @@ impl InterpState {
         // `import mod_wsgi` (its application_group included).
         let modules = super::modules::install(py, &fw, group)?;
         // A restricted sys.stdout replaces the log stream installed above.
-        super::options::apply(py)?;
+        super::options::apply(py, group)?;
         // Once the search path is complete: a `mod_wsgi` package on it (pip's, which
         // mod_wsgi-express configs import) lends its submodules.
         super::modules::adopt_package_path(py, group);
