@@ -2,6 +2,7 @@
 //! maximum-requests while clients keep coming, crashing apps, slow and cut request bodies.
 //! App: `tests/apps/daemon_load.wsgi`; templates `httpd-test-conf/daemon_load*.conf.in`.
 mod common;
+use common::graceful::GracefulExt;
 use common::*;
 
 use std::io::Write;
@@ -332,69 +333,79 @@ fn a_body_cut_by_the_client_frees_the_daemon_thread() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
-/// Pids of the service script's markers (`service-PID`) in the data dir.
-fn service_pids(srv: &Server) -> Vec<u32> {
+/// Pids of the service scripts' markers (`PREFIX-PID`) in the data dir.
+fn service_pids(srv: &Server, prefix: &str) -> Vec<u32> {
     let mut pids: Vec<u32> = std::fs::read_dir(&srv.data)
         .unwrap()
         .filter_map(|e| {
             let name = e.unwrap().file_name().to_string_lossy().into_owned();
-            name.strip_prefix("service-")?.parse().ok()
+            name.strip_prefix(prefix)?.strip_prefix('-')?.parse().ok()
         })
         .collect();
     pids.sort();
     pids
 }
 
-/// Waits (bounded) for a service marker of a pid not in `old`.
-fn wait_new_service(srv: &Server, old: &[u32]) -> u32 {
+/// Waits (bounded) for a `PREFIX-PID` marker of a pid not in `old`.
+fn wait_new_service(srv: &Server, prefix: &str, old: &[u32]) -> u32 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Some(p) = service_pids(srv).into_iter().find(|p| !old.contains(p)) {
+        if let Some(p) = service_pids(srv, prefix)
+            .into_iter()
+            .find(|p| !old.contains(p))
+        {
             return p;
         }
         assert!(
             Instant::now() < deadline,
-            "no service script ran (markers of {old:?} only); log tail:\n{}",
+            "no {prefix} service script ran (markers of {old:?} only); log tail:\n{}",
             tail(&srv.error_log_text(), 20)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-/// The service script's heartbeat count, `None` until its thread has written one.
-fn beats(srv: &Server, pid: u32) -> Option<u64> {
-    std::fs::read_to_string(srv.data.join(format!("service-{pid}.beat")))
-        .ok()?
-        .parse()
-        .ok()
+/// Waits (bounded) until the service's heartbeat `PREFIX-PID.beat` counts on.
+fn assert_beating(srv: &Server, prefix: &str, pid: u32) {
+    let beats = || -> Option<u64> {
+        std::fs::read_to_string(srv.data.join(format!("{prefix}-{pid}.beat")))
+            .ok()?
+            .parse()
+            .ok()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let before = loop {
+        if let Some(n) = beats() {
+            break n;
+        }
+        assert!(Instant::now() < deadline, "{prefix} {pid} never beat");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(1000));
+    let after = beats().unwrap();
+    assert!(
+        after >= before + 2,
+        "{prefix} {pid} stopped beating: {before} then {after}"
+    );
 }
 
 /// threads=0: a process that runs its group's WSGIImportScript and takes no requests. It
-/// lives on after the script returns (its thread keeps beating), is replaced when killed,
-/// ends promptly at stop; a request routed to it gets 503 naming the group.
+/// lives on after the script returns (its thread keeps beating), or runs a script that never
+/// returns, is replaced when killed,
+/// ends promptly at a graceful restart and at stop; a request routed to it gets 503 naming
+/// the group.
 #[test]
 fn a_threads_0_group_runs_its_service_script_and_is_supervised() {
     let mut srv = server("dload_service")
         .fragment("daemon_load_service")
         .start();
-    let first = wait_new_service(&srv, &[]);
+    let first = wait_new_service(&srv, "service", &[]);
     srv.assert_log(&format!(
         "daemon process group 'svc' started process {first}"
     ));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let before = loop {
-        if let Some(n) = beats(&srv, first) {
-            break n;
-        }
-        assert!(Instant::now() < deadline, "the service thread never beat");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    std::thread::sleep(Duration::from_millis(1000));
-    let after = beats(&srv, first).unwrap();
-    assert!(
-        after >= before + 2,
-        "the service thread stopped: {before} then {after}"
-    );
+    assert_beating(&srv, "service", first);
+    let looping = wait_new_service(&srv, "loop", &[]);
+    assert_beating(&srv, "loop", looping);
     // Requests go on in the other group, and one routed to 'svc' is refused.
     let r = srv.get("/load/hello");
     assert_eq!(r.status, 200, "{}", r.describe());
@@ -408,12 +419,25 @@ fn a_threads_0_group_runs_its_service_script_and_is_supervised() {
     );
     // Supervised like any daemon: killed, it is started again and runs its script again.
     kill9(first);
-    let second = wait_new_service(&srv, &[first]);
+    let second = wait_new_service(&srv, "service", &[first]);
     srv.assert_log(&format!(
         "daemon process group 'svc' process {first} died (exit status or signal 9)"
     ));
     srv.allow_log(&format!("process {first} died"));
     assert!(alive(second));
+    // A graceful restart ends it at once (it has no requests to finish) and the new
+    // generation starts its own.
+    srv.graceful();
+    let third = wait_new_service(&srv, "service", &[first, second]);
+    let looping_too = wait_new_service(&srv, "loop", &[looping]);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while alive(second) || alive(looping) {
+        assert!(
+            Instant::now() < deadline,
+            "service daemons outlived the graceful restart by 3 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     srv.stop();
     let took = srv.stop_took.unwrap();
     eprintln!("stop with a service daemon took {took:?}");
