@@ -199,9 +199,10 @@ fn abort_and_segfault_give_502_then_the_next_request_is_served() {
     }
 }
 
-/// Sends a request head with `Content-Length: 100`, then one body byte a second until the
-/// server answers (at most 12 bytes); returns the response and how long it took.
-fn slow_upload(srv: &Server, token: &str) -> (Response, Duration) {
+/// Sends a request head with `Content-Length: 100`, then one body byte a second, `bytes`
+/// of them at most, and waits, until the server answers (12 s at most); returns the
+/// response and how long it took.
+fn slow_upload(srv: &Server, token: &str, bytes: usize) -> (Response, Duration) {
     let start = Instant::now();
     let mut c = srv.connect();
     let head = format!(
@@ -211,8 +212,8 @@ fn slow_upload(srv: &Server, token: &str) -> (Response, Duration) {
     c.send(head.as_bytes()).unwrap();
     let mut peek = [0u8; 1];
     c.set_timeout(Duration::from_secs(1));
-    for _ in 0..12 {
-        if c.stream.write_all(b"x").is_err() {
+    for i in 0..12 {
+        if i < bytes && c.stream.write_all(b"x").is_err() {
             break;
         }
         match c.stream.peek(&mut peek) {
@@ -232,21 +233,22 @@ fn slow_upload(srv: &Server, token: &str) -> (Response, Duration) {
     (r, start.elapsed())
 }
 
-/// Three clients trickle their bodies a byte a second into a 4-thread group: the fourth
-/// thread keeps answering at once; Apache's body read limit (RequestReadTimeout body=4)
-/// ends each upload with 408 and a log line, the app sees its body cut, and all 4 threads
-/// are free again afterwards.
+/// Three clients trickle their bodies a byte a second, and a fourth sends 2 bytes and
+/// stalls, into a 5-thread group: the fifth thread keeps answering at once; Apache's body
+/// read limits (RequestReadTimeout body=4, Timeout 3) end each upload with 408 and a log
+/// line, the app sees its body cut, and all 5 threads are free again afterwards.
 #[test]
 fn slow_uploads_hold_only_their_threads_and_end_at_the_read_timeout() {
     let mut srv = server("dload_slow").fragment("daemon_load_slow").start();
     assert_eq!(srv.get("/slow/hello").status, 200);
-    let tokens: Vec<String> = (0..3).map(|_| token("slow")).collect();
+    let tokens: Vec<String> = (0..4).map(|_| token("slow")).collect();
     let (uploads, hellos) = std::thread::scope(|sc| {
         let ups: Vec<_> = tokens
             .iter()
-            .map(|t| {
+            .enumerate()
+            .map(|(i, t)| {
                 let srv = &srv;
-                sc.spawn(move || slow_upload(srv, t))
+                sc.spawn(move || slow_upload(srv, t, if i == 3 { 2 } else { 12 }))
             })
             .collect();
         std::thread::sleep(Duration::from_millis(700));
@@ -262,6 +264,10 @@ fn slow_uploads_hold_only_their_threads_and_end_at_the_read_timeout() {
         (ups, hellos)
     });
     eprintln!("hello latencies during the slow uploads: {hellos:?}");
+    eprintln!(
+        "slow uploads ended after {:?}",
+        uploads.iter().map(|(_, t)| *t).collect::<Vec<_>>()
+    );
     for h in &hellos {
         assert!(
             *h < Duration::from_secs(1),
@@ -283,10 +289,10 @@ fn slow_uploads_hold_only_their_threads_and_end_at_the_read_timeout() {
             .expect("the app recorded its read");
         assert!(!seen.starts_with("complete"), "{seen}");
     }
-    // All four threads are free: four requests at once are answered at once.
+    // All five threads are free: five requests at once are answered at once.
     let t = Instant::now();
     std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..4).map(|_| sc.spawn(|| srv.get("/slow/work"))).collect();
+        let hs: Vec<_> = (0..5).map(|_| sc.spawn(|| srv.get("/slow/work"))).collect();
         for h in hs {
             assert_eq!(h.join().unwrap().status, 200);
         }
