@@ -2,6 +2,7 @@
 //! maximum-requests while clients keep coming, crashing apps, slow and cut request bodies.
 //! App: `tests/apps/daemon_load.wsgi`; templates `httpd-test-conf/daemon_load*.conf.in`.
 mod common;
+use common::graceful::GracefulExt;
 use common::*;
 
 use std::io::Write;
@@ -198,9 +199,10 @@ fn abort_and_segfault_give_502_then_the_next_request_is_served() {
     }
 }
 
-/// Sends a request head with `Content-Length: 100`, then one body byte a second until the
-/// server answers (at most 12 bytes); returns the response and how long it took.
-fn slow_upload(srv: &Server, token: &str) -> (Response, Duration) {
+/// Sends a request head with `Content-Length: 100`, then one body byte a second, `bytes`
+/// of them at most, and waits, until the server answers (12 s at most); returns the
+/// response and how long it took.
+fn slow_upload(srv: &Server, token: &str, bytes: usize) -> (Response, Duration) {
     let start = Instant::now();
     let mut c = srv.connect();
     let head = format!(
@@ -210,8 +212,8 @@ fn slow_upload(srv: &Server, token: &str) -> (Response, Duration) {
     c.send(head.as_bytes()).unwrap();
     let mut peek = [0u8; 1];
     c.set_timeout(Duration::from_secs(1));
-    for _ in 0..12 {
-        if c.stream.write_all(b"x").is_err() {
+    for i in 0..12 {
+        if i < bytes && c.stream.write_all(b"x").is_err() {
             break;
         }
         match c.stream.peek(&mut peek) {
@@ -231,21 +233,22 @@ fn slow_upload(srv: &Server, token: &str) -> (Response, Duration) {
     (r, start.elapsed())
 }
 
-/// Three clients trickle their bodies a byte a second into a 4-thread group: the fourth
-/// thread keeps answering at once; Apache's body read limit (RequestReadTimeout body=4)
-/// ends each upload with 408 and a log line, the app sees its body cut, and all 4 threads
-/// are free again afterwards.
+/// Three clients trickle their bodies a byte a second, and a fourth sends 2 bytes and
+/// stalls, into a 5-thread group: the fifth thread keeps answering at once; Apache's body
+/// read limits (RequestReadTimeout body=4, Timeout 3) end each upload with 408 and a log
+/// line, the app sees its body cut, and all 5 threads are free again afterwards.
 #[test]
 fn slow_uploads_hold_only_their_threads_and_end_at_the_read_timeout() {
     let mut srv = server("dload_slow").fragment("daemon_load_slow").start();
     assert_eq!(srv.get("/slow/hello").status, 200);
-    let tokens: Vec<String> = (0..3).map(|_| token("slow")).collect();
+    let tokens: Vec<String> = (0..4).map(|_| token("slow")).collect();
     let (uploads, hellos) = std::thread::scope(|sc| {
         let ups: Vec<_> = tokens
             .iter()
-            .map(|t| {
+            .enumerate()
+            .map(|(i, t)| {
                 let srv = &srv;
-                sc.spawn(move || slow_upload(srv, t))
+                sc.spawn(move || slow_upload(srv, t, if i == 3 { 2 } else { 12 }))
             })
             .collect();
         std::thread::sleep(Duration::from_millis(700));
@@ -261,6 +264,10 @@ fn slow_uploads_hold_only_their_threads_and_end_at_the_read_timeout() {
         (ups, hellos)
     });
     eprintln!("hello latencies during the slow uploads: {hellos:?}");
+    eprintln!(
+        "slow uploads ended after {:?}",
+        uploads.iter().map(|(_, t)| *t).collect::<Vec<_>>()
+    );
     for h in &hellos {
         assert!(
             *h < Duration::from_secs(1),
@@ -282,10 +289,10 @@ fn slow_uploads_hold_only_their_threads_and_end_at_the_read_timeout() {
             .expect("the app recorded its read");
         assert!(!seen.starts_with("complete"), "{seen}");
     }
-    // All four threads are free: four requests at once are answered at once.
+    // All five threads are free: five requests at once are answered at once.
     let t = Instant::now();
     std::thread::scope(|sc| {
-        let hs: Vec<_> = (0..4).map(|_| sc.spawn(|| srv.get("/slow/work"))).collect();
+        let hs: Vec<_> = (0..5).map(|_| sc.spawn(|| srv.get("/slow/work"))).collect();
         for h in hs {
             assert_eq!(h.join().unwrap().status, 200);
         }
@@ -332,69 +339,79 @@ fn a_body_cut_by_the_client_frees_the_daemon_thread() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
-/// Pids of the service script's markers (`service-PID`) in the data dir.
-fn service_pids(srv: &Server) -> Vec<u32> {
+/// Pids of the service scripts' markers (`PREFIX-PID`) in the data dir.
+fn service_pids(srv: &Server, prefix: &str) -> Vec<u32> {
     let mut pids: Vec<u32> = std::fs::read_dir(&srv.data)
         .unwrap()
         .filter_map(|e| {
             let name = e.unwrap().file_name().to_string_lossy().into_owned();
-            name.strip_prefix("service-")?.parse().ok()
+            name.strip_prefix(prefix)?.strip_prefix('-')?.parse().ok()
         })
         .collect();
     pids.sort();
     pids
 }
 
-/// Waits (bounded) for a service marker of a pid not in `old`.
-fn wait_new_service(srv: &Server, old: &[u32]) -> u32 {
+/// Waits (bounded) for a `PREFIX-PID` marker of a pid not in `old`.
+fn wait_new_service(srv: &Server, prefix: &str, old: &[u32]) -> u32 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Some(p) = service_pids(srv).into_iter().find(|p| !old.contains(p)) {
+        if let Some(p) = service_pids(srv, prefix)
+            .into_iter()
+            .find(|p| !old.contains(p))
+        {
             return p;
         }
         assert!(
             Instant::now() < deadline,
-            "no service script ran (markers of {old:?} only); log tail:\n{}",
+            "no {prefix} service script ran (markers of {old:?} only); log tail:\n{}",
             tail(&srv.error_log_text(), 20)
         );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-/// The service script's heartbeat count, `None` until its thread has written one.
-fn beats(srv: &Server, pid: u32) -> Option<u64> {
-    std::fs::read_to_string(srv.data.join(format!("service-{pid}.beat")))
-        .ok()?
-        .parse()
-        .ok()
+/// Waits (bounded) until the service's heartbeat `PREFIX-PID.beat` counts on.
+fn assert_beating(srv: &Server, prefix: &str, pid: u32) {
+    let beats = || -> Option<u64> {
+        std::fs::read_to_string(srv.data.join(format!("{prefix}-{pid}.beat")))
+            .ok()?
+            .parse()
+            .ok()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let before = loop {
+        if let Some(n) = beats() {
+            break n;
+        }
+        assert!(Instant::now() < deadline, "{prefix} {pid} never beat");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(1000));
+    let after = beats().unwrap();
+    assert!(
+        after >= before + 2,
+        "{prefix} {pid} stopped beating: {before} then {after}"
+    );
 }
 
 /// threads=0: a process that runs its group's WSGIImportScript and takes no requests. It
-/// lives on after the script returns (its thread keeps beating), is replaced when killed,
-/// ends promptly at stop; a request routed to it gets 503 naming the group.
+/// lives on after the script returns (its thread keeps beating), or runs a script that never
+/// returns, is replaced when killed,
+/// ends promptly at a graceful restart and at stop; a request routed to it gets 503 naming
+/// the group.
 #[test]
 fn a_threads_0_group_runs_its_service_script_and_is_supervised() {
     let mut srv = server("dload_service")
         .fragment("daemon_load_service")
         .start();
-    let first = wait_new_service(&srv, &[]);
+    let first = wait_new_service(&srv, "service", &[]);
     srv.assert_log(&format!(
         "daemon process group 'svc' started process {first}"
     ));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let before = loop {
-        if let Some(n) = beats(&srv, first) {
-            break n;
-        }
-        assert!(Instant::now() < deadline, "the service thread never beat");
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    std::thread::sleep(Duration::from_millis(1000));
-    let after = beats(&srv, first).unwrap();
-    assert!(
-        after >= before + 2,
-        "the service thread stopped: {before} then {after}"
-    );
+    assert_beating(&srv, "service", first);
+    let looping = wait_new_service(&srv, "loop", &[]);
+    assert_beating(&srv, "loop", looping);
     // Requests go on in the other group, and one routed to 'svc' is refused.
     let r = srv.get("/load/hello");
     assert_eq!(r.status, 200, "{}", r.describe());
@@ -408,20 +425,32 @@ fn a_threads_0_group_runs_its_service_script_and_is_supervised() {
     );
     // Supervised like any daemon: killed, it is started again and runs its script again.
     kill9(first);
-    let second = wait_new_service(&srv, &[first]);
+    let second = wait_new_service(&srv, "service", &[first]);
     srv.assert_log(&format!(
         "daemon process group 'svc' process {first} died (exit status or signal 9)"
     ));
     srv.allow_log(&format!("process {first} died"));
     assert!(alive(second));
+    // A graceful restart ends it at once (it has no requests to finish) and the new
+    // generation starts its own.
+    srv.graceful();
+    let third = wait_new_service(&srv, "service", &[first, second]);
+    let looping_too = wait_new_service(&srv, "loop", &[looping]);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while alive(second) || alive(looping) {
+        assert!(
+            Instant::now() < deadline,
+            "service daemons outlived the graceful restart by 3 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     srv.stop();
     let took = srv.stop_took.unwrap();
     eprintln!("stop with a service daemon took {took:?}");
     assert!(took < Duration::from_secs(4), "stop took {took:?}");
-    assert!(
-        !alive(second),
-        "the service daemon {second} outlived the stop"
-    );
+    for p in [third, looping_too] {
+        assert!(!alive(p), "the service daemon {p} outlived the stop");
+    }
 }
 
 /// A literal group with threads=0 as a request's process group is a configuration error.
