@@ -340,7 +340,7 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, limit: u32, force_sendfi
                             );
                             return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
                         }
-                        crate::handler::apply_head(r, &h, true);
+                        crate::httpd::output::apply_head(r, &h, true);
                         head_seen = true;
                         continue;
                     }

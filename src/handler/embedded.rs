@@ -7,9 +7,10 @@ use crate::httpd::input::BodyReader;
 use crate::httpd::log::{self, Level};
 use crate::httpd::output::BodyWriter;
 use crate::httpd::request::Request;
-use crate::httpd::{config_store, hooks, status};
+use crate::httpd::{config_store, status};
+use crate::python::environ::{ModWsgiFacts, ProcessFacts};
 use crate::python::interp::{self, GroupError};
-use crate::python::{self, app, environ::ModWsgiFacts};
+use crate::python::{self, app};
 use crate::sys;
 use crate::wsgi::gateway::{After, Gateway, ReadFailure, ResponseHead, WriteError};
 
@@ -30,7 +31,7 @@ impl Gateway for EmbeddedGateway<'_> {
     }
 
     fn set_head(&mut self, head: &ResponseHead) {
-        super::apply_head(self.r, head, self.read_started);
+        crate::httpd::output::apply_head(self.r, head, self.read_started);
     }
 
     fn write(&mut self, data: &[u8], after: After) -> Result<(), WriteError> {
@@ -80,6 +81,15 @@ fn refused(r: Request<'_>, e: &GroupError) -> i32 {
 fn python_unavailable(r: Request<'_>) -> i32 {
     r.log(Level::Error, "RWSGI0030: Python is not available in this Apache child; see the start-up errors in the main error log");
     sys::HTTP_INTERNAL_SERVER_ERROR as i32
+}
+
+/// Facts about this Apache child for `wsgi.multithread`/`wsgi.multiprocess`.
+fn process_facts() -> ProcessFacts {
+    let shape = python::runtime::identity().mpm;
+    ProcessFacts {
+        multithread: shape.max_threads > 1,
+        multiprocess: shape.max_daemons > 1,
+    }
 }
 
 /// A process group as configured: `%{GLOBAL}` for embedded mode.
@@ -280,7 +290,11 @@ fn run_counted(
         return python_unavailable(r);
     }
     *counted = status::begin(&r, &application_group);
-    let interp = match interp::for_group(&application_group, hooks::apache_version(), &log) {
+    let interp = match interp::for_group(
+        &application_group,
+        python::runtime::identity().apache_version,
+        &log,
+    ) {
         Ok(i) => i,
         Err(e) => return refused(r, &e),
     };
@@ -307,7 +321,7 @@ fn run_counted(
         callable: &callable,
         facts: &facts,
         mod_wsgi: mod_wsgi(&process_group, &application_group, &callable),
-        process: hooks::process_facts(),
+        process: process_facts(),
     };
     let mut gw = EmbeddedGateway {
         r,
