@@ -9,9 +9,10 @@ use crate::httpd::output::BodyWriter;
 use crate::httpd::request::Request;
 use crate::httpd::{config_store, status};
 use crate::python::environ::{ModWsgiFacts, ProcessFacts};
-use crate::python::interp::{self, GroupError};
+use crate::python::interp;
 use crate::python::{self, app};
 use crate::sys;
+use crate::wsgi::failure::Failure;
 use crate::wsgi::gateway::{After, Gateway, ReadFailure, ResponseHead, WriteError};
 
 /// Apache request + brigades as a WSGI transport.
@@ -62,27 +63,6 @@ impl Gateway for EmbeddedGateway<'_> {
     }
 }
 
-/// The response when the request's application group has no interpreter: 503 past
-/// `WSGIMaximumInterpreters` (load, not a broken app), 500 otherwise.
-fn refused(r: Request<'_>, e: &GroupError) -> i32 {
-    let (id, status) = match e {
-        GroupError::Limit { .. } => ("RWSGI0040", sys::HTTP_SERVICE_UNAVAILABLE),
-        // Its full error has just been logged.
-        GroupError::SetUpFailed { first: true, .. } => {
-            return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
-        }
-        GroupError::SetUpFailed { .. } => ("RWSGI0042", sys::HTTP_INTERNAL_SERVER_ERROR),
-        GroupError::NoPython => ("RWSGI0032", sys::HTTP_INTERNAL_SERVER_ERROR),
-    };
-    r.log(Level::Error, &format!("{id}: {e}"));
-    status as i32
-}
-
-fn python_unavailable(r: Request<'_>) -> i32 {
-    r.log(Level::Error, "RWSGI0030: Python is not available in this Apache child; see the start-up errors in the main error log");
-    sys::HTTP_INTERNAL_SERVER_ERROR as i32
-}
-
 /// Facts about this Apache child for `wsgi.multithread`/`wsgi.multiprocess`.
 fn process_facts() -> ProcessFacts {
     let shape = python::runtime::identity().mpm;
@@ -90,11 +70,6 @@ fn process_facts() -> ProcessFacts {
         multithread: shape.max_threads > 1,
         multiprocess: shape.max_daemons > 1,
     }
-}
-
-/// A process group as configured: `%{GLOBAL}` for embedded mode.
-fn shown_group(g: &str) -> &str {
-    if g.is_empty() { "%{GLOBAL}" } else { g }
 }
 
 /// What the content handler serves: a WSGI script (the request's file), or a
@@ -132,7 +107,7 @@ fn run_counted(
     let conf = config_store::request_server_config(&r);
     // Daemon requests need no Python here, unless a dispatch script has to run first.
     if dir.dispatch_script.is_some() && !python::runtime::is_ready() {
-        return python_unavailable(r);
+        return log::refuse(&r, &Failure::PythonUnavailable);
     }
     let (opts, handler_script) = match target {
         Target::Script(alias) => (alias.map(|a| &a.options), None),
@@ -246,21 +221,12 @@ fn run_counted(
     };
     if let Some(allowed) = &dir.restrict_process {
         if !allowed.contains(&process_group) {
-            r.log(
-                Level::Error,
-                &format!(
-                    "{}: process group '{}' may not be used by the WSGI application '{script}' \
-                     (WSGIRestrictProcess allows: {})",
-                    crate::log_ids::PROCESS_GROUP_RESTRICTED,
-                    shown_group(&process_group),
-                    allowed
-                        .iter()
-                        .map(|g| shown_group(g))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            );
-            return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
+            let f = Failure::ProcessRestricted {
+                group: process_group,
+                script,
+                allowed: allowed.clone(),
+            };
+            return log::refuse(&r, &f);
         }
     }
     if !process_group.is_empty() {
@@ -275,19 +241,10 @@ fn run_counted(
         return crate::daemon::client::run(r, &process_group, head);
     }
     if conf.daemon.embedded_restricted() {
-        r.log(
-            Level::Error,
-            &format!(
-                "{}: WSGIRestrictEmbedded On forbids running the WSGI application '{script}' \
-                 embedded in the Apache child; delegate it to a daemon process group with \
-                 WSGIProcessGroup or process-group=",
-                crate::log_ids::EMBEDDED_RESTRICTED
-            ),
-        );
-        return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
+        return log::refuse(&r, &Failure::EmbeddedRestricted { script });
     }
     if !python::runtime::is_ready() {
-        return python_unavailable(r);
+        return log::refuse(&r, &Failure::PythonUnavailable);
     }
     *counted = status::begin(&r, &application_group);
     let interp = match interp::for_group(
@@ -296,7 +253,7 @@ fn run_counted(
         &log,
     ) {
         Ok(i) => i,
-        Err(e) => return refused(r, &e),
+        Err(e) => return log::refuse(&r, &Failure::from(&e)),
     };
     if log::request_log_enabled(&r, Level::Debug) {
         let group = if application_group.is_empty() {

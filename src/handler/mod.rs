@@ -11,9 +11,10 @@ use crate::config::alias::{self, AliasMatch};
 use crate::config::expand::ExpandContext;
 use crate::config::{DirConfig, ScriptAlias, ServerConfig};
 use crate::httpd::config_store;
-use crate::httpd::log::Level;
+use crate::httpd::log;
 use crate::httpd::request::{FileKind, Request};
 use crate::sys;
+use crate::wsgi::failure::Failure;
 
 /// The handler names that mean "run this as a WSGI script".
 pub const HANDLER_NAMES: [&[u8]; 2] = [b"wsgi-script", b"application/x-httpd-wsgi"];
@@ -91,73 +92,42 @@ pub fn handle(r: Request<'_>) -> i32 {
     // A handler script serves whatever URL its handler is set for (the request's file need
     // not exist), as under mod_wsgi.
     if let embedded::Target::Script(alias) = target {
-        if let Some(status) = check_script_file(r, alias.is_some()) {
-            return status;
+        if let Some(f) = check_script_file(r, alias.is_some()) {
+            return log::refuse(&r, &f);
         }
     }
-    if let Some(status) = check_body_framing(r, dir) {
-        return status;
+    if let Some(f) = check_body_framing(r, dir) {
+        return log::refuse(&r, &f);
     }
     embedded::run(r, target, dir)
 }
 
 /// The checks on the request's own WSGI script file: ExecCGI unless aliased, then
 /// existence and type.
-fn check_script_file(r: Request<'_>, aliased: bool) -> Option<i32> {
-    let filename = String::from_utf8_lossy(r.filename()).into_owned();
+fn check_script_file(r: Request<'_>, aliased: bool) -> Option<Failure> {
+    let file = String::from_utf8_lossy(r.filename()).into_owned();
     if !aliased && !r.exec_cgi_allowed() {
-        r.log(
-            Level::Error,
-            &format!("RWSGI0020: Options ExecCGI is off in this directory: {filename}"),
-        );
-        return Some(sys::HTTP_FORBIDDEN as i32);
+        return Some(Failure::ExecCgiOff { file });
     }
     match r.file_kind() {
         FileKind::Regular => None,
-        FileKind::Missing => {
-            r.log(
-                Level::Error,
-                &format!("RWSGI0021: target WSGI script not found or unable to stat: {filename}"),
-            );
-            Some(sys::HTTP_NOT_FOUND as i32)
-        }
-        FileKind::Directory => {
-            r.log(
-                Level::Error,
-                &format!("RWSGI0022: attempt to invoke directory as WSGI application: {filename}"),
-            );
-            Some(sys::HTTP_FORBIDDEN as i32)
-        }
-        FileKind::Other => {
-            r.log(
-                Level::Error,
-                &format!("RWSGI0023: WSGI script is not a regular file: {filename}"),
-            );
-            Some(sys::HTTP_FORBIDDEN as i32)
-        }
+        FileKind::Missing => Some(Failure::ScriptNotFound { file }),
+        FileKind::Directory => Some(Failure::ScriptIsDirectory { file }),
+        FileKind::Other => Some(Failure::ScriptNotRegular { file }),
     }
 }
 
 /// Rejects request bodies mod_rwsgi will not read: unknown transfer codings (501), chunked
 /// bodies unless `WSGIChunkedRequest On` (411).
-fn check_body_framing(r: Request<'_>, dir: &DirConfig) -> Option<i32> {
+fn check_body_framing(r: Request<'_>, dir: &DirConfig) -> Option<Failure> {
     let te = r.headers_in().get(c"Transfer-Encoding")?;
     if !te.eq_ignore_ascii_case(b"chunked") {
-        r.log(
-            Level::Warn,
-            &format!(
-                "RWSGI0024: unsupported Transfer-Encoding '{}'",
-                String::from_utf8_lossy(te)
-            ),
-        );
-        return Some(sys::HTTP_NOT_IMPLEMENTED as i32);
+        return Some(Failure::TransferEncoding {
+            coding: String::from_utf8_lossy(te).into_owned(),
+        });
     }
     if !dir.chunked_request.unwrap_or(false) {
-        r.log(
-            Level::Warn,
-            "RWSGI0025: chunked request body refused; enable it with 'WSGIChunkedRequest On'",
-        );
-        return Some(sys::HTTP_LENGTH_REQUIRED as i32);
+        return Some(Failure::ChunkedRefused);
     }
     None
 }
