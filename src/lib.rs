@@ -8,7 +8,10 @@ pub mod daemon;
 mod docs_check;
 pub mod handler;
 pub mod httpd;
+#[cfg(test)]
+mod layering;
 pub mod log_ids;
+pub mod module;
 pub mod python;
 pub mod stats;
 pub mod sys;
@@ -33,6 +36,6 @@ pub static mut rwsgi_module: sys::module = sys::module {
     create_server_config: Some(httpd::config_store::create_server_config),
     merge_server_config: Some(httpd::config_store::merge_server_config),
     cmds: &raw const httpd::directive::COMMANDS as *const sys::command_rec,
-    register_hooks: Some(httpd::hooks::register_hooks),
+    register_hooks: Some(module::hooks::register_hooks),
     flags: 0,
 };

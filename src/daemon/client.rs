@@ -4,12 +4,13 @@
 use super::protocol::{self, Kind, ProtoError, RequestHead};
 use super::{Group, Lookup};
 use crate::httpd::input::BodyReader;
-use crate::httpd::log::Level;
+use crate::httpd::log::{Level, refuse};
 use crate::httpd::output::BodyWriter;
 use crate::httpd::request::Request;
 use crate::python::environ::ModWsgiFacts;
 use crate::sys;
 use crate::wsgi::environ::RequestFacts;
+use crate::wsgi::failure::Failure;
 use crate::wsgi::gateway::{After, WriteError};
 use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -159,25 +160,9 @@ pub fn run(r: Request<'_>, name: &str, mut head: RequestHead, error_override: bo
     let server = r.vhost_key();
     let g = match super::find(name, server) {
         Ok(g) => g,
-        Err(Lookup::Unknown) => {
-            r.log(
-                Level::Error,
-                &format!(
-                    "RWSGI0031: no WSGI daemon process called '{name}' has been configured; \
-                     the request cannot be delegated"
-                ),
-            );
-            return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
-        }
+        Err(Lookup::Unknown) => return refuse(&r, &Failure::DaemonUnknown { group: name.into() }),
         Err(Lookup::Elsewhere) => {
-            r.log(
-                Level::Error,
-                &format!(
-                    "RWSGI0530: daemon process group '{name}' is defined in another virtual host \
-                     and cannot be accessed from this one"
-                ),
-            );
-            return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
+            return refuse(&r, &Failure::DaemonElsewhere { group: name.into() });
         }
     };
     if g.def.is_service() {
@@ -192,23 +177,26 @@ pub fn run(r: Request<'_>, name: &str, mut head: RequestHead, error_override: bo
         return sys::HTTP_SERVICE_UNAVAILABLE as i32;
     }
     if let Some(why) = script_refused(&g, &head.script) {
-        r.log(
-            Level::Error,
-            &format!("RWSGI0538: daemon process group '{name}' refuses the script: {why}"),
+        return refuse(
+            &r,
+            &Failure::DaemonScriptRefused {
+                group: name.into(),
+                why,
+            },
         );
-        return sys::HTTP_FORBIDDEN as i32;
     }
     let conn = match connect(&g) {
         Ok(c) => c,
-        Err(e) => {
-            r.log(
-                Level::Error,
-                &format!(
-                    "RWSGI0531: cannot connect to daemon process group '{name}' at {}: {e}",
-                    g.socket.display()
-                ),
+        Err(error) => {
+            let socket = g.socket.display().to_string();
+            return refuse(
+                &r,
+                &Failure::DaemonConnectTimeout {
+                    group: name.into(),
+                    socket,
+                    error,
+                },
             );
-            return sys::HTTP_SERVICE_UNAVAILABLE as i32;
         }
     };
     let _ = conn.set_read_timeout(Some(g.io_timeout));
@@ -218,11 +206,14 @@ pub fn run(r: Request<'_>, name: &str, mut head: RequestHead, error_override: bo
     head.queue_start_us = now_us();
     let mut w = &conn;
     if let Err(e) = protocol::write_frame(&mut w, Kind::RequestHead, &head.encode()) {
-        r.log(
-            Level::Error,
-            &format!("RWSGI0532: sending the request to daemon process group '{name}' failed: {e}"),
+        let error = e.to_string();
+        return refuse(
+            &r,
+            &Failure::DaemonSendFailed {
+                group: name.into(),
+                error,
+            },
         );
-        return sys::HTTP_BAD_GATEWAY as i32;
     }
     if let Some(status) = send_body(r, &conn, name) {
         return status;
@@ -283,15 +274,13 @@ fn send_body(r: Request<'_>, conn: &UnixStream, name: &str) -> Option<i32> {
         let n = match reader.read(&mut buf) {
             Ok(n) => n,
             Err(e) => {
-                r.log(
-                    Level::Error,
-                    &format!(
-                        "RWSGI0533: reading the request body for daemon process group '{name}' \
-                         failed: {}",
-                        e.message
-                    ),
-                );
-                return Some(i32::from(e.status));
+                let (message, status) = (e.message, e.status);
+                let f = Failure::ClientBodyFailed {
+                    group: name.into(),
+                    message,
+                    status,
+                };
+                return Some(refuse(&r, &f));
             }
         };
         let sent = if n == 0 {
@@ -355,18 +344,15 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
                 match protocol::decode_response_head(&buf) {
                     Ok(h) => {
                         if let Some((n, v)) = too_long(&h, limit) {
-                            r.log(
-                                Level::Error,
-                                &format!(
-                                    "RWSGI0537: daemon process group '{name}' sent a response \
-                                     header '{n}' of {} bytes, more than \
-                                     header-buffer-size={limit}",
-                                    n.len() + 2 + v.len()
-                                ),
-                            );
-                            return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
+                            let f = Failure::DaemonHeaderTooLong {
+                                group: name.into(),
+                                header: n.into(),
+                                len: n.len() + 2 + v.len(),
+                                limit,
+                            };
+                            return refuse(&r, &f);
                         }
-                        crate::handler::apply_head(r, &h, true);
+                        crate::httpd::output::apply_head(r, &h, true);
                         if how.error_override && (400..600).contains(&h.status) {
                             // As ProxyErrorOverride: the application's body is dropped (the
                             // connection closes unread) and Apache answers with its own page
@@ -452,30 +438,28 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
             Ok(Some((k, _))) => format!("unexpected {k:?} frame"),
             Ok(None) => "the connection closed (the daemon process may have died)".into(),
             Err(e) if !head_seen && is_timeout(&e) => {
-                r.log(
-                    Level::Error,
-                    &format!(
-                        "RWSGI0535: daemon process group '{name}' sent no response within the \
-                         socket timeout"
-                    ),
-                );
-                return sys::HTTP_GATEWAY_TIME_OUT as i32;
+                return refuse(&r, &Failure::SocketTimeout { group: name.into() });
             }
             Err(e) => e.to_string(),
         };
-        let when = if head_seen {
-            "during the response body; the response is cut"
-        } else {
-            "before the response head"
-        };
+        if !head_seen {
+            return refuse(
+                &r,
+                &Failure::DaemonDiedBeforeHead {
+                    group: name.into(),
+                    failure,
+                },
+            );
+        }
+        // The head is out: no status can tell the client, so the response ends broken.
         r.log(
             Level::Error,
-            &format!("RWSGI0536: daemon process group '{name}' failed {when}: {failure}"),
+            &format!(
+                "RWSGI0536: daemon process group '{name}' failed during the response body; the \
+                 response is cut: {failure}"
+            ),
         );
-        if head_seen {
-            writer.end_broken();
-            return sys::OK as i32;
-        }
-        return sys::HTTP_BAD_GATEWAY as i32;
+        writer.end_broken();
+        return sys::OK as i32;
     }
 }

@@ -5,9 +5,9 @@
 
 use super::facts;
 use crate::config::{HookScript, expand};
+use crate::httpd::config_store;
 use crate::httpd::log::{self, Level};
 use crate::httpd::request::Request;
-use crate::httpd::{config_store, hooks};
 use crate::python::hook::{self, Failed, Function, HookCall, HookEnviron, Reply, SslInfo};
 use crate::python::{self, interp};
 use crate::sys;
@@ -74,7 +74,7 @@ fn run(
     });
     let log = log::request_logger(&r);
     let _in_python = python::shutdown::in_python();
-    let interp = match interp::for_group(&group, hooks::apache_version(), &log) {
+    let interp = match interp::for_group(&group, python::runtime::identity().apache_version, &log) {
         Ok(i) => i,
         Err(e) => {
             r.log(

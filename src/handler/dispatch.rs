@@ -4,7 +4,6 @@
 //! `application-group=` says otherwise).
 
 use crate::config::{HookScript, expand};
-use crate::httpd::hooks;
 use crate::httpd::log::Level;
 use crate::httpd::request::Request;
 use crate::python::environ::ModWsgiFacts;
@@ -38,7 +37,7 @@ pub fn choose(
             ctx,
         )
     });
-    let interp = match interp::for_group(&group, hooks::apache_version(), &log) {
+    let interp = match interp::for_group(&group, python::runtime::identity().apache_version, &log) {
         Ok(i) => i,
         Err(e) => {
             r.log(

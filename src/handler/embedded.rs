@@ -7,10 +7,12 @@ use crate::httpd::input::BodyReader;
 use crate::httpd::log::{self, Level};
 use crate::httpd::output::BodyWriter;
 use crate::httpd::request::Request;
-use crate::httpd::{config_store, hooks, status};
-use crate::python::interp::{self, GroupError};
-use crate::python::{self, app, environ::ModWsgiFacts};
+use crate::httpd::{config_store, status};
+use crate::python::environ::{ModWsgiFacts, ProcessFacts};
+use crate::python::interp;
+use crate::python::{self, app};
 use crate::sys;
+use crate::wsgi::failure::Failure;
 use crate::wsgi::gateway::{After, Gateway, ReadFailure, ResponseHead, WriteError};
 
 /// Apache request + brigades as a WSGI transport.
@@ -30,7 +32,7 @@ impl Gateway for EmbeddedGateway<'_> {
     }
 
     fn set_head(&mut self, head: &ResponseHead) {
-        super::apply_head(self.r, head, self.read_started);
+        crate::httpd::output::apply_head(self.r, head, self.read_started);
     }
 
     fn write(&mut self, data: &[u8], after: After) -> Result<(), WriteError> {
@@ -61,30 +63,13 @@ impl Gateway for EmbeddedGateway<'_> {
     }
 }
 
-/// The response when the request's application group has no interpreter: 503 past
-/// `WSGIMaximumInterpreters` (load, not a broken app), 500 otherwise.
-fn refused(r: Request<'_>, e: &GroupError) -> i32 {
-    let (id, status) = match e {
-        GroupError::Limit { .. } => ("RWSGI0040", sys::HTTP_SERVICE_UNAVAILABLE),
-        // Its full error has just been logged.
-        GroupError::SetUpFailed { first: true, .. } => {
-            return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
-        }
-        GroupError::SetUpFailed { .. } => ("RWSGI0042", sys::HTTP_INTERNAL_SERVER_ERROR),
-        GroupError::NoPython => ("RWSGI0032", sys::HTTP_INTERNAL_SERVER_ERROR),
-    };
-    r.log(Level::Error, &format!("{id}: {e}"));
-    status as i32
-}
-
-fn python_unavailable(r: Request<'_>) -> i32 {
-    r.log(Level::Error, "RWSGI0030: Python is not available in this Apache child; see the start-up errors in the main error log");
-    sys::HTTP_INTERNAL_SERVER_ERROR as i32
-}
-
-/// A process group as configured: `%{GLOBAL}` for embedded mode.
-fn shown_group(g: &str) -> &str {
-    if g.is_empty() { "%{GLOBAL}" } else { g }
+/// Facts about this Apache child for `wsgi.multithread`/`wsgi.multiprocess`.
+fn process_facts() -> ProcessFacts {
+    let shape = python::runtime::identity().mpm;
+    ProcessFacts {
+        multithread: shape.max_threads > 1,
+        multiprocess: shape.max_daemons > 1,
+    }
 }
 
 /// What the content handler serves: a WSGI script (the request's file), or a
@@ -122,7 +107,7 @@ fn run_counted(
     let conf = config_store::request_server_config(&r);
     // Daemon requests need no Python here, unless a dispatch script has to run first.
     if dir.dispatch_script.is_some() && !python::runtime::is_ready() {
-        return python_unavailable(r);
+        return log::refuse(&r, &Failure::PythonUnavailable);
     }
     let (opts, handler_script) = match target {
         Target::Script(alias) => (alias.map(|a| &a.options), None),
@@ -236,21 +221,12 @@ fn run_counted(
     };
     if let Some(allowed) = &dir.restrict_process {
         if !allowed.contains(&process_group) {
-            r.log(
-                Level::Error,
-                &format!(
-                    "{}: process group '{}' may not be used by the WSGI application '{script}' \
-                     (WSGIRestrictProcess allows: {})",
-                    crate::log_ids::PROCESS_GROUP_RESTRICTED,
-                    shown_group(&process_group),
-                    allowed
-                        .iter()
-                        .map(|g| shown_group(g))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            );
-            return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
+            let f = Failure::ProcessRestricted {
+                group: process_group,
+                script,
+                allowed: allowed.clone(),
+            };
+            return log::refuse(&r, &f);
         }
     }
     if !process_group.is_empty() {
@@ -266,24 +242,19 @@ fn run_counted(
         return crate::daemon::client::run(r, &process_group, head, error_override);
     }
     if conf.daemon.embedded_restricted() {
-        r.log(
-            Level::Error,
-            &format!(
-                "{}: WSGIRestrictEmbedded On forbids running the WSGI application '{script}' \
-                 embedded in the Apache child; delegate it to a daemon process group with \
-                 WSGIProcessGroup or process-group=",
-                crate::log_ids::EMBEDDED_RESTRICTED
-            ),
-        );
-        return sys::HTTP_INTERNAL_SERVER_ERROR as i32;
+        return log::refuse(&r, &Failure::EmbeddedRestricted { script });
     }
     if !python::runtime::is_ready() {
-        return python_unavailable(r);
+        return log::refuse(&r, &Failure::PythonUnavailable);
     }
     *counted = status::begin(&r, &application_group);
-    let interp = match interp::for_group(&application_group, hooks::apache_version(), &log) {
+    let interp = match interp::for_group(
+        &application_group,
+        python::runtime::identity().apache_version,
+        &log,
+    ) {
         Ok(i) => i,
-        Err(e) => return refused(r, &e),
+        Err(e) => return log::refuse(&r, &Failure::from(&e)),
     };
     if log::request_log_enabled(&r, Level::Debug) {
         let group = if application_group.is_empty() {
@@ -308,7 +279,7 @@ fn run_counted(
         callable: &callable,
         facts: &facts,
         mod_wsgi: mod_wsgi(&process_group, &application_group, &callable),
-        process: hooks::process_facts(),
+        process: process_facts(),
     };
     let mut gw = EmbeddedGateway {
         r,

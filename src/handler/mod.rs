@@ -11,9 +11,10 @@ use crate::config::alias::{self, AliasMatch};
 use crate::config::expand::ExpandContext;
 use crate::config::{DirConfig, ScriptAlias, ServerConfig};
 use crate::httpd::config_store;
-use crate::httpd::log::Level;
+use crate::httpd::log;
 use crate::httpd::request::{FileKind, Request};
 use crate::sys;
+use crate::wsgi::failure::Failure;
 
 /// The handler names that mean "run this as a WSGI script".
 pub const HANDLER_NAMES: [&[u8]; 2] = [b"wsgi-script", b"application/x-httpd-wsgi"];
@@ -58,7 +59,7 @@ pub fn translate_name(r: Request<'_>) -> i32 {
         return sys::DECLINED;
     }
     let regex = |re: usize, target: &str, uri: &[u8]| {
-        crate::httpd::hooks::regex_substitute(r, re, target, uri)
+        crate::httpd::regex::regex_substitute(r, re, target, uri)
     };
     match map_uri(conf, uri, &regex) {
         Some((a, filename)) => {
@@ -91,103 +92,42 @@ pub fn handle(r: Request<'_>) -> i32 {
     // A handler script serves whatever URL its handler is set for (the request's file need
     // not exist), as under mod_wsgi.
     if let embedded::Target::Script(alias) = target {
-        if let Some(status) = check_script_file(r, alias.is_some()) {
-            return status;
+        if let Some(f) = check_script_file(r, alias.is_some()) {
+            return log::refuse(&r, &f);
         }
     }
-    if let Some(status) = check_body_framing(r, dir) {
-        return status;
+    if let Some(f) = check_body_framing(r, dir) {
+        return log::refuse(&r, &f);
     }
     embedded::run(r, target, dir)
 }
 
 /// The checks on the request's own WSGI script file: ExecCGI unless aliased, then
 /// existence and type.
-fn check_script_file(r: Request<'_>, aliased: bool) -> Option<i32> {
-    let filename = String::from_utf8_lossy(r.filename()).into_owned();
+fn check_script_file(r: Request<'_>, aliased: bool) -> Option<Failure> {
+    let file = String::from_utf8_lossy(r.filename()).into_owned();
     if !aliased && !r.exec_cgi_allowed() {
-        r.log(
-            Level::Error,
-            &format!("RWSGI0020: Options ExecCGI is off in this directory: {filename}"),
-        );
-        return Some(sys::HTTP_FORBIDDEN as i32);
+        return Some(Failure::ExecCgiOff { file });
     }
     match r.file_kind() {
         FileKind::Regular => None,
-        FileKind::Missing => {
-            r.log(
-                Level::Error,
-                &format!("RWSGI0021: target WSGI script not found or unable to stat: {filename}"),
-            );
-            Some(sys::HTTP_NOT_FOUND as i32)
-        }
-        FileKind::Directory => {
-            r.log(
-                Level::Error,
-                &format!("RWSGI0022: attempt to invoke directory as WSGI application: {filename}"),
-            );
-            Some(sys::HTTP_FORBIDDEN as i32)
-        }
-        FileKind::Other => {
-            r.log(
-                Level::Error,
-                &format!("RWSGI0023: WSGI script is not a regular file: {filename}"),
-            );
-            Some(sys::HTTP_FORBIDDEN as i32)
-        }
+        FileKind::Missing => Some(Failure::ScriptNotFound { file }),
+        FileKind::Directory => Some(Failure::ScriptIsDirectory { file }),
+        FileKind::Other => Some(Failure::ScriptNotRegular { file }),
     }
-}
-
-/// Makes a validated response head the request's status and headers (either mode).
-/// `read_started`: the body was read, so a `100 Continue` may already have gone out.
-pub fn apply_head(r: Request<'_>, head: &crate::wsgi::gateway::ResponseHead, read_started: bool) {
-    // PEP 3333 native strings: the status line and headers go out as latin-1 bytes.
-    r.set_status(head.status, &latin1(&head.status_line));
-    let (out, err_out) = (r.headers_out(), r.err_headers_out());
-    for (name, value) in &head.headers {
-        if name.eq_ignore_ascii_case("content-type") {
-            r.set_content_type(&latin1(value));
-        } else if name.eq_ignore_ascii_case("content-length") {
-            // Set below from the validated number.
-        } else if name.eq_ignore_ascii_case("www-authenticate") {
-            err_out.add(name.as_bytes(), &latin1(value));
-        } else {
-            out.add(name.as_bytes(), &latin1(value));
-        }
-    }
-    if let Some(cl) = head.content_length {
-        r.set_content_length(cl);
-    }
-    if !read_started {
-        r.clear_expect_continue();
-    }
-}
-
-/// Header values were validated as latin-1 text: send them as latin-1 bytes.
-fn latin1(s: &str) -> Vec<u8> {
-    s.chars().map(|c| c as u32 as u8).collect()
 }
 
 /// Rejects request bodies mod_rwsgi will not read: unknown transfer codings (501), chunked
 /// bodies unless `WSGIChunkedRequest On` (411).
-fn check_body_framing(r: Request<'_>, dir: &DirConfig) -> Option<i32> {
+fn check_body_framing(r: Request<'_>, dir: &DirConfig) -> Option<Failure> {
     let te = r.headers_in().get(c"Transfer-Encoding")?;
     if !te.eq_ignore_ascii_case(b"chunked") {
-        r.log(
-            Level::Warn,
-            &format!(
-                "RWSGI0024: unsupported Transfer-Encoding '{}'",
-                String::from_utf8_lossy(te)
-            ),
-        );
-        return Some(sys::HTTP_NOT_IMPLEMENTED as i32);
+        return Some(Failure::TransferEncoding {
+            coding: String::from_utf8_lossy(te).into_owned(),
+        });
     }
     if !dir.chunked_request.unwrap_or(false) {
-        r.log(
-            Level::Warn,
-            "RWSGI0025: chunked request body refused; enable it with 'WSGIChunkedRequest On'",
-        );
-        return Some(sys::HTTP_LENGTH_REQUIRED as i32);
+        return Some(Failure::ChunkedRefused);
     }
     None
 }

@@ -2,6 +2,7 @@
 //! `LogLevel rwsgi:...` applies and log text is never interpreted as a format.
 
 use crate::sys;
+use crate::wsgi::failure::Failure;
 use crate::wsgi::gateway::{RequestLog, Severity};
 use std::ffi::CString;
 
@@ -164,4 +165,14 @@ fn log_tagged(data: *mut std::ffi::c_void, severity: Severity, msg: &str) {
     if let Some(t) = unsafe { data.cast::<Tagged>().as_ref() } {
         t.base.log(severity, &format!("{}{msg}", t.prefix));
     }
+}
+
+/// Refuses a request: logs the failure's line against it (unless already logged) and gives
+/// the status the handler returns.
+pub fn refuse(r: &super::request::Request<'_>, failure: &Failure) -> i32 {
+    let d = failure.disposition();
+    if let Some(line) = failure.line() {
+        r.log(d.severity.into(), &line);
+    }
+    i32::from(d.status)
 }

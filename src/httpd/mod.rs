@@ -1,15 +1,15 @@
-//! The safe Apache layer: the one place (with `python`) that touches httpd and APR through
-//! the generated bindings. Everything above it sees plain Rust types.
+//! The safe Apache adapter: requests, tables, body input and output, logging, the stored
+//! configuration, MPM and scoreboard facts, the status table. With `python` it is the one
+//! place that touches httpd and APR through the generated bindings; it imports nothing
+//! above it (the hooks that dispatch into the WSGI layers are in `module`).
 
-pub mod auth;
 pub mod config_store;
-pub mod daemons;
 pub mod directive;
-pub mod hooks;
 pub mod input;
 pub mod log;
 pub mod mpm;
 pub mod output;
+pub mod regex;
 pub mod request;
 pub mod scoreboard;
 pub mod status;

@@ -247,3 +247,37 @@ impl BodyWriter {
         let _closing_anyway = self.pass(After::End);
     }
 }
+
+/// Makes a validated response head the request's status and headers (either mode).
+/// `read_started`: the body was read, so a `100 Continue` may already have gone out.
+pub fn apply_head(
+    r: super::request::Request<'_>,
+    head: &crate::wsgi::gateway::ResponseHead,
+    read_started: bool,
+) {
+    // PEP 3333 native strings: the status line and headers go out as latin-1 bytes.
+    r.set_status(head.status, &latin1(&head.status_line));
+    let (out, err_out) = (r.headers_out(), r.err_headers_out());
+    for (name, value) in &head.headers {
+        if name.eq_ignore_ascii_case("content-type") {
+            r.set_content_type(&latin1(value));
+        } else if name.eq_ignore_ascii_case("content-length") {
+            // Set below from the validated number.
+        } else if name.eq_ignore_ascii_case("www-authenticate") {
+            err_out.add(name.as_bytes(), &latin1(value));
+        } else {
+            out.add(name.as_bytes(), &latin1(value));
+        }
+    }
+    if let Some(cl) = head.content_length {
+        r.set_content_length(cl);
+    }
+    if !read_started {
+        r.clear_expect_continue();
+    }
+}
+
+/// Header values were validated as latin-1 text: send them as latin-1 bytes.
+fn latin1(s: &str) -> Vec<u8> {
+    s.chars().map(|c| c as u32 as u8).collect()
+}

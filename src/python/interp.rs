@@ -6,6 +6,7 @@
 use super::attach::{self, Attached};
 use super::callback::log_exception;
 use super::state::InterpState;
+use crate::wsgi::failure::Failure;
 use crate::wsgi::gateway::{RequestLog, Severity};
 use pyo3::ffi;
 use std::sync::Mutex;
@@ -126,6 +127,20 @@ impl std::fmt::Display for GroupError {
                  once (RWSGI0041). Fix it, then restart Apache",
                 std::process::id()
             ),
+        }
+    }
+}
+
+impl From<&GroupError> for Failure {
+    fn from(e: &GroupError) -> Failure {
+        let detail = e.to_string();
+        match e {
+            GroupError::NoPython => Failure::NoPython { detail },
+            GroupError::Limit { .. } => Failure::InterpreterLimit { detail },
+            GroupError::SetUpFailed { first, .. } => Failure::InterpreterSetUpFailed {
+                detail,
+                logged: *first,
+            },
         }
     }
 }

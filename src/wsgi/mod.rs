@@ -3,6 +3,7 @@
 //! Python layer drives (implemented by embedded mode now, by the daemon worker later).
 
 pub mod environ;
+pub mod failure;
 pub mod gateway;
 pub mod log_lines;
 pub mod path;

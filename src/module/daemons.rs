@@ -2,9 +2,9 @@
 //! `apr_proc_fork`, has the MPM watch them as "other children" so a dead one is replaced,
 //! and ends them all when the configuration pool goes (stop, restart, graceful).
 
-use super::config_store;
-use super::log::{self, Level};
 use crate::daemon::{self, Group, os, spawner};
+use crate::httpd::config_store;
+use crate::httpd::log::{self, Level};
 use crate::python::runtime::DaemonShape;
 use crate::sys;
 use std::ffi::CString;
@@ -75,7 +75,7 @@ fn leave_retiring(pool: *mut sys::apr_pool_t, pids: &[i32]) {
         .join(",");
     // SAFETY: the copy lives in the process pool; userdata_set copies the key.
     unsafe {
-        let v = super::pstrdup(pool, text.as_bytes());
+        let v = crate::httpd::pstrdup(pool, text.as_bytes());
         sys::apr_pool_userdata_set(v.cast(), RETIRING.as_ptr(), None, pool);
     }
 }
@@ -106,7 +106,7 @@ fn stable_secret(pool: *mut sys::apr_pool_t) -> Vec<u8> {
     let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
     // SAFETY: the copy lives in the process pool; userdata_set copies the key.
     unsafe {
-        let v = super::pstrdup(pool, hex.as_bytes());
+        let v = crate::httpd::pstrdup(pool, hex.as_bytes());
         sys::apr_pool_userdata_set(v.cast(), STABLE_SECRET.as_ptr(), None, pool);
     }
     secret
@@ -270,7 +270,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
             });
         }
     }
-    let counted = super::status::DAEMON_SLOTS as usize;
+    let counted = crate::httpd::status::DAEMON_SLOTS as usize;
     if generation.slots.len() > counted {
         log::server_log(
             // SAFETY: s is live.
@@ -309,7 +309,7 @@ unsafe extern "C" fn retired_maintenance(
     data: *mut libc::c_void,
     status: libc::c_int,
 ) {
-    super::trampoline::guard("retired daemon maintenance", (), || {
+    crate::httpd::trampoline::guard("retired daemon maintenance", (), || {
         let reason = reason as u32;
         if reason != sys::APR_OC_REASON_DEATH && reason != sys::APR_OC_REASON_LOST {
             return;
@@ -392,7 +392,7 @@ fn become_daemon(slot: &Slot) -> ! {
     DAEMON_SERVER.store(slot.server.cast_mut(), std::sync::atomic::Ordering::Release);
     // The figures table is inherited mapped from the parent (anonymous shared memory, so
     // the privilege drop that follows does not affect access to it).
-    super::status::claim_daemon(slot.index, &group.def.name);
+    crate::httpd::status::claim_daemon(slot.index, &group.def.name);
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         if let Some(t) = group.def.title() {
             set_title(slot.server, &t);
@@ -454,7 +454,7 @@ unsafe extern "C" fn maintenance(
     data: *mut libc::c_void,
     status: libc::c_int,
 ) {
-    super::trampoline::guard("daemon maintenance", (), || {
+    crate::httpd::trampoline::guard("daemon maintenance", (), || {
         // SAFETY: registered with the slot's address, which lives as long as the registration.
         let slot = unsafe { &mut *data.cast::<Slot>() };
         let reason = reason as u32;
@@ -502,7 +502,7 @@ unsafe extern "C" fn maintenance(
 }
 
 unsafe extern "C" fn end_generation(data: *mut libc::c_void) -> sys::apr_status_t {
-    super::trampoline::guard("daemon shutdown", 0, || {
+    crate::httpd::trampoline::guard("daemon shutdown", 0, || {
         // SAFETY: the generation registered with this cleanup; its drop cleanup runs later.
         let generation = unsafe { &mut *data.cast::<Generation>() };
         if generation.parent != os::pid() {

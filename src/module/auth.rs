@@ -3,10 +3,10 @@
 //! configuration (`AP_AUTH_INTERNAL_PER_CONF`) so internal requests that share the
 //! original request's configuration are not checked again.
 
-use super::cstr_bytes;
-use super::request::Request;
-use super::trampoline::guard;
 use crate::handler::auth::{self, Authn, Authz};
+use crate::httpd::cstr_bytes;
+use crate::httpd::request::Request;
+use crate::httpd::trampoline::guard;
 use crate::sys;
 
 fn authn_raw(a: Authn) -> sys::authn_status {
@@ -74,7 +74,7 @@ unsafe extern "C" fn get_realm_hash(
             if let Some(h) = hash {
                 // SAFETY: mod_auth_digest reads the hash during this request; the copy lives
                 // in the request pool.
-                unsafe { *rethash = super::pstrdup(req.pool(), &h) };
+                unsafe { *rethash = crate::httpd::pstrdup(req.pool(), &h) };
             }
             authn_raw(status)
         },

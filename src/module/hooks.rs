@@ -1,32 +1,15 @@
 //! The `extern "C"` hook entry points Apache calls; each runs through the trampoline and
 //! hands a typed view of its arguments to the layer that does the work.
 
-use super::config_store;
-use super::log::{self, Level};
-use super::request::Request;
-use super::trampoline::guard;
-use crate::python::environ::ProcessFacts;
+use crate::httpd::config_store;
+use crate::httpd::log::{self, Level};
+use crate::httpd::request::Request;
+use crate::httpd::trampoline::guard;
 use crate::python::runtime::{DaemonShape, Host, Identity};
 use crate::stats::server::Snapshot;
 use crate::sys;
 use crate::wsgi::gateway::Severity;
 use std::ffi::{CStr, CString};
-use std::sync::OnceLock;
-
-static PROCESS: OnceLock<ProcessFacts> = OnceLock::new();
-
-/// Facts about this process for `wsgi.multithread`/`wsgi.multiprocess`.
-pub fn process_facts() -> ProcessFacts {
-    *PROCESS.get_or_init(compute_process_facts)
-}
-
-fn compute_process_facts() -> ProcessFacts {
-    let shape = super::mpm::shape();
-    ProcessFacts {
-        multithread: shape.max_threads > 1,
-        multiprocess: shape.max_daemons > 1,
-    }
-}
 
 /// The httpd version the module was built against, as `apache.version` reports it.
 pub fn apache_version() -> (u32, u32, u32) {
@@ -42,10 +25,10 @@ pub fn apache_version() -> (u32, u32, u32) {
 pub fn identity(daemon: Option<(&str, DaemonShape)>) -> Identity {
     Identity {
         apache_version: apache_version(),
-        mpm_name: super::mpm::name(),
-        mpm: super::mpm::shape(),
-        description: super::scoreboard::description(),
-        build_date: super::scoreboard::build_date(),
+        mpm_name: crate::httpd::mpm::name(),
+        mpm: crate::httpd::mpm::shape(),
+        description: crate::httpd::scoreboard::description(),
+        build_date: crate::httpd::scoreboard::build_date(),
         process_group: daemon.map(|(g, _)| g.to_string()).unwrap_or_default(),
         daemon: daemon.map(|(_, shape)| shape),
     }
@@ -63,53 +46,10 @@ impl Host for ApacheHost {
         log::server_log(None, severity.into(), msg);
     }
     fn scoreboard(&self) -> Option<Snapshot> {
-        super::scoreboard::snapshot()
+        crate::httpd::scoreboard::snapshot()
     }
     fn interpreters(&self, count: usize) {
-        super::status::set_interpreters(count);
-    }
-}
-
-/// Regex alias matching: the substituted target and where the match ended in the URI.
-pub fn regex_substitute(
-    r: Request<'_>,
-    re: usize,
-    target: &str,
-    uri: &[u8],
-) -> Option<(Vec<u8>, usize)> {
-    let curi = CString::new(uri).ok()?;
-    let ctarget = CString::new(target).ok()?;
-    let mut pm = [sys::ap_regmatch_t {
-        rm_so: -1,
-        rm_eo: -1,
-    }; 10];
-    // SAFETY: `re` is a regex compiled at config time in the config pool (alive for this
-    // generation); pmatch has room for 10 matches; ap_pregsub allocates in the request pool.
-    unsafe {
-        if sys::ap_regexec(
-            re as *const sys::ap_regex_t,
-            curi.as_ptr(),
-            pm.len(),
-            pm.as_mut_ptr(),
-            0,
-        ) != 0
-        {
-            return None;
-        }
-        let out = sys::ap_pregsub(
-            r.pool(),
-            ctarget.as_ptr(),
-            curi.as_ptr(),
-            pm.len(),
-            pm.as_mut_ptr(),
-        );
-        if out.is_null() {
-            return None;
-        }
-        Some((
-            CStr::from_ptr(out).to_bytes().to_vec(),
-            pm[0].rm_eo.max(0) as usize,
-        ))
+        crate::httpd::status::set_interpreters(count);
     }
 }
 
@@ -137,7 +77,7 @@ unsafe extern "C" fn pre_config(
     _ptemp: *mut sys::apr_pool_t,
 ) -> libc::c_int {
     guard("pre_config", sys::OK as libc::c_int, || {
-        super::directive::forget_daemon_groups();
+        crate::httpd::directive::forget_daemon_groups();
         sys::OK as libc::c_int
     })
 }
@@ -151,7 +91,7 @@ unsafe extern "C" fn post_config(
     guard("post_config", sys::OK as libc::c_int, || {
         // Before the daemons are forked: they inherit the mapped figures table.
         // SAFETY: Apache passes the live main server of the new generation.
-        unsafe { super::status::init(s) };
+        unsafe { crate::httpd::status::init(s) };
         // SAFETY: Apache passes its live pconf and main server.
         if let Err(e) = unsafe { super::daemons::start(pconf, s) } {
             // SAFETY: s is the live main server.
@@ -208,7 +148,7 @@ unsafe fn log_notices(s: *const sys::server_rec, target: Option<&sys::server_rec
                 log::server_log(
                     target,
                     Level::Warn,
-                    &super::directive::notice_line(n.directive, &n.reason),
+                    &crate::httpd::directive::notice_line(n.directive, &n.reason),
                 );
             }
         }
@@ -297,7 +237,6 @@ unsafe fn import_scripts(s: *const sys::server_rec) -> Vec<crate::config::Import
 unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::server_rec) {
     guard("child_init", (), || {
         super::daemons::close_listeners_in_child();
-        let _ = PROCESS.set(compute_process_facts());
         // SAFETY: Apache passes the live main server; its config holds the runtime options.
         let conf = unsafe { config_store::server_config(s) };
         let opts = &conf.python;
@@ -307,7 +246,7 @@ unsafe extern "C" fn child_init(pchild: *mut sys::apr_pool_t, s: *mut sys::serve
             .any(|i| i.process_group.is_empty());
         if conf.daemon.embedded_restricted()
             && !global_imports
-            && !super::directive::hook_scripts_used()
+            && !crate::httpd::directive::hook_scripts_used()
         {
             log::server_log(
                 // SAFETY: Apache passes the live main server.
@@ -420,6 +359,6 @@ pub unsafe extern "C" fn register_hooks(p: *mut sys::apr_pool_t) {
             );
             super::auth::register(p);
         }
-        super::status::register_status_hook();
+        crate::httpd::status::register_status_hook();
     })
 }
