@@ -98,6 +98,28 @@ fn a_group_defined_in_the_main_server_logs_to_the_main_log() {
 }
 
 #[test]
+fn request_lines_go_to_the_request_host_and_process_lines_to_the_defining_one() {
+    let mut s = start("daemon_logs_request_host");
+    let tok = token("b");
+    let j = hit(&mut s, "b.test", "/b", &tok);
+    assert_eq!(j.s("group"), "in_main");
+    // wsgi.errors during the request: b.test's log, as the same app embedded would log.
+    assert_only_in(
+        &s,
+        "b_error.log",
+        "error.log",
+        &[format!("daemon_logs: request line in in_main {tok}")],
+    );
+    // A thread outside the request belongs to the process: the main server defined it.
+    assert_only_in(
+        &s,
+        "error.log",
+        "b_error.log",
+        &[format!("daemon_logs: background print in in_main {tok}")],
+    );
+}
+
+#[test]
 fn the_defining_vhost_log_level_applies_to_its_daemon_lines() {
     let mut s = start("daemon_logs_level");
     let tok = token("q");

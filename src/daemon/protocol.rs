@@ -16,7 +16,7 @@ use std::io::{self, Read, Write};
 
 /// Bumped on any incompatible change; both sides come from one build, so a mismatch means
 /// a stale daemon or a stranger on the socket.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 const MAGIC: u8 = b'R';
 const HEADER_LEN: usize = 8;
 /// Largest head frame (request environ or response headers).
@@ -245,6 +245,9 @@ pub struct RequestHead {
     pub request_start_us: i64,
     /// When the Apache child handed the request over (µs since the epoch).
     pub queue_start_us: i64,
+    /// The virtual host serving the request, for its log lines: its `server_rec` address in
+    /// the generation both sides were forked from, 0 for the main server.
+    pub vhost: u64,
     pub script_reloading: bool,
     pub enable_sendfile: bool,
     pub method: Vec<u8>,
@@ -442,6 +445,7 @@ impl RequestHead {
         e.opt(self.connection_id.as_deref());
         e.i64(self.request_start_us);
         e.i64(self.queue_start_us);
+        e.i64(self.vhost as i64);
         e.flag(self.script_reloading);
         e.flag(self.enable_sendfile);
         for b in [
@@ -523,6 +527,7 @@ impl RequestHead {
             connection_id: d.opt()?,
             request_start_us: d.i64()?,
             queue_start_us: d.i64()?,
+            vhost: d.i64()? as u64,
             script_reloading: d.flag()?,
             enable_sendfile: d.flag()?,
             method: d.bytes()?,

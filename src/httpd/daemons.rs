@@ -24,6 +24,8 @@ struct Slot {
     /// ErrorLog takes the group's lines, in the parent and in the daemon (lives as long
     /// as pconf, and the daemon's copy of it as long as the daemon).
     server: *const sys::server_rec,
+    /// The main server, head of the server list (as long-lived as `server`).
+    main: *const sys::server_rec,
 }
 
 /// This generation's daemons (boxed in the config pool). `slots` is filled before the first
@@ -282,6 +284,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
                 delay: Duration::ZERO,
                 pconf,
                 server,
+                main: s,
             });
         }
     }
@@ -399,9 +402,9 @@ fn become_daemon(slot: &Slot) -> ! {
     let others = daemon::all();
     let group = slot.group.clone();
     let delay = slot.delay;
-    // SAFETY: the defining server lives in this process's copy of the parent's pconf for
-    // as long as the process.
-    unsafe { log::set_process_server(slot.server) };
+    // SAFETY: the servers live in this process's copy of the parent's pconf for as long as
+    // the process.
+    unsafe { log::set_process_server(slot.server, slot.main) };
     // The figures table is inherited mapped from the parent (anonymous shared memory, so
     // the privilege drop that follows does not affect access to it).
     super::status::claim_daemon(slot.index, &group.def.name);

@@ -41,14 +41,36 @@ fn c_message(msg: &str) -> CString {
 /// The server whose error log takes this process's own lines: null (Apache's main server)
 /// except in a daemon process, where it is the server that defined the group.
 static PROCESS_SERVER: AtomicPtr<sys::server_rec> = AtomicPtr::new(std::ptr::null_mut());
+/// In a daemon process, the main server: the head of the list of servers it knows.
+static MAIN_SERVER: AtomicPtr<sys::server_rec> = AtomicPtr::new(std::ptr::null_mut());
 
-/// Makes `s` this process's own server (a daemon process, right after the fork): lines
-/// logged without a server go to its ErrorLog, at its LogLevel, as under mod_wsgi.
+/// Makes `own` this process's own server (a daemon process, right after the fork): lines
+/// logged without a server go to its ErrorLog, at its LogLevel, as under mod_wsgi. `main`
+/// heads the server list [`server_logger`] looks requests' hosts up in.
 ///
 /// # Safety
-/// `s` is null or a server that lives as long as the process.
-pub unsafe fn set_process_server(s: *const sys::server_rec) {
-    PROCESS_SERVER.store(s.cast_mut(), Ordering::Release);
+/// Both are null or servers that live as long as the process, `main` with its whole list.
+pub unsafe fn set_process_server(own: *const sys::server_rec, main: *const sys::server_rec) {
+    PROCESS_SERVER.store(own.cast_mut(), Ordering::Release);
+    MAIN_SERVER.store(main.cast_mut(), Ordering::Release);
+}
+
+/// A logger for the server an Apache child named by its key (its `server_rec` address, 0
+/// for the main server), if it is one of this daemon process's servers. The key is only
+/// compared, never followed: a stale one (from another generation) finds nothing.
+pub fn server_logger(key: u64) -> Option<RequestLog> {
+    let main = MAIN_SERVER.load(Ordering::Acquire);
+    let mut cur = main;
+    while !cur.is_null() {
+        if (key == 0 && cur == main) || cur as u64 == key {
+            // SAFETY: a server of this process's list, which lives as long as the process
+            // (set_process_server's contract).
+            return Some(unsafe { logger_for(cur) });
+        }
+        // SAFETY: as above; `next` links the list.
+        cur = unsafe { (*cur).next };
+    }
+    None
 }
 
 /// Logs against a server (`None`: this process's own server, see [`set_process_server`]).
