@@ -118,6 +118,7 @@ fn full_head() -> RequestHead {
         connection_id: Some(b"abc".to_vec()),
         request_start_us: 1_700_000_000_000_000,
         queue_start_us: 1_700_000_000_000_100,
+        vhost: 0x5555_aaaa_1230,
         script_reloading: true,
         enable_sendfile: true,
         method: b"POST".to_vec(),

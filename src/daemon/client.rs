@@ -46,6 +46,7 @@ pub fn request_head(
         connection_id: mw.connection_id.map(<[u8]>::to_vec),
         request_start_us: mw.request_start_us,
         queue_start_us: 0,
+        vhost: 0,
         script_reloading: mw.script_reloading,
         enable_sendfile: mw.enable_sendfile,
         method: f.method.to_vec(),
@@ -204,6 +205,7 @@ pub fn run(r: Request<'_>, name: &str, mut head: RequestHead, error_override: bo
     let _in_flight = InFlight::new(&conn);
     head.secret = g.secret.clone();
     head.queue_start_us = now_us();
+    head.vhost = server as u64;
     let mut w = &conn;
     if let Err(e) = protocol::write_frame(&mut w, Kind::RequestHead, &head.encode()) {
         let error = e.to_string();

@@ -587,14 +587,15 @@ fn serve(
         failed: false,
         status: 500,
     };
-    // Lines about this request carry its client, as Apache's own request lines do.
+    // Lines about this request go to its host's log and carry its client, as Apache's own
+    // request lines do.
     let tagged = crate::httpd::log::Tagged {
         prefix: format!(
             "[client {}:{}] ",
             String::from_utf8_lossy(&head.remote_addr),
             head.remote_port
         ),
-        base: log,
+        base: crate::httpd::log::server_logger(head.vhost).unwrap_or(log),
     };
     let log = tagged.logger();
     let outcome = if late {

@@ -5,6 +5,7 @@ use crate::sys;
 use crate::wsgi::failure::Failure;
 use crate::wsgi::gateway::{RequestLog, Severity};
 use std::ffi::CString;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 /// Apache log levels we use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,12 +39,48 @@ fn c_message(msg: &str) -> CString {
     CString::new(msg.replace('\0', "\\0")).unwrap_or_default()
 }
 
-/// Logs against a server (`None`: the main server as Apache knows it).
+/// The server whose error log takes this process's own lines: null (Apache's main server)
+/// except in a daemon process, where it is the server that defined the group.
+static PROCESS_SERVER: AtomicPtr<sys::server_rec> = AtomicPtr::new(std::ptr::null_mut());
+/// In a daemon process, the main server: the head of the list of servers it knows.
+static MAIN_SERVER: AtomicPtr<sys::server_rec> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Makes `own` this process's own server (a daemon process, right after the fork): lines
+/// logged without a server go to its ErrorLog, at its LogLevel, as under mod_wsgi. `main`
+/// heads the server list [`server_logger`] looks requests' hosts up in.
+///
+/// # Safety
+/// Both are null or servers that live as long as the process, `main` with its whole list.
+pub unsafe fn set_process_server(own: *const sys::server_rec, main: *const sys::server_rec) {
+    PROCESS_SERVER.store(own.cast_mut(), Ordering::Release);
+    MAIN_SERVER.store(main.cast_mut(), Ordering::Release);
+}
+
+/// A logger for the server an Apache child named by its key (its `server_rec` address, 0
+/// for the main server), if it is one of this daemon process's servers. The key is only
+/// compared, never followed: a stale one (from another generation) finds nothing.
+pub fn server_logger(key: u64) -> Option<RequestLog> {
+    let main = MAIN_SERVER.load(Ordering::Acquire);
+    let mut cur = main;
+    while !cur.is_null() {
+        if (key == 0 && cur == main) || cur as u64 == key {
+            // SAFETY: a server of this process's list, which lives as long as the process
+            // (set_process_server's contract).
+            return Some(unsafe { logger_for(cur) });
+        }
+        // SAFETY: as above; `next` links the list.
+        cur = unsafe { (*cur).next };
+    }
+    None
+}
+
+/// Logs against a server (`None`: this process's own server, see [`set_process_server`]).
 pub fn server_log(s: Option<&sys::server_rec>, level: Level, msg: &str) {
-    let s: *const sys::server_rec = s.map_or(std::ptr::null(), |s| s);
+    let s: *const sys::server_rec = s.map_or(PROCESS_SERVER.load(Ordering::Acquire), |s| s);
     let m = c_message(msg);
     // SAFETY: "%s" consumes exactly one C string argument, which lives across the call;
-    // ap_log_error_ accepts a null server.
+    // ap_log_error_ accepts a null server, and a process server lives as long as the
+    // process (set_process_server's contract).
     unsafe {
         sys::ap_log_error_(
             FILE.as_ptr(),
@@ -113,6 +150,15 @@ fn log_to_server(data: *mut std::ffi::c_void, severity: Severity, msg: &str) {
     // SAFETY: `data` is null or the live server a logger was made for by `logger_for`.
     let s = unsafe { data.cast::<sys::server_rec>().as_ref() };
     server_log(s, severity.into(), msg);
+}
+
+/// A [`RequestLog`] writing to this process's own server's error log (see
+/// [`set_process_server`]).
+pub fn process_logger() -> RequestLog {
+    RequestLog {
+        data: std::ptr::null_mut(),
+        write: log_to_server,
+    }
 }
 
 /// A [`RequestLog`] writing to `s`'s error log at its `LogLevel` (a logger without a server

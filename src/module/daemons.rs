@@ -21,8 +21,12 @@ struct Slot {
     started: Instant,
     delay: Duration,
     pconf: *mut sys::apr_pool_t,
-    /// The main server, for log lines (lives as long as pconf).
+    /// The server that defined the group (a virtual host, or the main server): its
+    /// ErrorLog takes the group's lines, in the parent and in the daemon (lives as long
+    /// as pconf, and the daemon's copy of it as long as the daemon).
     server: *const sys::server_rec,
+    /// The main server, head of the server list (as long-lived as `server`).
+    main: *const sys::server_rec,
 }
 
 /// This generation's daemons (boxed in the config pool). `slots` is filled before the first
@@ -143,6 +147,15 @@ unsafe fn configured(
     out
 }
 
+/// The server that defined a group: its owner key is the virtual host's `server_rec`
+/// address (see [`configured`]), 0 for the main server `s`.
+fn defining_server(s: *const sys::server_rec, owner: usize) -> *const sys::server_rec {
+    match owner {
+        0 => s,
+        vhost => vhost as *const sys::server_rec,
+    }
+}
+
 fn runtime_path(pconf: *mut sys::apr_pool_t, file: &str) -> PathBuf {
     let c = CString::new(file).expect("group names have no NUL");
     // SAFETY: ap_runtime_dir_relative allocates the result in pconf and never fails
@@ -209,10 +222,14 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
         import_scripts: &scripts,
         root: os::euid() == 0,
     };
-    for (g, _) in &defs {
+    for (g, owner) in &defs {
         if let Some(w) = spawner::not_honoured_warning(g) {
-            // SAFETY: s is live.
-            log::server_log(unsafe { s.as_ref() }, Level::Warn, &w);
+            // SAFETY: the main server and its virtual hosts are live.
+            log::server_log(
+                unsafe { defining_server(s, *owner).as_ref() },
+                Level::Warn,
+                &w,
+            );
         }
     }
     let sockets = spawner::Sockets {
@@ -257,6 +274,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
     // SAFETY: just stored, and only this single-threaded parent touches it.
     let generation = unsafe { &mut *gen_ptr };
     for g in &groups {
+        let server = defining_server(s, g.owner);
         for _ in 0..g.def.processes {
             generation.slots.push(Slot {
                 index: generation.slots.len(),
@@ -266,7 +284,8 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
                 started: Instant::now(),
                 delay: Duration::ZERO,
                 pconf,
-                server: s,
+                server,
+                main: s,
             });
         }
     }
@@ -334,7 +353,7 @@ unsafe extern "C" fn retired_maintenance(
 
 impl Slot {
     fn log_server(&self) -> Option<&sys::server_rec> {
-        // SAFETY: the main server lives in pconf, as long as the slot.
+        // SAFETY: the defining server lives in pconf, as long as the slot.
         unsafe { self.server.as_ref() }
     }
 }
@@ -389,7 +408,9 @@ fn become_daemon(slot: &Slot) -> ! {
         processes: group.def.processes,
         threads: group.def.threads,
     };
-    DAEMON_SERVER.store(slot.server.cast_mut(), std::sync::atomic::Ordering::Release);
+    // SAFETY: the servers live in this process's copy of the parent's pconf for as long as
+    // the process.
+    unsafe { log::set_process_server(slot.server, slot.main) };
     // The figures table is inherited mapped from the parent (anonymous shared memory, so
     // the privilege drop that follows does not affect access to it).
     crate::httpd::status::claim_daemon(slot.index, &group.def.name);
@@ -406,7 +427,7 @@ fn become_daemon(slot: &Slot) -> ! {
             delay,
             super::hooks::identity(Some((&name, shape))),
             &super::hooks::HOST,
-            main_server_logger,
+            log::process_logger,
         )
     }));
     drop(result);
@@ -435,18 +456,6 @@ fn set_title(s: *const sys::server_rec, title: &str) {
         let comm = CString::new(&bytes[..bytes.len().min(15)]).unwrap_or_default();
         libc::prctl(libc::PR_SET_NAME, comm.as_ptr());
     }
-}
-
-/// The main server, in a daemon process (set once, right after the fork).
-static DAEMON_SERVER: std::sync::atomic::AtomicPtr<sys::server_rec> =
-    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
-
-/// The daemon's logger: the main server's error log, at its LogLevel.
-fn main_server_logger() -> crate::wsgi::gateway::RequestLog {
-    let s = DAEMON_SERVER.load(std::sync::atomic::Ordering::Acquire);
-    // SAFETY: null or the main server of the generation the daemon was forked in, which
-    // lives (in the daemon's copy of the parent's memory) as long as the daemon.
-    unsafe { log::logger_for(s) }
 }
 
 unsafe extern "C" fn maintenance(
