@@ -268,8 +268,10 @@ fn send_body(r: Request<'_>, conn: &UnixStream, name: &str) -> Option<i32> {
         let n = match reader.read(&mut buf) {
             Ok(n) => n,
             Err(e) => {
+                // The client went away, was too slow or sent a bad body: its doing, which
+                // embedded mode does not log either (the app sees the OSError in both modes).
                 r.log(
-                    Level::Error,
+                    Level::Info,
                     &format!(
                         "RWSGI0533: reading the request body for daemon process group '{name}' \
                          failed: {}",
