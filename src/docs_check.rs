@@ -49,7 +49,7 @@ fn every_test_named_in_directives_md_exists() {
         }
         let src = std::fs::read_to_string(tests.join(format!("{file}.rs")))
             .unwrap_or_else(|e| panic!("docs/directives.md names tests/{file}.rs: {e}"));
-        // A test body may take the mode it runs in (`both_modes!` in tests/common/modes.rs).
+        // A test run in both modes is `fn name(mode: Mode)` (tests/common/modes.rs).
         assert!(
             src.contains(&format!("fn {func}()"))
                 || src.contains(&format!("fn {func}(mode: Mode)")),

@@ -107,7 +107,7 @@ log_ids! {
     DAEMON_OTHER_VHOST = "RWSGI0530", "error", "A request names a daemon group defined in another virtual host; answered 500.";
     DAEMON_CONNECT_FAILED = "RWSGI0531", "error", "An Apache child could not connect to its daemon group within connect-timeout; answered 503.";
     DAEMON_SEND_FAILED = "RWSGI0532", "error", "Sending the request head to a daemon failed; answered 502.";
-    DAEMON_CLIENT_BODY_FAILED = "RWSGI0533", "error", "Reading the client's request body for a daemon failed.";
+    DAEMON_CLIENT_BODY_FAILED = "RWSGI0533", "info", "Reading the client's request body for a daemon failed.";
     DAEMON_RELAY_FAILED = "RWSGI0534", "error", "Apache's output filters failed while relaying a daemon's response.";
     DAEMON_SOCKET_TIMEOUT = "RWSGI0535", "error", "A daemon sent no response within socket-timeout; answered 504.";
     DAEMON_FAILED = "RWSGI0536", "error", "A daemon closed the connection or sent garbage: 502 before the response head, a cut response after it.";

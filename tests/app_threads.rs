@@ -1,12 +1,13 @@
 //! Request objects (`wsgi.input`, `write`, `wsgi.errors`) used by an app's own thread while
 //! the request ends or after it ended: the thread gets a Python exception, the request's own
-//! response is not disturbed, and the child never touches freed request memory.
+//! response is not disturbed, and the child (or daemon) never touches freed request memory;
+//! each test in embedded and in daemon mode (`tests/common/modes.rs`).
 mod common;
 use common::*;
 use std::time::Duration;
 
-fn threads_server(name: &str, mpm: Mpm) -> Server {
-    let b = server(name).mpm(mpm);
+fn threads_server(name: &str, mpm: Mpm, mode: Mode) -> Server {
+    let b = server(name).mode(mode).mpm(mpm);
     // A single prefork child would be held by the test's keep-alive connection.
     let b = if mpm == Mpm::Prefork {
         b
@@ -54,17 +55,20 @@ fn assert_expired(doc: &Json) {
     );
 }
 
-/// The child that served the request is still the only one, and serves.
+/// The processes that served the request (children, daemon) are still there, and serve.
 fn assert_child_alive(srv: &Server, before: &[u32]) {
     let r = srv.get("/hello");
     assert_eq!(r.status, 200, "{}", r.describe());
-    assert_eq!(srv.child_pids(), before, "the child was replaced");
+    assert_eq!(
+        srv.child_pids(),
+        before,
+        "a child (or the daemon) was replaced"
+    );
 }
 
-#[test]
-fn thread_reading_input_when_the_request_ends() {
+fn thread_reading_input_when_the_request_ends(mode: Mode) {
     for mpm in [Mpm::Event, Mpm::Prefork] {
-        let srv = threads_server(&format!("threads_read_{}", mpm.name()), mpm);
+        let srv = threads_server(&format!("threads_read_{}", mpm.name()), mpm, mode);
         assert_eq!(srv.get("/hello").status, 200);
         let children = srv.child_pids();
         let t = token("read");
@@ -103,9 +107,8 @@ fn thread_reading_input_when_the_request_ends() {
     }
 }
 
-#[test]
-fn thread_writing_while_and_after_the_request_ends() {
-    let srv = threads_server("threads_write", Mpm::Event);
+fn thread_writing_while_and_after_the_request_ends(mode: Mode) {
+    let srv = threads_server("threads_write", Mpm::Event, mode);
     assert_eq!(srv.get("/hello").status, 200);
     let children = srv.child_pids();
     let t = token("write");
@@ -136,9 +139,8 @@ fn thread_writing_while_and_after_the_request_ends() {
     assert_child_alive(&srv, &children);
 }
 
-#[test]
-fn thread_blocked_in_write_to_a_client_that_does_not_read() {
-    let srv = threads_server("threads_slow_client", Mpm::Event);
+fn thread_blocked_in_write_to_a_client_that_does_not_read(mode: Mode) {
+    let srv = threads_server("threads_slow_client", Mpm::Event, mode);
     assert_eq!(srv.get("/hello").status, 200);
     let children = srv.child_pids();
     let t = token("slow");
@@ -161,9 +163,8 @@ fn thread_blocked_in_write_to_a_client_that_does_not_read() {
     assert_child_alive(&srv, &children);
 }
 
-#[test]
-fn request_end_waits_for_a_read_in_progress_in_another_thread() {
-    let srv = threads_server("threads_read_at_end", Mpm::Event);
+fn request_end_waits_for_a_read_in_progress_in_another_thread(mode: Mode) {
+    let srv = threads_server("threads_read_at_end", Mpm::Event, mode);
     assert_eq!(srv.get("/hello").status, 200);
     let children = srv.child_pids();
     let t = token("atend");
@@ -195,3 +196,10 @@ fn request_end_waits_for_a_read_in_progress_in_another_thread() {
     srv.assert_log("RWSGI0170");
     assert_child_alive(&srv, &children);
 }
+
+both_modes!(
+    thread_reading_input_when_the_request_ends,
+    thread_writing_while_and_after_the_request_ends,
+    thread_blocked_in_write_to_a_client_that_does_not_read,
+    request_end_waits_for_a_read_in_progress_in_another_thread,
+);

@@ -1,18 +1,28 @@
 //! Clients that go away mid-response or mid-upload cost nothing: iteration stops, close() runs,
-//! the child survives and the next request on a new connection is served.
+//! the child (and the daemon) survives and the next request on a new connection is served; each
+//! test in embedded and in daemon mode (`tests/common/modes.rs`).
 mod common;
 use common::*;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-fn single(name: &str) -> Server {
-    server(name).single_process().fragment("apps").start()
+fn single(name: &str, mode: Mode) -> Server {
+    server(name)
+        .mode(mode)
+        .single_process()
+        .fragment("apps")
+        .start()
 }
 
-fn child_pid(s: &Server) -> u32 {
+/// The server's processes: its one Apache child, and in daemon mode the daemon process too.
+fn processes(s: &Server) -> Vec<u32> {
     let p = s.child_pids();
-    assert_eq!(p.len(), 1, "{p:?}");
-    p[0]
+    let want = match s.mode {
+        Mode::Embedded => 1,
+        Mode::Daemon => 2,
+    };
+    assert_eq!(p.len(), want, "{p:?}");
+    p
 }
 
 /// Read the response head and at least `n` body bytes, then drop the connection (with unread
@@ -32,10 +42,9 @@ fn read_some_and_drop(mut c: Conn, n: usize) {
     drop(c);
 }
 
-#[test]
-fn disconnect_mid_response_stops_iteration_and_closes() {
-    let s = single("disc_resp");
-    let pid = child_pid(&s);
+fn disconnect_mid_response_stops_iteration_and_closes(mode: Mode) {
+    let s = single("disc_resp", mode);
+    let pids = processes(&s);
     for (i, q) in ["max=20000", "max=2000&sleep=0.01"].iter().enumerate() {
         let tok = token(&format!("resp{i}"));
         let mut c = s.connect();
@@ -71,13 +80,12 @@ fn disconnect_mid_response_stops_iteration_and_closes() {
         let r = s.get("/hello");
         assert_eq!(r.status, 200);
     }
-    assert_eq!(child_pid(&s), pid, "the child died");
+    assert_eq!(processes(&s), pids, "a process died");
 }
 
-#[test]
-fn disconnect_mid_upload() {
-    let s = single("disc_upload");
-    let pid = child_pid(&s);
+fn disconnect_mid_upload(mode: Mode) {
+    let s = single("disc_upload", mode);
+    let pids = processes(&s);
     for mode in ["read", "readn", "readline"] {
         let tok = token(mode);
         let total = 10 << 20;
@@ -102,13 +110,13 @@ fn disconnect_mid_upload() {
         );
         assert_eq!(s.get("/hello").status, 200);
     }
-    assert_eq!(child_pid(&s), pid, "the child died");
+    assert_eq!(processes(&s), pids, "a process died");
 }
 
-#[test]
-fn many_disconnects_cost_nothing() {
-    let s = single("disc_many");
-    let pid = child_pid(&s);
+fn many_disconnects_cost_nothing(mode: Mode) {
+    let s = single("disc_many", mode);
+    let pids = processes(&s);
+    let pid = s.app_pid();
     let base = rss(pid);
     let mut toks = Vec::new();
     for i in 0..20 {
@@ -138,7 +146,7 @@ fn many_disconnects_cost_nothing() {
     for _ in 0..5 {
         assert_eq!(s.get("/hello").status, 200);
     }
-    assert_eq!(child_pid(&s), pid);
+    assert_eq!(processes(&s), pids);
     let grown = rss(pid).saturating_sub(base);
     assert!(
         grown < 32 << 20,
@@ -147,10 +155,9 @@ fn many_disconnects_cost_nothing() {
     );
 }
 
-#[test]
-fn disconnect_before_the_app_answers() {
+fn disconnect_before_the_app_answers(mode: Mode) {
     // The client sends a request and leaves while the app is still producing the first chunk.
-    let s = single("disc_early");
+    let s = single("disc_early", mode);
     let tok = token("early");
     let mut c = s.connect();
     c.send(&request_bytes(
@@ -173,9 +180,9 @@ fn disconnect_before_the_app_answers() {
     assert_eq!(s.get("/hello").status, 200);
 }
 
-#[test]
-fn prefork_disconnect_mid_response() {
+fn prefork_disconnect_mid_response(mode: Mode) {
     let s = server("disc_prefork")
+        .mode(mode)
         .mpm(Mpm::Prefork)
         .fragment("apps")
         .start();
@@ -196,3 +203,11 @@ fn prefork_disconnect_mid_response() {
     assert!(count < 20000, "iteration did not stop");
     assert_eq!(s.get("/hello").status, 200);
 }
+
+both_modes!(
+    disconnect_mid_response_stops_iteration_and_closes,
+    disconnect_mid_upload,
+    many_disconnects_cost_nothing,
+    disconnect_before_the_app_answers,
+    prefork_disconnect_mid_response,
+);

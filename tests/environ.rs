@@ -2,6 +2,7 @@
 //! Authorization, SetEnv, wsgi.* and mod_wsgi.* keys, wsgiref validator; each test in embedded
 //! and in daemon mode (`tests/common/modes.rs`).
 mod common;
+use common::modes::MOD_WSGI_494_DAEMON_ONLY_KEYS;
 use common::*;
 use std::collections::BTreeSet;
 
@@ -103,16 +104,6 @@ const MOD_WSGI_6_TIMING_KEYS: &[(&str, &str)] = &[
     ("mod_wsgi.queue_start", "float"),
 ];
 
-/// Keys mod_wsgi 4.9.4 adds in daemon mode only. Deliberate difference: mod_rwsgi gives an
-/// app the same key set in both modes (its `mod_wsgi.queue_start`/`daemon_start` are the 6.x
-/// floats, set in both modes, 0.0 embedded), so an app cannot tell the modes apart by keys.
-const DAEMON_ONLY_494: &[&str] = &[
-    "mod_wsgi.daemon_connects",
-    "mod_wsgi.daemon_restarts",
-    "mod_wsgi.daemon_start",
-    "mod_wsgi.queue_start",
-];
-
 fn key_set(j: &Json) -> BTreeSet<String> {
     j.at("environ").keys().into_iter().collect()
 }
@@ -175,7 +166,7 @@ fn key_set_matches_live_reference(mode: Mode) {
     };
     let mut b = key_set(&theirs);
     if mode == Mode::Daemon {
-        for k in DAEMON_ONLY_494 {
+        for k in MOD_WSGI_494_DAEMON_ONLY_KEYS {
             assert!(b.remove(*k), "4.9.4 daemon mode lacks {k}");
         }
     }

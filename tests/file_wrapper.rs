@@ -1,13 +1,14 @@
 //! wsgi.file_wrapper: real files go out without Python reads (file bucket), from the current
 //! offset, honouring a shorter Content-Length; file-likes without a usable fileno() fall back to
-//! block reads; close() is called.
+//! block reads; close() is called; each test in embedded and in daemon mode (where the daemon
+//! passes the file's descriptor to the Apache child; `tests/common/modes.rs`).
 mod common;
 use common::*;
 use std::io::Read;
 use std::time::Duration;
 
-fn setup(name: &str) -> (Server, Vec<u8>) {
-    let s = server(name).fragment("apps").start();
+fn setup(name: &str, mode: Mode) -> (Server, Vec<u8>) {
+    let s = server(name).mode(mode).fragment("apps").start();
     let data = pattern((3 << 20) + 123, 7);
     std::fs::write(s.data.join("blob.bin"), &data).unwrap();
     (s, data)
@@ -20,9 +21,8 @@ fn fetch(s: &Server, q: &str) -> Response {
     r
 }
 
-#[test]
-fn real_file_sent_without_python_reads() {
-    let (s, data) = setup("fw_noread");
+fn real_file_sent_without_python_reads(mode: Mode) {
+    let (s, data) = setup("fw_noread", mode);
     let r = fetch(&s, "kind=noread");
     assert_eq!(r.body.len(), data.len());
     assert!(r.body == data, "file content differs");
@@ -35,9 +35,8 @@ fn real_file_sent_without_python_reads() {
     assert!(r.body == data, "file content differs (plain)");
 }
 
-#[test]
-fn starts_at_the_current_offset() {
-    let (s, data) = setup("fw_offset");
+fn starts_at_the_current_offset(mode: Mode) {
+    let (s, data) = setup("fw_offset", mode);
     for off in [1usize, 4096, 1 << 20, data.len() - 1] {
         let r = fetch(&s, &format!("kind=noread&offset={off}"));
         assert!(
@@ -48,9 +47,8 @@ fn starts_at_the_current_offset() {
     }
 }
 
-#[test]
-fn honours_a_shorter_content_length() {
-    let (s, data) = setup("fw_cl");
+fn honours_a_shorter_content_length(mode: Mode) {
+    let (s, data) = setup("fw_cl", mode);
     let r = fetch(&s, "kind=noread&cl=1000");
     assert_eq!(r.header("Content-Length"), Some("1000"));
     assert!(r.body == data[..1000]);
@@ -71,9 +69,8 @@ fn honours_a_shorter_content_length() {
     assert_eq!(c.read_response(false).unwrap().status, 200);
 }
 
-#[test]
-fn filelike_without_fileno_falls_back_to_block_reads() {
-    let (s, data) = setup("fw_bytesio");
+fn filelike_without_fileno_falls_back_to_block_reads(mode: Mode) {
+    let (s, data) = setup("fw_bytesio", mode);
     let r = fetch(&s, "kind=bytesio");
     assert!(r.body == data, "got {} bytes", r.body.len());
     let r = fetch(&s, "kind=bytesio&blksize=1000&offset=10");
@@ -82,9 +79,8 @@ fn filelike_without_fileno_falls_back_to_block_reads() {
     assert!(r.body == data[..777]);
 }
 
-#[test]
-fn close_is_called() {
-    let (s, _) = setup("fw_close");
+fn close_is_called(mode: Mode) {
+    let (s, _) = setup("fw_close", mode);
     for kind in ["noread", "bytesio"] {
         let tok = token(kind);
         fetch(&s, &format!("kind={kind}&token={tok}"));
@@ -96,9 +92,8 @@ fn close_is_called() {
     }
 }
 
-#[test]
-fn head_on_file_wrapper() {
-    let (s, data) = setup("fw_head");
+fn head_on_file_wrapper(mode: Mode) {
+    let (s, data) = setup("fw_head", mode);
     let mut c = s.connect();
     c.send(&request_bytes(
         "HEAD",
@@ -121,9 +116,8 @@ fn head_on_file_wrapper() {
 /// able to tell the response is incomplete (connection closed after what the file holds),
 /// as on the iterable path. Ending it normally let Apache put the file's real length in the
 /// head, so a kept-alive client took a 1000-byte body for the app's 200000-byte response.
-#[test]
-fn content_length_beyond_the_file_cuts_the_connection() {
-    let s = server("fw_cl_long").fragment("apps").start();
+fn content_length_beyond_the_file_cuts_the_connection(mode: Mode) {
+    let s = server("fw_cl_long").mode(mode).fragment("apps").start();
     let data = pattern(1000, 3);
     std::fs::write(s.data.join("small.bin"), &data).unwrap();
     for (q, cl, body) in [
@@ -156,9 +150,9 @@ fn content_length_beyond_the_file_cuts_the_connection() {
 /// Apache's own file handler does. A file truncated while DEFLATE compresses it then gives a
 /// short read, which DEFLATE reports and the response is cut; mapped, the lost pages killed
 /// the child with SIGBUS (the harness fails the test on the "exit signal" line).
-#[test]
-fn enable_mmap_off_survives_a_file_truncated_while_sent() {
+fn enable_mmap_off_survives_a_file_truncated_while_sent(mode: Mode) {
     let mut s = server("fw_nommap")
+        .mode(mode)
         .single_process()
         .fragment("apps")
         .conf(
@@ -208,5 +202,16 @@ fn enable_mmap_off_survives_a_file_truncated_while_sent() {
     s.expect_error(c.local_port(), "End of file found");
     let r = s.get("/hello");
     assert_eq!(r.status, 200, "{}", r.describe());
-    assert_eq!(s.child_pids(), pids, "the child was replaced");
+    assert_eq!(s.child_pids(), pids, "a child (or the daemon) was replaced");
 }
+
+both_modes!(
+    real_file_sent_without_python_reads,
+    starts_at_the_current_offset,
+    honours_a_shorter_content_length,
+    filelike_without_fileno_falls_back_to_block_reads,
+    close_is_called,
+    head_on_file_wrapper,
+    content_length_beyond_the_file_cuts_the_connection,
+    enable_mmap_off_survives_a_file_truncated_while_sent,
+);

@@ -5,9 +5,9 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-#[test]
-fn partial_lines_are_logged_in_bounded_pieces_during_the_request() {
+fn partial_lines_are_logged_in_bounded_pieces_during_the_request(mode: Mode) {
     let mut srv = server("log_partial_lines")
+        .mode(mode)
         .conf("WSGIScriptAlias /partial \"@APPS@/partial_log.wsgi\"")
         .start();
     for stream in ["errors", "stdout", "stderr"] {
@@ -56,3 +56,5 @@ fn partial_lines_are_logged_in_bounded_pieces_during_the_request() {
         assert_eq!(r.status, 200, "{stream}: {}", r.describe());
     }
 }
+
+both_modes!(partial_lines_are_logged_in_bounded_pieces_during_the_request,);

@@ -1,10 +1,11 @@
 //! wsgi.errors, print() (sys.stdout) and sys.stderr reach the error log of the request's vhost,
-//! tagged with the client address.
+//! tagged with the client address; each test in embedded and in daemon mode (where the vhosts
+//! inherit the main server's `WSGIProcessGroup`; `tests/common/modes.rs`).
 mod common;
 use common::*;
 
-fn vhosts() -> Server {
-    server("logging")
+fn vhosts(mode: Mode) -> Server {
+    server("logging").mode(mode)
         .conf(
             "<VirtualHost 127.0.0.1:@PORT@>\n  ServerName main.test\n  WSGIScriptAlias /errors \"@APPS@/errors.wsgi\"\n</VirtualHost>\n\
              <VirtualHost 127.0.0.1:@PORT@>\n  ServerName vhost.test\n  ErrorLog \"@ROOT@/logs/vhost_error.log\"\n  \
@@ -30,25 +31,26 @@ const STREAMS: &[&str] = &[
     "stderr line",
 ];
 
-#[test]
-fn app_output_reaches_the_vhost_error_log_tagged_with_the_request() {
-    let mut s = vhosts();
+fn app_output_reaches_the_vhost_error_log_tagged_with_the_request(mode: Mode) {
+    let mut s = vhosts(mode);
     let tok = token("vh");
     let r = hit(&s, "vhost.test", &tok);
     s.allow_log(&Server::client_tag(r.client_port));
+    // Daemon mode, as mod_wsgi 4.9.4: a daemon logs to the error log of the server that
+    // defines its group (here the main server), not to the log of each request's vhost.
+    let (log, other) = match mode {
+        Mode::Embedded => ("vhost_error.log", "error.log"),
+        Mode::Daemon => ("error.log", "vhost_error.log"),
+    };
     for what in STREAMS {
         let needle = format!("{what} {tok}");
         assert!(
-            s.wait_log_file(
-                "vhost_error.log",
-                &needle,
-                std::time::Duration::from_secs(5)
-            ),
-            "{needle:?} not in the vhost log:\n{}",
-            tail(&s.log_text("vhost_error.log"), 30)
+            s.wait_log_file(log, &needle, std::time::Duration::from_secs(5)),
+            "{needle:?} not in {log}:\n{}",
+            tail(&s.log_text(log), 30)
         );
         let line = s
-            .log_text("vhost_error.log")
+            .log_text(log)
             .lines()
             .find(|l| l.contains(&needle))
             .unwrap()
@@ -59,14 +61,13 @@ fn app_output_reaches_the_vhost_error_log_tagged_with_the_request() {
         );
     }
     assert!(
-        !s.error_log_text().contains(&tok),
-        "vhost lines leaked into the main log"
+        !s.log_text(other).contains(&tok),
+        "lines leaked into {other}"
     );
 }
 
-#[test]
-fn app_output_of_main_vhost_goes_to_main_log() {
-    let mut s = vhosts();
+fn app_output_of_main_vhost_goes_to_main_log(mode: Mode) {
+    let mut s = vhosts(mode);
     let tok = token("main");
     let r = hit(&s, "main.test", &tok);
     for what in STREAMS {
@@ -78,14 +79,19 @@ fn app_output_of_main_vhost_goes_to_main_log() {
     );
 }
 
-#[test]
-fn each_line_is_a_log_entry() {
+fn each_line_is_a_log_entry(mode: Mode) {
     // Multi-line writes become one log entry per line; a partial line is held until its newline
     // (or the end of the request).
-    let mut s = vhosts();
+    let mut s = vhosts(mode);
     let tok = token("lines");
     let r = hit(&s, "main.test", &tok);
     let lines = s.expect_error(r.client_port, &format!("writelines two {tok}"));
     let n = lines.iter().filter(|l| l.contains(&tok)).count();
     assert_eq!(n, STREAMS.len(), "{}", lines.join("\n"));
 }
+
+both_modes!(
+    app_output_reaches_the_vhost_error_log_tagged_with_the_request,
+    app_output_of_main_vhost_goes_to_main_log,
+    each_line_is_a_log_entry,
+);

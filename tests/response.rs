@@ -1,13 +1,14 @@
 //! start_response and the response iterable: status/header validation, repeated headers,
 //! exc_info, write(), iterables, close(), Content-Length handling, HEAD/204/304, exceptions,
-//! bounded memory for huge responses.
+//! bounded memory for huge responses; each test in embedded and in daemon mode
+//! (`tests/common/modes.rs`).
 mod common;
 use common::*;
 use std::io::Read;
 use std::time::Duration;
 
-fn srv(name: &str) -> Server {
-    server(name).fragment("apps").start()
+fn srv(name: &str, mode: Mode) -> Server {
+    server(name).mode(mode).fragment("apps").start()
 }
 
 fn get_keepalive(c: &mut Conn, path: &str) -> Response {
@@ -49,9 +50,8 @@ fn raw_get(s: &Server, path: &str) -> (Vec<u8>, u16) {
 
 // ---- status -----------------------------------------------------------------------------------
 
-#[test]
-fn valid_statuses() {
-    let s = srv("resp_status_ok");
+fn valid_statuses(mode: Mode) {
+    let s = srv("resp_status_ok", mode);
     for (q, code, reason) in [
         ("200%20OK", 200, "OK"),
         ("404%20Not%20Here", 404, "Not Here"),
@@ -64,9 +64,8 @@ fn valid_statuses() {
     }
 }
 
-#[test]
-fn invalid_statuses_give_500() {
-    let mut s = srv("resp_status_bad");
+fn invalid_statuses_give_500(mode: Mode) {
+    let mut s = srv("resp_status_bad", mode);
     for q in [
         "200",
         "20%20OK",
@@ -87,9 +86,8 @@ fn invalid_statuses_give_500() {
 /// A final status is 200-599. A 1xx from the app would be taken by the client as an interim
 /// response (or, for 101, a protocol switch) followed by bytes it cannot frame; codes above
 /// 599 do not exist. mod_wsgi 4.9.4 sends them as the app gave them.
-#[test]
-fn interim_and_out_of_range_statuses_give_500() {
-    let mut s = srv("resp_status_1xx");
+fn interim_and_out_of_range_statuses_give_500(mode: Mode) {
+    let mut s = srv("resp_status_1xx", mode);
     for q in [
         "100%20Continue",
         "101%20Switching%20Protocols",
@@ -119,9 +117,8 @@ fn interim_and_out_of_range_statuses_give_500() {
 /// Hop-by-hop headers belong to the server (PEP 3333). Passed on, `Transfer-Encoding: chunked`
 /// lets the body end the response at once and forge a second one on the kept-alive
 /// connection. A deliberate difference from mod_wsgi 4.9.4, which passes them on.
-#[test]
-fn hop_by_hop_headers_give_500_and_cannot_smuggle_a_response() {
-    let mut s = srv("resp_hop");
+fn hop_by_hop_headers_give_500_and_cannot_smuggle_a_response(mode: Mode) {
+    let mut s = srv("resp_hop", mode);
     for (name, value) in [
         ("Transfer-Encoding", "chunked"),
         ("transfer-encoding", "chunked"),
@@ -168,9 +165,8 @@ fn hop_by_hop_headers_give_500_and_cannot_smuggle_a_response() {
 
 /// PEP 3333: status and header values are native strings that go out as latin-1, one byte
 /// per code point, Content-Type and the reason phrase included.
-#[test]
-fn status_and_headers_go_out_as_latin1_bytes() {
-    let s = srv("resp_latin1_wire");
+fn status_and_headers_go_out_as_latin1_bytes(mode: Mode) {
+    let s = srv("resp_latin1_wire", mode);
     let (raw, _) = raw_get(&s, "/response?mode=latin1_head");
     let end = raw
         .windows(4)
@@ -192,9 +188,8 @@ fn status_and_headers_go_out_as_latin1_bytes() {
     );
 }
 
-#[test]
-fn invalid_headers_give_500_never_injected() {
-    let mut s = srv("resp_hdr_bad");
+fn invalid_headers_give_500_never_injected(mode: Mode) {
+    let mut s = srv("resp_hdr_bad", mode);
     for case in [
         "nonstr_name",
         "nonstr_value",
@@ -224,9 +219,8 @@ fn invalid_headers_give_500_never_injected() {
     s.expect_error(r.client_port, "list");
 }
 
-#[test]
-fn latin1_and_empty_header_values() {
-    let s = srv("resp_hdr_ok");
+fn latin1_and_empty_header_values(mode: Mode) {
+    let s = srv("resp_hdr_ok", mode);
     let r = s.get("/response?mode=header&case=latin1_value");
     assert_eq!(r.status, 200, "{}", r.describe());
     assert_eq!(
@@ -242,9 +236,8 @@ fn latin1_and_empty_header_values() {
     assert_eq!(r.header("X-Tab"), Some("a\tb"));
 }
 
-#[test]
-fn repeated_headers_kept_in_order() {
-    let s = srv("resp_cookies");
+fn repeated_headers_kept_in_order(mode: Mode) {
+    let s = srv("resp_cookies", mode);
     let r = s.get("/response?mode=set_cookie");
     assert_eq!(r.status, 200, "{}", r.describe());
     assert_eq!(
@@ -264,17 +257,15 @@ fn repeated_headers_kept_in_order() {
 /// PEP 3333: a second start_response call without exc_info is an error. mod_rwsgi follows the
 /// PEP here (decisions.md §1); mod_wsgi 4.9.4 just replaces the status (201), so this test is
 /// expected to FAIL under mod_wsgi.
-#[test]
-fn second_start_response_without_exc_info_is_an_error() {
-    let mut s = srv("resp_second_sr");
+fn second_start_response_without_exc_info_is_an_error(mode: Mode) {
+    let mut s = srv("resp_second_sr", mode);
     let r = s.get("/response?mode=second_sr");
     assert_eq!(r.status, 500, "{}", r.describe());
     s.expect_error(r.client_port, "start_response");
 }
 
-#[test]
-fn exc_info_before_headers_replaces_the_response() {
-    let s = srv("resp_excinfo_before");
+fn exc_info_before_headers_replaces_the_response(mode: Mode) {
+    let s = srv("resp_excinfo_before", mode);
     let r = s.get("/response?mode=exc_info_before");
     assert_eq!(r.status, 500, "{}", r.describe());
     assert_eq!(r.reason, "Oops");
@@ -282,9 +273,8 @@ fn exc_info_before_headers_replaces_the_response() {
     assert_eq!(r.body, b"error page");
 }
 
-#[test]
-fn exc_info_after_headers_reraises_and_cuts_the_response() {
-    let mut s = srv("resp_excinfo_after");
+fn exc_info_after_headers_reraises_and_cuts_the_response(mode: Mode) {
+    let mut s = srv("resp_excinfo_after", mode);
     let tok = token("excafter");
     let r = s.get(&format!("/response?mode=exc_info_after&token={tok}"));
     assert_eq!(r.status, 200, "{}", r.describe());
@@ -305,9 +295,8 @@ fn exc_info_after_headers_reraises_and_cuts_the_response() {
 
 // ---- iterables and write() --------------------------------------------------------------------
 
-#[test]
-fn iterables_and_write() {
-    let s = srv("resp_iter");
+fn iterables_and_write(mode: Mode) {
+    let s = srv("resp_iter", mode);
     for (mode, body) in [
         ("list", &b"Hello World"[..]),
         ("generator", b"abc"),
@@ -323,9 +312,8 @@ fn iterables_and_write() {
     }
 }
 
-#[test]
-fn close_is_always_called() {
-    let mut s = srv("resp_close");
+fn close_is_always_called(mode: Mode) {
+    let mut s = srv("resp_close", mode);
     for (mode, expect) in [
         ("list", "2"),
         ("generator", "3"),
@@ -358,9 +346,8 @@ fn close_is_always_called() {
     );
 }
 
-#[test]
-fn exception_in_close_is_logged() {
-    let mut s = srv("resp_close_raises");
+fn exception_in_close_is_logged(mode: Mode) {
+    let mut s = srv("resp_close_raises", mode);
     let r = s.get("/response?mode=close_raises");
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"close raises");
@@ -369,9 +356,8 @@ fn exception_in_close_is_logged() {
 
 // ---- Content-Length handling -----------------------------------------------------------------
 
-#[test]
-fn content_length_shorter_than_body_truncates() {
-    let s = srv("resp_cl_short");
+fn content_length_shorter_than_body_truncates(mode: Mode) {
+    let s = srv("resp_cl_short", mode);
     let mut c = s.connect();
     let r = get_keepalive(&mut c, "/response?mode=cl_short");
     assert_eq!(r.status, 200);
@@ -380,9 +366,8 @@ fn content_length_shorter_than_body_truncates() {
     assert_connection_reusable(&mut c);
 }
 
-#[test]
-fn content_length_longer_than_body_closes_connection() {
-    let s = srv("resp_cl_long");
+fn content_length_longer_than_body_closes_connection(mode: Mode) {
+    let s = srv("resp_cl_long", mode);
     let mut c = s.connect();
     c.set_timeout(Duration::from_secs(15));
     let r = get_keepalive(&mut c, "/response?mode=cl_long");
@@ -398,9 +383,8 @@ fn content_length_longer_than_body_closes_connection() {
 /// Content-Length is decimal digits (spaces or tabs around at most) that fit Apache's signed
 /// `apr_off_t`: 2^64-1 would otherwise go out as `Content-Length: -1`. Two differing values
 /// are an error too. mod_wsgi 4.9.4 passes the overflowing values on.
-#[test]
-fn content_length_must_be_a_decimal_that_fits() {
-    let mut s = srv("resp_cl_value");
+fn content_length_must_be_a_decimal_that_fits(mode: Mode) {
+    let mut s = srv("resp_cl_value", mode);
     for q in [
         "cl=18446744073709551615",
         "cl=9223372036854775808",
@@ -445,9 +429,8 @@ fn content_length_must_be_a_decimal_that_fits() {
 
 // ---- bodiless responses -----------------------------------------------------------------------
 
-#[test]
-fn head_sends_no_body() {
-    let s = srv("resp_head");
+fn head_sends_no_body(mode: Mode) {
+    let s = srv("resp_head", mode);
     let mut c = s.connect();
     for path in [
         "/hello",
@@ -463,9 +446,8 @@ fn head_sends_no_body() {
     }
 }
 
-#[test]
-fn no_body_for_204_and_304() {
-    let s = srv("resp_204");
+fn no_body_for_204_and_304(mode: Mode) {
+    let s = srv("resp_204", mode);
     let mut c = s.connect();
     for q in ["204%20No%20Content", "304%20Not%20Modified"] {
         let r = get_keepalive(&mut c, &format!("/response?mode=status_body&s={q}"));
@@ -481,9 +463,8 @@ fn no_body_for_204_and_304() {
 
 // ---- errors -----------------------------------------------------------------------------------
 
-#[test]
-fn str_instead_of_bytes_is_an_error() {
-    let mut s = srv("resp_str");
+fn str_instead_of_bytes_is_an_error(mode: Mode) {
+    let mut s = srv("resp_str", mode);
     let r = s.get("/response?mode=str_body");
     assert_eq!(r.status, 500, "{}", r.describe());
     s.expect_error(r.client_port, "TypeError");
@@ -495,9 +476,8 @@ fn str_instead_of_bytes_is_an_error() {
     s.expect_error(r.client_port, "TypeError");
 }
 
-#[test]
-fn exception_before_headers_is_500_with_traceback() {
-    let mut s = srv("resp_exc_before");
+fn exception_before_headers_is_500_with_traceback(mode: Mode) {
+    let mut s = srv("resp_exc_before", mode);
     let r = s.get("/response?mode=exc_before");
     assert_eq!(r.status, 500, "{}", r.describe());
     assert!(!r.text().contains("boom"), "traceback leaked to the client");
@@ -514,9 +494,8 @@ fn exception_before_headers_is_500_with_traceback() {
     assert_eq!(s.get("/hello").status, 200);
 }
 
-#[test]
-fn exception_after_headers_cuts_the_response() {
-    let mut s = srv("resp_exc_after");
+fn exception_after_headers_cuts_the_response(mode: Mode) {
+    let mut s = srv("resp_exc_after", mode);
     let r = s.get("/response?mode=exc_after_headers");
     assert_eq!(r.status, 200);
     assert!(r.chunked, "expected a chunked response: {}", r.describe());
@@ -542,17 +521,15 @@ fn exception_after_headers_cuts_the_response() {
 
 // ---- bounded memory ---------------------------------------------------------------------------
 
-#[test]
-fn generator_response_512mib_bounded_memory() {
+fn generator_response_512mib_bounded_memory(mode: Mode) {
     let s = server("resp_512m")
+        .mode(mode)
         .single_process()
         .fragment("apps")
         .start();
     let r = s.get("/response?mode=big&mib=2");
     assert_eq!(r.body.len(), 2 << 20);
-    let pids = s.child_pids();
-    assert_eq!(pids.len(), 1, "{pids:?}");
-    let pid = pids[0];
+    let pid = s.app_pid();
     let before = peak_rss(pid);
     for cl in ["", "&cl=1"] {
         let mut c = s.connect();
@@ -571,7 +548,7 @@ fn generator_response_512mib_bounded_memory() {
     }
     let after = peak_rss(pid);
     eprintln!(
-        "generator 512 MiB: child peak RSS {} -> {} MiB",
+        "generator 512 MiB: app process peak RSS {} -> {} MiB",
         before >> 20,
         after >> 20
     );
@@ -584,9 +561,9 @@ fn generator_response_512mib_bounded_memory() {
 
 // ---- prefork (MPM-sensitive paths: one thread per process) ----------------------------------
 
-#[test]
-fn prefork_iterables_close_and_errors() {
+fn prefork_iterables_close_and_errors(mode: Mode) {
     let mut s = server("resp_prefork")
+        .mode(mode)
         .mpm(Mpm::Prefork)
         .fragment("apps")
         .start();
@@ -609,5 +586,37 @@ fn prefork_iterables_close_and_errors() {
     assert_eq!(r.status, 500);
     s.expect_error(r.client_port, "boom-before-start-response");
     let j = s.get("/environ").json();
-    assert_eq!(j.at("environ").s("wsgi.multithread"), "False");
+    // Prefork children have one thread; the daemon group has the harness's 8.
+    let multithread = match mode {
+        Mode::Embedded => "False",
+        Mode::Daemon => "True",
+    };
+    assert_eq!(j.at("environ").s("wsgi.multithread"), multithread);
 }
+
+both_modes!(
+    valid_statuses,
+    invalid_statuses_give_500,
+    interim_and_out_of_range_statuses_give_500,
+    hop_by_hop_headers_give_500_and_cannot_smuggle_a_response,
+    status_and_headers_go_out_as_latin1_bytes,
+    invalid_headers_give_500_never_injected,
+    latin1_and_empty_header_values,
+    repeated_headers_kept_in_order,
+    second_start_response_without_exc_info_is_an_error,
+    exc_info_before_headers_replaces_the_response,
+    exc_info_after_headers_reraises_and_cuts_the_response,
+    iterables_and_write,
+    close_is_always_called,
+    exception_in_close_is_logged,
+    content_length_shorter_than_body_truncates,
+    content_length_longer_than_body_closes_connection,
+    content_length_must_be_a_decimal_that_fits,
+    head_sends_no_body,
+    no_body_for_204_and_304,
+    str_instead_of_bytes_is_an_error,
+    exception_before_headers_is_500_with_traceback,
+    exception_after_headers_cuts_the_response,
+    generator_response_512mib_bounded_memory,
+    prefork_iterables_close_and_errors,
+);

@@ -1,15 +1,20 @@
-//! Harness self-check: a hello app is served, and the harness sees the error log.
+//! Harness self-check: a hello app is served (in embedded and in daemon mode), and the harness
+//! sees the error log.
 mod common;
 use common::*;
 
-#[test]
-fn hello_is_served() {
-    let srv = server("smoke").fragment("apps").start();
+fn hello_is_served(mode: Mode) {
+    let srv = server("smoke").mode(mode).fragment("apps").start();
     let r = srv.get("/hello");
     assert_eq!(r.status, 200, "{}", r.describe());
     assert_eq!(r.body, b"Hello World!\n");
     assert_eq!(r.header("Content-Type"), Some("text/plain"));
     assert!(!srv.child_pids().is_empty(), "no apache children found");
+    // The app runs where the mode says: in an Apache child, or in the daemon group's process.
+    let pid = srv.get("/input?mode=none").json().n("pid") as u32;
+    assert!(srv.app_pids().contains(&pid), "{pid} is not an app process");
+    let in_child = srv.apache_child_pids().contains(&pid);
+    assert_eq!(in_child, mode == Mode::Embedded, "app ran in {pid}");
 }
 
 /// The harness refuses a malformed response head (here a header name with a space, and a
@@ -33,3 +38,5 @@ fn harness_refuses_a_malformed_response_head() {
         peer.join().unwrap();
     }
 }
+
+both_modes!(hello_is_served,);

@@ -1,14 +1,17 @@
 //! TLS through mod_ssl (self-signed certificate made at test time, curl as the client): the
 //! environ an app sees over HTTPS matches mod_wsgi 4.9.4 (`wsgi.url_scheme`, no `HTTPS` key,
-//! `SERVER_PORT`), and uploads, large responses and keep-alive work over TLS.
+//! `SERVER_PORT`), and uploads, large responses and keep-alive work over TLS; each test in
+//! embedded and in daemon mode (`tests/common/modes.rs`).
 mod common;
 use common::curl::Curl;
+use common::modes::MOD_WSGI_494_DAEMON_ONLY_KEYS;
 use common::tls::{TlsExt, TlsServer};
 use common::*;
 use std::collections::BTreeSet;
 
-fn tls_server(name: &str, module: Module, mpm: Mpm) -> TlsServer {
+fn tls_server(name: &str, module: Module, mpm: Mpm, mode: Mode) -> TlsServer {
     server(name)
+        .mode(mode)
         .module(module)
         .mpm(mpm)
         .fragment("apps")
@@ -34,9 +37,8 @@ fn keys(j: &Json) -> BTreeSet<String> {
 
 /// mod_wsgi turns `HTTPS` into `wsgi.url_scheme` and removes it from the environ; mod_rwsgi
 /// passed mod_ssl's `HTTPS=on` through (fails on the original main).
-#[test]
-fn https_environ_has_url_scheme_and_no_https_key() {
-    let srv = tls_server("tls_environ", module(), Mpm::Event);
+fn https_environ_has_url_scheme_and_no_https_key(mode: Mode) {
+    let srv = tls_server("tls_environ", module(), Mpm::Event, mode);
     let j = tls_environ(&srv, None);
     let e = j.at("environ");
     assert_eq!(e.s("wsgi.url_scheme"), "https");
@@ -59,20 +61,25 @@ fn https_environ_has_url_scheme_and_no_https_key() {
 /// Side by side with the reference over TLS: the same key set and the same values for the
 /// scheme and port keys, with and without a port in `Host` (without one, Apache's default
 /// port for https, 443, is `SERVER_PORT`).
-#[test]
-fn https_environ_matches_live_reference() {
+fn https_environ_matches_live_reference(mode: Mode) {
     let reference = Module::reference().expect(
         "the reference mod_wsgi is not installed: install libapache2-mod-wsgi-py3 (make deps)",
     );
     let collect = |m: Module, name: &str| {
-        let srv = tls_server(name, m, Mpm::Event);
+        let srv = tls_server(name, m, Mpm::Event, mode);
         let with_port = tls_environ(&srv, None);
         let without_port = tls_environ(&srv, Some("localhost"));
         (with_port, without_port, srv.tls_port)
     };
     let (ours, ours_np, our_port) = collect(module(), "tls_ref_ours");
     let (theirs, theirs_np, their_port) = collect(reference, "tls_ref_theirs");
-    let (a, b) = (without_6x_keys(keys(&ours)), keys(&theirs));
+    let mut b = keys(&theirs);
+    if mode == Mode::Daemon {
+        for k in MOD_WSGI_494_DAEMON_ONLY_KEYS {
+            b.remove(*k);
+        }
+    }
+    let a = without_6x_keys(keys(&ours));
     assert_eq!(
         a,
         b,
@@ -107,8 +114,13 @@ fn https_environ_matches_live_reference() {
 }
 
 /// The environ of `/environ` on a plain-HTTP server with extra config lines.
-fn plain_environ(m: Module, name: &str, conf: &str) -> Json {
-    let srv = server(name).module(m).fragment("apps").conf(conf).start();
+fn plain_environ(m: Module, name: &str, conf: &str, mode: Mode) -> Json {
+    let srv = server(name)
+        .mode(mode)
+        .module(m)
+        .fragment("apps")
+        .conf(conf)
+        .start();
     let r = srv.get("/environ");
     assert_eq!(r.status, 200, "{}", r.describe());
     r.json()
@@ -119,8 +131,7 @@ fn plain_environ(m: Module, name: &str, conf: &str) -> Json {
 /// https://…`, TLS ended at a proxy in front) does not make it https. Checked against the
 /// reference: mod_rwsgi kept `HTTPS` and took the scheme into account (fails on the original
 /// main).
-#[test]
-fn https_variable_and_scheme_as_mod_wsgi() {
+fn https_variable_and_scheme_as_mod_wsgi(mode: Mode) {
     let reference = Module::reference().expect(
         "the reference mod_wsgi is not installed: install libapache2-mod-wsgi-py3 (make deps)",
     );
@@ -136,7 +147,7 @@ fn https_variable_and_scheme_as_mod_wsgi() {
     ];
     for (conf, scheme) in cases {
         for m in [module(), reference.clone()] {
-            let j = plain_environ(m.clone(), "tls_https_var", conf);
+            let j = plain_environ(m.clone(), "tls_https_var", conf, mode);
             let e = j.at("environ");
             assert_eq!(e.s("wsgi.url_scheme"), scheme, "{conf} under {}", m.sym);
             assert!(e.get("HTTPS").is_none(), "{conf} under {}: {e:?}", m.sym);
@@ -151,12 +162,11 @@ fn write_temp(name: &str, data: &[u8]) -> std::path::PathBuf {
 }
 
 /// A 6 MiB POST over TLS reaches `wsgi.input` intact (regression test; event and prefork).
-#[test]
-fn upload_over_tls() {
+fn upload_over_tls(mode: Mode) {
     let body = pattern(6 << 20, 7);
     let file = write_temp("tls-upload", &body);
     for mpm in [Mpm::Event, Mpm::Prefork] {
-        let srv = tls_server("tls_upload", module(), mpm);
+        let srv = tls_server("tls_upload", module(), mpm, mode);
         let t = Curl::new()
             .tls(srv.tls_port)
             .arg("-H")
@@ -175,10 +185,9 @@ fn upload_over_tls() {
 
 /// A 64 MiB response over TLS arrives complete, with and without Content-Length
 /// (regression test; event and prefork).
-#[test]
-fn large_response_over_tls() {
+fn large_response_over_tls(mode: Mode) {
     for mpm in [Mpm::Event, Mpm::Prefork] {
-        let srv = tls_server("tls_large", module(), mpm);
+        let srv = tls_server("tls_large", module(), mpm, mode);
         for cl in ["&cl=1", ""] {
             let t = Curl::new()
                 .tls(srv.tls_port)
@@ -196,10 +205,9 @@ fn large_response_over_tls() {
 
 /// Several requests on one TLS connection: curl opens one connection, and the app sees the
 /// same client port each time (regression test; event and prefork).
-#[test]
-fn keep_alive_over_tls() {
+fn keep_alive_over_tls(mode: Mode) {
     for mpm in [Mpm::Event, Mpm::Prefork] {
-        let srv = tls_server("tls_keepalive", module(), mpm);
+        let srv = tls_server("tls_keepalive", module(), mpm, mode);
         let transfers = Curl::new()
             .tls(srv.tls_port)
             .url(srv.url("/environ/k?i=[1-6]"))
@@ -221,3 +229,12 @@ fn keep_alive_over_tls() {
         );
     }
 }
+
+both_modes!(
+    https_environ_has_url_scheme_and_no_https_key,
+    https_environ_matches_live_reference,
+    https_variable_and_scheme_as_mod_wsgi,
+    upload_over_tls,
+    large_response_over_tls,
+    keep_alive_over_tls,
+);

@@ -113,7 +113,7 @@ fn notice(cmd: &sys::cmd_parms, directive: &'static str, reason: String) {
 fn record(cmd: &sys::cmd_parms, n: Notice) {
     let htaccess = cmd.override_ & (sys::RSRC_CONF | sys::ACCESS_CONF) as libc::c_int == 0;
     if htaccess {
-        if n.daemon_mode_only && !crate::daemon::all().is_empty() {
+        if n.daemon_mode_only && daemon_groups_defined() {
             return;
         }
         // SAFETY: cmd.server is the live server the .htaccess file is read for.
@@ -171,6 +171,12 @@ fn apply_in_section(
 /// that defined it (0 for the main server) and whether it has `threads=0`. Plain data,
 /// emptied before every read.
 static DEFINED: std::sync::Mutex<Vec<(String, usize, bool)>> = std::sync::Mutex::new(Vec::new());
+
+/// True when the configuration defines a `WSGIDaemonProcess` group (the list lives on in the
+/// children, which read `.htaccess` files).
+fn daemon_groups_defined() -> bool {
+    DEFINED.lock().is_ok_and(|all| !all.is_empty())
+}
 
 /// Forgets the group names and script uses of the previous configuration read (pre_config).
 pub fn forget_daemon_groups() {

@@ -117,6 +117,9 @@ impl Failure {
         };
         let severity = match self {
             TransferEncoding { .. } | ChunkedRefused => Severity::Warning,
+            // The client went away, was too slow or sent a bad body: its doing, which
+            // embedded mode does not log either (the app sees the OSError in both modes).
+            ClientBodyFailed { .. } => Severity::Info,
             _ => Severity::Error,
         };
         Disposition {
