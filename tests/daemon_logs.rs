@@ -1,7 +1,8 @@
 //! A daemon process logs to the ErrorLog of the virtual host that defined its group (the main
 //! server's when defined there), at that host's LogLevel, as mod_wsgi does: Python output at
-//! import and from threads outside any request, and the group's lifecycle lines. A request's
-//! own lines (wsgi.errors) go to the request's host, tagged with its client. Template
+//! import and from threads outside any request, and its own lifecycle lines. A request's own
+//! lines (wsgi.errors) go to the request's host, tagged with its client; the parent's lines
+//! about daemon processes stay in the main log, as mod_wsgi's do. Template
 //! `daemon_logs.conf.in`, app `daemon_logs.wsgi`.
 mod common;
 use common::*;
@@ -59,10 +60,19 @@ fn a_group_defined_in_a_vhost_logs_to_that_vhost() {
         &[
             format!("daemon_logs: imported pid={pid}"),
             format!("daemon_logs: background print in in_a {tok}"),
-            format!("RWSGI0502: daemon process group 'in_a' started process {pid}"),
-            // maximum-requests=1: the process says it recycles, the parent that it ended.
+            format!("RWSGI0580: daemon process group 'in_a' process {pid} ready"),
+            // maximum-requests=1: the process recycles after this request.
             format!("RWSGI0516: daemon process group 'in_a' process {pid} recycles"),
-            format!("daemon process group 'in_a' process {pid} ended"),
+        ],
+    );
+    // The parent's lines about the process: the main log, where mod_wsgi has them.
+    assert_only_in(
+        &s,
+        "error.log",
+        "a_error.log",
+        &[
+            format!("RWSGI0502: daemon process group 'in_a' started process {pid}"),
+            format!("RWSGI0503: daemon process group 'in_a' process {pid} ended"),
         ],
     );
     let request_line = format!("daemon_logs: request line in in_a {tok}");
@@ -92,6 +102,7 @@ fn a_group_defined_in_the_main_server_logs_to_the_main_log() {
             format!("daemon_logs: imported pid={pid}"),
             format!("daemon_logs: background print in in_main {tok}"),
             format!("RWSGI0502: daemon process group 'in_main' started process {pid}"),
+            format!("RWSGI0580: daemon process group 'in_main' process {pid} ready"),
             format!("daemon_logs: request line in in_main {tok}"),
         ],
     );
@@ -136,12 +147,12 @@ fn the_defining_vhost_log_level_applies_to_its_daemon_lines() {
         ],
     );
     // Its info lines are below it: in no log, while the main server (at info) shows its own
-    // group's start.
-    s.assert_log("daemon process group 'in_main' started process");
+    // group's.
+    s.assert_log("RWSGI0580: daemon process group 'in_main' process");
     for file in ["quiet_error.log", "error.log"] {
         assert!(
             !s.log_text(file)
-                .contains("daemon process group 'in_quiet' started"),
+                .contains("RWSGI0580: daemon process group 'in_quiet'"),
             "an info line of in_quiet passed LogLevel warn in {file}:\n{}",
             tail(&s.log_text(file), 30)
         );

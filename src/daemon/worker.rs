@@ -49,6 +49,7 @@ pub fn run(
     if !delay.is_zero() {
         std::thread::sleep(delay);
     }
+    let starting = Instant::now();
     // From here only the main thread takes the parent's stop and drain signals (threads that
     // Python or import scripts start inherit the mask); they are acted on once it waits.
     os::block_control_signals();
@@ -84,6 +85,16 @@ pub fn run(
         }
     }
     preload::run(&scripts, apache_version, &log);
+    log.log(
+        crate::wsgi::gateway::Severity::Info,
+        &format!(
+            "RWSGI0580: daemon process group '{name}' process {} ready: Python and import \
+             scripts took {:.2} s, {} threads",
+            os::pid(),
+            starting.elapsed().as_secs_f64(),
+            group.def.threads
+        ),
+    );
     let listener = Arc::new(os::listener(group.listener));
     // Polled, so that a process recycling itself stops taking connections and leaves them
     // in the queue (which the parent keeps open) for its replacement.

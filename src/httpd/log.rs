@@ -58,7 +58,8 @@ pub unsafe fn set_process_server(own: *const sys::server_rec, main: *const sys::
 
 /// A logger for the server an Apache child named by its key (its `server_rec` address, 0
 /// for the main server), if it is one of this daemon process's servers. The key is only
-/// compared, never followed: a stale one (from another generation) finds nothing.
+/// compared with them, never followed: a stale one (an Apache child of another generation,
+/// with `WSGISocketRotation Off`) can at worst name another host's log, never bad memory.
 pub fn server_logger(key: u64) -> Option<RequestLog> {
     let main = MAIN_SERVER.load(Ordering::Acquire);
     let mut cur = main;

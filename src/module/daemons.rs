@@ -22,10 +22,12 @@ struct Slot {
     delay: Duration,
     pconf: *mut sys::apr_pool_t,
     /// The server that defined the group (a virtual host, or the main server): its
-    /// ErrorLog takes the group's lines, in the parent and in the daemon (lives as long
-    /// as pconf, and the daemon's copy of it as long as the daemon).
+    /// ErrorLog takes the daemon's own lines (lives as long as pconf, and the daemon's copy
+    /// of it as long as the daemon).
     server: *const sys::server_rec,
-    /// The main server, head of the server list (as long-lived as `server`).
+    /// The main server: the parent's lines about the process go to its log, as mod_wsgi's
+    /// do (where "look in the main error log" finds a daemon that died). It heads the
+    /// server list, and is as long-lived as `server`.
     main: *const sys::server_rec,
 }
 
@@ -222,14 +224,10 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
         import_scripts: &scripts,
         root: os::euid() == 0,
     };
-    for (g, owner) in &defs {
+    for (g, _) in &defs {
         if let Some(w) = spawner::not_honoured_warning(g) {
-            // SAFETY: the main server and its virtual hosts are live.
-            log::server_log(
-                unsafe { defining_server(s, *owner).as_ref() },
-                Level::Warn,
-                &w,
-            );
+            // SAFETY: s is live.
+            log::server_log(unsafe { s.as_ref() }, Level::Warn, &w);
         }
     }
     let sockets = spawner::Sockets {
@@ -353,8 +351,8 @@ unsafe extern "C" fn retired_maintenance(
 
 impl Slot {
     fn log_server(&self) -> Option<&sys::server_rec> {
-        // SAFETY: the defining server lives in pconf, as long as the slot.
-        unsafe { self.server.as_ref() }
+        // SAFETY: the main server lives in pconf, as long as the slot.
+        unsafe { self.main.as_ref() }
     }
 }
 

@@ -34,8 +34,8 @@ pub fn identity(daemon: Option<(&str, DaemonShape)>) -> Identity {
     }
 }
 
-/// The Python runtime's view of Apache: the main server's error log, the scoreboard and
-/// this process's status slot.
+/// The Python runtime's view of Apache: this process's own error log (the main server's, or a
+/// daemon group's defining host's), the scoreboard and this process's status slot.
 pub struct ApacheHost;
 
 /// The one host every process installs.

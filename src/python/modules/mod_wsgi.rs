@@ -213,7 +213,7 @@ pub fn level_for(levelno: i64) -> Severity {
 }
 
 /// Logs one line: against the request this thread serves (its vhost's error log), else
-/// against the main server.
+/// against this process's own server (the main one, or a daemon group's defining host).
 pub fn log_line(severity: Severity, line: &str) {
     let current = RequestCtx::current();
     if current.is_null() {

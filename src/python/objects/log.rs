@@ -1,6 +1,6 @@
 //! Line-buffered text streams that write to Apache's error log: `wsgi.errors` (bound to one
 //! request) and the per-interpreter `sys.stdout`/`sys.stderr` (which follow the request the
-//! writing thread serves, or the server log outside requests).
+//! writing thread serves, or the process's own server log outside requests).
 
 use super::{END, Methods, args, fastcall, noargs};
 use crate::python::callback::call;
@@ -138,7 +138,8 @@ fn emit(slf: *mut ffi::PyObject, text: &str) -> PyResult<()> {
     Ok(())
 }
 
-/// Logs one line written outside any request to the server's error log.
+/// Logs one line written outside any request to this process's own server's error log
+/// (in a daemon process, the host that defined its group).
 fn server_line(line: &[u8]) {
     crate::python::runtime::host().log(Severity::Error, String::from_utf8_lossy(line).as_ref());
 }
