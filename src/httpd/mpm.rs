@@ -19,9 +19,12 @@ pub struct MpmShape {
 }
 
 static DAEMON_SHAPE: std::sync::OnceLock<MpmShape> = std::sync::OnceLock::new();
+static DAEMON_GROUP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
-/// In a daemon process: its group's processes and threads replace the MPM's.
-pub fn set_daemon_shape(processes: u32, threads: u32) {
+/// In a daemon process of group `group`: its processes and threads replace the MPM's for
+/// the apps (`mod_wsgi.*`, `wsgi.multi*`); the `apache` module still reports the MPM's.
+pub fn set_daemon_shape(group: &str, processes: u32, threads: u32) {
+    let _ = DAEMON_GROUP.set(group.to_string());
     let _ = DAEMON_SHAPE.set(MpmShape {
         threaded: true,
         max_threads: threads as i32,
@@ -29,11 +32,19 @@ pub fn set_daemon_shape(processes: u32, threads: u32) {
     });
 }
 
-/// Queries the MPM (valid after the MPM has read its configuration).
+/// The daemon process group this process serves, `""` in an Apache child
+/// (`mod_wsgi.process_group`).
+pub fn daemon_group() -> &'static str {
+    DAEMON_GROUP.get().map_or("", String::as_str)
+}
+
+/// The shape apps run with: the daemon group's in a daemon process, else the MPM's.
 pub fn shape() -> MpmShape {
-    if let Some(s) = DAEMON_SHAPE.get() {
-        return *s;
-    }
+    DAEMON_SHAPE.get().copied().unwrap_or_else(mpm_shape)
+}
+
+/// Queries the MPM (valid after the MPM has read its configuration), also in a daemon.
+pub fn mpm_shape() -> MpmShape {
     let threaded = query(sys::AP_MPMQ_IS_THREADED) != sys::AP_MPMQ_NOT_SUPPORTED as i32;
     MpmShape {
         threaded,

@@ -1,12 +1,14 @@
 //! The `apache` module of one interpreter: facts about the running httpd.
 
-use crate::httpd::mpm::{self, MpmShape};
+use crate::httpd::mpm;
 use crate::httpd::scoreboard;
 use pyo3::prelude::*;
 use pyo3::types::PyModule;
 
-/// Builds the module (not yet in `sys.modules`).
-pub fn build<'py>(py: Python<'py>, shape: MpmShape) -> PyResult<Bound<'py, PyModule>> {
+/// Builds the module (not yet in `sys.modules`). Its shape is Apache's own, also in a daemon
+/// process (as mod_wsgi 4.9.4); `mod_wsgi`'s is the one the app runs with.
+pub fn build(py: Python<'_>) -> PyResult<Bound<'_, PyModule>> {
+    let shape = mpm::mpm_shape();
     let m = PyModule::new(py, "apache")?;
     m.setattr("version", crate::httpd::hooks::apache_version())?;
     m.setattr("mpm_name", mpm::name())?;

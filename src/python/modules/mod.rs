@@ -40,7 +40,7 @@ pub fn install(py: Python<'_>, file_wrapper: &Bound<'_, PyAny>, group: &str) -> 
     metrics::mark_process_start();
     let shape = crate::httpd::mpm::shape();
     let modules = py.import("sys")?.getattr("modules")?;
-    let apache = apache::build(py, shape)?;
+    let apache = apache::build(py)?;
     modules.set_item("apache", &apache)?;
     let m = mod_wsgi::build(py, file_wrapper, shape)?;
     m.setattr("application_group", group)?;

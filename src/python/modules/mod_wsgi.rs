@@ -137,7 +137,7 @@ pub fn build<'py>(
         "mod_rwsgi_version",
         pyo3::types::PyTuple::new(py, own_version())?,
     )?;
-    m.setattr("process_group", "")?;
+    m.setattr("process_group", crate::httpd::mpm::daemon_group())?;
     m.setattr("application_group", "")?;
     m.setattr("maximum_processes", shape.max_daemons.max(1))?;
     m.setattr("threads_per_process", shape.max_threads.max(1))?;
