@@ -8,7 +8,8 @@
 //! cannot be reached the tests FAIL, they do not skip.
 //!
 //! Apps: `tests/apps/frameworks/` (`flask_app.wsgi`, the Django project `djsite/`,
-//! `subinterp_ext.wsgi`).
+//! `subinterp_ext.wsgi`). Each test in embedded and in daemon mode, where the group inherits
+//! `WSGIPythonHome` (`tests/common/modes.rs`).
 mod common;
 use common::*;
 
@@ -47,9 +48,10 @@ fn venv() -> &'static Path {
 }
 
 /// A server builder with `WSGIPythonHome` set to the test venv.
-fn fw_server(name: &str) -> Builder {
+fn fw_server(name: &str, mode: Mode) -> Builder {
     let v = venv();
     server(name)
+        .mode(mode)
         .var("VENV", &v.display().to_string())
         .conf("WSGIPythonHome \"@VENV@\"")
 }
@@ -113,9 +115,8 @@ fn ok(r: &Response, what: &str) {
 // Flask
 // ---------------------------------------------------------------------------------------------
 
-#[test]
-fn flask_app_from_a_venv() {
-    let s = fw_server("fw_flask")
+fn flask_app_from_a_venv(mode: Mode) {
+    let s = fw_server("fw_flask", mode)
         .conf("WSGIScriptAlias /flask \"@APPS@/frameworks/flask_app.wsgi\"")
         .start();
     let venv = venv().display().to_string();
@@ -242,9 +243,8 @@ fn csrf_form_token(html: &str) -> String {
     html[i..end].to_string()
 }
 
-#[test]
-fn django_project_from_a_venv() {
-    let s = fw_server("fw_django")
+fn django_project_from_a_venv(mode: Mode) {
+    let s = fw_server("fw_django", mode)
         .conf("WSGIScriptAlias /django \"@APPS@/frameworks/djsite/djsite/wsgi.py\"")
         .start();
     let venv = venv().display().to_string();
@@ -365,9 +365,8 @@ fn django_project_from_a_venv() {
 /// sub-interpreters of one process. The first imports rpds; the second gets PyO3's ImportError.
 /// The error log must name the module and the cure on one line (RWSGI0120). Expected to FAIL
 /// under mod_wsgi 4.9.4, which logs the traceback only.
-#[test]
-fn subinterpreter_refusing_extension_names_module_and_cure() {
-    let mut s = fw_server("fw_ext_sub")
+fn subinterpreter_refusing_extension_names_module_and_cure(mode: Mode) {
+    let mut s = fw_server("fw_ext_sub", mode)
         .single_process()
         .conf("WSGIScriptAlias /ext1 \"@APPS@/frameworks/subinterp_ext.wsgi\"")
         .conf("WSGIScriptAlias /ext2 \"@APPS@/frameworks/subinterp_ext.wsgi\"")
@@ -396,9 +395,8 @@ fn subinterpreter_refusing_extension_names_module_and_cure() {
 }
 
 /// The cure: the same script under `%{GLOBAL}` (both URLs share the main interpreter).
-#[test]
-fn subinterpreter_refusing_extension_works_in_global_group() {
-    let s = fw_server("fw_ext_global")
+fn subinterpreter_refusing_extension_works_in_global_group(mode: Mode) {
+    let s = fw_server("fw_ext_global", mode)
         .single_process()
         .conf("WSGIScriptAlias /ext1 \"@APPS@/frameworks/subinterp_ext.wsgi\"")
         .conf("WSGIScriptAlias /ext2 \"@APPS@/frameworks/subinterp_ext.wsgi\"\n<Location /ext2>\n  WSGIApplicationGroup %{GLOBAL}\n</Location>")
@@ -414,3 +412,10 @@ fn subinterpreter_refusing_extension_works_in_global_group() {
         assert_eq!(j.s("prefix"), venv().display().to_string());
     }
 }
+
+both_modes!(
+    flask_app_from_a_venv,
+    django_project_from_a_venv,
+    subinterpreter_refusing_extension_names_module_and_cure,
+    subinterpreter_refusing_extension_works_in_global_group,
+);

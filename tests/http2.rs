@@ -1,19 +1,22 @@
 //! HTTP/2 through mod_http2 (`Protocols h2 h2c http/1.1`, curl as the client): many streams
 //! at once on one connection, an upload and a large response over h2, and the environ over
-//! HTTP/1.1, h2c, HTTPS and h2 compared with each other and with mod_wsgi 4.9.4.
+//! HTTP/1.1, h2c, HTTPS and h2 compared with each other and with mod_wsgi 4.9.4; each test in
+//! embedded and in daemon mode (`tests/common/modes.rs`).
 //!
 //! curl 7.88 fails most transfers of `--parallel` with `--http2-prior-knowledge`, so the
 //! concurrent test upgrades from HTTP/1.1 (`--http2`), which multiplexes once the first
 //! request has upgraded the connection; single transfers use prior knowledge.
 mod common;
 use common::curl::{Curl, Transfer};
+use common::modes::MOD_WSGI_494_DAEMON_ONLY_KEYS;
 use common::tls::{TlsExt, TlsServer};
 use common::*;
 use std::collections::BTreeSet;
 
 /// Event MPM (mod_http2 serves h2 best there), plain HTTP and TLS listeners.
-fn h2_server(name: &str, module: Module) -> TlsServer {
+fn h2_server(name: &str, module: Module, mode: Mode) -> TlsServer {
     server(name)
+        .mode(mode)
         .module(module)
         .fragment("apps")
         .fragment("http2")
@@ -29,9 +32,8 @@ fn plain_url(srv: &Server, path: &str) -> String {
 /// opens one connection, the app sees one client port, and several requests ran at the same
 /// time in the child. Event MPM only: under prefork mod_http2 does not upgrade h2c from
 /// HTTP/1.1 at all (curl falls back to one HTTP/1.1 connection per transfer). Regression test.
-#[test]
-fn many_concurrent_streams_on_one_connection() {
-    let srv = h2_server("h2_streams", module());
+fn many_concurrent_streams_on_one_connection(mode: Mode) {
+    let srv = h2_server("h2_streams", module(), mode);
     let transfers = Curl::new()
         .arg("--http2")
         .arg("--parallel")
@@ -61,12 +63,11 @@ fn many_concurrent_streams_on_one_connection() {
 
 /// A 6 MiB POST over h2c (prior knowledge) and over h2 (TLS, ALPN) reaches `wsgi.input`
 /// intact. Regression test.
-#[test]
-fn upload_over_h2() {
+fn upload_over_h2(mode: Mode) {
     let body = pattern(6 << 20, 11);
     let file = std::env::temp_dir().join(token("h2-upload"));
     std::fs::write(&file, &body).unwrap();
-    let srv = h2_server("h2_upload", module());
+    let srv = h2_server("h2_upload", module(), mode);
     let post = || {
         Curl::new()
             .arg("-H")
@@ -103,9 +104,8 @@ fn upload_over_h2() {
 
 /// A 64 MiB response over h2c, with and without Content-Length, arrives complete.
 /// Regression test.
-#[test]
-fn large_response_over_h2() {
-    let srv = h2_server("h2_large", module());
+fn large_response_over_h2(mode: Mode) {
+    let srv = h2_server("h2_large", module(), mode);
     for cl in ["&cl=1", ""] {
         let t = Curl::new()
             .arg("--http2-prior-knowledge")
@@ -169,13 +169,12 @@ fn key_set(j: &Json) -> BTreeSet<String> {
 /// `SERVER_PROTOCOL` and `wsgi.url_scheme` follow the protocol; and each key set equals the
 /// reference mod_wsgi's for the same protocol. Fails on the original main (HTTPS key, no
 /// connection id over TLS).
-#[test]
-fn environ_consistent_across_protocols_and_with_reference() {
+fn environ_consistent_across_protocols_and_with_reference(mode: Mode) {
     let reference = Module::reference().expect(
         "the reference mod_wsgi is not installed: install libapache2-mod-wsgi-py3 (make deps)",
     );
-    let ours = environ_by_protocol(&h2_server("h2_env_ours", module()));
-    let theirs = environ_by_protocol(&h2_server("h2_env_theirs", reference));
+    let ours = environ_by_protocol(&h2_server("h2_env_ours", module(), mode));
+    let theirs = environ_by_protocol(&h2_server("h2_env_theirs", reference, mode));
     let h2_keys = [
         "HTTP2",
         "H2PUSH",
@@ -189,7 +188,13 @@ fn environ_consistent_across_protocols_and_with_reference() {
     let base = without_6x_keys(key_set(&ours[0].1));
     for ((name, j), (_, r)) in ours.iter().zip(&theirs) {
         let e = j.at("environ");
-        let (a, b) = (without_6x_keys(key_set(j)), key_set(r));
+        let mut b = key_set(r);
+        if mode == Mode::Daemon {
+            for k in MOD_WSGI_494_DAEMON_ONLY_KEYS {
+                b.remove(*k);
+            }
+        }
+        let a = without_6x_keys(key_set(j));
         assert_eq!(
             a,
             b,
@@ -240,3 +245,10 @@ fn environ_consistent_across_protocols_and_with_reference() {
         }
     }
 }
+
+both_modes!(
+    many_concurrent_streams_on_one_connection,
+    upload_over_h2,
+    large_response_over_h2,
+    environ_consistent_across_protocols_and_with_reference,
+);

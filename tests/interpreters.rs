@@ -1,12 +1,15 @@
 //! Application groups: the default %{RESOURCE} group per script, named groups shared between
-//! scripts, %{GLOBAL} = the main interpreter with a working PyGILState (decisions.md §2).
+//! scripts, %{GLOBAL} = the main interpreter with a working PyGILState (decisions.md §2); each
+//! test in embedded and in daemon mode (2 threads either way; `tests/common/modes.rs`).
 mod common;
 use common::*;
 
-fn interp_server(name: &str) -> Server {
-    server(name)
+fn interp_server(name: &str, mode: Mode) -> Server {
+    server(name).mode(mode)
         .single_process()
-        .threads(2) // few threads, so threads that served sub-interpreters serve %{GLOBAL} too
+        // Few threads (the daemon's too), so threads that served sub-interpreters serve
+        // %{GLOBAL} too.
+        .threads(2)
         .conf("WSGIScriptAlias /sub1 \"@APPS@/interp.wsgi\"")
         .conf("WSGIScriptAlias /sub2 \"@APPS@/interp.wsgi\"")
         .conf("WSGIScriptAlias /named1 \"@APPS@/interp.wsgi\" application-group=shared")
@@ -22,9 +25,8 @@ fn hit(s: &Server, p: &str) -> Json {
     r.json()
 }
 
-#[test]
-fn application_groups_are_separate_interpreters() {
-    let s = interp_server("interp_groups");
+fn application_groups_are_separate_interpreters(mode: Mode) {
+    let s = interp_server("interp_groups", mode);
     let a = hit(&s, "/sub1");
     let b = hit(&s, "/sub2");
     assert_eq!(a.s("group"), format!("localhost:{}|/sub1", s.port));
@@ -55,9 +57,8 @@ fn application_groups_are_separate_interpreters() {
 /// Under mod_wsgi 4.9.4 a thread that first ran a sub-interpreter's code runs later `%{GLOBAL}`
 /// requests in that sub-interpreter (PyGILState hands back the thread's first thread state), so
 /// this test is expected to FAIL under mod_wsgi ("not the main interpreter").
-#[test]
-fn global_group_is_main_interpreter_with_gilstate() {
-    let s = interp_server("interp_global");
+fn global_group_is_main_interpreter_with_gilstate(mode: Mode) {
+    let s = interp_server("interp_global", mode);
     // Let both threads run sub-interpreter code first.
     for _ in 0..6 {
         let j = hit(&s, "/sub1");
@@ -85,3 +86,8 @@ fn global_group_is_main_interpreter_with_gilstate() {
         }
     }
 }
+
+both_modes!(
+    application_groups_are_separate_interpreters,
+    global_group_is_main_interpreter_with_gilstate,
+);

@@ -2,7 +2,8 @@
 //! `%{GLOBAL}`, attributes matching the environ and the MPM, LogHandler lines at the mapped
 //! Apache level in the request's vhost log, events in order with mod_wsgi's arguments,
 //! per-request `request_data()`, `active_requests`, metrics that grow with real work, and
-//! `subscribe_shutdown` callbacks run at `apache2 -k stop`.
+//! `subscribe_shutdown` callbacks run at `apache2 -k stop`; in embedded and in daemon mode
+//! (`tests/common/modes.rs`).
 mod common;
 use common::*;
 use std::time::Duration;
@@ -19,13 +20,15 @@ fn get_json(s: &Server, path: &str) -> Json {
     r.json()
 }
 
+/// `threads` and `processes`: the Apache MPM's shape, which is the app's in embedded mode; a
+/// daemon app sees its group's (the harness's one process of 8 threads).
 fn check_info(s: &Server, prefix: &str, threads: f64, processes: f64, mpm: &str) {
     let j = get_json(s, &format!("{prefix}/info"));
     let nums = |k: &str| -> Vec<f64> { j.at(k).arr().iter().map(Json::num).collect() };
     assert_eq!(nums("version"), vec![4.0, 9.0, 4.0]);
     assert_eq!(nums("environ_version"), nums("version"));
     assert_eq!(nums("mod_rwsgi_version").len(), 3);
-    assert_eq!(j.s("process_group"), "");
+    assert_eq!(j.s("process_group"), s.mode.process_group());
     let group = j.s("environ_group");
     assert_eq!(j.s("application_group"), group, "{prefix}");
     assert_eq!(j.s("group_at_import"), group, "{prefix}");
@@ -34,8 +37,12 @@ fn check_info(s: &Server, prefix: &str, threads: f64, processes: f64, mpm: &str)
     } else {
         assert!(group.ends_with("|/sub"), "{group}");
     }
-    assert_eq!(j.n("threads_per_process"), threads, "{prefix}");
-    assert_eq!(j.n("maximum_processes"), processes, "{prefix}");
+    let (app_threads, app_processes) = match s.mode {
+        Mode::Embedded => (threads, processes),
+        Mode::Daemon => (8.0, 1.0),
+    };
+    assert_eq!(j.n("threads_per_process"), app_threads, "{prefix}");
+    assert_eq!(j.n("maximum_processes"), app_processes, "{prefix}");
     assert_eq!(j.n("apache_threads_per_process"), threads);
     assert_eq!(j.n("apache_maximum_processes"), processes);
     assert!(j.b("file_wrapper_same"));
@@ -63,25 +70,23 @@ fn check_info(s: &Server, prefix: &str, threads: f64, processes: f64, mpm: &str)
     assert_ne!(again.s("request_id"), j.s("request_id"));
 }
 
-#[test]
-fn modules_import_in_sub_interpreter_and_global() {
-    let s = modules_server(server("modules_info"));
+fn modules_import_in_sub_interpreter_and_global(mode: Mode) {
+    let s = modules_server(server("modules_info").mode(mode));
     for prefix in ["/sub", "/global"] {
         check_info(&s, prefix, 8.0, 2.0, "event");
     }
 }
 
-#[test]
-fn modules_report_prefork_shape() {
-    let s = modules_server(server("modules_prefork").mpm(Mpm::Prefork));
+fn modules_report_prefork_shape(mode: Mode) {
+    let s = modules_server(server("modules_prefork").mode(mode).mpm(Mpm::Prefork));
     check_info(&s, "/sub", 1.0, 2.0, "prefork");
     check_info(&s, "/global", 1.0, 2.0, "prefork");
 }
 
-#[test]
-fn log_handler_writes_mapped_levels_to_the_vhost_log() {
+fn log_handler_writes_mapped_levels_to_the_vhost_log(mode: Mode) {
     // The first vhost is the default for the address; the second has its own ErrorLog.
     let mut s = server("modules_log")
+        .mode(mode)
         .conf(
             "<VirtualHost 127.0.0.1:@PORT@>\n  ServerName main.test\n  \
              WSGIScriptAlias /sub \"@APPS@/modules.wsgi\"\n</VirtualHost>\n\
@@ -97,13 +102,19 @@ fn log_handler_writes_mapped_levels_to_the_vhost_log() {
     );
     let r = s.raw(req.as_bytes());
     assert_eq!(r.status, 200, "{}", r.describe());
+    // Daemon mode, as mod_wsgi 4.9.4: the error log of the server that defines the group
+    // (here the main server), not each request's vhost's (tests/logging.rs).
+    let (log, other) = match mode {
+        Mode::Embedded => ("vhost_error.log", "error.log"),
+        Mode::Daemon => ("error.log", "vhost_error.log"),
+    };
     let needle = format!("CRITICAL critical line {tok}");
     assert!(
-        s.wait_log_file("vhost_error.log", &needle, Duration::from_secs(5)),
+        s.wait_log_file(log, &needle, Duration::from_secs(5)),
         "{}",
-        tail(&s.log_text("vhost_error.log"), 30)
+        tail(&s.log_text(log), 30)
     );
-    let text = s.log_text("vhost_error.log");
+    let text = s.log_text(log);
     let line = |what: &str| -> String {
         text.lines()
             .find(|l| l.contains(&format!("{what} line {tok}")))
@@ -131,14 +142,17 @@ fn log_handler_writes_mapped_levels_to_the_vhost_log() {
         "debug passed LogLevel info"
     );
     assert!(
-        !s.error_log_text().contains(&tok),
-        "vhost lines leaked into the main log"
+        !s.log_text(other).contains(&tok),
+        "lines leaked into {other}"
     );
 }
 
-#[test]
-fn log_handler_debug_shows_with_loglevel_debug() {
-    let mut s = modules_server(server("modules_log_debug").log_level("info rwsgi:debug"));
+fn log_handler_debug_shows_with_loglevel_debug(mode: Mode) {
+    let mut s = modules_server(
+        server("modules_log_debug")
+            .mode(mode)
+            .log_level("info rwsgi:debug"),
+    );
     let tok = token("lhd");
     s.allow_log(&tok);
     let r = s.get(&format!("/global/log?token={tok}"));
@@ -167,8 +181,8 @@ fn keys(e: &Json) -> Vec<String> {
         .collect()
 }
 
-fn check_events(prefix: &str) {
-    let mut s = modules_server(server("modules_events").single_process());
+fn check_events(prefix: &str, mode: Mode) {
+    let mut s = modules_server(server("modules_events").mode(mode).single_process());
     let hello = s.get(&format!("{prefix}/ev/hello"));
     assert_eq!(hello.status, 200, "{}", hello.describe());
     let ok = hello.json();
@@ -263,20 +277,18 @@ fn check_events(prefix: &str) {
     assert!(keys(raised[1]).iter().any(|x| x == "exception_info"));
 }
 
-#[test]
-fn events_fire_in_order_with_mod_wsgi_arguments_in_sub_interpreter() {
-    check_events("/sub");
+fn events_fire_in_order_with_mod_wsgi_arguments_in_sub_interpreter(mode: Mode) {
+    check_events("/sub", mode);
 }
 
-#[test]
-fn events_fire_in_order_with_mod_wsgi_arguments_in_global() {
-    check_events("/global");
+fn events_fire_in_order_with_mod_wsgi_arguments_in_global(mode: Mode) {
+    check_events("/global", mode);
 }
 
-#[test]
-fn process_metrics_counters_and_cpu_grow_after_requests() {
+fn process_metrics_counters_and_cpu_grow_after_requests(mode: Mode) {
     let s = modules_server(
         server("modules_metrics")
+            .mode(mode)
             .single_process()
             .conf("WSGIServerMetrics On"),
     );
@@ -347,6 +359,12 @@ fn process_metrics_counters_and_cpu_grow_after_requests() {
     assert_eq!(rm.at("application_time_buckets").arr().len(), 16);
     assert_eq!(rm.n("request_threads_maximum"), 8.0);
     let sm = get_json(&s, "/sub/smetrics");
+    if mode == Mode::Daemon {
+        // As mod_wsgi 4.9.4: a daemon reads the scoreboard only with its group's
+        // `server-metrics=On` (tests/status.rs), not with WSGIServerMetrics.
+        assert!(sm.is_null(), "{sm}");
+        return;
+    }
     let smk: Vec<String> = sm
         .at("keys")
         .arr()
@@ -368,6 +386,7 @@ fn process_metrics_counters_and_cpu_grow_after_requests() {
 }
 
 /// As under mod_wsgi 4.9.4, embedded code gets the scoreboard whatever WSGIServerMetrics says.
+/// Embedded only: a daemon needs the directive (tests/status.rs).
 #[test]
 fn server_metrics_answer_in_embedded_mode_without_the_directive() {
     let s = modules_server(server("modules_smetrics_default"));
@@ -376,9 +395,8 @@ fn server_metrics_answer_in_embedded_mode_without_the_directive() {
     assert!(r.text().contains("\"processes\""), "{}", r.text());
 }
 
-#[test]
-fn subscribe_shutdown_runs_at_stop_in_every_interpreter() {
-    let mut s = modules_server(server("modules_shutdown").single_process());
+fn subscribe_shutdown_runs_at_stop_in_every_interpreter(mode: Mode) {
+    let mut s = modules_server(server("modules_shutdown").mode(mode).single_process());
     let sub = get_json(&s, "/sub/shutdown");
     let global = get_json(&s, "/global/shutdown");
     let pid = sub.n("pid") as u32;
@@ -406,3 +424,14 @@ fn subscribe_shutdown_runs_at_stop_in_every_interpreter() {
         assert_eq!(j.n("active"), 0.0);
     }
 }
+
+both_modes!(
+    modules_import_in_sub_interpreter_and_global,
+    modules_report_prefork_shape,
+    log_handler_writes_mapped_levels_to_the_vhost_log,
+    log_handler_debug_shows_with_loglevel_debug,
+    events_fire_in_order_with_mod_wsgi_arguments_in_sub_interpreter,
+    events_fire_in_order_with_mod_wsgi_arguments_in_global,
+    process_metrics_counters_and_cpu_grow_after_requests,
+    subscribe_shutdown_runs_at_stop_in_every_interpreter,
+);

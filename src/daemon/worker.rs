@@ -138,7 +138,7 @@ pub fn run(
                 };
                 drain(&group, t)
             }
-            Some(os::Control::Stop) => os::exit_now(0),
+            Some(os::Control::Stop) => exit_process(&log),
             None => {}
         }
     }
@@ -382,6 +382,22 @@ impl Drop for Activity {
         LAST_ACTIVITY.store(since_start_ms(), Ordering::SeqCst);
         COUNTED.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// Ends this process. As in an Apache child, Python is finalised first (atexit callbacks,
+/// `process_stopping` subscribers) when no request is in hand; otherwise it exits at once.
+fn exit_process(log: &RequestLog) -> ! {
+    RECYCLING.store(true, Ordering::SeqCst);
+    // The request threads see RECYCLING within one poll of the listener (200 ms); a request
+    // accepted meanwhile shows in ACTIVE, and then Python is left as it is.
+    let deadline = Instant::now() + Duration::from_millis(250);
+    while ACTIVE.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if ACTIVE.load(Ordering::SeqCst) == 0 {
+        crate::python::shutdown::finalize(log);
+    }
+    os::exit_now(0)
 }
 
 /// Graceful restart: the Apache children of the old generation still finish their

@@ -4,9 +4,10 @@ use crate::python::runtime::Identity;
 use pyo3::prelude::*;
 use pyo3::types::PyModule;
 
-/// Builds the module (not yet in `sys.modules`).
+/// Builds the module (not yet in `sys.modules`). Its shape is Apache's own, also in a daemon
+/// process (as mod_wsgi 4.9.4); `mod_wsgi`'s is the one the app runs with.
 pub fn build<'py>(py: Python<'py>, id: &Identity) -> PyResult<Bound<'py, PyModule>> {
-    let shape = id.shape();
+    let shape = id.mpm;
     let m = PyModule::new(py, "apache")?;
     m.setattr("version", id.apache_version)?;
     m.setattr("mpm_name", &id.mpm_name)?;

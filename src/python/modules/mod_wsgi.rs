@@ -128,6 +128,7 @@ pub fn build<'py>(
     py: Python<'py>,
     file_wrapper: &Bound<'py, PyAny>,
     shape: MpmShape,
+    process_group: &str,
 ) -> PyResult<Bound<'py, PyModule>> {
     MAX_THREADS.store(shape.max_threads, Ordering::Relaxed);
     let m = PyModule::new(py, "mod_wsgi")?;
@@ -136,7 +137,7 @@ pub fn build<'py>(
         "mod_rwsgi_version",
         pyo3::types::PyTuple::new(py, own_version())?,
     )?;
-    m.setattr("process_group", "")?;
+    m.setattr("process_group", process_group)?;
     m.setattr("application_group", "")?;
     m.setattr("maximum_processes", shape.max_daemons.max(1))?;
     m.setattr("threads_per_process", shape.max_threads.max(1))?;
