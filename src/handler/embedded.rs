@@ -1,8 +1,8 @@
 //! Embedded mode: the app runs in this Apache child. The gateway reads the body through the
 //! input filters and writes the response through the output filters.
 
-use super::facts;
-use crate::config::{DirConfig, HandlerScript, MapHeadToGet, ScriptAlias, expand};
+use super::{facts, route};
+use crate::config::{DirConfig, HandlerScript, MapHeadToGet, ScriptAlias};
 use crate::httpd::input::BodyReader;
 use crate::httpd::log::{self, Level};
 use crate::httpd::output::BodyWriter;
@@ -119,45 +119,16 @@ fn run_counted(
         MapHeadToGet::Auto => r.has_content_filters(),
     };
     let storage = facts::collect(r, conf, dir, map_head);
-    let pick = |from_alias: Option<&Option<String>>, from_dir: &Option<String>, default: &str| {
-        from_alias
-            .and_then(|o| o.clone())
-            .or_else(|| from_dir.clone())
-            .unwrap_or_else(|| default.to_string())
+    let sources = route::Sources {
+        options: opts,
+        process_group: dir.process_group.as_deref(),
+        application_group: dir.application_group.as_deref(),
+        callable_object: dir.callable_object.as_deref(),
+        handler_script: handler_script.is_some(),
     };
-    let (process_group, application_group, callable) =
-        super::with_expand(r, &storage.script_name, |ctx| {
-            (
-                expand::expand_group(
-                    &pick(
-                        opts.map(|o| &o.process_group),
-                        &dir.process_group,
-                        "%{GLOBAL}",
-                    ),
-                    ctx,
-                ),
-                expand::expand_group(
-                    &pick(
-                        opts.map(|o| &o.application_group),
-                        &dir.application_group,
-                        "%{RESOURCE}",
-                    ),
-                    ctx,
-                ),
-                match handler_script {
-                    // mod_wsgi fixes a handler script's entry point.
-                    Some(_) => "handle_request".to_string(),
-                    None => expand::expand_callable(
-                        &pick(
-                            opts.map(|o| &o.callable_object),
-                            &dir.callable_object,
-                            "application",
-                        ),
-                        ctx.env,
-                    ),
-                },
-            )
-        });
+    let configured = super::with_expand(r, &storage.script_name, |ctx| {
+        route::configured(&sources, ctx)
+    });
     let pass_authorization = opts
         .and_then(|o| o.pass_authorization)
         .or(dir.pass_authorization)
@@ -198,39 +169,35 @@ fn run_counted(
     // that interrupts it must not finalise Python.
     let _in_python = python::shutdown::in_python();
     let choice = match &dir.dispatch_script {
-        None => Default::default(),
+        None => route::Choice::default(),
         Some(ds) => {
-            let current = mod_wsgi(&process_group, &application_group, &callable);
+            let current = mod_wsgi(
+                &configured.process_group,
+                &configured.application_group,
+                &configured.callable,
+            );
             match super::dispatch::choose(r, ds, &storage.script_name, &facts, &current, log) {
                 Ok(choice) => choice,
                 Err(status) => return status,
             }
         }
     };
-    // Clones: `mod_wsgi` borrows the first choices for as long as it lives.
-    let process_group = choice
-        .process_group
-        .unwrap_or_else(|| process_group.clone());
-    let application_group = choice
-        .application_group
-        .unwrap_or_else(|| application_group.clone());
-    let callable = choice.callable_object.unwrap_or_else(|| callable.clone());
+    let rules = route::Rules {
+        restrict_process: dir.restrict_process.as_deref(),
+        embedded_restricted: conf.daemon.embedded_restricted(),
+    };
+    // A clone: `mod_wsgi` borrows the configured names for as long as it lives.
+    let routed = match route::route(configured.clone(), choice, &rules, &script) {
+        Ok(routed) => routed,
+        Err(f) => return log::refuse(&r, &f),
+    };
+    let (application_group, callable) = (&routed.application_group, &routed.callable);
     let reload_mtime = match handler_script {
         Some(h) => python::preload::apr_mtime(&h.path),
         None => Some(r.file_mtime()),
     };
-    if let Some(allowed) = &dir.restrict_process {
-        if !allowed.contains(&process_group) {
-            let f = Failure::ProcessRestricted {
-                group: process_group,
-                script,
-                allowed: allowed.clone(),
-            };
-            return log::refuse(&r, &f);
-        }
-    }
-    if !process_group.is_empty() {
-        let mw = mod_wsgi(&process_group, &application_group, &callable);
+    if let route::Transport::Daemon { group } = &routed.transport {
+        let mw = mod_wsgi(group, application_group, callable);
         let head = crate::daemon::client::request_head(
             &script,
             &facts,
@@ -238,17 +205,14 @@ fn run_counted(
             reload_mtime.filter(|_| reloading),
         );
         // Counted by the daemon that runs it (see httpd::status).
-        return crate::daemon::client::run(r, &process_group, head);
-    }
-    if conf.daemon.embedded_restricted() {
-        return log::refuse(&r, &Failure::EmbeddedRestricted { script });
+        return crate::daemon::client::run(r, group, head);
     }
     if !python::runtime::is_ready() {
         return log::refuse(&r, &Failure::PythonUnavailable);
     }
-    *counted = status::begin(&r, &application_group);
+    *counted = status::begin(&r, application_group);
     let interp = match interp::for_group(
-        &application_group,
+        application_group,
         python::runtime::identity().apache_version,
         &log,
     ) {
@@ -259,7 +223,7 @@ fn run_counted(
         let group = if application_group.is_empty() {
             "%{GLOBAL}"
         } else {
-            &application_group
+            application_group
         };
         r.log(
             Level::Debug,
@@ -275,9 +239,9 @@ fn run_counted(
     let job = app::Job {
         script: &script,
         reload_mtime: reload_mtime.filter(|_| reloading),
-        callable: &callable,
+        callable,
         facts: &facts,
-        mod_wsgi: mod_wsgi(&process_group, &application_group, &callable),
+        mod_wsgi: mod_wsgi(routed.process_group(), application_group, callable),
         process: process_facts(),
     };
     let mut gw = EmbeddedGateway {

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod dispatch;
 pub mod embedded;
 pub mod facts;
+pub mod route;
 
 use crate::config::alias::{self, AliasMatch};
 use crate::config::expand::ExpandContext;
