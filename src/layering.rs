@@ -14,6 +14,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("wsgi", &[]),
     ("stats", &[]),
     ("util", &[]),
+    ("log_ids.rs", &[]),
     ("httpd", &["sys", "httpd", "rwsgi_module"]),
     ("python", &["python"]),
     ("daemon/protocol.rs", &["daemon"]),

@@ -435,3 +435,19 @@ both_modes!(
     process_metrics_counters_and_cpu_grow_after_requests,
     subscribe_shutdown_runs_at_stop_in_every_interpreter,
 );
+
+/// As in mod_wsgi, `mod_wsgi.process_group` names the daemon process group the module was
+/// imported in (`""` in an Apache child), and the shape is the group's.
+#[test]
+fn modules_in_a_daemon_report_its_process_group() {
+    let s = server("modules_daemon")
+        .conf("WSGIDaemonProcess site processes=2 threads=3")
+        .conf("WSGIScriptAlias /d \"@APPS@/modules.wsgi\" process-group=site")
+        .conf("WSGIScriptAlias /sub \"@APPS@/modules.wsgi\"")
+        .start();
+    let d = get_json(&s, "/d/info");
+    assert_eq!(d.s("process_group"), "site");
+    assert_eq!(d.n("maximum_processes"), 2.0);
+    assert_eq!(d.n("threads_per_process"), 3.0);
+    assert_eq!(get_json(&s, "/sub/info").s("process_group"), "");
+}

@@ -3,6 +3,7 @@
 //! runs. It runs in this Apache child, in its own application group (`%{GLOBAL}` unless
 //! `application-group=` says otherwise).
 
+use super::route::Choice;
 use crate::config::{HookScript, expand};
 use crate::httpd::log::Level;
 use crate::httpd::request::Request;
@@ -12,14 +13,6 @@ use crate::python::{self, interp};
 use crate::sys;
 use crate::wsgi::environ::RequestFacts;
 use crate::wsgi::gateway::RequestLog;
-
-/// The script's overrides, expanded as the directives' values are (None: keep).
-#[derive(Debug, Default)]
-pub struct Choice {
-    pub process_group: Option<String>,
-    pub application_group: Option<String>,
-    pub callable_object: Option<String>,
-}
 
 /// Asks the dispatch script. Err is the status to answer with (the reason is logged).
 pub fn choose(

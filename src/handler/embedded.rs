@@ -1,19 +1,17 @@
 //! Embedded mode: the app runs in this Apache child. The gateway reads the body through the
 //! input filters and writes the response through the output filters.
 
-use super::facts;
-use crate::config::{DirConfig, HandlerScript, MapHeadToGet, ScriptAlias, expand};
 use crate::httpd::input::BodyReader;
 use crate::httpd::log::{self, Level};
 use crate::httpd::output::BodyWriter;
 use crate::httpd::request::Request;
-use crate::httpd::{config_store, status};
-use crate::python::environ::{ModWsgiFacts, ProcessFacts};
+use crate::httpd::status;
+use crate::python::environ::ProcessFacts;
 use crate::python::interp;
 use crate::python::{self, app};
 use crate::sys;
 use crate::wsgi::failure::Failure;
-use crate::wsgi::gateway::{After, Gateway, ReadFailure, ResponseHead, WriteError};
+use crate::wsgi::gateway::{After, Gateway, ReadFailure, RequestLog, ResponseHead, WriteError};
 
 /// Apache request + brigades as a WSGI transport.
 struct EmbeddedGateway<'r> {
@@ -64,7 +62,7 @@ impl Gateway for EmbeddedGateway<'_> {
 }
 
 /// Facts about this Apache child for `wsgi.multithread`/`wsgi.multiprocess`.
-fn process_facts() -> ProcessFacts {
+pub fn process_facts() -> ProcessFacts {
     let shape = python::runtime::identity().mpm;
     ProcessFacts {
         multithread: shape.max_threads > 1,
@@ -72,19 +70,11 @@ fn process_facts() -> ProcessFacts {
     }
 }
 
-/// What the content handler serves: a WSGI script (the request's file), or a
-/// `WSGIHandlerScript` named by the request's handler.
-#[derive(Clone, Copy)]
-pub enum Target<'a> {
-    Script(Option<&'a ScriptAlias>),
-    Handler(&'a HandlerScript),
-}
-
-/// Runs the request's app in this process, or hands it to its daemon process group;
-/// counted in the shared figures by whichever process runs the app.
-pub fn run(r: Request<'_>, target: Target<'_>, dir: &DirConfig) -> i32 {
+/// Runs `job` in this process's interpreter for its application group, counted in the
+/// shared figures.
+pub fn run(r: Request<'_>, job: &app::Job<'_>, enable_sendfile: bool, log: RequestLog) -> i32 {
     let mut counted = None;
-    let code = run_counted(r, target, dir, &mut counted);
+    let code = run_counted(r, job, enable_sendfile, log, &mut counted);
     if let Some(rec) = counted {
         // OK and AP_FILTER_ERROR leave the status the response was sent with in the request;
         // any other code is the status Apache answers with.
@@ -100,156 +90,19 @@ pub fn run(r: Request<'_>, target: Target<'_>, dir: &DirConfig) -> i32 {
 
 fn run_counted(
     r: Request<'_>,
-    target: Target<'_>,
-    dir: &DirConfig,
+    job: &app::Job<'_>,
+    enable_sendfile: bool,
+    log: RequestLog,
     counted: &mut Option<status::Recording>,
 ) -> i32 {
-    let conf = config_store::request_server_config(&r);
-    // Daemon requests need no Python here, unless a dispatch script has to run first.
-    if dir.dispatch_script.is_some() && !python::runtime::is_ready() {
-        return log::refuse(&r, &Failure::PythonUnavailable);
-    }
-    let (opts, handler_script) = match target {
-        Target::Script(alias) => (alias.map(|a| &a.options), None),
-        Target::Handler(h) => (Some(&h.options), Some(h)),
-    };
-    let map_head = match dir.map_head_to_get.unwrap_or(MapHeadToGet::Auto) {
-        MapHeadToGet::On => true,
-        MapHeadToGet::Off => false,
-        MapHeadToGet::Auto => r.has_content_filters(),
-    };
-    let storage = facts::collect(r, conf, dir, map_head);
-    let pick = |from_alias: Option<&Option<String>>, from_dir: &Option<String>, default: &str| {
-        from_alias
-            .and_then(|o| o.clone())
-            .or_else(|| from_dir.clone())
-            .unwrap_or_else(|| default.to_string())
-    };
-    let (process_group, application_group, callable) =
-        super::with_expand(r, &storage.script_name, |ctx| {
-            (
-                expand::expand_group(
-                    &pick(
-                        opts.map(|o| &o.process_group),
-                        &dir.process_group,
-                        "%{GLOBAL}",
-                    ),
-                    ctx,
-                ),
-                expand::expand_group(
-                    &pick(
-                        opts.map(|o| &o.application_group),
-                        &dir.application_group,
-                        "%{RESOURCE}",
-                    ),
-                    ctx,
-                ),
-                match handler_script {
-                    // mod_wsgi fixes a handler script's entry point.
-                    Some(_) => "handle_request".to_string(),
-                    None => expand::expand_callable(
-                        &pick(
-                            opts.map(|o| &o.callable_object),
-                            &dir.callable_object,
-                            "application",
-                        ),
-                        ctx.env,
-                    ),
-                },
-            )
-        });
-    let pass_authorization = opts
-        .and_then(|o| o.pass_authorization)
-        .or(dir.pass_authorization)
-        .unwrap_or(false);
-    let reloading = dir.script_reloading.unwrap_or(true);
-    let enable_sendfile = dir.enable_sendfile.unwrap_or(false);
-    let script = match handler_script {
-        Some(h) => h.path.clone(),
-        None => String::from_utf8_lossy(r.filename()).into_owned(),
-    };
-    let facts = facts::facts(r, &storage, pass_authorization);
-    let mod_wsgi = |process_group, application_group, callable_object| ModWsgiFacts {
-        process_group,
-        application_group,
-        callable_object,
-        request_handler: r.handler().unwrap_or(b"wsgi-script"),
-        handler_script: handler_script.map_or(&b""[..], |h| h.path.as_bytes()),
-        script_name: &storage.script_name,
-        path_info: &storage.path_info,
-        listener_host: r.local_ip(),
-        listener_port: r.local_port(),
-        request_id: r.log_id().unwrap_or(b""),
-        connection_id: r.connection_log_id(),
-        request_start_us: r.request_time(),
-        queue_start_us: 0,
-        daemon_start_us: 0,
-        script_reloading: reloading,
-        enable_sendfile,
-        ignore_activity: dir.ignore_activity.unwrap_or(false),
-        apache_request: dir
-            .pass_apache_request
-            .unwrap_or(false)
-            .then(|| std::ptr::NonNull::new(r.as_ptr().cast()))
-            .flatten(),
-    };
-    let log = log::request_logger(&r);
-    // From here until the response is done this request may hold the GIL; a prefork stop
-    // that interrupts it must not finalise Python.
-    let _in_python = python::shutdown::in_python();
-    let choice = match &dir.dispatch_script {
-        None => Default::default(),
-        Some(ds) => {
-            let current = mod_wsgi(&process_group, &application_group, &callable);
-            match super::dispatch::choose(r, ds, &storage.script_name, &facts, &current, log) {
-                Ok(choice) => choice,
-                Err(status) => return status,
-            }
-        }
-    };
-    // Clones: `mod_wsgi` borrows the first choices for as long as it lives.
-    let process_group = choice
-        .process_group
-        .unwrap_or_else(|| process_group.clone());
-    let application_group = choice
-        .application_group
-        .unwrap_or_else(|| application_group.clone());
-    let callable = choice.callable_object.unwrap_or_else(|| callable.clone());
-    let reload_mtime = match handler_script {
-        Some(h) => python::preload::apr_mtime(&h.path),
-        None => Some(r.file_mtime()),
-    };
-    if let Some(allowed) = &dir.restrict_process {
-        if !allowed.contains(&process_group) {
-            let f = Failure::ProcessRestricted {
-                group: process_group,
-                script,
-                allowed: allowed.clone(),
-            };
-            return log::refuse(&r, &f);
-        }
-    }
-    if !process_group.is_empty() {
-        let mw = mod_wsgi(&process_group, &application_group, &callable);
-        let head = crate::daemon::client::request_head(
-            &script,
-            &facts,
-            &mw,
-            reload_mtime.filter(|_| reloading),
-        );
-        // Counted by the daemon that runs it (see httpd::status).
-        let error_override = dir.error_override.unwrap_or(false);
-        return crate::daemon::client::run(r, &process_group, head, error_override);
-    }
-    if conf.daemon.embedded_restricted() {
-        return log::refuse(&r, &Failure::EmbeddedRestricted { script });
-    }
+    let (application_group, script, callable) =
+        (job.mod_wsgi.application_group, job.script, job.callable);
     if !python::runtime::is_ready() {
         return log::refuse(&r, &Failure::PythonUnavailable);
     }
-    *counted = status::begin(&r, &application_group);
+    *counted = status::begin(&r, application_group);
     let interp = match interp::for_group(
-        &application_group,
+        application_group,
         python::runtime::identity().apache_version,
         &log,
     ) {
@@ -260,7 +113,7 @@ fn run_counted(
         let group = if application_group.is_empty() {
             "%{GLOBAL}"
         } else {
-            &application_group
+            application_group
         };
         r.log(
             Level::Debug,
@@ -273,14 +126,6 @@ fn run_counted(
             ),
         );
     }
-    let job = app::Job {
-        script: &script,
-        reload_mtime: reload_mtime.filter(|_| reloading),
-        callable: &callable,
-        facts: &facts,
-        mod_wsgi: mod_wsgi(&process_group, &application_group, &callable),
-        process: process_facts(),
-    };
     let mut gw = EmbeddedGateway {
         r,
         reader: BodyReader::new(&r),
@@ -288,7 +133,7 @@ fn run_counted(
         read_started: false,
         enable_sendfile,
     };
-    match app::run(interp, &job, &mut gw, log) {
+    match app::run(interp, job, &mut gw, log) {
         app::Outcome::Done => sys::OK as i32,
         app::Outcome::Status(s) => s as i32,
         // Apache then answers 500 if the head has not gone out, and otherwise leaves the

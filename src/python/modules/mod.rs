@@ -43,7 +43,7 @@ pub fn install(py: Python<'_>, file_wrapper: &Bound<'_, PyAny>, group: &str) -> 
     let modules = py.import("sys")?.getattr("modules")?;
     let apache = apache::build(py, id)?;
     modules.set_item("apache", &apache)?;
-    let m = mod_wsgi::build(py, file_wrapper, id.shape(), &id.process_group)?;
+    let m = mod_wsgi::build(py, file_wrapper, id)?;
     m.setattr("application_group", group)?;
     modules.set_item("mod_wsgi", &m)?;
     let own = |name: &str| -> PyResult<Owned> { Ok(Owned(m.getattr(name)?.into_ptr())) };

@@ -5,7 +5,7 @@ use super::metrics;
 use crate::python::callback::call;
 use crate::python::objects::{END, Methods, args, fastcall, noargs};
 use crate::python::request::RequestCtx;
-use crate::stats::server::MpmShape;
+use crate::python::runtime::Identity;
 use crate::wsgi::gateway::Severity;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::ffi;
@@ -127,9 +127,9 @@ fn own_version() -> Vec<u32> {
 pub fn build<'py>(
     py: Python<'py>,
     file_wrapper: &Bound<'py, PyAny>,
-    shape: MpmShape,
-    process_group: &str,
+    id: &Identity,
 ) -> PyResult<Bound<'py, PyModule>> {
+    let shape = id.shape();
     MAX_THREADS.store(shape.max_threads, Ordering::Relaxed);
     let m = PyModule::new(py, "mod_wsgi")?;
     m.setattr("version", super::MOD_WSGI_VERSION)?;
@@ -137,7 +137,7 @@ pub fn build<'py>(
         "mod_rwsgi_version",
         pyo3::types::PyTuple::new(py, own_version())?,
     )?;
-    m.setattr("process_group", process_group)?;
+    m.setattr("process_group", &id.process_group)?;
     m.setattr("application_group", "")?;
     m.setattr("maximum_processes", shape.max_daemons.max(1))?;
     m.setattr("threads_per_process", shape.max_threads.max(1))?;
