@@ -81,54 +81,10 @@ SCENARIOS = {
     "upload64k": ("/upload", len(UPLOAD), False, "echo.wsgi"),
 }
 
-# The server settings every target shares. Only the module lines differ.
-COMMON_CONF = """\
-ServerRoot "{dir}"
-ServerName 127.0.0.1
-Listen 127.0.0.1:{port}
-PidFile run/httpd.pid
-DefaultRuntimeDir run
-User www-data
-Group www-data
-
-LoadModule mpm_event_module {moddir}/mod_mpm_event.so
-LoadModule authz_core_module {moddir}/mod_authz_core.so
-LoadModule mime_module {moddir}/mod_mime.so
-LoadModule alias_module {moddir}/mod_alias.so
-{module_lines}
-StartServers 2
-ServerLimit 2
-ThreadLimit 25
-ThreadsPerChild 25
-MaxRequestWorkers 50
-MinSpareThreads 1
-MaxSpareThreads 50
-MaxConnectionsPerChild 0
-
-KeepAlive On
-MaxKeepAliveRequests 0
-KeepAliveTimeout 15
-Timeout 30
-EnableSendfile On
-EnableMMAP On
-
-TypesConfig /etc/mime.types
-ErrorLog logs/error_log
-LogLevel {loglevel}
-# No CustomLog: no access log for any target.
-
-<Directory />
-    Require all denied
-    AllowOverride None
-</Directory>
-<Directory "{work}/data">
-    Require all granted
-</Directory>
-<Directory "{work}/apps">
-    Require all granted
-</Directory>
-{routes}
-"""
+# The server settings every target shares (bench/httpd.conf.in, shared with bench/soak.sh).
+# Only the module lines and the routes differ.
+with open(os.path.join(BENCH, "httpd.conf.in")) as _f:
+    COMMON_CONF = _f.read()
 
 
 def log(msg):

@@ -15,8 +15,9 @@
 # Settings (environment): TARGETS (global sub), REQUESTS (1000000), WARMUP (100000),
 # CONNECTIONS (24), INTERVAL (10), MAX_GROWTH (5), RWSGI_MODULE (target/mod_rwsgi.so; when
 # set, `make build` is skipped), RESULTS (bench/results/soak.md), KEEP_WORKDIR (1: keep the
-# rendered servers and logs). Server settings: as bench/run.sh (event MPM, 2 children x 25
-# threads, KeepAlive On, MaxKeepAliveRequests 0, MaxConnectionsPerChild 0, no access log).
+# rendered servers and logs). Server settings: bench/httpd.conf.in, as for bench/run.sh (event
+# MPM, 2 children x 25 threads, KeepAlive On, MaxKeepAliveRequests 0, MaxConnectionsPerChild 0,
+# no access log).
 # Must run as root (Apache switches to www-data). Exit status 1 when a target fails.
 set -euo pipefail
 
@@ -78,43 +79,11 @@ render() {
   cp "$module" "$dir/modules/mod_rwsgi.so"
   chmod 0644 "$dir/apps/hello.wsgi" "$dir/modules/mod_rwsgi.so"
   [[ $t == global ]] && group=" application-group=%{GLOBAL}"
-  cat >"$dir/conf/httpd.conf" <<EOF
-ServerRoot "$dir"
-ServerName 127.0.0.1
-Listen 127.0.0.1:$port
-PidFile run/httpd.pid
-DefaultRuntimeDir run
-User www-data
-Group www-data
-LoadModule mpm_event_module $moddir/mod_mpm_event.so
-LoadModule authz_core_module $moddir/mod_authz_core.so
-LoadModule mime_module $moddir/mod_mime.so
-LoadModule alias_module $moddir/mod_alias.so
-LoadModule rwsgi_module $dir/modules/mod_rwsgi.so
-StartServers 2
-ServerLimit 2
-ThreadLimit 25
-ThreadsPerChild 25
-MaxRequestWorkers 50
-MinSpareThreads 1
-MaxSpareThreads 50
-MaxConnectionsPerChild 0
-KeepAlive On
-MaxKeepAliveRequests 0
-KeepAliveTimeout 15
-Timeout 30
-TypesConfig /etc/mime.types
-ErrorLog logs/error_log
-LogLevel warn
-<Directory />
-    Require all denied
-    AllowOverride None
-</Directory>
-<Directory "$dir/apps">
-    Require all granted
-</Directory>
-WSGIScriptAlias /hello "$dir/apps/hello.wsgi"$group
-EOF
+  # The benchmark's server settings (bench/httpd.conf.in), with one route.
+  /usr/bin/python3 -c 'import sys; print(open(sys.argv[1]).read().format(**dict(a.split("=", 1) for a in sys.argv[2:])), end="")' \
+    "$root/bench/httpd.conf.in" dir="$dir" port="$port" moddir="$moddir" loglevel=warn work="$dir" \
+    module_lines="LoadModule rwsgi_module $dir/modules/mod_rwsgi.so" \
+    routes="WSGIScriptAlias /hello \"$dir/apps/hello.wsgi\"$group" >"$dir/conf/httpd.conf"
   chmod 0644 "$dir/conf/httpd.conf"
   echo "$dir/conf/httpd.conf"
 }

@@ -797,20 +797,6 @@ fn request_timeout_restarts_a_wedged_daemon() {
     assert_ne!(r.json().n("pid") as u32, old);
 }
 
-#[test]
-fn a_dispatch_script_can_choose_a_daemon_group() {
-    let srv = server("daemon_dispatch")
-        .conf("WSGIDaemonProcess somedaemon threads=1")
-        .conf("WSGIScriptAlias /dd \"@APPS@/daemon.wsgi\"")
-        .conf("<Location /dd>\n  WSGIDispatchScript \"@APPS@/auth/dispatch.py\"\n</Location>")
-        .start();
-    let r = srv.get("/dd/pid?daemon");
-    assert_eq!(r.status, 200, "{}", r.describe());
-    assert_eq!(r.json().s("process_group"), "somedaemon");
-    let r = srv.get("/dd/pid");
-    assert_eq!(r.json().s("process_group"), "");
-}
-
 fn stop_with_a_busy_daemon(mpm: Mpm) {
     let mut srv = daemon_server(
         &format!("daemon_stop_busy_{}", mpm.name()),

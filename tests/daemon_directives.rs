@@ -1,5 +1,6 @@
 //! The daemon-mode server directives: `WSGISocketPrefix`, `WSGISocketRotation`,
-//! `WSGIAcceptMutex`, `WSGIRestrictProcess` and `WSGIRestrictEmbedded`.
+//! `WSGIAcceptMutex`, `WSGIRestrictProcess` and `WSGIRestrictEmbedded`; and a
+//! `WSGIDispatchScript` that picks a daemon group.
 mod common;
 use common::graceful::GracefulExt;
 use common::*;
@@ -260,17 +261,41 @@ fn restrict_embedded_refuses_embedded_requests_and_serves_daemon_ones_prefork() 
     restrict_embedded(Mpm::Prefork);
 }
 
-#[test]
-fn restrict_embedded_still_starts_python_where_a_dispatch_script_needs_it() {
-    let srv = server("ddir_restrict_embedded_dispatch")
-        .conf("WSGIRestrictEmbedded On")
-        .conf("WSGIDaemonProcess somedaemon threads=1")
+/// `/dd` runs `daemon.wsgi` under a dispatch script that picks group `somedaemon` for a query
+/// string with `daemon` in it; `lines` come first.
+fn dispatch_server(name: &str, lines: &[&str]) -> Server {
+    let mut b = server(name);
+    for l in lines {
+        b = b.conf(l);
+    }
+    b.conf("WSGIDaemonProcess somedaemon threads=1")
         .conf("WSGIScriptAlias /dd \"@APPS@/daemon.wsgi\"")
         .conf("<Location /dd>\n  WSGIDispatchScript \"@APPS@/auth/dispatch.py\"\n</Location>")
-        .start();
+        .start()
+}
+
+/// The dispatch script of [`dispatch_server`] sends `?daemon` to `somedaemon`.
+fn assert_dispatched_to_the_daemon(srv: &Server) {
     let r = srv.get("/dd/pid?daemon");
     assert_eq!(r.status, 200, "{}", r.describe());
     assert_eq!(r.json().s("process_group"), "somedaemon");
+}
+
+#[test]
+fn a_dispatch_script_can_choose_a_daemon_group() {
+    let srv = dispatch_server("ddir_dispatch", &[]);
+    assert_dispatched_to_the_daemon(&srv);
+    let r = srv.get("/dd/pid");
+    assert_eq!(r.json().s("process_group"), "");
+}
+
+#[test]
+fn restrict_embedded_still_starts_python_where_a_dispatch_script_needs_it() {
+    let srv = dispatch_server(
+        "ddir_restrict_embedded_dispatch",
+        &["WSGIRestrictEmbedded On"],
+    );
+    assert_dispatched_to_the_daemon(&srv);
     assert!(!srv.error_log_text().contains("RWSGI0672"));
 }
 

@@ -1,6 +1,7 @@
 //! Daemon mode and `wsgi.file_wrapper`: the daemon passes the file's descriptor to the
 //! Apache child (`SCM_RIGHTS`), which sends the file itself as the embedded path does, so the
-//! bytes never cross the daemon socket.
+//! bytes never cross the daemon socket. Offsets and Content-Length are checked in both modes
+//! by `file_wrapper.rs`.
 mod common;
 use common::*;
 use std::time::{Duration, Instant};
@@ -120,72 +121,6 @@ fn the_child_holds_the_file_while_sending() {
     assert!(holds(), "the Apache child never opened {}", path.display());
     let r = c.read_response(false).unwrap();
     assert_eq!(sha256_hex(&r.body), sha256_hex(&data));
-}
-
-/// Offsets and Content-Length shorter or longer than the file, as on the embedded path.
-#[test]
-fn offsets_and_content_lengths() {
-    let s = files_server("dfiles_ranges", Mpm::Event);
-    let data = pattern((3 << 20) + 123, 7);
-    std::fs::write(s.data.join("blob.bin"), &data).unwrap();
-    for off in [1usize, 4096, 1 << 20, data.len() - 1] {
-        let r = fetch(&s, &format!("file=blob.bin&kind=noread&offset={off}"));
-        assert!(
-            r.body == data[off..],
-            "offset {off}: {} bytes",
-            r.body.len()
-        );
-    }
-    let r = fetch(&s, "file=blob.bin&kind=noread&cl=1000");
-    assert_eq!(r.header("Content-Length"), Some("1000"));
-    assert!(r.body == data[..1000]);
-    let r = fetch(&s, "file=blob.bin&kind=noread&offset=500&cl=70000");
-    assert!(r.body == data[500..70500]);
-    // Kept alive after a truncated file response.
-    let mut c = s.connect();
-    c.send(&request_bytes(
-        "GET",
-        "/dfw?file=blob.bin&kind=noread&cl=10",
-        &[],
-        b"",
-    ))
-    .unwrap();
-    assert_eq!(c.read_response(false).unwrap().body, &data[..10]);
-    c.send(&request_bytes("GET", "/hello", &[], b"")).unwrap();
-    assert_eq!(c.read_response(false).unwrap().status, 200);
-    // An empty remainder.
-    let r = fetch(
-        &s,
-        &format!("file=blob.bin&kind=noread&offset={}", data.len()),
-    );
-    assert_eq!(r.header("Content-Length"), Some("0"));
-    assert!(r.body.is_empty());
-
-    // A declared length beyond the file: what the file holds, then the connection closes.
-    for (q, cl, body) in [
-        ("cl=4000000", "4000000", &data[..]),
-        ("offset=900&cl=3145000", "3145000", &data[900..]),
-    ] {
-        let mut c = s.connect();
-        c.set_timeout(Duration::from_secs(15));
-        c.send(&request_bytes(
-            "GET",
-            &format!("/dfw?file=blob.bin&kind=noread&{q}"),
-            &[],
-            b"",
-        ))
-        .unwrap();
-        let r = c.read_response(false).unwrap();
-        assert_eq!(r.status, 200, "{q}: {}", r.describe());
-        assert_eq!(r.header("Content-Length"), Some(cl), "{q}");
-        assert!(r.body == body, "{q}: got {} bytes", r.body.len());
-        assert!(!r.complete, "{q}: looks complete");
-        assert_eq!(
-            c.wait_closed(Duration::from_secs(5)),
-            Ok(true),
-            "{q}: connection kept open"
-        );
-    }
 }
 
 /// 200 file responses (whole, truncated, cut short) leave no descriptor behind in the

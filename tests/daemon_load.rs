@@ -474,27 +474,13 @@ fn a_threads_0_group_named_for_requests_is_a_config_error() {
     }
 }
 
-/// Flask and what it needs, without Django (the pins of `frameworks.rs`).
-const FLASK_ONLY: &[&str] = &[
-    "flask==3.1.3",
-    "werkzeug==3.1.9",
-    "jinja2==3.1.6",
-    "markupsafe==3.0.4",
-    "itsdangerous==2.2.0",
-    "click==8.5.1",
-    "blinker==1.9.0",
-];
-
-/// Django and what it needs, without Flask.
-const DJANGO_ONLY: &[&str] = &["django==5.2.19", "asgiref==3.13.0", "sqlparse==0.6.1"];
-
 /// A venv per daemon group (python-home=): Flask from a venv without Django in one group,
 /// Django from a venv without Flask in the other, both served at once by one Apache. Each
 /// app reports its sys.prefix and that the other framework cannot be imported.
 #[test]
 fn each_daemon_group_runs_its_own_venv() {
-    let flask_venv = common::venv::pip_venv("Flask-only", FLASK_ONLY, "import flask");
-    let django_venv = common::venv::pip_venv("Django-only", DJANGO_ONLY, "import django");
+    let flask_venv = common::venv::pip_venv("Flask-only", common::venv::FLASK, "import flask");
+    let django_venv = common::venv::pip_venv("Django-only", common::venv::DJANGO, "import django");
     let srv = server("dload_venvs")
         .var("FLASK_VENV", &flask_venv.display().to_string())
         .var("DJANGO_VENV", &django_venv.display().to_string())

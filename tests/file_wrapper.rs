@@ -45,6 +45,10 @@ fn starts_at_the_current_offset(mode: Mode) {
             r.body.len()
         );
     }
+    // At the end: an empty body.
+    let r = fetch(&s, &format!("kind=noread&offset={}", data.len()));
+    assert_eq!(r.header("Content-Length"), Some("0"));
+    assert!(r.body.is_empty(), "got {} bytes", r.body.len());
 }
 
 fn honours_a_shorter_content_length(mode: Mode) {
@@ -116,19 +120,23 @@ fn head_on_file_wrapper(mode: Mode) {
 /// able to tell the response is incomplete (connection closed after what the file holds),
 /// as on the iterable path. Ending it normally let Apache put the file's real length in the
 /// head, so a kept-alive client took a 1000-byte body for the app's 200000-byte response.
+/// Checked on a file smaller than the socket buffers and on one larger.
 fn content_length_beyond_the_file_cuts_the_connection(mode: Mode) {
-    let s = server("fw_cl_long").mode(mode).fragment("apps").start();
-    let data = pattern(1000, 3);
-    std::fs::write(s.data.join("small.bin"), &data).unwrap();
-    for (q, cl, body) in [
-        ("cl=200000", "200000", &data[..]),
-        ("offset=900&cl=101", "101", &data[900..]),
+    let (s, blob) = setup("fw_cl_long", mode);
+    let small = pattern(1000, 3);
+    std::fs::write(s.data.join("small.bin"), &small).unwrap();
+    for (file, q, cl, body) in [
+        ("small.bin", "cl=200000", "200000", &small[..]),
+        ("small.bin", "offset=900&cl=101", "101", &small[900..]),
+        ("blob.bin", "cl=4000000", "4000000", &blob[..]),
+        ("blob.bin", "offset=900&cl=3145000", "3145000", &blob[900..]),
     ] {
+        let q = format!("file={file}&kind=noread&{q}");
         let mut c = s.connect();
         c.set_timeout(Duration::from_secs(15));
         c.send(&request_bytes(
             "GET",
-            &format!("/filewrapper?file=small.bin&kind=noread&{q}"),
+            &format!("/filewrapper?{q}"),
             &[],
             b"",
         ))

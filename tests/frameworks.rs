@@ -21,29 +21,17 @@ use std::time::{Duration, Instant};
 // The shared test venv
 // ---------------------------------------------------------------------------------------------
 
-/// Everything the venv holds, pinned (versions that support Python 3.11: Django 6 needs 3.12).
-/// rpds-py stays at 0.30.0: its PyO3 refuses a second interpreter with PyO3's ImportError
+/// rpds-py, pinned at 0.30.0: its PyO3 refuses a second interpreter with PyO3's ImportError
 /// ("PyO3 modules do not yet support subinterpreters"); 2026.x builds no longer raise that
 /// ImportError and instead break inside the second interpreter (NameError from `abc`).
-const REQUIREMENTS: &[&str] = &[
-    "flask==3.1.3",
-    "werkzeug==3.1.9",
-    "jinja2==3.1.6",
-    "markupsafe==3.0.4",
-    "itsdangerous==2.2.0",
-    "click==8.5.1",
-    "blinker==1.9.0",
-    "django==5.2.19",
-    "asgiref==3.13.0",
-    "sqlparse==0.6.1",
-    "rpds-py==0.30.0",
-];
+const RPDS: &str = "rpds-py==0.30.0";
 
 /// The test venv, built on first use (once per machine, under a lock file).
 fn venv() -> &'static Path {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
     VENV.get_or_init(|| {
-        common::venv::pip_venv("framework", REQUIREMENTS, "import flask, django, rpds")
+        let requirements = [common::venv::FLASK, common::venv::DJANGO, &[RPDS]].concat();
+        common::venv::pip_venv("framework", &requirements, "import flask, django, rpds")
     })
 }
 

@@ -494,32 +494,27 @@ fn memory_of_a_line_and_of_read_is_bounded_by_its_size(mode: Mode) {
     let body = total as f64;
     srv.get("/memory?mode=read"); // warm up the interpreter
 
-    // One 200 MiB line: it costs about one copy of itself, handed over and never kept.
+    // The whole body, read at once, costs about one copy of itself, handed over and never
+    // kept.
+    let one_copy_then_freed = |what: &str, peak: f64, after: f64| {
+        assert!(
+            peak < 1.5 * body + (16 << 20) as f64,
+            "{what}: peak RSS grew by {} MiB",
+            peak as u64 >> 20
+        );
+        assert!(
+            after < (32 << 20) as f64,
+            "{what}: {} MiB still held after the data was dropped",
+            after as u64 >> 20
+        );
+    };
+    // As one 200 MiB line.
     let (peak, after, _, j) = measure_upload(&srv, "iter", b"x", total);
     assert_eq!(j.n("lines"), 1.0);
-    assert!(
-        peak < 1.5 * body + (16 << 20) as f64,
-        "iterating a 200 MiB line: peak RSS grew by {} MiB",
-        peak as u64 >> 20
-    );
-    assert!(
-        after < (32 << 20) as f64,
-        "iterating a 200 MiB line: {} MiB still held after the line was dropped",
-        after as u64 >> 20
-    );
-
-    // read() of the whole body holds one copy of it.
+    one_copy_then_freed("iterating a 200 MiB line", peak, after);
+    // By read().
     let (peak, after, _, _) = measure_upload(&srv, "read", b"x", total);
-    assert!(
-        peak < 1.5 * body + (16 << 20) as f64,
-        "read() of 200 MiB: peak RSS grew by {} MiB",
-        peak as u64 >> 20
-    );
-    assert!(
-        after < (32 << 20) as f64,
-        "read(): {} MiB kept",
-        after as u64 >> 20
-    );
+    one_copy_then_freed("read() of 200 MiB", peak, after);
 
     // Short lines cost their own size, whatever the body's.
     let line: Vec<u8> = [vec![b'y'; 1023], vec![b'\n']].concat();

@@ -23,34 +23,13 @@ fn embedded_mode_serves_the_app_through_the_express_handler() {
     assert_eq!(j.s("version"), "v1");
     assert_eq!(j.s("path_info"), "/some/path");
     assert_eq!(j.s("process_group"), "");
-    // As in mod_wsgi 6, the `mod_wsgi` module takes over the `__path__` of pip's package.
-    let package = venv().join("lib/python3.11/site-packages/mod_wsgi");
-    let paths: Vec<&str> = j.at("mod_wsgi_path").arr().iter().map(Json::str).collect();
-    assert_eq!(paths, [package.display().to_string()]);
+    assert_mod_wsgi_path_is_the_pip_package(&j);
     assert!(j.b("has_subscribe_shutdown"));
     // The document root's static files are Apache's; everything else goes to the app.
     fs::write(e.root.join("htdocs/static.txt"), "from htdocs\n").unwrap();
     let r = e.request("GET", "/static.txt", &[]);
     assert_eq!(r.status, 200, "{}", r.describe());
     assert_eq!(r.text(), "from htdocs\n");
-}
-
-#[test]
-fn embedded_processes_and_threads_size_the_mpm() {
-    let e = started(
-        Mode::Embedded,
-        "procs",
-        &["--processes", "2", "--threads", "3"],
-    );
-    let j = e.app("/", &[]);
-    assert_eq!(j.n("threads_per_process"), 3.0);
-    assert_eq!(j.n("maximum_processes"), 2.0);
-    assert!(j.b("multithread") && j.b("multiprocess"));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while children_of(e.parent_pid()).len() < 2 {
-        assert!(Instant::now() < deadline, "2 children within 10 s");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -148,9 +127,7 @@ fn daemon_mode_serves_the_app_in_its_daemon_process() {
     assert_eq!(j.s("version"), "v1");
     assert_eq!(j.s("path_info"), "/some/path");
     assert_eq!(j.s("process_group"), format!("127.0.0.1:{}", e.port));
-    let package = venv().join("lib/python3.11/site-packages/mod_wsgi");
-    let paths: Vec<&str> = j.at("mod_wsgi_path").arr().iter().map(Json::str).collect();
-    assert_eq!(paths, [package.display().to_string()]);
+    assert_mod_wsgi_path_is_the_pip_package(&j);
     // Not an Apache child: those only pass the request on.
     let pid = j.n("pid") as u32;
     assert!(!children_of(e.parent_pid()).is_empty());
@@ -160,19 +137,6 @@ fn daemon_mode_serves_the_app_in_its_daemon_process() {
             .contains("wsgi:127.0.0.1"),
         "daemon {pid} has the display-name mod_wsgi-express gives it"
     );
-}
-
-#[test]
-fn daemon_processes_and_threads_size_the_group() {
-    let e = started(
-        Mode::Daemon,
-        "procs",
-        &["--processes", "2", "--threads", "3"],
-    );
-    let j = e.app("/", &[]);
-    assert_eq!(j.n("threads_per_process"), 3.0);
-    assert_eq!(j.n("maximum_processes"), 2.0);
-    assert!(j.b("multithread") && j.b("multiprocess"));
 }
 
 #[test]
@@ -206,14 +170,8 @@ fn daemon_reload_on_changes_serves_the_changed_app() {
 // ---------------------------------------------------------------------------------------------
 // The options that shape both kinds of config alike: one body, run in each mode.
 
-/// The two kinds of configuration mod_wsgi-express writes.
-#[derive(Clone, Copy)]
-enum Mode {
-    Embedded,
-    Daemon,
-}
-
-/// `options` in `mode`, set up but not started; the tag gets the mode so that the server roots
+/// `options` in `mode` (the two kinds of configuration mod_wsgi-express writes: daemon mode,
+/// its default, or `--embedded-mode`), set up but not started; the tag gets the mode so that the server roots
 /// of the two runs differ.
 fn setup(mode: Mode, tag: &str, options: &[&str]) -> Express {
     match mode {
@@ -239,6 +197,29 @@ fn within_5s(mut done: impl FnMut() -> bool, state: impl Fn() -> String) {
     while !done() {
         assert!(Instant::now() < deadline, "{}", state());
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// As in mod_wsgi 6, the `mod_wsgi` module takes over the `__path__` of pip's package.
+fn assert_mod_wsgi_path_is_the_pip_package(j: &Json) {
+    let package = venv().join("lib/python3.11/site-packages/mod_wsgi");
+    let paths: Vec<&str> = j.at("mod_wsgi_path").arr().iter().map(Json::str).collect();
+    assert_eq!(paths, [package.display().to_string()]);
+}
+
+/// `--processes` and `--threads` size the Apache MPM (embedded) or the daemon group.
+fn processes_and_threads_size_the_app_processes(mode: Mode) {
+    let e = started(mode, "procs", &["--processes", "2", "--threads", "3"]);
+    let j = e.app("/", &[]);
+    assert_eq!(j.n("threads_per_process"), 3.0);
+    assert_eq!(j.n("maximum_processes"), 2.0);
+    assert!(j.b("multithread") && j.b("multiprocess"));
+    if mode == Mode::Embedded {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while children_of(e.parent_pid()).len() < 2 {
+            assert!(Instant::now() < deadline, "2 children within 10 s");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 }
 
@@ -332,25 +313,8 @@ fn auth_user_script_guards_the_site(mode: Mode) {
     assert_eq!(j.s("remote_user"), "express-user");
 }
 
-/// One `#[test]` per mode for each shared body: `embedded::name` and `daemon::name`.
-macro_rules! in_both_modes {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $(#[test]
-            fn $name() {
-                super::$name(super::Mode::Embedded)
-            })*
-        }
-        mod daemon {
-            $(#[test]
-            fn $name() {
-                super::$name(super::Mode::Daemon)
-            })*
-        }
-    };
-}
-
-in_both_modes!(
+both_modes!(
+    processes_and_threads_size_the_app_processes,
     url_alias_serves_files_beside_the_app,
     python_path_and_working_directory_reach_sys_path,
     access_log_records_requests,

@@ -312,6 +312,27 @@ fn iterables_and_write(mode: Mode) {
     }
 }
 
+/// Wrong arguments to `write()` and to the `write()`/`writelines()` of `wsgi.errors` raise
+/// TypeErrors that name the call and the type given. Fails under mod_wsgi 4.9.4, whose
+/// messages are CPython's ("_IOBase.writelines() takes exactly one argument (0 given)") or
+/// do not name the call ("byte string value expected, value of type str found").
+fn wrong_write_arguments_are_type_errors(mode: Mode) {
+    let s = srv("resp_bad_write", mode);
+    let r = s.get("/response?mode=bad_write_args");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(
+        r.text().lines().collect::<Vec<_>>(),
+        [
+            "write() takes exactly one argument",
+            "write() argument must be bytes, not str",
+            "write() takes exactly one argument",
+            "write() argument must be str, not int",
+            "writelines() takes exactly one argument",
+            "write() argument must be str, not bytes",
+        ]
+    );
+}
+
 fn close_is_always_called(mode: Mode) {
     let mut s = srv("resp_close", mode);
     for (mode, expect) in [
@@ -607,6 +628,7 @@ both_modes!(
     exc_info_before_headers_replaces_the_response,
     exc_info_after_headers_reraises_and_cuts_the_response,
     iterables_and_write,
+    wrong_write_arguments_are_type_errors,
     close_is_always_called,
     exception_in_close_is_logged,
     content_length_shorter_than_body_truncates,

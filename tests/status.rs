@@ -58,6 +58,13 @@ impl Sent {
     }
 }
 
+/// `/metrics` of `s` in the classic text format: the page, and its parse.
+fn get_metrics(s: &Server) -> (String, Exposition) {
+    let body = s.get("/metrics").text();
+    let m = metrics::parse(&body, false).unwrap_or_else(|e| panic!("{e}\n{body}"));
+    (body, m)
+}
+
 fn check_histogram(m: &Exposition, group: &str, sent: u64) {
     let want = [("application_group", group)];
     let buckets = m.samples("rwsgi_response_time_seconds_bucket", &want);
@@ -292,8 +299,7 @@ fn figures_are_cumulative_across_graceful(mpm: Mpm) {
     assert_eq!(auto["RWSGIProcess0Pid"], new.to_string(), "{text}");
     assert_eq!(auto["RWSGIProcess0Requests"], sent.to_string(), "{text}");
     assert_eq!(auto["RWSGIProcess0Restarts"], "1", "{text}");
-    let body = s.get("/metrics").text();
-    let m = metrics::parse(&body, false).unwrap_or_else(|e| panic!("{e}\n{body}"));
+    let (body, m) = get_metrics(&s);
     assert_eq!(m.sum("rwsgi_requests_total", &[]), sent as f64, "{body}");
     assert_eq!(m.sum("rwsgi_process_restarts_total", &[]), 1.0, "{body}");
 }
@@ -322,8 +328,7 @@ fn groups_past_the_table_size_are_counted_as_other() {
         let r = get_on(&mut c, &format!("/status-many/g{i}"), &[]);
         assert_eq!(r.status, 200, "{}", r.describe());
     }
-    let body = s.get("/metrics").text();
-    let m = metrics::parse(&body, false).unwrap_or_else(|e| panic!("{e}\n{body}"));
+    let (body, m) = get_metrics(&s);
     let groups: std::collections::BTreeSet<String> = m
         .samples("rwsgi_requests_total", &[])
         .iter()
@@ -347,6 +352,18 @@ fn groups_past_the_table_size_are_counted_as_other() {
         ),
         3.0
     );
+}
+
+/// A status server whose `/status-d` runs in daemon group `stats` (`options`), application
+/// group `group-d`.
+fn daemon_status_server(name: &str, options: &str) -> Builder {
+    server(name)
+        .fragment("status")
+        .conf(&format!("WSGIDaemonProcess stats {options}"))
+        .conf(
+            "WSGIScriptAlias /status-d \"@APPS@/status.wsgi\" process-group=stats \
+             application-group=group-d",
+        )
 }
 
 /// The daemon entries of `?auto`: pid → (slot, field → value).
@@ -389,17 +406,14 @@ fn started_daemons(s: &Server) -> Vec<u32> {
 /// runs; the Apache child that relays them does not count them again. A daemon re-forked
 /// into its slot keeps the slot's figures and counts a restart.
 fn daemon_processes_have_their_own_entries(mpm: Mpm) {
-    let mut s = server(&format!("status_daemon_{}", mpm.name()))
-        .mpm(mpm)
-        .threads(8)
-        .fragment("status")
-        .conf("WSGIDaemonProcess stats processes=2 threads=2")
-        .conf(
-            "WSGIScriptAlias /status-d \"@APPS@/status.wsgi\" process-group=stats \
-             application-group=group-d",
-        )
-        .allow_log("AH00161")
-        .start();
+    let mut s = daemon_status_server(
+        &format!("status_daemon_{}", mpm.name()),
+        "processes=2 threads=2",
+    )
+    .mpm(mpm)
+    .threads(8)
+    .allow_log("AH00161")
+    .start();
     assert!(
         s.wait_log("started process", std::time::Duration::from_secs(5)),
         "no daemon started"
@@ -470,8 +484,7 @@ fn daemon_processes_have_their_own_entries(mpm: Mpm) {
     // Relayed requests are not counted again by the Apache children.
     assert_eq!(auto["RWSGIRequests"], (n + embedded).to_string(), "{text}");
 
-    let body = s.get("/metrics").text();
-    let m = metrics::parse(&body, false).unwrap_or_else(|e| panic!("{e}\n{body}"));
+    let (body, m) = get_metrics(&s);
     let daemon_labels = [
         ("mode", "daemon"),
         ("process_group", "stats"),
@@ -534,8 +547,7 @@ fn daemon_processes_have_their_own_entries(mpm: Mpm) {
     let entries = daemon_entries(&auto);
     assert_eq!(entries.len(), 2, "{text}");
     assert_eq!(entries[&daemons[1]].1["Restarts"], "0", "{text}");
-    let body = s.get("/metrics").text();
-    let m = metrics::parse(&body, false).unwrap_or_else(|e| panic!("{e}\n{body}"));
+    let (body, m) = get_metrics(&s);
     assert_eq!(
         m.sum(
             "rwsgi_process_restarts_total",
@@ -560,15 +572,12 @@ fn daemon_processes_have_their_own_entries_prefork() {
 /// a request; that request ends counted, and leaves the new daemon's active count right.
 #[test]
 fn a_draining_daemon_leaves_its_successors_active_count_alone() {
-    let s = server("status_daemon_graceful")
-        .threads(8)
-        .fragment("status")
-        .conf("WSGIDaemonProcess stats processes=1 threads=2 graceful-timeout=10")
-        .conf(
-            "WSGIScriptAlias /status-d \"@APPS@/status.wsgi\" process-group=stats \
-             application-group=group-d",
-        )
-        .start();
+    let s = daemon_status_server(
+        "status_daemon_graceful",
+        "processes=1 threads=2 graceful-timeout=10",
+    )
+    .threads(8)
+    .start();
     let pid_of = |r: &Response| -> u32 {
         assert_eq!(r.status, 200, "{}", r.describe());
         r.text().trim().parse().unwrap()
@@ -625,13 +634,7 @@ fn a_draining_daemon_leaves_its_successors_active_count_alone() {
 /// start-up log says so.
 #[test]
 fn daemon_processes_past_the_table_are_named_at_start() {
-    let s = server("status_daemon_full")
-        .fragment("status")
-        .conf("WSGIDaemonProcess stats processes=33 threads=1")
-        .conf(
-            "WSGIScriptAlias /status-d \"@APPS@/status.wsgi\" process-group=stats \
-             application-group=group-d",
-        )
+    let s = daemon_status_server("status_daemon_full", "processes=33 threads=1")
         .allow_log("RWSGI0660")
         .start();
     s.assert_log(

@@ -4,12 +4,12 @@
 //! `application-group=` says otherwise), and sit beside Apache's own `Require` rules.
 
 use super::facts;
-use crate::config::{HookScript, expand};
+use crate::config::HookScript;
 use crate::httpd::config_store;
 use crate::httpd::log::{self, Level};
 use crate::httpd::request::Request;
+use crate::python;
 use crate::python::hook::{self, Failed, Function, HookCall, HookEnviron, Reply, SslInfo};
-use crate::python::{self, interp};
 use crate::sys;
 
 /// An authn provider's answer (Apache's `authn_status`).
@@ -66,16 +66,10 @@ fn run(
     let conf = config_store::request_server_config(&r);
     let dir = config_store::request_dir_config(&r);
     let storage = facts::collect(r, conf, dir, false);
-    let group = super::with_expand(r, &storage.script_name, |ctx| {
-        expand::expand_group(
-            script.application_group.as_deref().unwrap_or("%{GLOBAL}"),
-            ctx,
-        )
-    });
     let log = log::request_logger(&r);
     let _in_python = python::shutdown::in_python();
-    let interp = match interp::for_group(&group, python::runtime::identity().apache_version, &log) {
-        Ok(i) => i,
+    let (group, interp) = match super::hook_interp(r, &storage.script_name, script, &log) {
+        Ok(found) => found,
         Err(e) => {
             r.log(
                 Level::Error,

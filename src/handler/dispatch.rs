@@ -7,9 +7,9 @@ use super::route::Choice;
 use crate::config::{HookScript, expand};
 use crate::httpd::log::Level;
 use crate::httpd::request::Request;
+use crate::python;
 use crate::python::environ::ModWsgiFacts;
 use crate::python::hook::{self, Function, HookCall, HookEnviron, Reply};
-use crate::python::{self, interp};
 use crate::sys;
 use crate::wsgi::environ::RequestFacts;
 use crate::wsgi::gateway::RequestLog;
@@ -24,14 +24,8 @@ pub fn choose(
     log: RequestLog,
 ) -> Result<Choice, i32> {
     let failed = sys::HTTP_INTERNAL_SERVER_ERROR as i32;
-    let group = super::with_expand(r, script_name, |ctx| {
-        expand::expand_group(
-            script.application_group.as_deref().unwrap_or("%{GLOBAL}"),
-            ctx,
-        )
-    });
-    let interp = match interp::for_group(&group, python::runtime::identity().apache_version, &log) {
-        Ok(i) => i,
+    let interp = match super::hook_interp(r, script_name, script, &log) {
+        Ok((_, interp)) => interp,
         Err(e) => {
             r.log(
                 Level::Error,

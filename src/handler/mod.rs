@@ -11,14 +11,18 @@ pub mod route;
 
 use crate::config::alias::{self, AliasMatch};
 use crate::config::expand::ExpandContext;
-use crate::config::{DirConfig, HandlerScript, MapHeadToGet, ScriptAlias, ServerConfig};
+use crate::config::{
+    DirConfig, HandlerScript, HookScript, MapHeadToGet, ScriptAlias, ServerConfig, expand,
+};
 use crate::httpd::config_store;
 use crate::httpd::log;
 use crate::httpd::request::{FileKind, Request};
 use crate::python::environ::ModWsgiFacts;
+use crate::python::interp::{self, GroupError, Interp};
 use crate::python::{self, app};
 use crate::sys;
 use crate::wsgi::failure::Failure;
+use crate::wsgi::gateway::RequestLog;
 
 /// The handler names that mean "run this as a WSGI script".
 pub const HANDLER_NAMES: [&[u8]; 2] = [b"wsgi-script", b"application/x-httpd-wsgi"];
@@ -258,6 +262,25 @@ fn check_body_framing(r: Request<'_>, dir: &DirConfig) -> Option<Failure> {
         return Some(Failure::ChunkedRefused);
     }
     None
+}
+
+/// Where a hook script (access, auth, group or dispatch) runs for `r`: its
+/// `application-group=` (`%{GLOBAL}` unless set) expanded for the request, and that group's
+/// interpreter.
+pub fn hook_interp(
+    r: Request<'_>,
+    script_name: &[u8],
+    script: &HookScript,
+    log: &RequestLog,
+) -> Result<(String, &'static Interp), GroupError> {
+    let group = with_expand(r, script_name, |ctx| {
+        expand::expand_group(
+            script.application_group.as_deref().unwrap_or("%{GLOBAL}"),
+            ctx,
+        )
+    });
+    let interp = interp::for_group(&group, python::runtime::identity().apache_version, log)?;
+    Ok((group, interp))
 }
 
 /// Runs `f` with the request's `%{…}` expansion context (`script_name` is its SCRIPT_NAME,

@@ -7,7 +7,7 @@ use super::callback::{enter, log_exception, summary};
 use super::environ::{self, ModWsgiFacts, ProcessFacts, RequestObjects};
 use super::interp::Interp;
 use super::modules::RequestScope;
-use super::objects::{self, log};
+use super::objects::{self, log, type_name};
 use super::request::{IoStats, LogShared, RequestCtx, RequestHandle};
 use super::respond::{self, SendError};
 use super::script;
@@ -419,10 +419,7 @@ fn bytes_of<'a, 'py>(item: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyB
     item.cast::<PyBytes>().map_err(|_| {
         PyTypeError::new_err(format!(
             "sequence of byte string values expected, value of type {} found",
-            item.get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default()
+            type_name(item)
         ))
     })
 }

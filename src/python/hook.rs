@@ -6,7 +6,7 @@ use super::attach::Attached;
 use super::callback::{enter, latin1, log_exception, summary};
 use super::environ::{DictSink, ModWsgiFacts};
 use super::interp::Interp;
-use super::objects::log;
+use super::objects::{log, type_name};
 use super::request::LogShared;
 use super::script;
 use super::state::InterpState;
@@ -377,13 +377,6 @@ fn text(item: &Bound<'_, PyAny>, utf8: bool, what: &str) -> PyResult<Option<Vec<
         .collect::<Option<Vec<u8>>>()
         .map(Some)
         .ok_or_else(|| PyTypeError::new_err(format!("{what} contains non latin-1 characters")))
-}
-
-fn type_name(v: &Bound<'_, PyAny>) -> String {
-    v.get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_default()
 }
 
 /// Checks the function's answer against what it may return.

@@ -95,6 +95,20 @@ def run(mode, q, environ, start_response):
         write(b'one')
         write(b'two')
         return [b'three']
+    if mode == 'bad_write_args':
+        # The TypeError of each wrong call, a line each.
+        write = plain(start_response)
+        err = environ['wsgi.errors']
+        calls = [lambda: write(), lambda: write('text'), lambda: err.write(),
+                 lambda: err.write(1), lambda: err.writelines(), lambda: err.writelines([b'x'])]
+        out = []
+        for call in calls:
+            try:
+                call()
+                out.append('no error')
+            except TypeError as e:
+                out.append(str(e))
+        return ['\n'.join(out).encode()]
     if mode == 'write_only':
         write = plain(start_response)
         write(b'only')

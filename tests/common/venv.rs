@@ -15,6 +15,20 @@ use std::time::Instant;
 /// The interpreter every test venv is made from (decisions.md §2).
 pub const SYSTEM_PYTHON: &str = "/usr/bin/python3";
 
+/// Flask and what it needs, pinned (versions that support Python 3.11).
+pub const FLASK: &[&str] = &[
+    "flask==3.1.3",
+    "werkzeug==3.1.9",
+    "jinja2==3.1.6",
+    "markupsafe==3.0.4",
+    "itsdangerous==2.2.0",
+    "click==8.5.1",
+    "blinker==1.9.0",
+];
+
+/// Django and what it needs, pinned (Django 6 needs Python 3.12).
+pub const DJANGO: &[&str] = &["django==5.2.19", "asgiref==3.13.0", "sqlparse==0.6.1"];
+
 /// File inside a finished venv; its content is the requirement list it was built from.
 const READY_MARKER: &str = ".rwsgi-test-venv-ready";
 

@@ -2,7 +2,7 @@
 //! request) and the per-interpreter `sys.stdout`/`sys.stderr` (which follow the request the
 //! writing thread serves, or the process's own server log outside requests).
 
-use super::{END, Methods, args, fastcall, noargs};
+use super::{END, Methods, fastcall, noargs, one_arg, type_name};
 use crate::python::callback::call;
 use crate::python::request::{LogShared, RequestCtx, Stream};
 use crate::wsgi::gateway::Severity;
@@ -144,17 +144,11 @@ fn server_line(line: &[u8]) {
     crate::python::runtime::host().log(Severity::Error, String::from_utf8_lossy(line).as_ref());
 }
 
-fn text_arg<'py>(py: Python<'py>, p: *mut ffi::PyObject) -> PyResult<Bound<'py, PyString>> {
-    // SAFETY: borrowed argument reference.
-    let v = unsafe { Bound::from_borrowed_ptr(py, p) };
+fn text_arg(v: Bound<'_, PyAny>) -> PyResult<Bound<'_, PyString>> {
     v.cast_into::<PyString>().map_err(|e| {
         PyTypeError::new_err(format!(
             "write() argument must be str, not {}",
-            e.into_inner()
-                .get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_default()
+            type_name(&e.into_inner())
         ))
     })
 }
@@ -166,10 +160,7 @@ unsafe extern "C" fn write(
 ) -> *mut ffi::PyObject {
     call(|py| {
         // SAFETY: fast-call arguments.
-        let [s] = (unsafe { args(a, n) }) else {
-            return Err(PyTypeError::new_err("write() takes exactly one argument"));
-        };
-        let s = text_arg(py, *s)?;
+        let s = text_arg(unsafe { one_arg(py, a, n, "write") }?)?;
         let text = s.to_string_lossy();
         emit(slf, &text)?;
         Ok(text.chars().count().into_pyobject(py)?.into_ptr())
@@ -183,16 +174,9 @@ unsafe extern "C" fn writelines(
 ) -> *mut ffi::PyObject {
     call(|py| {
         // SAFETY: fast-call arguments.
-        let [seq] = (unsafe { args(a, n) }) else {
-            return Err(PyTypeError::new_err(
-                "writelines() takes exactly one argument",
-            ));
-        };
-        // SAFETY: borrowed argument reference.
-        let seq = unsafe { Bound::from_borrowed_ptr(py, *seq) };
+        let seq = unsafe { one_arg(py, a, n, "writelines") }?;
         for item in seq.try_iter()? {
-            let item = item?;
-            let s = text_arg(py, item.as_ptr())?;
+            let s = text_arg(item?)?;
             emit(slf, &s.to_string_lossy())?;
         }
         Ok(super::none())

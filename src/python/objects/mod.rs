@@ -6,6 +6,7 @@ pub mod log;
 pub mod start_response;
 
 use super::request::RequestHandle;
+use pyo3::exceptions::PyTypeError;
 use pyo3::ffi;
 use pyo3::prelude::*;
 use std::ffi::{CStr, c_void};
@@ -180,6 +181,34 @@ pub unsafe fn args<'a>(
         // SAFETY: forwarded contract.
         unsafe { std::slice::from_raw_parts(args, nargs as usize) }
     }
+}
+
+/// The one positional argument of fast-call method `method`, borrowed for the call.
+///
+/// # Safety
+/// As [`args`].
+pub unsafe fn one_arg<'py>(
+    py: Python<'py>,
+    a: *mut *mut ffi::PyObject,
+    n: ffi::Py_ssize_t,
+    method: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: forwarded contract.
+    let [arg] = (unsafe { args(a, n) }) else {
+        return Err(PyTypeError::new_err(format!(
+            "{method}() takes exactly one argument"
+        )));
+    };
+    // SAFETY: a borrowed argument reference, alive for the call.
+    Ok(unsafe { Bound::from_borrowed_ptr(py, *arg) })
+}
+
+/// The name of `v`'s type, for error messages.
+pub fn type_name(v: &Bound<'_, PyAny>) -> String {
+    v.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_default()
 }
 
 /// Returns `None` as a new reference.

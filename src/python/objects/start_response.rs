@@ -1,7 +1,7 @@
 //! The `start_response` callable and the `write` callable it returns (a bound method of the
 //! same object, so a request allocates one object for both).
 
-use super::{END, Methods, args, fastcall, handle_of};
+use super::{END, Methods, fastcall, handle_of, one_arg, type_name};
 use crate::python::callback::call;
 use crate::python::respond::{self, SendError};
 use crate::wsgi::gateway::After;
@@ -32,13 +32,6 @@ fn str_arg(v: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
         .cast::<PyString>()
         .map_err(|_| PyTypeError::new_err(format!("{what} must be a str, not {}", type_name(v))))?;
     Ok(s.to_str()?.to_string())
-}
-
-fn type_name(v: &Bound<'_, PyAny>) -> String {
-    v.get_type()
-        .name()
-        .map(|n| n.to_string())
-        .unwrap_or_default()
 }
 
 fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
@@ -145,11 +138,7 @@ unsafe extern "C" fn write(
 ) -> *mut ffi::PyObject {
     call(|py| {
         // SAFETY: fast-call arguments.
-        let [data] = (unsafe { args(a, n) }) else {
-            return Err(PyTypeError::new_err("write() takes exactly one argument"));
-        };
-        // SAFETY: borrowed argument reference.
-        let data = unsafe { Bound::from_borrowed_ptr(py, *data) };
+        let data = unsafe { one_arg(py, a, n, "write") }?;
         let bytes = data.cast::<PyBytes>().map_err(|_| {
             PyTypeError::new_err(format!(
                 "write() argument must be bytes, not {}",
