@@ -66,6 +66,9 @@ pub struct DaemonGroup {
     pub interrupt_timeout: u64,
     /// Restart the process when the GIL could not be had for this many seconds (0: never).
     pub deadlock_timeout: u64,
+    /// Restart the process when no WSGI script has loaded this many seconds after its first
+    /// request (0: never); the timer ends at the first successful load.
+    pub startup_timeout: u64,
     /// Recycle after this many seconds of life (0: never).
     pub restart_interval: u64,
     /// Recycle after this many seconds without a request (0: never).
@@ -135,6 +138,7 @@ impl DaemonGroup {
             request_timeout: 0,
             interrupt_timeout: 0,
             deadlock_timeout: 300,
+            startup_timeout: 0,
             restart_interval: 0,
             inactivity_timeout: 0,
             listen_backlog: 100,
@@ -148,7 +152,6 @@ impl DaemonGroup {
 /// Options accepted and validated, but not acted on yet.
 const NOT_HONOURED: &[&str] = &[
     "chroot",
-    "startup-timeout",
     "response-buffer-size",
     "response-socket-timeout",
     "response-flush-delay",
@@ -298,7 +301,8 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
             "request-timeout" => g.request_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
             "restart-interval" => g.restart_interval = int(d, &key, v, 0, i64::MAX)? as u64,
             "inactivity-timeout" => g.inactivity_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
-            "startup-timeout" | "response-socket-timeout" | "response-flush-delay" => {
+            "startup-timeout" => g.startup_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
+            "response-socket-timeout" | "response-flush-delay" => {
                 int(d, &key, v, 0, i64::MAX)?;
             }
             "queue-timeout" => g.queue_timeout = int(d, &key, v, 0, i64::MAX)? as u64,

@@ -545,6 +545,12 @@ pub fn drain_self() {
     unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
 }
 
+/// Asks this process's main thread to stop (see [`wait_control`]).
+pub fn stop_self() {
+    // SAFETY: signalling our own process; SIGTERM is blocked in every thread but waited for.
+    unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+}
+
 /// Sets this process's scheduling priority (`cpu-priority`).
 pub fn set_priority(n: i32) -> Result<(), String> {
     // SAFETY: a plain system call on this process.

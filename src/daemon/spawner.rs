@@ -178,10 +178,13 @@ mod tests {
 
     #[test]
     fn warning_names_the_options() {
-        let g =
-            crate::config::daemon::parse("WSGIDaemonProcess", &["g", "startup-timeout=5"]).unwrap();
+        let g = crate::config::daemon::parse("WSGIDaemonProcess", &["g", "response-flush-delay=5"])
+            .unwrap();
         let w = not_honoured_warning(&g).unwrap();
-        assert!(w.contains("startup-timeout") && w.contains(" g:"), "{w}");
+        assert!(
+            w.contains("response-flush-delay") && w.contains(" g:"),
+            "{w}"
+        );
         let g = crate::config::daemon::parse("WSGIDaemonProcess", &["g"]).unwrap();
         assert!(not_honoured_warning(&g).is_none());
     }

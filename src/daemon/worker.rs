@@ -118,6 +118,7 @@ pub fn run(
     }
     start_recycle_timer(&group, logger);
     start_deadlock_probe(&group, logger);
+    start_startup_timer(&group, logger);
     loop {
         match os::wait_control(None) {
             Some(os::Control::Drain) => drain(&group, group.def.graceful_timeout),
@@ -231,6 +232,43 @@ fn start_recycle_timer(group: &Arc<Group>, logger: fn() -> RequestLog) {
                     );
                     recycle(&g, "request-timeout", &log);
                 }
+            }
+        });
+}
+
+/// startup-timeout, as mod_wsgi's: from this process's first request on, a WSGI script must
+/// load within N seconds, or the process stops and is replaced (an app whose import keeps
+/// failing or hangs, such as Django with broken settings, starts afresh). The timer ends at
+/// the first successful load and never runs again.
+fn start_startup_timer(group: &Arc<Group>, logger: fn() -> RequestLog) {
+    let limit = group.def.startup_timeout;
+    if limit == 0 {
+        return;
+    }
+    let name = group.def.name.clone();
+    let _ = std::thread::Builder::new()
+        .name("wsgi-startup".into())
+        .spawn(move || {
+            let tick = Duration::from_millis(100);
+            while NEXT_TOKEN.load(Ordering::SeqCst) == 0 {
+                std::thread::sleep(tick);
+            }
+            let armed = Instant::now();
+            while !app::script_loaded() {
+                if armed.elapsed() >= Duration::from_secs(limit) {
+                    logger().log(
+                        crate::wsgi::gateway::Severity::Warning,
+                        &format!(
+                            "RWSGI0590: daemon process group '{name}' process {}: no WSGI \
+                             script has loaded within startup-timeout={limit} s of the first \
+                             request; the process stops and is replaced",
+                            os::pid()
+                        ),
+                    );
+                    os::stop_self();
+                    return;
+                }
+                std::thread::sleep(tick);
             }
         });
 }
