@@ -1,6 +1,7 @@
 //! `WSGIDaemonProcess` options acting on a daemon process's life: `startup-timeout`,
 //! `server-metrics`, `chroot`, and Python's finalisation (atexit) when a daemon drains.
 mod common;
+use common::graceful::GracefulExt;
 use common::*;
 use std::time::{Duration, Instant};
 
@@ -106,4 +107,83 @@ fn startup_timeout_replaces_a_process_whose_script_never_loads() {
         !srv.error_log_text()
             .contains(&format!("process {second}: no WSGI"))
     );
+}
+
+/// `/x` runs `daemon_exit.wsgi` in group `site`, with these extra options.
+fn exit_server(name: &str, options: &str) -> Builder {
+    server(name)
+        .conf(&format!("WSGIDaemonProcess site threads=2 {options}"))
+        .conf("WSGIScriptAlias /x \"@APPS@/daemon_exit.wsgi\" process-group=site")
+}
+
+fn pid_of(srv: &Server, path: &str) -> u32 {
+    let r = srv.get(path);
+    assert_eq!(r.status, 200, "{}", r.describe());
+    r.json().n("pid") as u32
+}
+
+/// Waits for the markers the atexit callback and the shutdown subscriber of `pid` write.
+fn assert_finalised(srv: &Server, pid: u32) {
+    for name in ["atexit", "stopping"] {
+        assert!(
+            srv.wait_data_file(&format!("{name}-{pid}"), Duration::from_secs(5))
+                .is_some(),
+            "no {name} marker from daemon {pid}; log tail:\n{}",
+            tail(&srv.error_log_text(), 30)
+        );
+    }
+    assert!(wait_gone(pid, Duration::from_secs(3)), "{pid} still alive");
+}
+
+#[test]
+fn graceful_restart_finalises_python_in_the_old_daemon() {
+    let srv = exit_server("dopt_exit_graceful", "").start();
+    let old = pid_of(&srv, "/x?marker");
+    srv.graceful();
+    assert_finalised(&srv, old);
+    assert_ne!(pid_of(&srv, "/x"), old);
+}
+
+#[test]
+fn maximum_requests_recycle_finalises_python() {
+    let srv = exit_server("dopt_exit_maxreq", "maximum-requests=2").start();
+    let old = pid_of(&srv, "/x?marker");
+    assert_eq!(pid_of(&srv, "/x"), old);
+    assert_finalised(&srv, old);
+    srv.assert_log(&format!(
+        "RWSGI0516: daemon process group 'site' process {old} recycles"
+    ));
+    assert_ne!(pid_of(&srv, "/x"), old);
+}
+
+#[test]
+fn eviction_finalises_python() {
+    let srv = exit_server("dopt_exit_evict", "").start();
+    let old = pid_of(&srv, "/x?marker");
+    let out = std::process::Command::new("kill")
+        .args(["-USR1", &old.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_finalised(&srv, old);
+}
+
+/// A daemon drains after a graceful restart; its atexit callback never returns. The process
+/// still ends within shutdown-timeout (plus the drain's own moment), and says why.
+#[test]
+fn hanging_atexit_after_a_drain_is_cut_at_shutdown_timeout() {
+    let srv = exit_server("dopt_exit_hang", "shutdown-timeout=2").start();
+    let old = pid_of(&srv, "/x?hang");
+    let t0 = Instant::now();
+    srv.graceful();
+    assert!(
+        wait_gone(old, Duration::from_secs(3).saturating_sub(t0.elapsed())),
+        "{old} alive {:?} after the graceful restart",
+        t0.elapsed()
+    );
+    srv.assert_log(&format!(
+        "RWSGI0591: daemon process group 'site' process {old}: Python's finalisation"
+    ));
+    // The new generation's daemon registered nothing: the stop at the end is prompt.
+    assert_ne!(pid_of(&srv, "/x"), old);
 }

@@ -121,7 +121,7 @@ pub fn run(
     start_startup_timer(&group, logger);
     loop {
         match os::wait_control(None) {
-            Some(os::Control::Drain) => drain(&group, group.def.graceful_timeout),
+            Some(os::Control::Drain) => drain(&group, group.def.graceful_timeout, logger),
             Some(os::Control::Evict) => {
                 log.log(
                     crate::wsgi::gateway::Severity::Info,
@@ -137,9 +137,9 @@ pub fn run(
                     0 => group.def.graceful_timeout,
                     t => t,
                 };
-                drain(&group, t)
+                drain(&group, t, logger)
             }
-            Some(os::Control::Stop) => exit_process(&log),
+            Some(os::Control::Stop) => exit_process(&group, Instant::now(), logger),
             None => {}
         }
     }
@@ -275,6 +275,9 @@ fn start_startup_timer(group: &Arc<Group>, logger: fn() -> RequestLog) {
 
 /// When the GIL probe last got the GIL, in seconds since this process started.
 static LAST_GIL: AtomicU64 = AtomicU64::new(0);
+/// Set (under its lock, which the probe holds while it has the GIL) before Python is
+/// finalised: a thread taking the GIL during or after `Py_FinalizeEx` is ended by CPython.
+static PROBE_STOPPED: Mutex<bool> = Mutex::new(false);
 
 /// deadlock-timeout: one thread takes the GIL every second; another checks that it still
 /// can. A process whose GIL stays held (a C extension stuck with it) is ended and replaced:
@@ -288,8 +291,14 @@ fn start_deadlock_probe(group: &Arc<Group>, logger: fn() -> RequestLog) {
         .name("wsgi-gil-probe".into())
         .spawn(|| {
             loop {
-                if crate::python::shutdown::probe_gil() {
-                    LAST_GIL.store(started().elapsed().as_secs(), Ordering::SeqCst);
+                {
+                    let stopped = PROBE_STOPPED.lock().unwrap_or_else(|e| e.into_inner());
+                    if *stopped {
+                        return;
+                    }
+                    if crate::python::shutdown::probe_gil() {
+                        LAST_GIL.store(started().elapsed().as_secs(), Ordering::SeqCst);
+                    }
                 }
                 std::thread::sleep(Duration::from_secs(1));
             }
@@ -423,25 +432,54 @@ impl Drop for Activity {
 }
 
 /// Ends this process. As in an Apache child, Python is finalised first (atexit callbacks,
-/// `process_stopping` subscribers) when no request is in hand; otherwise it exits at once.
-fn exit_process(log: &RequestLog) -> ! {
+/// `process_stopping` subscribers) when no request is in hand by `deadline` (a stop: at
+/// once; a drain: its own end); otherwise it exits without.
+fn exit_process(group: &Group, deadline: Instant, logger: fn() -> RequestLog) -> ! {
     RECYCLING.store(true, Ordering::SeqCst);
     // The request threads see RECYCLING within one poll of the listener (200 ms); a request
-    // accepted meanwhile shows in ACTIVE, and then Python is left as it is.
-    let deadline = Instant::now() + Duration::from_millis(250);
-    while ACTIVE.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+    // accepted meanwhile shows in ACTIVE.
+    let seen = Instant::now() + Duration::from_millis(250);
+    let deadline = deadline.max(seen);
+    while Instant::now() < deadline && (Instant::now() < seen || ACTIVE.load(Ordering::SeqCst) > 0)
+    {
         std::thread::sleep(Duration::from_millis(10));
     }
     if ACTIVE.load(Ordering::SeqCst) == 0 {
-        crate::python::shutdown::finalize(log);
+        finalize_within(group, logger);
     }
     os::exit_now(0)
+}
+
+/// Finalises Python, bounded by shutdown-timeout (0: unbounded, as mod_wsgi's): an atexit
+/// callback that hangs must not keep a draining process, which no one else kills.
+fn finalize_within(group: &Group, logger: fn() -> RequestLog) {
+    let limit = group.def.shutdown_timeout;
+    if limit > 0 {
+        let name = group.def.name.clone();
+        let _ = std::thread::Builder::new()
+            .name("wsgi-reaper".into())
+            .spawn(move || {
+                std::thread::sleep(Duration::from_secs(limit.into()));
+                logger().log(
+                    crate::wsgi::gateway::Severity::Warning,
+                    &format!(
+                        "RWSGI0591: daemon process group '{name}' process {}: Python's \
+                         finalisation (atexit callbacks, process_stopping subscribers) did not \
+                         end within shutdown-timeout={limit} s; the process exits without it",
+                        os::pid()
+                    ),
+                );
+                os::exit_now(0)
+            });
+    }
+    *PROBE_STOPPED.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    crate::python::shutdown::finalize(&logger());
 }
 
 /// Graceful restart: the Apache children of the old generation still finish their
 /// requests here; once none is in hand or waiting (twice in a row, 20 ms apart) — or
 /// graceful-timeout has passed — the process ends. A stop signal ends it at once.
-fn drain(group: &Group, timeout: u32) -> ! {
+fn drain(group: &Group, timeout: u32, logger: fn() -> RequestLog) -> ! {
     let deadline = Instant::now() + Duration::from_secs(timeout.into());
     let mut idle_seen = 0;
     while Instant::now() < deadline {
@@ -455,7 +493,7 @@ fn drain(group: &Group, timeout: u32) -> ! {
             break;
         }
     }
-    os::exit_now(0)
+    exit_process(group, deadline, logger)
 }
 
 /// Takes the group's user and group, refusing root, and the process settings.
