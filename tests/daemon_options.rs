@@ -187,3 +187,61 @@ fn hanging_atexit_after_a_drain_is_cut_at_shutdown_timeout() {
     // The new generation's daemon registered nothing: the stop at the end is prompt.
     assert_ne!(pid_of(&srv, "/x"), old);
 }
+
+/// `/on/smetrics` and `/off/smetrics`: `server_metrics()` in a group with `server-metrics=On`
+/// and in one without, under `WSGIServerMetrics On`, which daemons do not inherit.
+fn metrics_server(name: &str) -> Server {
+    server(name)
+        .conf("WSGIServerMetrics On")
+        .conf("WSGIDaemonProcess on threads=2 server-metrics=On")
+        .conf("WSGIDaemonProcess off threads=2")
+        .conf("WSGIScriptAlias /on \"@APPS@/modules.wsgi\" process-group=on")
+        .conf("WSGIScriptAlias /off \"@APPS@/modules.wsgi\" process-group=off")
+        .start()
+}
+
+/// The Apache children the scoreboard lists, from `/on/smetrics`.
+fn scoreboard_pids(srv: &Server) -> Vec<u32> {
+    let r = srv.get("/on/smetrics");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let j = r.json();
+    let keys: Vec<String> = j
+        .at("keys")
+        .arr()
+        .iter()
+        .map(|k| k.str().to_string())
+        .collect();
+    for k in [
+        "current_time",
+        "processes",
+        "running_generation",
+        "server_limit",
+    ] {
+        assert!(
+            keys.iter().any(|x| x == k),
+            "server_metrics() lacks {k}: {j}"
+        );
+    }
+    j.at("pids").arr().iter().map(|p| p.num() as u32).collect()
+}
+
+#[test]
+fn server_metrics_answer_only_in_a_group_that_turns_them_on() {
+    let srv = metrics_server("dopt_smetrics");
+    for round in 0..2 {
+        if round == 1 {
+            // Daemons forked at a graceful restart answer the same.
+            srv.graceful();
+        }
+        // The scoreboard the daemon reads is the live one: it lists the Apache children.
+        let pids = scoreboard_pids(&srv);
+        let children = srv.child_pids();
+        assert!(
+            pids.iter().any(|p| children.contains(p)),
+            "scoreboard pids {pids:?}, Apache children {children:?}"
+        );
+        let r = srv.get("/off/smetrics");
+        assert_eq!(r.status, 200, "{}", r.describe());
+        assert_eq!(r.text().trim(), "null", "{}", r.describe());
+    }
+}

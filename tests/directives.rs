@@ -160,7 +160,6 @@ const DAEMON_NOT_HONOURED: &[&str] = &[
     "response-buffer-size",
     "response-socket-timeout",
     "response-flush-delay",
-    "server-metrics",
 ];
 
 /// Both daemon groups, and a URL served by each.

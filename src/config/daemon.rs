@@ -79,6 +79,8 @@ pub struct DaemonGroup {
     pub eviction_timeout: u32,
     pub listen_backlog: u32,
     pub socket_user: Option<Ident>,
+    /// `server-metrics=On`: `mod_wsgi.server_metrics()` answers in this group's processes.
+    pub server_metrics: bool,
     /// `script-user=` / `script-group=`: who must own the script and its directory.
     pub script_owner: Option<ScriptOwner>,
     /// Options given that this version accepts and validates but does not act on yet.
@@ -144,6 +146,7 @@ impl DaemonGroup {
             listen_backlog: 100,
             socket_user: None,
             script_owner: None,
+            server_metrics: false,
             not_honoured: Vec::new(),
         }
     }
@@ -155,7 +158,6 @@ const NOT_HONOURED: &[&str] = &[
     "response-buffer-size",
     "response-socket-timeout",
     "response-flush-delay",
-    "server-metrics",
 ];
 
 /// Every option name, for the "unknown option" message.
@@ -331,7 +333,7 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
                 });
             }
             "server-metrics" => {
-                super::parse_on_off(&format!("{d} server-metrics="), v)?;
+                g.server_metrics = super::parse_on_off(&format!("{d} server-metrics="), v)?;
             }
             _ => {
                 return Err(format!(
