@@ -245,3 +245,121 @@ fn server_metrics_answer_only_in_a_group_that_turns_them_on() {
         assert_eq!(r.text().trim(), "null", "{}", r.describe());
     }
 }
+
+/// A throwaway chroot jail in which Python works: the system's standard library (and the
+/// `python3` beside it, which names the prefix) hard-linked in, `app/jail.wsgi`, `htdocs/`.
+/// Removed on drop (hard links only: the originals stay).
+struct Jail(std::path::PathBuf);
+
+impl Jail {
+    fn new(tag: &str) -> Jail {
+        let dir = std::env::temp_dir().join(format!("rwsgi-jail-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for sub in ["usr/lib", "usr/bin", "app", "htdocs"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        let libs: Vec<_> = std::fs::read_dir("/usr/lib")
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("os.py").is_file())
+            .collect();
+        assert!(!libs.is_empty(), "no /usr/lib/python3.N standard library");
+        for lib in &libs {
+            let out = std::process::Command::new("cp")
+                .arg("-al")
+                .arg(lib)
+                .arg(dir.join("usr/lib"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "cp -al {}: {out:?}", lib.display());
+            let name = lib.file_name().unwrap();
+            let exe = std::path::Path::new("/usr/bin").join(name);
+            if exe.is_file() {
+                std::fs::hard_link(&exe, dir.join("usr/bin").join(name)).unwrap();
+                let _ = std::os::unix::fs::symlink(name, dir.join("usr/bin/python3"));
+            }
+        }
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/apps/jail.wsgi"),
+            dir.join("app/jail.wsgi"),
+        )
+        .unwrap();
+        Jail(dir)
+    }
+
+    fn path(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+impl Drop for Jail {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn chroot_jails_the_daemon_and_shows_it_paths_inside() {
+    let jail = Jail::new("real");
+    let root = jail.path();
+    let srv = server("dopt_chroot")
+        .conf(&format!("DocumentRoot \"{root}/htdocs\""))
+        .conf(&format!(
+            "<Directory \"{root}\">\n    Require all granted\n</Directory>"
+        ))
+        .conf(&format!("WSGIDaemonProcess site threads=2 chroot={root}"))
+        .conf(&format!(
+            "WSGIScriptAlias /j \"{root}/app/jail.wsgi\" process-group=site"
+        ))
+        .start();
+    let r = srv.get("/j");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let j = r.json();
+    let listing: Vec<&str> = j.at("root").arr().iter().map(|v| v.str()).collect();
+    assert_eq!(listing, ["app", "htdocs", "usr"], "{j}");
+    assert_eq!(j.s("cwd"), "/");
+    assert_eq!(j.s("file"), "/app/jail.wsgi");
+    assert_eq!(j.s("SCRIPT_FILENAME"), "/app/jail.wsgi");
+    assert_eq!(j.s("DOCUMENT_ROOT"), "/htdocs");
+    assert_ne!(j.n("uid"), 0.0);
+    assert!(!srv.error_log_text().contains("RWSGI0500"));
+}
+
+/// `/` is a valid jail that changes nothing: the paths stay as Apache has them.
+#[test]
+fn chroot_to_the_root_directory_changes_nothing() {
+    let srv = server("dopt_chroot_root")
+        .conf("WSGIDaemonProcess site threads=2 chroot=/")
+        .conf("WSGIScriptAlias /j \"@APPS@/jail.wsgi\" process-group=site")
+        .start();
+    let r = srv.get("/j");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let j = r.json();
+    let script = srv.apps.join("jail.wsgi").display().to_string();
+    assert_eq!(j.s("SCRIPT_FILENAME"), script);
+    assert_eq!(j.s("file"), script);
+    assert_eq!(
+        j.s("DOCUMENT_ROOT"),
+        srv.root.join("htdocs").display().to_string()
+    );
+    assert!(!srv.error_log_text().contains("RWSGI0500"));
+}
+
+#[test]
+fn chroot_that_is_not_an_absolute_directory_is_a_config_error() {
+    for (value, needle) in [
+        ("relative/jail", "must be an absolute path"),
+        ("/no/such/jail", "is not an existing directory"),
+    ] {
+        let t = server("dopt_chroot_bad")
+            .conf(&format!("WSGIDaemonProcess site chroot={value}"))
+            .config_test();
+        assert!(!t.ok, "{value}: {}", t.output);
+        assert!(
+            t.output.contains(&format!("chroot={value}")) && t.output.contains(needle),
+            "{}",
+            t.output
+        );
+    }
+}

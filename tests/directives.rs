@@ -156,7 +156,6 @@ const REFERENCE_DAEMON_OPTIONS: &str = "processes threads user group supplementa
 
 /// The options accepted but not acted on, named once at start-up (`RWSGI0500`).
 const DAEMON_NOT_HONOURED: &[&str] = &[
-    "chroot",
     "response-buffer-size",
     "response-socket-timeout",
     "response-flush-delay",

@@ -29,6 +29,9 @@ pub struct DaemonGroup {
     pub supplementary_groups: Vec<Ident>,
     pub umask: Option<u32>,
     pub home: Option<String>,
+    /// `chroot=` (deprecated, as in mod_wsgi): the existing directory the processes are
+    /// jailed in, without a trailing `/`; Apache must start as root.
+    pub chroot: Option<String>,
     pub lang: Option<String>,
     pub locale: Option<String>,
     pub python_home: Option<String>,
@@ -99,6 +102,19 @@ impl DaemonGroup {
         })
     }
 
+    /// `path` as the processes see it inside their `chroot=` jail: the jail's directory
+    /// stripped. A path outside the jail (or no jail) is left as it is.
+    pub fn in_jail<'p>(&self, path: &'p [u8]) -> &'p [u8] {
+        let Some(root) = self.chroot.as_deref().filter(|r| *r != "/") else {
+            return path;
+        };
+        match path.strip_prefix(root.as_bytes()) {
+            Some([]) => b"/",
+            Some(rest) if rest.starts_with(b"/") => rest,
+            _ => path,
+        }
+    }
+
     /// `threads=0`: the processes only run the group's `WSGIImportScript` service scripts.
     pub fn is_service(&self) -> bool {
         self.threads == 0
@@ -115,6 +131,7 @@ impl DaemonGroup {
             supplementary_groups: Vec::new(),
             umask: None,
             home: None,
+            chroot: None,
             lang: None,
             locale: None,
             python_home: None,
@@ -154,7 +171,6 @@ impl DaemonGroup {
 
 /// Options accepted and validated, but not acted on yet.
 const NOT_HONOURED: &[&str] = &[
-    "chroot",
     "response-buffer-size",
     "response-socket-timeout",
     "response-flush-delay",
@@ -190,6 +206,21 @@ fn ident(d: &str, key: &str, v: &str) -> Result<Ident, String> {
             .map_err(|_| format!("{d}: option '{key}={v}' is not a valid '#number'")),
         None => Ok(Ident::Name(v.to_string())),
     }
+}
+
+/// `chroot=`: an absolute path to an existing directory (a jail that is not there would
+/// only show as daemons dying at every start).
+fn jail(d: &str, v: &str) -> Result<String, String> {
+    if !v.starts_with('/') {
+        return Err(format!("{d}: option 'chroot={v}' must be an absolute path"));
+    }
+    if !std::path::Path::new(v).is_dir() {
+        return Err(format!(
+            "{d}: option 'chroot={v}' is not an existing directory"
+        ));
+    }
+    let trimmed = v.trim_end_matches('/');
+    Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_string())
 }
 
 /// A size option: 0 (the default) or at least `min`.
@@ -276,7 +307,7 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
             "graceful-timeout" => g.graceful_timeout = secs(&key, v)?,
             "eviction-timeout" => g.eviction_timeout = secs(&key, v)?,
             "listen-backlog" => g.listen_backlog = int(d, &key, v, 1, 65535)? as u32,
-            "chroot" => {}
+            "chroot" => g.chroot = Some(jail(d, v)?),
             "display-name" => g.display_name = Some(v.to_string()),
             "python-eggs" => g.python_eggs = Some(v.to_string()),
             "switch-interval" => {
@@ -429,9 +460,38 @@ mod tests {
             assert!(e.contains(needle), "{arg}: {e}");
             assert!(e.starts_with(D), "{e}");
         }
+        for (arg, needle) in [
+            ("chroot=relative/dir", "absolute"),
+            ("chroot=/no/such/jail", "not an existing directory"),
+        ] {
+            let e = parse(D, &["g", arg]).unwrap_err();
+            assert!(e.contains(needle) && e.contains("chroot"), "{arg}: {e}");
+        }
         assert!(parse(D, &["g", "threads=1", "threads=2"]).is_err());
         assert!(parse(D, &["g", "script-user=a", "script-group=b"]).is_err());
         assert!(parse(D, &[]).is_err());
         assert!(parse(D, &["%{GLOBAL}"]).is_err());
+    }
+
+    #[test]
+    fn chroot_paths_are_seen_inside_the_jail() {
+        let jail = std::env::temp_dir();
+        let dir = jail.to_str().unwrap().trim_end_matches('/').to_string();
+        let g = parse(D, &["g", &format!("chroot={dir}/")]).unwrap();
+        assert_eq!(g.chroot.as_deref(), Some(dir.as_str()));
+        assert!(g.not_honoured.is_empty());
+        let inside = format!("{dir}/site/app.wsgi");
+        assert_eq!(g.in_jail(inside.as_bytes()), b"/site/app.wsgi");
+        assert_eq!(g.in_jail(dir.as_bytes()), b"/");
+        // A sibling sharing the prefix, and paths elsewhere, are not in the jail.
+        let sibling = format!("{dir}x/app.wsgi");
+        assert_eq!(g.in_jail(sibling.as_bytes()), sibling.as_bytes());
+        assert_eq!(g.in_jail(b"/srv/app.wsgi"), b"/srv/app.wsgi");
+        // `/` is a jail that changes nothing; no jail neither.
+        let g = parse(D, &["g", "chroot=/"]).unwrap();
+        assert_eq!(g.chroot.as_deref(), Some("/"));
+        assert_eq!(g.in_jail(b"/srv/app.wsgi"), b"/srv/app.wsgi");
+        let g = parse(D, &["g"]).unwrap();
+        assert_eq!(g.in_jail(b"/srv/app.wsgi"), b"/srv/app.wsgi");
     }
 }

@@ -496,7 +496,9 @@ fn drain(group: &Group, timeout: u32, logger: fn() -> RequestLog) -> ! {
     exit_process(group, deadline, logger)
 }
 
-/// Takes the group's user and group, refusing root, and the process settings.
+/// Takes the group's user and group, refusing root, and the process settings; with
+/// `chroot=`, the jail comes first (as mod_wsgi: chroot, setgid, setgroups, setuid, then
+/// home, which is a path inside the jail).
 fn become_user(group: &Group) -> Result<(), String> {
     let d = &group.def;
     if let Some(n) = d.cpu_priority {
@@ -524,12 +526,15 @@ fn become_user(group: &Group) -> Result<(), String> {
             None if d.user.is_some() => user.gid,
             None => group.child_ids.1,
         };
-        let extra = d
-            .supplementary_groups
-            .iter()
-            .map(os::group)
-            .collect::<Result<Vec<_>, _>>()?;
-        os::drop_privileges(user.uid, gid, &user.name, &extra)?;
+        // Everything is looked up before the chroot: the jail need not hold the databases.
+        let mut groups = os::group_list(&user.name, gid)?;
+        for g in &d.supplementary_groups {
+            groups.push(os::group(g)?);
+        }
+        if let Some(jail) = &d.chroot {
+            os::chroot(jail)?;
+        }
+        os::drop_privileges(user.uid, gid, &groups)?;
         let home = d
             .home
             .clone()
@@ -672,6 +677,7 @@ fn serve(
         );
         return;
     }
+    let head = in_jail(group, head);
     let _activity = (!head.ignore_activity).then(Activity::new);
     let ag = String::from_utf8_lossy(&head.application_group).into_owned();
     let counted = crate::httpd::status::begin_daemon(head.request_start_us, &ag);
@@ -737,6 +743,20 @@ fn serve(
     if let Some(rec) = counted {
         crate::httpd::status::end(rec, gw.status.into());
     }
+}
+
+/// With `chroot=`: the script and the paths the app sees, as they are inside the jail.
+fn in_jail(group: &Group, mut head: RequestHead) -> RequestHead {
+    if group.def.chroot.is_some() {
+        for p in [
+            &mut head.script,
+            &mut head.script_filename,
+            &mut head.document_root,
+        ] {
+            *p = group.def.in_jail(p).to_vec();
+        }
+    }
+    head
 }
 
 fn now_us() -> i64 {
