@@ -56,6 +56,13 @@ pub struct DaemonGroup {
     pub queue_timeout: u64,
     /// Longest response header line (`Name: value`) a daemon may send (0: no limit).
     pub header_buffer_size: u32,
+    /// For the Apache child's relay of the response (parsed and validated; not acted on yet):
+    /// force a flush after this many unflushed bytes (0: 8 MiB, mod_wsgi 6.0.2's default).
+    pub response_buffer_size: u32,
+    /// Seconds a write of the response to the client may take (0: socket-timeout).
+    pub response_socket_timeout: u64,
+    /// Milliseconds to wait for more of the response before flushing to the client.
+    pub response_flush_delay_ms: u64,
     /// `SO_SNDBUF`/`SO_RCVBUF` of the group's socket (0: the system's).
     pub send_buffer_size: u32,
     pub receive_buffer_size: u32,
@@ -151,6 +158,9 @@ impl DaemonGroup {
             cpu_time_limit: 0,
             queue_timeout: 0,
             header_buffer_size: 0,
+            response_buffer_size: 0,
+            response_socket_timeout: 0,
+            response_flush_delay_ms: 5,
             send_buffer_size: 0,
             receive_buffer_size: 0,
             maximum_requests: 0,
@@ -335,16 +345,17 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
             "restart-interval" => g.restart_interval = int(d, &key, v, 0, i64::MAX)? as u64,
             "inactivity-timeout" => g.inactivity_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
             "startup-timeout" => g.startup_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
-            "response-socket-timeout" | "response-flush-delay" => {
-                int(d, &key, v, 0, i64::MAX)?;
+            "response-socket-timeout" => {
+                g.response_socket_timeout = int(d, &key, v, 0, i64::MAX)? as u64
+            }
+            "response-flush-delay" => {
+                g.response_flush_delay_ms = int(d, &key, v, 0, i64::MAX)? as u64
             }
             "queue-timeout" => g.queue_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
             "send-buffer-size" => g.send_buffer_size = size(d, &key, v, 512)?,
             "receive-buffer-size" => g.receive_buffer_size = size(d, &key, v, 512)?,
             "header-buffer-size" => g.header_buffer_size = size(d, &key, v, 8192)?,
-            "response-buffer-size" => {
-                size(d, &key, v, 65536)?;
-            }
+            "response-buffer-size" => g.response_buffer_size = size(d, &key, v, 65536)?,
             "script-user" | "script-group" => {
                 let other = if key == "script-user" {
                     "script-group"
@@ -438,6 +449,42 @@ mod tests {
         assert_eq!((g.maximum_requests, g.graceful_timeout), (9, 3));
         assert_eq!(g.switch_interval, Some(0.01));
         assert!(g.not_honoured.is_empty());
+        // The relay's options: the flush delay is in milliseconds (mod_wsgi 6.0.2).
+        let g = parse(D, &["g"]).unwrap();
+        assert_eq!(
+            (
+                g.response_buffer_size,
+                g.response_socket_timeout,
+                g.response_flush_delay_ms
+            ),
+            (0, 0, 5)
+        );
+        let g = parse(
+            D,
+            &[
+                "g",
+                "response-buffer-size=65536",
+                "response-socket-timeout=30",
+                "response-flush-delay=20",
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                g.response_buffer_size,
+                g.response_socket_timeout,
+                g.response_flush_delay_ms
+            ),
+            (65536, 30, 20)
+        );
+        assert_eq!(
+            g.not_honoured,
+            [
+                "response-buffer-size",
+                "response-socket-timeout",
+                "response-flush-delay"
+            ]
+        );
     }
 
     #[test]
@@ -466,6 +513,15 @@ mod tests {
         ] {
             let e = parse(D, &["g", arg]).unwrap_err();
             assert!(e.contains(needle) && e.contains("chroot"), "{arg}: {e}");
+        }
+        for arg in [
+            "response-buffer-size=65535",
+            "response-flush-delay=-1",
+            "response-flush-delay=0.5",
+            "response-socket-timeout=-3",
+        ] {
+            let e = parse(D, &["g", arg]).unwrap_err();
+            assert!(e.contains(arg.split('=').next().unwrap()), "{arg}: {e}");
         }
         assert!(parse(D, &["g", "threads=1", "threads=2"]).is_err());
         assert!(parse(D, &["g", "script-user=a", "script-group=b"]).is_err());
