@@ -109,6 +109,43 @@ fn startup_timeout_replaces_a_process_whose_script_never_loads() {
     );
 }
 
+/// An import that hangs: the process is replaced after startup-timeout, the request in it
+/// gets 502, and the replacement loads the app once the fix is in.
+#[test]
+fn startup_timeout_replaces_a_process_whose_import_hangs() {
+    let mut srv = server("dopt_startup_hang")
+        .conf("WSGIDaemonProcess site threads=2 startup-timeout=2")
+        .conf("WSGIScriptAlias /h \"@APPS@/startup_hang.wsgi\" process-group=site")
+        .start();
+    let first = wait_started(&srv, "site", 1, Duration::from_secs(5))[0];
+    let armed = Instant::now();
+    let mut c = srv.connect();
+    c.set_timeout(Duration::from_secs(10));
+    let port = c.local_port();
+    c.send(&request_bytes("GET", "/h", &[("Connection", "close")], b""))
+        .unwrap();
+    let r = c.read_response(false).unwrap();
+    let took = armed.elapsed();
+    assert_eq!(r.status, 502, "{}", r.describe());
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
+        "answered after {took:?}"
+    );
+    srv.expect_error(port, "RWSGI0536");
+    srv.assert_log(&format!(
+        "RWSGI0590: daemon process group 'site' process {first}:"
+    ));
+    assert!(
+        wait_gone(first, Duration::from_secs(3)),
+        "{first} still alive"
+    );
+    let second = wait_started(&srv, "site", 2, Duration::from_secs(3))[1];
+    std::fs::write(srv.data.join("startup-ready"), b"").unwrap();
+    let r = srv.get("/h");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.json().n("pid") as u32, second);
+}
+
 /// `/x` runs `daemon_exit.wsgi` in group `site`, with these extra options.
 fn exit_server(name: &str, options: &str) -> Builder {
     server(name)
@@ -265,18 +302,30 @@ impl Jail {
             .filter(|p| p.join("os.py").is_file())
             .collect();
         assert!(!libs.is_empty(), "no /usr/lib/python3.N standard library");
-        for lib in &libs {
-            let out = std::process::Command::new("cp")
+        // Hard links when /tmp and /usr share a file system, else copies.
+        let link = |from: &std::path::Path, into: &std::path::Path| {
+            let linked = std::process::Command::new("cp")
                 .arg("-al")
-                .arg(lib)
-                .arg(dir.join("usr/lib"))
+                .arg(from)
+                .arg(into)
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "cp -al {}: {out:?}", lib.display());
+            if !linked.status.success() {
+                let copied = std::process::Command::new("cp")
+                    .arg("-a")
+                    .arg(from)
+                    .arg(into)
+                    .output()
+                    .unwrap();
+                assert!(copied.status.success(), "cp {}: {copied:?}", from.display());
+            }
+        };
+        for lib in &libs {
+            link(lib, &dir.join("usr/lib"));
             let name = lib.file_name().unwrap();
             let exe = std::path::Path::new("/usr/bin").join(name);
             if exe.is_file() {
-                std::fs::hard_link(&exe, dir.join("usr/bin").join(name)).unwrap();
+                link(&exe, &dir.join("usr/bin"));
                 let _ = std::os::unix::fs::symlink(name, dir.join("usr/bin/python3"));
             }
         }

@@ -437,11 +437,13 @@ impl Drop for Activity {
 fn exit_process(group: &Group, deadline: Instant, logger: fn() -> RequestLog) -> ! {
     RECYCLING.store(true, Ordering::SeqCst);
     // The request threads see RECYCLING within one poll of the listener (200 ms); a request
-    // accepted meanwhile shows in ACTIVE.
+    // accepted meanwhile shows in ACTIVE: a stop then exits at once, a drain waits for it.
     let seen = Instant::now() + Duration::from_millis(250);
-    let deadline = deadline.max(seen);
-    while Instant::now() < deadline && (Instant::now() < seen || ACTIVE.load(Ordering::SeqCst) > 0)
-    {
+    loop {
+        let (now, active) = (Instant::now(), ACTIVE.load(Ordering::SeqCst) > 0);
+        if now >= deadline.max(seen) || (active && deadline <= seen) || (!active && now >= seen) {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
     if ACTIVE.load(Ordering::SeqCst) == 0 {
