@@ -412,3 +412,43 @@ fn chroot_that_is_not_an_absolute_directory_is_a_config_error() {
         );
     }
 }
+
+/// A stop while a daemon drains around a request that would run for long ends it at once:
+/// the drain's wait (graceful-timeout) is not a stop's.
+#[test]
+fn stop_during_a_drain_is_prompt() {
+    let mut srv = server("dopt_stop_draining")
+        .conf("WSGIDaemonProcess site threads=2 graceful-timeout=30")
+        .conf("WSGIScriptAlias /d \"@APPS@/daemon.wsgi\" process-group=site")
+        .start();
+    let pid = pid_of(&srv, "/d/pid");
+    let mut c = srv.connect();
+    let port = c.local_port();
+    c.send(&request_bytes(
+        "GET",
+        "/d/hang",
+        &[("Connection", "close")],
+        b"",
+    ))
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let out = std::process::Command::new("kill")
+        .args(["-USR1", &pid.to_string()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    srv.assert_log(&format!("process {pid} recycles: evicted"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(alive(pid), "the drain did not wait for the request");
+    // The cut request's lines are expected; the harness fails a stop slower than 4 s.
+    srv.allow_log(&Server::client_tag(port));
+    srv.allow_log("RWSGI0503");
+    let t0 = Instant::now();
+    srv.stop();
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "stop took {:?}",
+        t0.elapsed()
+    );
+    assert!(wait_gone(pid, Duration::from_secs(1)), "{pid} still alive");
+}

@@ -480,7 +480,8 @@ fn finalize_within(group: &Group, logger: fn() -> RequestLog) {
 
 /// Graceful restart: the Apache children of the old generation still finish their
 /// requests here; once none is in hand or waiting (twice in a row, 20 ms apart) — or
-/// graceful-timeout has passed — the process ends. A stop signal ends it at once.
+/// graceful-timeout has passed — the process ends, finalising Python if it can. A stop
+/// signal ends it at once.
 fn drain(group: &Group, timeout: u32, logger: fn() -> RequestLog) -> ! {
     let deadline = Instant::now() + Duration::from_secs(timeout.into());
     let mut idle_seen = 0;
@@ -492,7 +493,8 @@ fn drain(group: &Group, timeout: u32, logger: fn() -> RequestLog) -> ! {
             break;
         }
         if os::wait_control(Some(Duration::from_millis(20))) == Some(os::Control::Stop) {
-            break;
+            // A stop waits for nothing.
+            exit_process(group, Instant::now(), logger)
         }
     }
     exit_process(group, deadline, logger)
