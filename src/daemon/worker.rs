@@ -275,9 +275,11 @@ fn start_startup_timer(group: &Arc<Group>, logger: fn() -> RequestLog) {
 
 /// When the GIL probe last got the GIL, in seconds since this process started.
 static LAST_GIL: AtomicU64 = AtomicU64::new(0);
-/// Set (under its lock, which the probe holds while it has the GIL) before Python is
-/// finalised: a thread taking the GIL during or after `Py_FinalizeEx` is ended by CPython.
-static PROBE_STOPPED: Mutex<bool> = Mutex::new(false);
+/// Set before Python is finalised: the GIL probe stops (a thread taking the GIL during or
+/// after `Py_FinalizeEx` is ended by CPython), and so does the deadlock check that needs it.
+static FINALIZING: AtomicBool = AtomicBool::new(false);
+/// Held by the GIL probe while it takes the GIL, so finalisation can wait out a probe.
+static PROBING: Mutex<()> = Mutex::new(());
 
 /// deadlock-timeout: one thread takes the GIL every second; another checks that it still
 /// can. A process whose GIL stays held (a C extension stuck with it) is ended and replaced:
@@ -292,8 +294,8 @@ fn start_deadlock_probe(group: &Arc<Group>, logger: fn() -> RequestLog) {
         .spawn(|| {
             loop {
                 {
-                    let stopped = PROBE_STOPPED.lock().unwrap_or_else(|e| e.into_inner());
-                    if *stopped {
+                    let _probing = PROBING.lock().unwrap_or_else(|e| e.into_inner());
+                    if FINALIZING.load(Ordering::SeqCst) {
                         return;
                     }
                     if crate::python::shutdown::probe_gil() {
@@ -309,6 +311,9 @@ fn start_deadlock_probe(group: &Arc<Group>, logger: fn() -> RequestLog) {
         .spawn(move || {
             loop {
                 std::thread::sleep(Duration::from_millis(250));
+                if FINALIZING.load(Ordering::SeqCst) {
+                    return;
+                }
                 let stuck = started()
                     .elapsed()
                     .as_secs()
@@ -474,7 +479,8 @@ fn finalize_within(group: &Group, logger: fn() -> RequestLog) {
                 os::exit_now(0)
             });
     }
-    *PROBE_STOPPED.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    FINALIZING.store(true, Ordering::SeqCst);
+    drop(PROBING.lock().unwrap_or_else(|e| e.into_inner()));
     crate::python::shutdown::finalize(&logger());
 }
 
