@@ -194,6 +194,16 @@ fn maximum_requests_recycle_finalises_python() {
 }
 
 #[test]
+fn inactivity_timeout_recycle_finalises_python() {
+    let srv = exit_server("dopt_exit_idle", "inactivity-timeout=1").start();
+    let old = pid_of(&srv, "/x?marker");
+    assert_finalised(&srv, old);
+    srv.assert_log(&format!(
+        "RWSGI0516: daemon process group 'site' process {old} recycles: inactivity-timeout"
+    ));
+}
+
+#[test]
 fn eviction_finalises_python() {
     let srv = exit_server("dopt_exit_evict", "").start();
     let old = pid_of(&srv, "/x?marker");
@@ -357,7 +367,9 @@ fn chroot_jails_the_daemon_and_shows_it_paths_inside() {
         .conf(&format!(
             "<Directory \"{root}\">\n    Require all granted\n</Directory>"
         ))
-        .conf(&format!("WSGIDaemonProcess site threads=2 chroot={root}"))
+        .conf(&format!(
+            "WSGIDaemonProcess site threads=2 chroot={root} home=/app"
+        ))
         .conf(&format!(
             "WSGIScriptAlias /j \"{root}/app/jail.wsgi\" process-group=site"
         ))
@@ -367,7 +379,8 @@ fn chroot_jails_the_daemon_and_shows_it_paths_inside() {
     let j = r.json();
     let listing: Vec<&str> = j.at("root").arr().iter().map(|v| v.str()).collect();
     assert_eq!(listing, ["app", "htdocs", "usr"], "{j}");
-    assert_eq!(j.s("cwd"), "/");
+    // home= is a directory inside the jail.
+    assert_eq!(j.s("cwd"), "/app");
     assert_eq!(j.s("file"), "/app/jail.wsgi");
     assert_eq!(j.s("SCRIPT_FILENAME"), "/app/jail.wsgi");
     assert_eq!(j.s("DOCUMENT_ROOT"), "/htdocs");
