@@ -115,6 +115,8 @@ log_ids! {
     DAEMON_SCRIPT_REFUSED = "RWSGI0538", "error", "The script or its directory fails script-user=/script-group= (owner, or writable by others); answered 403.";
     DAEMON_SERVICE_ONLY = "RWSGI0560", "error", "A request was routed to a threads=0 (service-script) daemon group, which serves no requests; answered 503.";
     DAEMON_READY = "RWSGI0580", "info", "A daemon process started Python and its import scripts and takes requests.";
+    DAEMON_STARTUP_TIMEOUT = "RWSGI0590", "warn", "No WSGI script loaded in a daemon process within startup-timeout of its first request; the process stops and is replaced.";
+    DAEMON_FINALIZE_TIMEOUT = "RWSGI0591", "warn", "Python's finalisation in an ending daemon process (atexit, process_stopping) outlasted shutdown-timeout; the process exits without it.";
     REQUEST_TIMEOUT_504 = "RWSGI0600", "info", "The app raised mod_wsgi.RequestTimeout before its response started: 504.";
     REQUEST_TIMEOUT_CUT = "RWSGI0601", "info", "The app raised mod_wsgi.RequestTimeout after its response started: cut short.";
     MOD_WSGI_PACKAGE_FAILED = "RWSGI0620", "error", "Looking for a mod_wsgi package on sys.path failed; the mod_wsgi module has no submodules.";

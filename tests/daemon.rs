@@ -276,10 +276,10 @@ fn options_not_acted_on_yet_are_named_at_start() {
     let srv = daemon_server(
         "daemon_not_honoured",
         Mpm::Event,
-        "threads=1 startup-timeout=100 chroot=/",
+        "threads=1 response-flush-delay=10 response-socket-timeout=30",
     )
     .start();
-    srv.assert_log("WSGIDaemonProcess site: these options are accepted but not acted on yet by this version of mod_rwsgi: startup-timeout, chroot");
+    srv.assert_log("WSGIDaemonProcess site: these options are accepted but not acted on yet by this version of mod_rwsgi: response-flush-delay, response-socket-timeout");
     assert_eq!(srv.get("/d/pid").status, 200);
 }
 

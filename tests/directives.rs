@@ -156,12 +156,9 @@ const REFERENCE_DAEMON_OPTIONS: &str = "processes threads user group supplementa
 
 /// The options accepted but not acted on, named once at start-up (`RWSGI0500`).
 const DAEMON_NOT_HONOURED: &[&str] = &[
-    "chroot",
-    "startup-timeout",
     "response-buffer-size",
     "response-socket-timeout",
     "response-flush-delay",
-    "server-metrics",
 ];
 
 /// Both daemon groups, and a URL served by each.

@@ -373,7 +373,7 @@ fn process_metrics_counters_and_cpu_grow_after_requests(mode: Mode) {
     let sm = get_json(&s, "/sub/smetrics");
     if mode == Mode::Daemon {
         // As mod_wsgi 4.9.4: a daemon reads the scoreboard only with its group's
-        // `server-metrics=On` (tests/status.rs), not with WSGIServerMetrics.
+        // `server-metrics=On` (tests/daemon_options.rs), not with WSGIServerMetrics.
         assert!(sm.is_null(), "{sm}");
         return;
     }
@@ -398,7 +398,7 @@ fn process_metrics_counters_and_cpu_grow_after_requests(mode: Mode) {
 }
 
 /// As under mod_wsgi 4.9.4, embedded code gets the scoreboard whatever WSGIServerMetrics says.
-/// Embedded only: a daemon needs the directive (tests/status.rs).
+/// Embedded only: a daemon needs its group's server-metrics=On (tests/daemon_options.rs).
 #[test]
 fn server_metrics_answer_in_embedded_mode_without_the_directive() {
     let s = modules_server(server("modules_smetrics_default"));

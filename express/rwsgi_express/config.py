@@ -15,9 +15,9 @@ MPMS = ("event", "worker", "prefork")
 
 # The WSGIDaemonProcess options the command sets, each also a command-line option
 # (--OPTION, --daemon-backlog for listen-backlog), with mod_wsgi-express's defaults. A zero
-# value is the directive's own default (off) and is left out of the config. startup-timeout,
-# response-buffer-size and response-socket-timeout are not offered: mod_rwsgi accepts them
-# without effect (docs/directives.md).
+# value is the directive's own default (off) and is left out of the config. startup-timeout
+# is not offered yet; response-buffer-size and response-socket-timeout are not offered:
+# mod_rwsgi accepts them without effect (docs/directives.md).
 DAEMON_OPTIONS = (
     ("maximum-requests", 0, "requests a daemon process serves before it is replaced; 0: no limit"),
     ("inactivity-timeout", 0, "seconds without requests after which a daemon process restarts; 0: never"),

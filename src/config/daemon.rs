@@ -29,6 +29,9 @@ pub struct DaemonGroup {
     pub supplementary_groups: Vec<Ident>,
     pub umask: Option<u32>,
     pub home: Option<String>,
+    /// `chroot=` (deprecated, as in mod_wsgi): the existing directory the processes are
+    /// jailed in, without a trailing `/`; Apache must start as root.
+    pub chroot: Option<String>,
     pub lang: Option<String>,
     pub locale: Option<String>,
     pub python_home: Option<String>,
@@ -53,6 +56,13 @@ pub struct DaemonGroup {
     pub queue_timeout: u64,
     /// Longest response header line (`Name: value`) a daemon may send (0: no limit).
     pub header_buffer_size: u32,
+    /// For the Apache child's relay of the response (parsed and validated; not acted on yet):
+    /// force a flush after this many unflushed bytes (0: 8 MiB, mod_wsgi 6.0.2's default).
+    pub response_buffer_size: u32,
+    /// Seconds a write of the response to the client may take (0: socket-timeout).
+    pub response_socket_timeout: u64,
+    /// Milliseconds to wait for more of the response before flushing to the client.
+    pub response_flush_delay_ms: u64,
     /// `SO_SNDBUF`/`SO_RCVBUF` of the group's socket (0: the system's).
     pub send_buffer_size: u32,
     pub receive_buffer_size: u32,
@@ -66,6 +76,9 @@ pub struct DaemonGroup {
     pub interrupt_timeout: u64,
     /// Restart the process when the GIL could not be had for this many seconds (0: never).
     pub deadlock_timeout: u64,
+    /// Restart the process when no WSGI script has loaded this many seconds after its first
+    /// request (0: never); the timer ends at the first successful load.
+    pub startup_timeout: u64,
     /// Recycle after this many seconds of life (0: never).
     pub restart_interval: u64,
     /// Recycle after this many seconds without a request (0: never).
@@ -76,6 +89,8 @@ pub struct DaemonGroup {
     pub eviction_timeout: u32,
     pub listen_backlog: u32,
     pub socket_user: Option<Ident>,
+    /// `server-metrics=On`: `mod_wsgi.server_metrics()` answers in this group's processes.
+    pub server_metrics: bool,
     /// `script-user=` / `script-group=`: who must own the script and its directory.
     pub script_owner: Option<ScriptOwner>,
     /// Options given that this version accepts and validates but does not act on yet.
@@ -94,6 +109,19 @@ impl DaemonGroup {
         })
     }
 
+    /// `path` as the processes see it inside their `chroot=` jail: the jail's directory
+    /// stripped. A path outside the jail (or no jail) is left as it is.
+    pub fn in_jail<'p>(&self, path: &'p [u8]) -> &'p [u8] {
+        let Some(root) = self.chroot.as_deref().filter(|r| *r != "/") else {
+            return path;
+        };
+        match path.strip_prefix(root.as_bytes()) {
+            Some([]) => b"/",
+            Some(rest) if rest.starts_with(b"/") => rest,
+            _ => path,
+        }
+    }
+
     /// `threads=0`: the processes only run the group's `WSGIImportScript` service scripts.
     pub fn is_service(&self) -> bool {
         self.threads == 0
@@ -110,6 +138,7 @@ impl DaemonGroup {
             supplementary_groups: Vec::new(),
             umask: None,
             home: None,
+            chroot: None,
             lang: None,
             locale: None,
             python_home: None,
@@ -129,17 +158,22 @@ impl DaemonGroup {
             cpu_time_limit: 0,
             queue_timeout: 0,
             header_buffer_size: 0,
+            response_buffer_size: 0,
+            response_socket_timeout: 0,
+            response_flush_delay_ms: 5,
             send_buffer_size: 0,
             receive_buffer_size: 0,
             maximum_requests: 0,
             request_timeout: 0,
             interrupt_timeout: 0,
             deadlock_timeout: 300,
+            startup_timeout: 0,
             restart_interval: 0,
             inactivity_timeout: 0,
             listen_backlog: 100,
             socket_user: None,
             script_owner: None,
+            server_metrics: false,
             not_honoured: Vec::new(),
         }
     }
@@ -147,12 +181,9 @@ impl DaemonGroup {
 
 /// Options accepted and validated, but not acted on yet.
 const NOT_HONOURED: &[&str] = &[
-    "chroot",
-    "startup-timeout",
     "response-buffer-size",
     "response-socket-timeout",
     "response-flush-delay",
-    "server-metrics",
 ];
 
 /// Every option name, for the "unknown option" message.
@@ -185,6 +216,21 @@ fn ident(d: &str, key: &str, v: &str) -> Result<Ident, String> {
             .map_err(|_| format!("{d}: option '{key}={v}' is not a valid '#number'")),
         None => Ok(Ident::Name(v.to_string())),
     }
+}
+
+/// `chroot=`: an absolute path to an existing directory (a jail that is not there would
+/// only show as daemons dying at every start).
+fn jail(d: &str, v: &str) -> Result<String, String> {
+    if !v.starts_with('/') {
+        return Err(format!("{d}: option 'chroot={v}' must be an absolute path"));
+    }
+    if !std::path::Path::new(v).is_dir() {
+        return Err(format!(
+            "{d}: option 'chroot={v}' is not an existing directory"
+        ));
+    }
+    let trimmed = v.trim_end_matches('/');
+    Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_string())
 }
 
 /// A size option: 0 (the default) or at least `min`.
@@ -271,7 +317,7 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
             "graceful-timeout" => g.graceful_timeout = secs(&key, v)?,
             "eviction-timeout" => g.eviction_timeout = secs(&key, v)?,
             "listen-backlog" => g.listen_backlog = int(d, &key, v, 1, 65535)? as u32,
-            "chroot" => {}
+            "chroot" => g.chroot = Some(jail(d, v)?),
             "display-name" => g.display_name = Some(v.to_string()),
             "python-eggs" => g.python_eggs = Some(v.to_string()),
             "switch-interval" => {
@@ -298,16 +344,18 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
             "request-timeout" => g.request_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
             "restart-interval" => g.restart_interval = int(d, &key, v, 0, i64::MAX)? as u64,
             "inactivity-timeout" => g.inactivity_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
-            "startup-timeout" | "response-socket-timeout" | "response-flush-delay" => {
-                int(d, &key, v, 0, i64::MAX)?;
+            "startup-timeout" => g.startup_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
+            "response-socket-timeout" => {
+                g.response_socket_timeout = int(d, &key, v, 0, i64::MAX)? as u64
+            }
+            "response-flush-delay" => {
+                g.response_flush_delay_ms = int(d, &key, v, 0, i64::MAX)? as u64
             }
             "queue-timeout" => g.queue_timeout = int(d, &key, v, 0, i64::MAX)? as u64,
             "send-buffer-size" => g.send_buffer_size = size(d, &key, v, 512)?,
             "receive-buffer-size" => g.receive_buffer_size = size(d, &key, v, 512)?,
             "header-buffer-size" => g.header_buffer_size = size(d, &key, v, 8192)?,
-            "response-buffer-size" => {
-                size(d, &key, v, 65536)?;
-            }
+            "response-buffer-size" => g.response_buffer_size = size(d, &key, v, 65536)?,
             "script-user" | "script-group" => {
                 let other = if key == "script-user" {
                     "script-group"
@@ -327,7 +375,7 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
                 });
             }
             "server-metrics" => {
-                super::parse_on_off(&format!("{d} server-metrics="), v)?;
+                g.server_metrics = super::parse_on_off(&format!("{d} server-metrics="), v)?;
             }
             _ => {
                 return Err(format!(
@@ -401,6 +449,42 @@ mod tests {
         assert_eq!((g.maximum_requests, g.graceful_timeout), (9, 3));
         assert_eq!(g.switch_interval, Some(0.01));
         assert!(g.not_honoured.is_empty());
+        // The relay's options: the flush delay is in milliseconds (mod_wsgi 6.0.2).
+        let g = parse(D, &["g"]).unwrap();
+        assert_eq!(
+            (
+                g.response_buffer_size,
+                g.response_socket_timeout,
+                g.response_flush_delay_ms
+            ),
+            (0, 0, 5)
+        );
+        let g = parse(
+            D,
+            &[
+                "g",
+                "response-buffer-size=65536",
+                "response-socket-timeout=30",
+                "response-flush-delay=20",
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                g.response_buffer_size,
+                g.response_socket_timeout,
+                g.response_flush_delay_ms
+            ),
+            (65536, 30, 20)
+        );
+        assert_eq!(
+            g.not_honoured,
+            [
+                "response-buffer-size",
+                "response-socket-timeout",
+                "response-flush-delay"
+            ]
+        );
     }
 
     #[test]
@@ -423,9 +507,47 @@ mod tests {
             assert!(e.contains(needle), "{arg}: {e}");
             assert!(e.starts_with(D), "{e}");
         }
+        for (arg, needle) in [
+            ("chroot=relative/dir", "absolute"),
+            ("chroot=/no/such/jail", "not an existing directory"),
+        ] {
+            let e = parse(D, &["g", arg]).unwrap_err();
+            assert!(e.contains(needle) && e.contains("chroot"), "{arg}: {e}");
+        }
+        for arg in [
+            "response-buffer-size=65535",
+            "response-flush-delay=-1",
+            "response-flush-delay=0.5",
+            "response-socket-timeout=-3",
+        ] {
+            let e = parse(D, &["g", arg]).unwrap_err();
+            assert!(e.contains(arg.split('=').next().unwrap()), "{arg}: {e}");
+        }
         assert!(parse(D, &["g", "threads=1", "threads=2"]).is_err());
         assert!(parse(D, &["g", "script-user=a", "script-group=b"]).is_err());
         assert!(parse(D, &[]).is_err());
         assert!(parse(D, &["%{GLOBAL}"]).is_err());
+    }
+
+    #[test]
+    fn chroot_paths_are_seen_inside_the_jail() {
+        let jail = std::env::temp_dir();
+        let dir = jail.to_str().unwrap().trim_end_matches('/').to_string();
+        let g = parse(D, &["g", &format!("chroot={dir}/")]).unwrap();
+        assert_eq!(g.chroot.as_deref(), Some(dir.as_str()));
+        assert!(g.not_honoured.is_empty());
+        let inside = format!("{dir}/site/app.wsgi");
+        assert_eq!(g.in_jail(inside.as_bytes()), b"/site/app.wsgi");
+        assert_eq!(g.in_jail(dir.as_bytes()), b"/");
+        // A sibling sharing the prefix, and paths elsewhere, are not in the jail.
+        let sibling = format!("{dir}x/app.wsgi");
+        assert_eq!(g.in_jail(sibling.as_bytes()), sibling.as_bytes());
+        assert_eq!(g.in_jail(b"/srv/app.wsgi"), b"/srv/app.wsgi");
+        // `/` is a jail that changes nothing; no jail neither.
+        let g = parse(D, &["g", "chroot=/"]).unwrap();
+        assert_eq!(g.chroot.as_deref(), Some("/"));
+        assert_eq!(g.in_jail(b"/srv/app.wsgi"), b"/srv/app.wsgi");
+        let g = parse(D, &["g"]).unwrap();
+        assert_eq!(g.in_jail(b"/srv/app.wsgi"), b"/srv/app.wsgi");
     }
 }

@@ -303,7 +303,7 @@ pub const TABLE: &[Spec] = &[
         name: c"WSGIServerMetrics",
         id: Id::ServerMetrics,
         scope: Scope::Global,
-        help: c"On|Off: allow mod_wsgi.server_metrics() in daemon processes (embedded code may always call it)",
+        help: c"On|Off: accepted; embedded code may always call mod_wsgi.server_metrics(), daemon groups use server-metrics=",
     },
     Spec {
         name: c"WSGIMaximumInterpreters",

@@ -36,8 +36,8 @@ pub struct PythonOptions {
     /// `WSGILazyInitialization`: accepted for old configs; Python always starts after fork.
     pub lazy_initialization: Option<bool>,
     pub destroy_interpreter: Option<bool>,
-    /// `WSGIServerMetrics`: accepted; it will gate daemon processes' `server_metrics()`
-    /// (embedded code may always call it, as under mod_wsgi 4.9.4).
+    /// `WSGIServerMetrics`: accepted without effect: embedded code may always call
+    /// `server_metrics()` (as under mod_wsgi 4.9.4); daemon groups use `server-metrics=`.
     pub server_metrics: Option<bool>,
     /// `WSGIMaximumInterpreters`: the most sub-interpreters one process creates.
     pub maximum_interpreters: Option<u32>,

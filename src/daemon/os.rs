@@ -93,8 +93,52 @@ pub fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-/// Switches to `uid`/`gid` for good (with the user's groups plus `extra`).
-pub fn drop_privileges(uid: u32, gid: u32, name: &CStr, extra: &[u32]) -> Result<(), String> {
+/// The groups `name` belongs to (its primary `gid` first), as `initgroups` would set them;
+/// read before a chroot, whose jail need not hold the group database.
+pub fn group_list(name: &CStr, gid: u32) -> Result<Vec<u32>, String> {
+    let mut n: libc::c_int = 64;
+    loop {
+        let mut all = vec![0 as libc::gid_t; n as usize];
+        let asked = n;
+        // SAFETY: `all` holds `n` entries; getgrouplist writes at most that many and sets `n`
+        // to the number it has (or needs).
+        let rc = unsafe { libc::getgrouplist(name.as_ptr(), gid, all.as_mut_ptr(), &mut n) };
+        if rc >= 0 {
+            all.truncate(n.max(0) as usize);
+            return Ok(all);
+        }
+        if n <= asked {
+            n = asked.saturating_mul(2);
+        }
+        if n > 65536 {
+            return Err(format!("getgrouplist({}) failed", name.to_string_lossy()));
+        }
+    }
+}
+
+/// Makes `dir` this process's root directory (`chroot=`), and `/` inside it the current one.
+pub fn chroot(dir: &str) -> Result<(), String> {
+    let c = CString::new(dir).map_err(|_| format!("chroot={dir}: contains NUL"))?;
+    // SAFETY: NUL-terminated paths; plain system calls, the process is single-threaded here.
+    unsafe {
+        if libc::chroot(c.as_ptr()) != 0 {
+            return Err(format!(
+                "chroot({dir}) failed: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        if libc::chdir(c"/".as_ptr()) != 0 {
+            return Err(format!(
+                "chdir(/) in chroot {dir} failed: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Switches to `uid`/`gid` with supplementary `groups` for good.
+pub fn drop_privileges(uid: u32, gid: u32, groups: &[u32]) -> Result<(), String> {
     let err = |what: &str| format!("{what} failed: {}", std::io::Error::last_os_error());
     // SAFETY: plain system calls on values; the process is single-threaded here (just
     // forked, before any thread or Python starts).
@@ -102,18 +146,8 @@ pub fn drop_privileges(uid: u32, gid: u32, name: &CStr, extra: &[u32]) -> Result
         if libc::setgid(gid) != 0 {
             return Err(err(&format!("setgid({gid})")));
         }
-        if libc::initgroups(name.as_ptr(), gid) != 0 {
-            return Err(err("initgroups"));
-        }
-        if !extra.is_empty() {
-            let mut n: libc::c_int = libc::getgroups(0, std::ptr::null_mut());
-            let mut all = vec![0 as libc::gid_t; n.max(0) as usize];
-            n = libc::getgroups(n, all.as_mut_ptr());
-            all.truncate(n.max(0) as usize);
-            all.extend_from_slice(extra);
-            if libc::setgroups(all.len(), all.as_ptr()) != 0 {
-                return Err(err("setgroups"));
-            }
+        if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
+            return Err(err("setgroups"));
         }
         if libc::setuid(uid) != 0 {
             return Err(err(&format!("setuid({uid})")));
@@ -543,6 +577,12 @@ pub fn signal(pid: i32, signal: libc::c_int) {
 pub fn drain_self() {
     // SAFETY: signalling our own process; SIGUSR1 is blocked in every thread but waited for.
     unsafe { libc::kill(libc::getpid(), libc::SIGUSR1) };
+}
+
+/// Asks this process's main thread to stop (see [`wait_control`]).
+pub fn stop_self() {
+    // SAFETY: signalling our own process; SIGTERM is blocked in every thread but waited for.
+    unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
 }
 
 /// Sets this process's scheduling priority (`cpu-priority`).

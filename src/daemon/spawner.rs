@@ -50,6 +50,7 @@ pub fn prepare(
     };
     let mut out = Vec::with_capacity(defs.len());
     for (def, owner) in defs {
+        check_chroot(&def, facts.root)?;
         let socket = socket_path(&sockets.prefix, &tag, &def.name);
         let owner_ids = if facts.root {
             let uid = match &def.socket_user {
@@ -130,6 +131,19 @@ pub fn prepare(
     Ok(out)
 }
 
+/// `chroot=` needs root: only root may chroot (and must drop to a user afterwards).
+fn check_chroot(def: &DaemonGroup, root: bool) -> Result<(), String> {
+    match &def.chroot {
+        Some(jail) if !root => Err(format!(
+            "daemon process group '{}': chroot={jail} needs Apache to be started as root \
+             (it runs as uid {}); remove chroot= or start Apache as root",
+            def.name,
+            os::euid()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The start-up warning for options accepted but not acted on yet, if any.
 pub fn not_honoured_warning(g: &DaemonGroup) -> Option<String> {
     (!g.not_honoured.is_empty()).then(|| {
@@ -177,11 +191,27 @@ mod tests {
     }
 
     #[test]
+    fn chroot_is_refused_unless_apache_runs_as_root() {
+        let g = crate::config::daemon::parse("WSGIDaemonProcess", &["g", "chroot=/"]).unwrap();
+        let e = check_chroot(&g, false).unwrap_err();
+        assert!(
+            e.contains("'g'") && e.contains("chroot=/") && e.contains("root"),
+            "{e}"
+        );
+        assert!(check_chroot(&g, true).is_ok());
+        let plain = crate::config::daemon::parse("WSGIDaemonProcess", &["g"]).unwrap();
+        assert!(check_chroot(&plain, false).is_ok());
+    }
+
+    #[test]
     fn warning_names_the_options() {
-        let g =
-            crate::config::daemon::parse("WSGIDaemonProcess", &["g", "startup-timeout=5"]).unwrap();
+        let g = crate::config::daemon::parse("WSGIDaemonProcess", &["g", "response-flush-delay=5"])
+            .unwrap();
         let w = not_honoured_warning(&g).unwrap();
-        assert!(w.contains("startup-timeout") && w.contains(" g:"), "{w}");
+        assert!(
+            w.contains("response-flush-delay") && w.contains(" g:"),
+            "{w}"
+        );
         let g = crate::config::daemon::parse("WSGIDaemonProcess", &["g"]).unwrap();
         assert!(not_honoured_warning(&g).is_none());
     }

@@ -118,9 +118,10 @@ pub fn run(
     }
     start_recycle_timer(&group, logger);
     start_deadlock_probe(&group, logger);
+    start_startup_timer(&group, logger);
     loop {
         match os::wait_control(None) {
-            Some(os::Control::Drain) => drain(&group, group.def.graceful_timeout),
+            Some(os::Control::Drain) => drain(&group, group.def.graceful_timeout, logger),
             Some(os::Control::Evict) => {
                 log.log(
                     crate::wsgi::gateway::Severity::Info,
@@ -136,9 +137,9 @@ pub fn run(
                     0 => group.def.graceful_timeout,
                     t => t,
                 };
-                drain(&group, t)
+                drain(&group, t, logger)
             }
-            Some(os::Control::Stop) => exit_process(&log),
+            Some(os::Control::Stop) => exit_process(&group, Instant::now(), logger),
             None => {}
         }
     }
@@ -235,8 +236,50 @@ fn start_recycle_timer(group: &Arc<Group>, logger: fn() -> RequestLog) {
         });
 }
 
+/// startup-timeout, as mod_wsgi's: from this process's first request on, a WSGI script must
+/// load within N seconds, or the process stops and is replaced (an app whose import keeps
+/// failing or hangs, such as Django with broken settings, starts afresh). The timer ends at
+/// the first successful load and never runs again.
+fn start_startup_timer(group: &Arc<Group>, logger: fn() -> RequestLog) {
+    let limit = group.def.startup_timeout;
+    if limit == 0 {
+        return;
+    }
+    let name = group.def.name.clone();
+    let _ = std::thread::Builder::new()
+        .name("wsgi-startup".into())
+        .spawn(move || {
+            let tick = Duration::from_millis(100);
+            while NEXT_TOKEN.load(Ordering::SeqCst) == 0 {
+                std::thread::sleep(tick);
+            }
+            let armed = Instant::now();
+            while !app::script_loaded() {
+                if armed.elapsed() >= Duration::from_secs(limit) {
+                    logger().log(
+                        crate::wsgi::gateway::Severity::Warning,
+                        &format!(
+                            "RWSGI0590: daemon process group '{name}' process {}: no WSGI \
+                             script has loaded within startup-timeout={limit} s of the first \
+                             request; the process stops and is replaced",
+                            os::pid()
+                        ),
+                    );
+                    os::stop_self();
+                    return;
+                }
+                std::thread::sleep(tick);
+            }
+        });
+}
+
 /// When the GIL probe last got the GIL, in seconds since this process started.
 static LAST_GIL: AtomicU64 = AtomicU64::new(0);
+/// Set before Python is finalised: the GIL probe stops (a thread taking the GIL during or
+/// after `Py_FinalizeEx` is ended by CPython), and so does the deadlock check that needs it.
+static FINALIZING: AtomicBool = AtomicBool::new(false);
+/// Held by the GIL probe while it takes the GIL, so finalisation can wait out a probe.
+static PROBING: Mutex<()> = Mutex::new(());
 
 /// deadlock-timeout: one thread takes the GIL every second; another checks that it still
 /// can. A process whose GIL stays held (a C extension stuck with it) is ended and replaced:
@@ -250,8 +293,14 @@ fn start_deadlock_probe(group: &Arc<Group>, logger: fn() -> RequestLog) {
         .name("wsgi-gil-probe".into())
         .spawn(|| {
             loop {
-                if crate::python::shutdown::probe_gil() {
-                    LAST_GIL.store(started().elapsed().as_secs(), Ordering::SeqCst);
+                {
+                    let _probing = PROBING.lock().unwrap_or_else(|e| e.into_inner());
+                    if FINALIZING.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    if crate::python::shutdown::probe_gil() {
+                        LAST_GIL.store(started().elapsed().as_secs(), Ordering::SeqCst);
+                    }
                 }
                 std::thread::sleep(Duration::from_secs(1));
             }
@@ -262,6 +311,9 @@ fn start_deadlock_probe(group: &Arc<Group>, logger: fn() -> RequestLog) {
         .spawn(move || {
             loop {
                 std::thread::sleep(Duration::from_millis(250));
+                if FINALIZING.load(Ordering::SeqCst) {
+                    return;
+                }
                 let stuck = started()
                     .elapsed()
                     .as_secs()
@@ -385,25 +437,58 @@ impl Drop for Activity {
 }
 
 /// Ends this process. As in an Apache child, Python is finalised first (atexit callbacks,
-/// `process_stopping` subscribers) when no request is in hand; otherwise it exits at once.
-fn exit_process(log: &RequestLog) -> ! {
+/// `process_stopping` subscribers) when no request is in hand by `deadline` (a stop: at
+/// once; a drain: its own end); otherwise it exits without.
+fn exit_process(group: &Group, deadline: Instant, logger: fn() -> RequestLog) -> ! {
     RECYCLING.store(true, Ordering::SeqCst);
     // The request threads see RECYCLING within one poll of the listener (200 ms); a request
-    // accepted meanwhile shows in ACTIVE, and then Python is left as it is.
-    let deadline = Instant::now() + Duration::from_millis(250);
-    while ACTIVE.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
+    // accepted meanwhile shows in ACTIVE: a stop then exits at once, a drain waits for it.
+    let seen = Instant::now() + Duration::from_millis(250);
+    loop {
+        let (now, active) = (Instant::now(), ACTIVE.load(Ordering::SeqCst) > 0);
+        if now >= deadline.max(seen) || (active && deadline <= seen) || (!active && now >= seen) {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
     if ACTIVE.load(Ordering::SeqCst) == 0 {
-        crate::python::shutdown::finalize(log);
+        finalize_within(group, logger);
     }
     os::exit_now(0)
 }
 
+/// Finalises Python, bounded by shutdown-timeout (0: unbounded, as mod_wsgi's): an atexit
+/// callback that hangs must not keep a draining process, which no one else kills.
+fn finalize_within(group: &Group, logger: fn() -> RequestLog) {
+    let limit = group.def.shutdown_timeout;
+    if limit > 0 {
+        let name = group.def.name.clone();
+        let _ = std::thread::Builder::new()
+            .name("wsgi-reaper".into())
+            .spawn(move || {
+                std::thread::sleep(Duration::from_secs(limit.into()));
+                logger().log(
+                    crate::wsgi::gateway::Severity::Warning,
+                    &format!(
+                        "RWSGI0591: daemon process group '{name}' process {}: Python's \
+                         finalisation (atexit callbacks, process_stopping subscribers) did not \
+                         end within shutdown-timeout={limit} s; the process exits without it",
+                        os::pid()
+                    ),
+                );
+                os::exit_now(0)
+            });
+    }
+    FINALIZING.store(true, Ordering::SeqCst);
+    drop(PROBING.lock().unwrap_or_else(|e| e.into_inner()));
+    crate::python::shutdown::finalize(&logger());
+}
+
 /// Graceful restart: the Apache children of the old generation still finish their
 /// requests here; once none is in hand or waiting (twice in a row, 20 ms apart) — or
-/// graceful-timeout has passed — the process ends. A stop signal ends it at once.
-fn drain(group: &Group, timeout: u32) -> ! {
+/// graceful-timeout has passed — the process ends, finalising Python if it can. A stop
+/// signal ends it at once.
+fn drain(group: &Group, timeout: u32, logger: fn() -> RequestLog) -> ! {
     let deadline = Instant::now() + Duration::from_secs(timeout.into());
     let mut idle_seen = 0;
     while Instant::now() < deadline {
@@ -414,13 +499,16 @@ fn drain(group: &Group, timeout: u32) -> ! {
             break;
         }
         if os::wait_control(Some(Duration::from_millis(20))) == Some(os::Control::Stop) {
-            break;
+            // A stop waits for nothing.
+            exit_process(group, Instant::now(), logger)
         }
     }
-    os::exit_now(0)
+    exit_process(group, deadline, logger)
 }
 
-/// Takes the group's user and group, refusing root, and the process settings.
+/// Takes the group's user and group, refusing root, and the process settings; with
+/// `chroot=`, the jail comes first (as mod_wsgi: chroot, setgid, setgroups, setuid, then
+/// home, which is a path inside the jail).
 fn become_user(group: &Group) -> Result<(), String> {
     let d = &group.def;
     if let Some(n) = d.cpu_priority {
@@ -448,12 +536,15 @@ fn become_user(group: &Group) -> Result<(), String> {
             None if d.user.is_some() => user.gid,
             None => group.child_ids.1,
         };
-        let extra = d
-            .supplementary_groups
-            .iter()
-            .map(os::group)
-            .collect::<Result<Vec<_>, _>>()?;
-        os::drop_privileges(user.uid, gid, &user.name, &extra)?;
+        // Everything is looked up before the chroot: the jail need not hold the databases.
+        let mut groups = os::group_list(&user.name, gid)?;
+        for g in &d.supplementary_groups {
+            groups.push(os::group(g)?);
+        }
+        if let Some(jail) = &d.chroot {
+            os::chroot(jail)?;
+        }
+        os::drop_privileges(user.uid, gid, &groups)?;
         let home = d
             .home
             .clone()
@@ -596,6 +687,7 @@ fn serve(
         );
         return;
     }
+    let head = in_jail(group, head);
     let _activity = (!head.ignore_activity).then(Activity::new);
     let ag = String::from_utf8_lossy(&head.application_group).into_owned();
     let counted = crate::httpd::status::begin_daemon(head.request_start_us, &ag);
@@ -661,6 +753,20 @@ fn serve(
     if let Some(rec) = counted {
         crate::httpd::status::end(rec, gw.status.into());
     }
+}
+
+/// With `chroot=`: the script and the paths the app sees, as they are inside the jail.
+fn in_jail(group: &Group, mut head: RequestHead) -> RequestHead {
+    if group.def.chroot.is_some() {
+        for p in [
+            &mut head.script,
+            &mut head.script_filename,
+            &mut head.document_root,
+        ] {
+            *p = group.def.in_jail(p).to_vec();
+        }
+    }
+    head
 }
 
 fn now_us() -> i64 {

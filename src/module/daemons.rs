@@ -10,6 +10,7 @@ use crate::sys;
 use std::ffi::CString;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::time::{Duration, Instant};
 
 /// One daemon process slot of a group.
@@ -42,6 +43,8 @@ struct Generation {
     parent: i32,
     /// Outlives restarts: carries the retiring daemons' pids to the next generation.
     process_pool: *mut sys::apr_pool_t,
+    /// The generation's configuration pool.
+    pconf: *mut sys::apr_pool_t,
 }
 
 /// A daemon of an earlier generation, draining.
@@ -256,6 +259,7 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
         groups: groups.clone(),
         parent: os::pid(),
         process_pool,
+        pconf,
     };
     // SAFETY: pconf is live; the box is freed by its cleanup, registered before the one
     // that ends the daemons, so it runs after it.
@@ -301,6 +305,33 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
             ),
         );
     }
+    // SAFETY: a plain query of Apache's state.
+    if unsafe { sys::ap_exists_scoreboard_image() } != 0 {
+        launch(generation);
+    } else {
+        // First start: pre_mpm makes the scoreboard after this, and daemons forked now would
+        // never see it (`server-metrics=On`); as mod_wsgi does, they are forked there.
+        PENDING.store(gen_ptr, Ordering::SeqCst);
+    }
+    Ok(())
+}
+
+/// The generation whose daemons wait for pre_mpm (first start only).
+static PENDING: AtomicPtr<Generation> = AtomicPtr::new(std::ptr::null_mut());
+
+/// pre_mpm, really last: on first start, forks the daemons post_config prepared, now that
+/// the scoreboard exists.
+pub fn launch_pending() {
+    let pending = PENDING.swap(std::ptr::null_mut(), Ordering::SeqCst);
+    // SAFETY: set by `start` to this generation's stored Generation, which lives until its
+    // pool's cleanup, and that cleanup clears PENDING first.
+    if let Some(generation) = unsafe { pending.as_mut() } {
+        launch(generation);
+    }
+}
+
+/// Forks the generation's daemons and has the MPM watch the previous generation's.
+fn launch(generation: &mut Generation) {
     for slot in generation.slots.iter_mut() {
         spawn(slot);
     }
@@ -314,11 +345,10 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
                 Some(retired_maintenance),
                 (r as *mut Retired).cast(),
                 std::ptr::null_mut(),
-                pconf,
+                generation.pconf,
             )
         };
     }
-    Ok(())
 }
 
 unsafe extern "C" fn retired_maintenance(
@@ -405,6 +435,7 @@ fn become_daemon(slot: &Slot) -> ! {
     let shape = DaemonShape {
         processes: group.def.processes,
         threads: group.def.threads,
+        server_metrics: group.def.server_metrics,
     };
     // SAFETY: the servers live in this process's copy of the parent's pconf for as long as
     // the process.
@@ -512,6 +543,12 @@ unsafe extern "C" fn end_generation(data: *mut libc::c_void) -> sys::apr_status_
     crate::httpd::trampoline::guard("daemon shutdown", 0, || {
         // SAFETY: the generation registered with this cleanup; its drop cleanup runs later.
         let generation = unsafe { &mut *data.cast::<Generation>() };
+        let _ = PENDING.compare_exchange(
+            data.cast(),
+            std::ptr::null_mut(),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
         if generation.parent != os::pid() {
             return 0;
         }

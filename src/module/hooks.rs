@@ -82,6 +82,14 @@ unsafe extern "C" fn pre_config(
     })
 }
 
+/// After the scoreboard is made (first start): the daemons are forked here.
+unsafe extern "C" fn pre_mpm(_p: *mut sys::apr_pool_t, _sb: sys::ap_scoreboard_e) -> libc::c_int {
+    guard("pre_mpm", sys::OK as libc::c_int, || {
+        super::daemons::launch_pending();
+        sys::OK as libc::c_int
+    })
+}
+
 unsafe extern "C" fn post_config(
     pconf: *mut sys::apr_pool_t,
     _plog: *mut sys::apr_pool_t,
@@ -344,6 +352,12 @@ pub unsafe extern "C" fn register_hooks(p: *mut sys::apr_pool_t) {
                 std::ptr::null(),
                 std::ptr::null(),
                 sys::APR_HOOK_MIDDLE as i32,
+            );
+            sys::ap_hook_pre_mpm(
+                Some(pre_mpm),
+                std::ptr::null(),
+                std::ptr::null(),
+                sys::APR_HOOK_REALLY_LAST as i32,
             );
             sys::ap_hook_child_init(
                 Some(child_init),

@@ -20,6 +20,16 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once a request of this process had its WSGI script loaded (daemon mode's
+/// startup-timeout ends then).
+static SCRIPT_LOADED: AtomicBool = AtomicBool::new(false);
+
+/// True once a request of this process has loaded its WSGI script (or found it loaded).
+pub fn script_loaded() -> bool {
+    SCRIPT_LOADED.load(Ordering::Relaxed)
+}
 
 /// What to run.
 pub struct Job<'a> {
@@ -95,7 +105,12 @@ fn run_scoped(
     scope: &RequestScope,
 ) -> Outcome {
     let module = match script::load(py, state, job.script, job.reload_mtime, &log) {
-        Ok(m) => m,
+        Ok(m) => {
+            if !script_loaded() {
+                SCRIPT_LOADED.store(true, Ordering::Relaxed);
+            }
+            m
+        }
         Err(e) => {
             log_exception(
                 py,

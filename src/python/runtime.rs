@@ -41,6 +41,8 @@ pub struct Identity {
 pub struct DaemonShape {
     pub processes: u32,
     pub threads: u32,
+    /// `server-metrics=On`: `mod_wsgi.server_metrics()` answers in this group.
+    pub server_metrics: bool,
 }
 
 impl Identity {

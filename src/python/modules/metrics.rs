@@ -509,9 +509,16 @@ fn publish_slots(
 const STATUS: &[&str] = &[".", "S", "_", "R", "W", "K", "L", "D", "C", "G", "I"];
 
 /// `mod_wsgi.server_metrics()`: the scoreboard, or None when there is none. In embedded
-/// mode it answers whatever `WSGIServerMetrics` says, as mod_wsgi 4.9.4 does there.
+/// mode it answers whatever `WSGIServerMetrics` says, as mod_wsgi 4.9.4 does there; in a
+/// daemon process only with its group's `server-metrics=On` (the directive is not inherited).
 pub fn server_metrics(py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
-    let Some(sb) = crate::python::runtime::host().scoreboard() else {
+    let allowed = crate::python::runtime::identity()
+        .daemon
+        .is_none_or(|d| d.server_metrics);
+    let Some(sb) = allowed
+        .then(|| crate::python::runtime::host().scoreboard())
+        .flatten()
+    else {
         return Ok(py.None().into_bound(py));
     };
     let now = now_us();
