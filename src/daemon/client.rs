@@ -1,5 +1,8 @@
 //! The Apache child's side: hands a request to its daemon group and relays the answer.
-//! The body streams both ways a frame at a time, so memory stays bounded.
+//! The body streams both ways a frame at a time, so memory stays bounded; the request body
+//! is read from the client only when the daemon asks for it (so `100 Continue` goes out only
+//! when the app reads). A connection whose exchange ended cleanly goes back to the
+//! [`pool`](super::pool) for the next request.
 
 use super::protocol::{self, Kind, ProtoError, RequestHead};
 use super::{Group, Lookup};
@@ -186,50 +189,100 @@ pub fn run(r: Request<'_>, name: &str, mut head: RequestHead, error_override: bo
             },
         );
     }
-    let conn = match connect(&g) {
-        Ok(c) => c,
-        Err(error) => {
-            let socket = g.socket.display().to_string();
-            return refuse(
-                &r,
-                &Failure::DaemonConnectTimeout {
-                    group: name.into(),
-                    socket,
-                    error,
-                },
-            );
-        }
-    };
-    let _ = conn.set_read_timeout(Some(g.io_timeout));
-    let _ = conn.set_write_timeout(Some(g.io_timeout));
-    let _in_flight = InFlight::new(&conn);
     head.secret = g.secret.clone();
-    head.queue_start_us = now_us();
     head.vhost = server as u64;
-    let mut w = &conn;
-    if let Err(e) = protocol::write_frame(&mut w, Kind::RequestHead, &head.encode()) {
-        let error = e.to_string();
-        return refuse(
-            &r,
-            &Failure::DaemonSendFailed {
-                group: name.into(),
-                error,
+    let how = Relay {
+        header_limit: g.def.header_buffer_size,
+        force_sendfile: head.enable_sendfile,
+        error_override,
+    };
+    let mut pooled = super::pool::take(&g);
+    loop {
+        let reused = pooled.is_some();
+        let conn = match pooled.take() {
+            Some(c) => c,
+            None => match connect(&g) {
+                Ok(c) => {
+                    let _ = c.set_read_timeout(Some(g.io_timeout));
+                    let _ = c.set_write_timeout(Some(g.io_timeout));
+                    c
+                }
+                Err(error) => {
+                    let socket = g.socket.display().to_string();
+                    return refuse(
+                        &r,
+                        &Failure::DaemonConnectTimeout {
+                            group: name.into(),
+                            socket,
+                            error,
+                        },
+                    );
+                }
             },
-        );
-    }
-    if let Some(status) = send_body(r, &conn, name) {
+        };
+        head.queue_start_us = now_us();
+        let (status, fate) = {
+            let _in_flight = InFlight::new(&conn);
+            exchange(r, &conn, reused, name, &head.encode(), &how)
+        };
+        match fate {
+            Fate::Retry => {
+                r.log(
+                    Level::Debug,
+                    &format!(
+                        "RWSGI0540: daemon process group '{name}' gave up an idle connection \
+                         before taking the request; sent again on a new connection"
+                    ),
+                );
+                continue;
+            }
+            Fate::Keep => super::pool::put(&g, conn),
+            Fate::Close => {}
+        }
         return status;
     }
-    relay(
-        r,
-        &conn,
-        name,
-        Relay {
-            header_limit: g.def.header_buffer_size,
-            force_sendfile: head.enable_sendfile,
-            error_override,
-        },
+}
+
+/// What becomes of a connection after one exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Clean end, every frame consumed: it can carry the next request.
+    Keep,
+    Close,
+    /// A reused connection the daemon had given up before taking the request: the app never
+    /// ran, the request goes again on a new connection.
+    Retry,
+}
+
+/// A broken connection (as opposed to a timeout or a protocol error).
+fn is_reset(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::BrokenPipe | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
     )
+}
+
+/// Sends the request head on `conn` and relays the answer.
+fn exchange(
+    r: Request<'_>,
+    conn: &UnixStream,
+    reused: bool,
+    name: &str,
+    head: &[u8],
+    how: &Relay,
+) -> (i32, Fate) {
+    if let Err(e) = protocol::write_frame(&mut &*conn, Kind::RequestHead, head) {
+        if reused && is_reset(&e) {
+            return (0, Fate::Retry);
+        }
+        let error = e.to_string();
+        let f = Failure::DaemonSendFailed {
+            group: name.into(),
+            error,
+        };
+        return (refuse(&r, &f), Fate::Close);
+    }
+    relay(r, conn, name, reused, how)
 }
 
 /// The daemon connections of this child's running requests, so that a stop does not wait
@@ -267,34 +320,40 @@ pub fn abort_all() {
     }
 }
 
-/// Streams the client's body to the daemon. `Some(status)` when the client's body failed.
-fn send_body(r: Request<'_>, conn: &UnixStream, name: &str) -> Option<i32> {
-    let mut reader = BodyReader::new(&r);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut w = conn;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) => {
-                let (message, status) = (e.message, e.status);
-                let f = Failure::ClientBodyFailed {
-                    group: name.into(),
-                    message,
-                    status,
-                };
-                return Some(refuse(&r, &f));
-            }
-        };
-        let sent = if n == 0 {
+/// The most body bytes one `RequestBody` frame carries.
+const BODY_CHUNK: usize = 64 << 10;
+
+/// The client's body, opened at the daemon's first `BodyWanted` (which is what makes Apache
+/// send `100 Continue`).
+#[derive(Default)]
+struct Body {
+    reader: Option<(BodyReader, Vec<u8>)>,
+}
+
+/// Why a `BodyWanted` could not be answered.
+enum BodyError {
+    /// Reading the client's body failed.
+    Client(crate::httpd::input::ReadError),
+    /// Writing to the daemon failed.
+    Daemon,
+}
+
+impl Body {
+    /// Answers a `BodyWanted` for up to `max` bytes: the next bytes, or `RequestEnd`.
+    fn answer(&mut self, r: &Request<'_>, conn: &UnixStream, max: usize) -> Result<(), BodyError> {
+        let (reader, buf) = self
+            .reader
+            .get_or_insert_with(|| (BodyReader::new(r), vec![0u8; BODY_CHUNK]));
+        let n = reader
+            .read(&mut buf[..max.min(BODY_CHUNK)])
+            .map_err(BodyError::Client)?;
+        let mut w = conn;
+        if n == 0 {
             protocol::write_frame(&mut w, Kind::RequestEnd, &[])
         } else {
             protocol::write_frame(&mut w, Kind::RequestBody, &buf[..n])
-        };
-        // A daemon that stops reading (it died, or answered early) is judged by what it
-        // sends back, read next.
-        if sent.is_err() || n == 0 {
-            return None;
         }
+        .map_err(|_| BodyError::Daemon)
     }
 }
 
@@ -329,8 +388,9 @@ struct Relay {
     error_override: bool,
 }
 
-/// Relays the daemon's answer to the client.
-fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
+/// Relays the daemon's answer to the client, and the client's body as the daemon asks for
+/// it. `reused`: an `Accepted` frame comes first, and until it does the request may go again.
+fn relay(r: Request<'_>, conn: &UnixStream, name: &str, reused: bool, how: &Relay) -> (i32, Fate) {
     let limit = how.header_limit;
     let mut writer = BodyWriter::new(&r);
     let mut buf = Vec::new();
@@ -338,10 +398,43 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
         conn,
         fds: Vec::new(),
     };
+    let mut body = Body::default();
+    let mut accepted = !reused;
     let mut head_seen = false;
+    let close = |s: i32| (s, Fate::Close);
     loop {
         let frame = protocol::read_flagged(&mut rd, &mut buf);
         let failure = match frame {
+            Ok(Some((Kind::Accepted, _))) if !accepted => {
+                accepted = true;
+                continue;
+            }
+            Ok(None | Some((Kind::Closing, _))) if !accepted => return (0, Fate::Retry),
+            Err(ProtoError::Io(e)) if !accepted && is_reset(&e) => return (0, Fate::Retry),
+            Ok(Some((k, _))) if !accepted => format!("{k:?} frame before Accepted"),
+            Ok(Some((Kind::BodyWanted, _))) => match protocol::decode_wanted(&buf) {
+                Ok(max) => match body.answer(&r, conn, max) {
+                    Ok(()) => continue,
+                    Err(BodyError::Client(e)) if !head_seen => {
+                        let (message, status) = (e.message, e.status);
+                        let f = Failure::ClientBodyFailed {
+                            group: name.into(),
+                            message,
+                            status,
+                        };
+                        return close(refuse(&r, &f));
+                    }
+                    Err(BodyError::Client(_)) => {
+                        // The client's body broke after the head went out: the response is
+                        // cut (the daemon sees the connection close).
+                        writer.end_broken();
+                        return close(sys::OK as i32);
+                    }
+                    // The daemon is judged by what it sends (or not) next.
+                    Err(BodyError::Daemon) => continue,
+                },
+                Err(e) => e.to_string(),
+            },
             Ok(Some((Kind::ResponseHead, _))) if !head_seen => {
                 match protocol::decode_response_head(&buf) {
                     Ok(h) => {
@@ -352,7 +445,7 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
                                 len: n.len() + 2 + v.len(),
                                 limit,
                             };
-                            return refuse(&r, &f);
+                            return close(refuse(&r, &f));
                         }
                         crate::httpd::output::apply_head(r, &h, true);
                         if how.error_override && (400..600).contains(&h.status) {
@@ -361,7 +454,7 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
                             // for the status, ErrorDocument included. Headers meant for error
                             // pages (WWW-Authenticate) stay.
                             r.reset_status();
-                            return i32::from(h.status);
+                            return close(i32::from(h.status));
                         }
                         head_seen = true;
                         continue;
@@ -371,7 +464,7 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
             }
             Ok(Some((Kind::ResponseStatus, _))) if !head_seen => {
                 match protocol::decode_status(&buf) {
-                    Ok(s) => return i32::from(s),
+                    Ok(s) => return (i32::from(s), Fate::Keep),
                     Err(e) => e.to_string(),
                 }
             }
@@ -383,10 +476,10 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
                 };
                 match writer.write(&buf, after) {
                     Ok(()) => continue,
-                    Err(WriteError::ClientGone) => return sys::OK as i32,
+                    Err(WriteError::ClientGone) => return close(sys::OK as i32),
                     Err(WriteError::Failed(e)) => {
                         r.log(Level::Error, &format!("RWSGI0534: {e}"));
-                        return sys::AP_FILTER_ERROR;
+                        return close(sys::AP_FILTER_ERROR);
                     }
                 }
             }
@@ -410,10 +503,10 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
                             how.force_sendfile,
                         ) {
                             Ok(()) => continue,
-                            Err(WriteError::ClientGone) => return sys::OK as i32,
+                            Err(WriteError::ClientGone) => return close(sys::OK as i32),
                             Err(WriteError::Failed(e)) => {
                                 r.log(Level::Error, &format!("RWSGI0534: {e}"));
-                                return sys::AP_FILTER_ERROR;
+                                return close(sys::AP_FILTER_ERROR);
                             }
                         }
                     }
@@ -424,14 +517,15 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
             Ok(Some((Kind::ResponseEnd, _))) if head_seen => match protocol::decode_end(&buf) {
                 Ok(true) => {
                     writer.end_broken();
-                    return sys::OK as i32;
+                    return close(sys::OK as i32);
                 }
                 Ok(false) => {
                     return match writer.end() {
-                        Ok(()) | Err(WriteError::ClientGone) => sys::OK as i32,
+                        Ok(()) => (sys::OK as i32, Fate::Keep),
+                        Err(WriteError::ClientGone) => close(sys::OK as i32),
                         Err(WriteError::Failed(e)) => {
                             r.log(Level::Error, &format!("RWSGI0534: {e}"));
-                            sys::AP_FILTER_ERROR
+                            close(sys::AP_FILTER_ERROR)
                         }
                     };
                 }
@@ -440,18 +534,18 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
             Ok(Some((k, _))) => format!("unexpected {k:?} frame"),
             Ok(None) => "the connection closed (the daemon process may have died)".into(),
             Err(e) if !head_seen && is_timeout(&e) => {
-                return refuse(&r, &Failure::SocketTimeout { group: name.into() });
+                return close(refuse(&r, &Failure::SocketTimeout { group: name.into() }));
             }
             Err(e) => e.to_string(),
         };
         if !head_seen {
-            return refuse(
+            return close(refuse(
                 &r,
                 &Failure::DaemonDiedBeforeHead {
                     group: name.into(),
                     failure,
                 },
-            );
+            ));
         }
         // The head is out: no status can tell the client, so the response ends broken.
         r.log(
@@ -462,6 +556,6 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
             ),
         );
         writer.end_broken();
-        return sys::OK as i32;
+        return close(sys::OK as i32);
     }
 }

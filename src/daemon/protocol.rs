@@ -1,12 +1,20 @@
 //! The wire protocol between an Apache child and a daemon process (same host, private).
 //!
-//! Every frame is an 8-byte header — `'R'`, version, kind, 0, payload length (u32 LE) —
-//! then the payload. A request is one `RequestHead`, any number of `RequestBody` frames and
-//! one `RequestEnd`; the answer is a `ResponseHead`, `ResponseBody` frames and a
-//! `ResponseEnd`, or a lone `ResponseStatus` when the app failed before choosing a head. The
-//! explicit end frame is what tells "the app finished" from "the daemon died". A
-//! `ResponseFile` frame stands for body bytes the Apache child sends itself from a file
-//! descriptor that comes with the frame (`SCM_RIGHTS`).
+//! Every frame is an 8-byte header — `'R'`, version, kind, flags, payload length (u32 LE) —
+//! then the payload. A request is one `RequestHead`; the answer is a `ResponseHead`,
+//! `ResponseBody` frames and a `ResponseEnd`, or a lone `ResponseStatus` when the app failed
+//! before choosing a head. The explicit end frame is what tells "the app finished" from "the
+//! daemon died". A `ResponseFile` frame stands for body bytes the Apache child sends itself
+//! from a file descriptor that comes with the frame (`SCM_RIGHTS`).
+//!
+//! The request body is pulled: only when the app reads does the daemon send `BodyWanted`,
+//! answered by one `RequestBody` (at most the size asked) or `RequestEnd`. One question is
+//! outstanding at a time, so neither side ever writes while the other is blocked writing.
+//!
+//! A connection carries one exchange after another. On a connection that has served before,
+//! the daemon answers a `RequestHead` with `Accepted` before running the app: until then the
+//! Apache child may safely retry elsewhere. An idle connection the daemon gives up gets
+//! `Closing` (then end of stream).
 
 use crate::config::proxy::ProxyHeader;
 use crate::wsgi::gateway::ResponseHead;
@@ -16,7 +24,7 @@ use std::io::{self, Read, Write};
 
 /// Bumped on any incompatible change; both sides come from one build, so a mismatch means
 /// a stale daemon or a stranger on the socket.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 const MAGIC: u8 = b'R';
 const HEADER_LEN: usize = 8;
 /// Largest head frame (request environ or response headers).
@@ -41,6 +49,12 @@ pub enum Kind {
     /// Payload: offset and length (u64 LE each) of the file whose descriptor is attached
     /// to the frame; the Apache child sends those bytes as the next part of the body.
     ResponseFile = 8,
+    /// Payload: u32 LE, the most body bytes the daemon wants now (at least 1).
+    BodyWanted = 9,
+    /// The daemon took the request on a reused connection and runs it (empty).
+    Accepted = 10,
+    /// The daemon closes this idle connection (empty).
+    Closing = 11,
 }
 
 impl Kind {
@@ -54,6 +68,9 @@ impl Kind {
             6 => Kind::ResponseEnd,
             7 => Kind::ResponseStatus,
             8 => Kind::ResponseFile,
+            9 => Kind::BodyWanted,
+            10 => Kind::Accepted,
+            11 => Kind::Closing,
             _ => return None,
         })
     }
@@ -62,7 +79,8 @@ impl Kind {
         match self {
             Kind::RequestHead | Kind::ResponseHead => MAX_HEAD,
             Kind::RequestBody | Kind::ResponseBody => MAX_BODY,
-            Kind::RequestEnd => 0,
+            Kind::RequestEnd | Kind::Accepted | Kind::Closing => 0,
+            Kind::BodyWanted => 4,
             Kind::ResponseEnd => 1,
             Kind::ResponseStatus => 2,
             Kind::ResponseFile => FILE_PAYLOAD,
@@ -129,14 +147,20 @@ pub fn write_frame(w: &mut impl Write, kind: Kind, payload: &[u8]) -> io::Result
     write_flagged(w, kind, 0, payload)
 }
 
-/// Writes one frame with header flags.
-pub fn write_flagged(w: &mut impl Write, kind: Kind, flags: u8, payload: &[u8]) -> io::Result<()> {
+/// The header of a frame carrying `len` payload bytes.
+pub fn header(kind: Kind, flags: u8, len: usize) -> [u8; HEADER_LEN] {
     let mut head = [0u8; HEADER_LEN];
     head[0] = MAGIC;
     head[1] = VERSION;
     head[2] = kind as u8;
     head[3] = flags;
-    head[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    head[4..8].copy_from_slice(&(len as u32).to_le_bytes());
+    head
+}
+
+/// Writes one frame with header flags.
+pub fn write_flagged(w: &mut impl Write, kind: Kind, flags: u8, payload: &[u8]) -> io::Result<()> {
+    let head = header(kind, flags, payload.len());
     if payload.len() <= 4096 {
         let mut one = Vec::with_capacity(HEADER_LEN + payload.len());
         one.extend_from_slice(&head);
@@ -659,6 +683,22 @@ pub fn decode_end(p: &[u8]) -> Result<bool, ProtoError> {
     }
 }
 
+/// The payload of a `BodyWanted` frame.
+pub fn encode_wanted(max: u32) -> [u8; 4] {
+    max.to_le_bytes()
+}
+
+/// Parses a `BodyWanted` payload: how many bytes at most the answer may carry.
+pub fn decode_wanted(p: &[u8]) -> Result<usize, ProtoError> {
+    match p {
+        [a, b, c, d] => match u32::from_le_bytes([*a, *b, *c, *d]) as usize {
+            0 => Err(ProtoError::Malformed("body wanted for zero bytes")),
+            n => Ok(n.min(MAX_BODY)),
+        },
+        _ => Err(ProtoError::Malformed("body-wanted frame is not four bytes")),
+    }
+}
+
 /// True when a request's secret is this generation's (compared in constant time).
 pub fn secret_matches(got: &[u8], expected: &[u8]) -> bool {
     got.len() == expected.len()
@@ -867,6 +907,31 @@ mod tests {
         bad[4] = 17;
         assert!(matches!(
             read_flagged(&mut &bad[..], &mut buf),
+            Err(ProtoError::Oversized { .. })
+        ));
+    }
+
+    #[test]
+    fn wanted_frame() {
+        assert_eq!(decode_wanted(&encode_wanted(100)).unwrap(), 100);
+        assert_eq!(decode_wanted(&encode_wanted(u32::MAX)).unwrap(), MAX_BODY);
+        assert!(decode_wanted(&encode_wanted(0)).is_err());
+        assert!(decode_wanted(&[1, 0]).is_err());
+        let mut wire = Vec::new();
+        write_frame(&mut wire, Kind::Accepted, b"").unwrap();
+        write_frame(&mut wire, Kind::BodyWanted, &encode_wanted(9)).unwrap();
+        write_frame(&mut wire, Kind::Closing, b"").unwrap();
+        let (mut r, mut buf) = (&wire[..], Vec::new());
+        assert_eq!(read_frame(&mut r, &mut buf).unwrap(), Some(Kind::Accepted));
+        assert_eq!(
+            read_frame(&mut r, &mut buf).unwrap(),
+            Some(Kind::BodyWanted)
+        );
+        assert_eq!(read_frame(&mut r, &mut buf).unwrap(), Some(Kind::Closing));
+        let mut bad = wire.clone();
+        bad[4] = 1;
+        assert!(matches!(
+            read_frame(&mut &bad[..], &mut buf),
             Err(ProtoError::Oversized { .. })
         ));
     }

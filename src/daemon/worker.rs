@@ -1,6 +1,8 @@
-//! The daemon process: drops privileges, starts Python, then `threads` workers accept on the
-//! group's socket and run each request through the same WSGI core as embedded mode, with
-//! the socket as the transport.
+//! The daemon process: drops privileges, starts Python, then `threads` workers wait on one
+//! epoll set holding the group's listening socket and every idle connection, and run each
+//! request through the same WSGI core as embedded mode, with the socket as the transport.
+//! A connection stays open between requests (the Apache child pools it) until either side
+//! gives it up.
 
 use super::protocol::{self, Kind, ProtoError, RequestHead};
 use super::{Group, os};
@@ -10,6 +12,7 @@ use crate::python::interp::{self, GroupError};
 use crate::python::{app, preload, runtime};
 use crate::wsgi::environ::RequestFacts;
 use crate::wsgi::gateway::{After, Gateway, ReadFailure, RequestLog, ResponseHead, WriteError};
+use std::collections::BTreeMap;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -95,23 +98,40 @@ pub fn run(
             group.def.threads
         ),
     );
-    let listener = Arc::new(os::listener(group.listener));
-    // Polled, so that a process recycling itself stops taking connections and leaves them
-    // in the queue (which the parent keeps open) for its replacement.
+    let listener = os::listener(group.listener);
+    // Accepted only after epoll reports it readable; non-blocking, as another process of the
+    // group may have taken the connection meanwhile.
     if let Err(e) = listener.set_nonblocking(true) {
         fail(format!("cannot poll the listening socket: {e}"));
     }
+    let epoll = match os::Epoll::new() {
+        Ok(e) => e,
+        Err(e) => fail(format!("cannot create the epoll set: {e}")),
+    };
+    if let Err(e) = epoll.add(listener.as_raw_fd(), LISTENER) {
+        fail(format!("cannot watch the listening socket: {e}"));
+    }
+    let shared = Arc::new(Shared { epoll, listener });
     let process = ProcessFacts {
         multithread: group.def.threads > 1,
         multiprocess: group.def.processes_set,
     };
     for i in 0..group.def.threads {
-        let (l, g) = (listener.clone(), group.clone());
+        let (sh, g) = (shared.clone(), group.clone());
         let mut builder = std::thread::Builder::new().name(format!("wsgi-{i}"));
         if let Some(size) = group.def.stack_size {
             builder = builder.stack_size(size);
         }
-        let spawned = builder.spawn(move || accept_loop(&l, &g, process, apache_version, logger()));
+        let spawned = builder.spawn(move || {
+            let w = Worker {
+                shared: &sh,
+                group: &g,
+                process,
+                apache_version,
+                log: logger(),
+            };
+            w.run()
+        });
         if let Err(e) = spawned {
             fail(format!("cannot start request thread: {e}"));
         }
@@ -172,6 +192,7 @@ fn started() -> Instant {
 /// parent starts a replacement at once (exit status 0).
 fn recycle(group: &Group, why: &str, log: &RequestLog) {
     if !RECYCLING.swap(true, Ordering::SeqCst) {
+        shed_idle(true);
         log.log(
             crate::wsgi::gateway::Severity::Info,
             &format!(
@@ -388,8 +409,9 @@ impl Drop for Activity {
 /// `process_stopping` subscribers) when no request is in hand; otherwise it exits at once.
 fn exit_process(log: &RequestLog) -> ! {
     RECYCLING.store(true, Ordering::SeqCst);
-    // The request threads see RECYCLING within one poll of the listener (200 ms); a request
-    // accepted meanwhile shows in ACTIVE, and then Python is left as it is.
+    shed_idle(true);
+    // A request thread that saw the listener readable before RECYCLING was set may still
+    // accept one connection: it shows in ACTIVE, and then Python is left as it is.
     let deadline = Instant::now() + Duration::from_millis(250);
     while ACTIVE.load(Ordering::SeqCst) == 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
@@ -404,6 +426,8 @@ fn exit_process(log: &RequestLog) -> ! {
 /// requests here; once none is in hand or waiting (twice in a row, 20 ms apart) — or
 /// graceful-timeout has passed — the process ends. A stop signal ends it at once.
 fn drain(group: &Group, timeout: u32) -> ! {
+    // Idle connections are not waited for: their Apache children retry elsewhere.
+    shed_idle(true);
     let deadline = Instant::now() + Duration::from_secs(timeout.into());
     let mut idle_seen = 0;
     while Instant::now() < deadline {
@@ -476,62 +500,244 @@ fn become_user(group: &Group) -> Result<(), String> {
     Ok(())
 }
 
-fn accept_loop(
-    listener: &UnixListener,
-    group: &Group,
+/// The listener's token in the epoll set; connections get 1, 2, ...
+const LISTENER: u64 = 0;
+static NEXT_TOKEN_CONN: AtomicU64 = AtomicU64::new(LISTENER + 1);
+
+/// What the request threads share.
+struct Shared {
+    epoll: os::Epoll,
+    listener: UnixListener,
+}
+
+/// A connection from an Apache child, kept between its requests.
+struct Conn {
+    stream: UnixStream,
+    /// Its epoll token, never reused (a stale event cannot reach a newer connection).
+    token: u64,
+    /// Requests it has carried.
+    served: u64,
+}
+
+/// The idle connections, each registered in the epoll set under its token. `closing`: this
+/// process keeps no more (it recycles, drains or stops).
+struct Idle {
+    closing: bool,
+    conns: BTreeMap<u64, Conn>,
+}
+
+static IDLE: Mutex<Idle> = Mutex::new(Idle {
+    closing: false,
+    conns: BTreeMap::new(),
+});
+/// Mirrors `Idle::closing`, read without the lock.
+static CLOSING: AtomicBool = AtomicBool::new(false);
+/// Idle connections closed to balance load or to end this process.
+pub static SHED: AtomicU64 = AtomicU64::new(0);
+
+/// Tells an idle connection's Apache child that this process gives it up, and closes it
+/// (on drop). The child had sent nothing yet, or gets no `Accepted`: it retries elsewhere.
+fn say_closing(c: &Conn) {
+    let _ = protocol::write_frame(&mut &c.stream, Kind::Closing, &[]);
+}
+
+/// Closes every idle connection; `stop`: and keeps none from now on.
+fn shed_idle(stop: bool) {
+    let conns = match IDLE.lock() {
+        Ok(mut idle) => {
+            if stop {
+                idle.closing = true;
+                CLOSING.store(true, Ordering::SeqCst);
+            }
+            std::mem::take(&mut idle.conns)
+        }
+        Err(_) => return,
+    };
+    SHED.fetch_add(conns.len() as u64, Ordering::Relaxed);
+    conns.values().for_each(say_closing);
+}
+
+/// Claims one request's place under maximum-requests (always granted without one).
+fn admit(max: u64) -> bool {
+    max == 0
+        || ADMITTED
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+}
+
+/// What a connection brought.
+enum Served {
+    /// No request (the Apache child closed it, or it was refused).
+    Nothing,
+    /// One request; `keep` when the exchange ended cleanly and the connection can carry the
+    /// next.
+    Request { keep: bool },
+}
+
+/// One request thread.
+struct Worker<'a> {
+    shared: &'a Shared,
+    group: &'a Group,
     process: ProcessFacts,
     apache_version: (u32, u32, u32),
     log: RequestLog,
-) {
-    let max = group.def.maximum_requests;
-    while !RECYCLING.load(Ordering::SeqCst) {
-        if !os::wait_readable(listener.as_raw_fd(), Duration::from_millis(200)) {
-            continue;
+}
+
+impl Worker<'_> {
+    fn run(&self) {
+        loop {
+            let Some(token) = self.shared.epoll.wait() else {
+                continue;
+            };
+            let conn = if token == LISTENER {
+                self.accept()
+            } else {
+                IDLE.lock().ok().and_then(|mut i| i.conns.remove(&token))
+            };
+            if let Some(c) = conn {
+                self.handle(c);
+            }
         }
+    }
+
+    /// Takes one new connection from the listener. A process that recycles or has admitted
+    /// its maximum-requests stops watching the listener: the connections stay queued for
+    /// the other processes and its replacement.
+    fn accept(&self) -> Option<Conn> {
+        let max = self.group.def.maximum_requests;
         // Each request's place under maximum-requests is claimed before the accept: counted
         // after serving, threads accepting while the last ones run would take more.
-        if max > 0
-            && ADMITTED
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                    (n < max).then_some(n + 1)
-                })
-                .is_err()
-        {
-            // The last requests are in hand; the recycle follows when they end.
-            std::thread::sleep(Duration::from_millis(50));
-            continue;
+        if RECYCLING.load(Ordering::SeqCst) || !admit(max) {
+            return None;
         }
-        let conn = match listener.accept() {
+        let accepted = self.shared.listener.accept();
+        let _ = self
+            .shared
+            .epoll
+            .rearm(self.shared.listener.as_raw_fd(), LISTENER);
+        let stream = match accepted {
             Ok((c, _)) => c,
             Err(e) => {
                 if max > 0 {
                     ADMITTED.fetch_sub(1, Ordering::SeqCst);
                 }
-                if matches!(
+                if !matches!(
                     e.kind(),
                     std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
                 ) {
-                    continue;
+                    error(
+                        &self.log,
+                        &format!(
+                            "RWSGI0511: daemon process group '{}': accept failed: {e}",
+                            self.group.def.name
+                        ),
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
                 }
-                log.log(
-                    crate::wsgi::gateway::Severity::Error,
-                    &format!(
-                        "RWSGI0511: daemon process group '{}': accept failed: {e}",
-                        group.def.name
-                    ),
-                );
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
+                return None;
             }
         };
-        let _ = conn.set_nonblocking(false);
-        {
-            let _busy = Busy::new();
-            serve(conn, group, process, apache_version, log);
+        let conn = Conn {
+            stream,
+            token: NEXT_TOKEN_CONN.fetch_add(1, Ordering::Relaxed),
+            served: 0,
+        };
+        match os::peer_uid(conn.stream.as_raw_fd()) {
+            Some(uid) if uid == self.group.child_uid => {}
+            other => {
+                error(
+                    &self.log,
+                    &format!(
+                        "RWSGI0512: daemon process group '{}': refused a connection from uid \
+                         {other:?}; only Apache's children (uid {}) may connect",
+                        self.group.def.name, self.group.child_uid
+                    ),
+                );
+                if max > 0 {
+                    ADMITTED.fetch_sub(1, Ordering::SeqCst);
+                }
+                return None;
+            }
         }
+        let _ = conn.stream.set_nonblocking(false);
+        let _ = conn.stream.set_read_timeout(Some(self.group.io_timeout));
+        let _ = conn.stream.set_write_timeout(Some(self.group.io_timeout));
+        Some(conn)
+    }
+
+    /// Serves the next request of `conn` (its place already claimed when it is new), then
+    /// keeps the connection idle or closes it.
+    fn handle(&self, mut conn: Conn) {
+        let max = self.group.def.maximum_requests;
+        let reused = conn.served > 0;
+        if reused && !admit(max) {
+            // The last requests are in hand; the recycle follows when they end.
+            say_closing(&conn);
+            return;
+        }
+        let served = {
+            let _busy = Busy::new();
+            // A request waiting on a connection of a process whose threads are all busy
+            // would wait there while another process may be idle: the idle connections are
+            // given up, and their Apache children come back through the shared queue.
+            if self.group.def.processes > 1
+                && ACTIVE.load(Ordering::SeqCst) >= self.group.def.threads as usize
+            {
+                shed_idle(false);
+            }
+            serve(
+                &conn.stream,
+                reused,
+                self.group,
+                self.process,
+                self.apache_version,
+                self.log,
+            )
+        };
+        let keep = match served {
+            Served::Nothing => {
+                if max > 0 {
+                    ADMITTED.fetch_sub(1, Ordering::SeqCst);
+                }
+                return;
+            }
+            Served::Request { keep } => keep,
+        };
+        conn.served += 1;
         let n = SERVED.fetch_add(1, Ordering::SeqCst) + 1;
         if max > 0 && n >= max {
-            recycle(group, &format!("maximum-requests={max} reached"), &log);
+            recycle(
+                self.group,
+                &format!("maximum-requests={max} reached"),
+                &self.log,
+            );
+        }
+        if keep {
+            self.park(conn);
+        }
+    }
+
+    /// Makes `conn` idle: watched for its next request, unless this process keeps none.
+    fn park(&self, conn: Conn) {
+        let Ok(mut idle) = IDLE.lock() else {
+            return;
+        };
+        if idle.closing {
+            drop(idle);
+            say_closing(&conn);
+            return;
+        }
+        // Rearmed under the lock: its event, if it fires at once, waits for the insert.
+        let fd = conn.stream.as_raw_fd();
+        let watched = if conn.served == 1 {
+            self.shared.epoll.add(fd, conn.token)
+        } else {
+            self.shared.epoll.rearm(fd, conn.token)
+        };
+        if watched.is_ok() {
+            idle.conns.insert(conn.token, conn);
         }
     }
 }
@@ -540,35 +746,25 @@ fn error(log: &RequestLog, msg: &str) {
     log.log(crate::wsgi::gateway::Severity::Error, msg);
 }
 
-/// Serves the one request of a connection.
+/// Serves the next request of a connection (`reused`: it carried one before).
 fn serve(
-    conn: UnixStream,
+    conn: &UnixStream,
+    reused: bool,
     group: &Group,
     process: ProcessFacts,
     apache_version: (u32, u32, u32),
     log: RequestLog,
-) {
+) -> Served {
     let name = &group.def.name;
-    match os::peer_uid(conn.as_raw_fd()) {
-        Some(uid) if uid == group.child_uid => {}
-        other => {
-            error(
-                &log,
-                &format!(
-                    "RWSGI0512: daemon process group '{name}': refused a connection from uid \
-                     {other:?}; only Apache's children (uid {}) may connect",
-                    group.child_uid
-                ),
-            );
-            return;
-        }
-    }
-    let _ = conn.set_read_timeout(Some(group.io_timeout));
-    let _ = conn.set_write_timeout(Some(group.io_timeout));
     let mut buf = Vec::new();
-    let head = match protocol::read_frame(&mut &conn, &mut buf) {
+    let head = match protocol::read_frame(&mut &*conn, &mut buf) {
         Ok(Some(Kind::RequestHead)) => RequestHead::decode(&buf),
-        Ok(None) => return,
+        // The Apache child closed the connection (a pooled one, perhaps with our last frames
+        // unread): no request, nothing to say.
+        Ok(None) => return Served::Nothing,
+        Err(ProtoError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+            return Served::Nothing;
+        }
         Ok(Some(k)) => Err(ProtoError::Malformed(if k == Kind::RequestBody {
             "body before the request head"
         } else {
@@ -583,7 +779,7 @@ fn serve(
                 &log,
                 &format!("RWSGI0513: daemon process group '{name}': bad request frame: {e}"),
             );
-            return;
+            return Served::Nothing;
         }
     };
     if !protocol::secret_matches(&head.secret, &group.secret) {
@@ -594,7 +790,17 @@ fn serve(
                  secret refused"
             ),
         );
-        return;
+        return Served::Nothing;
+    }
+    if reused {
+        // Checked after this request shows in ACTIVE, so a drain that saw none running has
+        // set CLOSING first; the Apache child retries elsewhere without an `Accepted`.
+        if CLOSING.load(Ordering::SeqCst)
+            || protocol::write_frame(&mut &*conn, Kind::Accepted, &[]).is_err()
+        {
+            let _ = protocol::write_frame(&mut &*conn, Kind::Closing, &[]);
+            return Served::Nothing;
+        }
     }
     let _activity = (!head.ignore_activity).then(Activity::new);
     let ag = String::from_utf8_lossy(&head.application_group).into_owned();
@@ -604,13 +810,14 @@ fn serve(
     let queue_timeout = group.def.queue_timeout;
     let late = queue_timeout > 0 && waited_us > (queue_timeout as i64).saturating_mul(1_000_000);
     let mut gw = SocketGateway {
-        conn: &conn,
+        conn,
         frame: Vec::new(),
         pos: 0,
         body_done: false,
         head: None,
         head_sent: false,
         ended: false,
+        broken: false,
         failed: false,
         status: 500,
     };
@@ -657,9 +864,11 @@ fn serve(
         }
     };
     gw.finish(outcome);
-    gw.drain();
     if let Some(rec) = counted {
         crate::httpd::status::end(rec, gw.status.into());
+    }
+    Served::Request {
+        keep: gw.ended && !gw.broken && !gw.failed,
     }
 }
 
@@ -746,6 +955,9 @@ fn borrow(v: &protocol::Pairs) -> Vec<(&[u8], &[u8])> {
     v.iter().map(|(k, v)| (&k[..], &v[..])).collect()
 }
 
+/// The least body a read asks the Apache child for.
+const WANT: usize = 64 << 10;
+
 /// The daemon socket as a WSGI transport.
 struct SocketGateway<'c> {
     conn: &'c UnixStream,
@@ -757,7 +969,9 @@ struct SocketGateway<'c> {
     head: Option<Vec<u8>>,
     head_sent: bool,
     ended: bool,
-    /// The Apache child is gone: nothing more is written.
+    /// The response ended cut short.
+    broken: bool,
+    /// The Apache child is gone, or the exchange lost its footing: nothing more is written.
     failed: bool,
     /// The response status, for the figures.
     status: u16,
@@ -787,9 +1001,19 @@ impl SocketGateway<'_> {
         })
     }
 
+    /// Asks the Apache child for the next body bytes (at least [`WANT`], so that small
+    /// reads do not each cost a round trip) and reads its answer into `frame`.
+    fn pull(&mut self, want: usize) -> Result<Option<Kind>, ProtoError> {
+        let want = want.clamp(WANT, protocol::MAX_BODY) as u32;
+        let mut w = self.conn;
+        protocol::write_frame(&mut w, Kind::BodyWanted, &protocol::encode_wanted(want))?;
+        protocol::read_frame(&mut w, &mut self.frame)
+    }
+
     fn end(&mut self, broken: bool) {
         if !self.ended {
             self.ended = true;
+            self.broken = broken;
             let _ = self.send(Kind::ResponseEnd, 0, &[broken as u8]);
         }
     }
@@ -849,17 +1073,6 @@ impl SocketGateway<'_> {
         })?;
         Ok(true)
     }
-
-    /// Reads what the app left of the body, so the Apache child is never stuck sending it.
-    fn drain(&mut self) {
-        let mut r = self.conn;
-        while !self.body_done && !self.failed {
-            match protocol::read_frame(&mut r, &mut self.frame) {
-                Ok(Some(Kind::RequestBody)) => {}
-                _ => self.body_done = true,
-            }
-        }
-    }
 }
 
 impl Gateway for SocketGateway<'_> {
@@ -874,9 +1087,8 @@ impl Gateway for SocketGateway<'_> {
             if self.body_done || buf.is_empty() {
                 return Ok(0);
             }
-            let mut r = self.conn;
             self.pos = 0;
-            match protocol::read_frame(&mut r, &mut self.frame) {
+            match self.pull(buf.len()) {
                 Ok(Some(Kind::RequestBody)) => {}
                 Ok(Some(Kind::RequestEnd)) => {
                     self.body_done = true;
@@ -884,6 +1096,7 @@ impl Gateway for SocketGateway<'_> {
                 }
                 other => {
                     self.body_done = true;
+                    self.failed = true;
                     self.frame.clear();
                     let what = match other {
                         Err(e) => e.to_string(),
