@@ -19,6 +19,7 @@ use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The request head for the daemon: the same facts the embedded environ is built from,
@@ -226,7 +227,8 @@ pub fn run(r: Request<'_>, name: &str, mut head: RequestHead, error_override: bo
             exchange(r, &conn, reused, name, &head.encode(), &how)
         };
         match fate {
-            Fate::Retry => {
+            // A stopping child cuts its requests (abort_all) rather than sending them again.
+            Fate::Retry if !ABORTED.load(Ordering::SeqCst) => {
                 r.log(
                     Level::Debug,
                     &format!(
@@ -235,6 +237,14 @@ pub fn run(r: Request<'_>, name: &str, mut head: RequestHead, error_override: bo
                     ),
                 );
                 continue;
+            }
+            Fate::Retry => {
+                let failure = "the connection was cut (this child is stopping)".into();
+                let f = Failure::DaemonDiedBeforeHead {
+                    group: name.into(),
+                    failure,
+                };
+                return refuse(&r, &f);
             }
             Fate::Keep => super::pool::put(&g, conn),
             Fate::Close => {}
@@ -289,6 +299,9 @@ fn exchange(
 /// for a daemon's answer (see [`abort_all`]).
 static IN_FLIGHT: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
 
+/// Set by [`abort_all`]: no request is sent again.
+static ABORTED: AtomicBool = AtomicBool::new(false);
+
 /// Registers one connection in [`IN_FLIGHT`] until dropped (before the connection closes).
 struct InFlight(RawFd);
 
@@ -313,6 +326,7 @@ impl Drop for InFlight {
 /// A stopping child (not graceful) cuts its requests waiting on daemons: each gets the
 /// "daemon failed" answer at once instead of holding the child until Apache kills it.
 pub fn abort_all() {
+    ABORTED.store(true, Ordering::SeqCst);
     if let Ok(v) = IN_FLIGHT.lock() {
         for &fd in v.iter() {
             super::os::shutdown(fd);

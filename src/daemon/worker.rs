@@ -532,8 +532,6 @@ static IDLE: Mutex<Idle> = Mutex::new(Idle {
 });
 /// Mirrors `Idle::closing`, read without the lock.
 static CLOSING: AtomicBool = AtomicBool::new(false);
-/// Idle connections closed to balance load or to end this process.
-pub static SHED: AtomicU64 = AtomicU64::new(0);
 
 /// Tells an idle connection's Apache child that this process gives it up, and closes it
 /// (on drop). The child had sent nothing yet, or gets no `Accepted`: it retries elsewhere.
@@ -553,7 +551,6 @@ fn shed_idle(stop: bool) {
         }
         Err(_) => return,
     };
-    SHED.fetch_add(conns.len() as u64, Ordering::Relaxed);
     conns.values().for_each(say_closing);
 }
 
