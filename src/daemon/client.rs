@@ -259,8 +259,9 @@ enum Fate {
     /// Clean end, every frame consumed: it can carry the next request.
     Keep,
     Close,
-    /// A reused connection the daemon had given up before taking the request: the app never
-    /// ran, the request goes again on a new connection.
+    /// A reused connection the daemon had given up without reading the request (`Closing`,
+    /// or the connection reset): the app never ran, the request goes again on a new
+    /// connection.
     Retry,
 }
 
@@ -379,16 +380,23 @@ fn too_long(h: &crate::wsgi::gateway::ResponseHead, limit: u32) -> Option<(&str,
         .map(|(n, v)| (n.as_str(), v.as_str()))
 }
 
+/// What the daemon's frames are read through: small frames arriving together cost one read.
+const READ_BUF: usize = 64 << 10;
+
 /// The daemon socket read with recvmsg, keeping the descriptors that come with
-/// `ResponseFile` frames; any left unused are closed when it is dropped.
+/// `ResponseFile` frames, in order (each comes with its frame, and the kernel ends a read
+/// after a descriptor); any left unused are closed when it is dropped.
 struct FdReader<'c> {
     conn: &'c UnixStream,
-    fds: Vec<OwnedFd>,
+    fds: std::collections::VecDeque<OwnedFd>,
 }
 
 impl std::io::Read for FdReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        super::os::recv_with_fds(self.conn.as_raw_fd(), buf, &mut self.fds)
+        let mut got = Vec::new();
+        let n = super::os::recv_with_fds(self.conn.as_raw_fd(), buf, &mut got)?;
+        self.fds.extend(got);
+        Ok(n)
     }
 }
 
@@ -403,29 +411,32 @@ struct Relay {
 }
 
 /// Relays the daemon's answer to the client, and the client's body as the daemon asks for
-/// it. `reused`: an `Accepted` frame comes first, and until it does the request may go again.
+/// it. `reused`: until a first frame comes, the request may go again (see [`Fate::Retry`]).
 fn relay(r: Request<'_>, conn: &UnixStream, name: &str, reused: bool, how: &Relay) -> (i32, Fate) {
     let limit = how.header_limit;
     let mut writer = BodyWriter::new(&r);
     let mut buf = Vec::new();
-    let mut rd = FdReader {
-        conn,
-        fds: Vec::new(),
-    };
+    let mut rd = std::io::BufReader::with_capacity(
+        READ_BUF,
+        FdReader {
+            conn,
+            fds: std::collections::VecDeque::new(),
+        },
+    );
     let mut body = Body::default();
-    let mut accepted = !reused;
+    let mut answered = !reused;
     let mut head_seen = false;
     let close = |s: i32| (s, Fate::Close);
     loop {
         let frame = protocol::read_flagged(&mut rd, &mut buf);
+        // The first frame (or failure) on a reused connection.
+        let first = !std::mem::replace(&mut answered, true);
         let failure = match frame {
-            Ok(Some((Kind::Accepted, _))) if !accepted => {
-                accepted = true;
-                continue;
-            }
-            Ok(None | Some((Kind::Closing, _))) if !accepted => return (0, Fate::Retry),
-            Err(ProtoError::Io(e)) if !accepted && is_reset(&e) => return (0, Fate::Retry),
-            Ok(Some((k, _))) if !accepted => format!("{k:?} frame before Accepted"),
+            // The daemon gave the connection up without reading the request (a reset: it
+            // closed it with the request unread), so the app did not run. A plain end of
+            // stream means it read the request, and died or refused it: no second try.
+            Ok(Some((Kind::Closing, _))) if first => return (0, Fate::Retry),
+            Err(ProtoError::Io(e)) if first && is_reset(&e) => return (0, Fate::Retry),
             Ok(Some((Kind::BodyWanted, _))) => match protocol::decode_wanted(&buf) {
                 Ok(max) => match body.answer(&r, conn, max) {
                     Ok(()) => continue,
@@ -478,7 +489,10 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, reused: bool, how: &Rela
             }
             Ok(Some((Kind::ResponseStatus, _))) if !head_seen => {
                 match protocol::decode_status(&buf) {
-                    Ok(s) => return (i32::from(s), Fate::Keep),
+                    Ok(s) if rd.buffer().is_empty() && rd.get_ref().fds.is_empty() => {
+                        return (i32::from(s), Fate::Keep);
+                    }
+                    Ok(s) => return close(i32::from(s)),
                     Err(e) => e.to_string(),
                 }
             }
@@ -498,9 +512,8 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, reused: bool, how: &Rela
                 }
             }
             Ok(Some((Kind::ResponseFile, flags))) if head_seen => {
-                // Exactly the descriptor of this frame; anything else is closed here.
-                let fd = rd.fds.pop();
-                rd.fds.clear();
+                // The descriptor of this frame: the oldest not yet used.
+                let fd = rd.get_mut().fds.pop_front();
                 match (protocol::decode_file(&buf), fd) {
                     (Ok((offset, len)), Some(fd)) => {
                         let after = if flags & protocol::FLAG_FLUSH != 0 {
@@ -534,8 +547,11 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, reused: bool, how: &Rela
                     return close(sys::OK as i32);
                 }
                 Ok(false) => {
+                    // Nothing may be left over for the next exchange.
+                    let clean = rd.buffer().is_empty() && rd.get_ref().fds.is_empty();
                     return match writer.end() {
-                        Ok(()) => (sys::OK as i32, Fate::Keep),
+                        Ok(()) if clean => (sys::OK as i32, Fate::Keep),
+                        Ok(()) => close(sys::OK as i32),
                         Err(WriteError::ClientGone) => close(sys::OK as i32),
                         Err(WriteError::Failed(e)) => {
                             r.log(Level::Error, &format!("RWSGI0534: {e}"));

@@ -11,16 +11,16 @@
 //! answered by one `RequestBody` (at most the size asked) or `RequestEnd`. One question is
 //! outstanding at a time, so neither side ever writes while the other is blocked writing.
 //!
-//! A connection carries one exchange after another. On a connection that has served before,
-//! the daemon answers a `RequestHead` with `Accepted` before running the app: until then the
-//! Apache child may safely retry elsewhere. An idle connection the daemon gives up gets
-//! `Closing` (then end of stream).
+//! A connection carries one exchange after another. An idle connection the daemon gives up
+//! gets `Closing`, then end of stream; a request the Apache child sent on it meanwhile was not
+//! run, and goes again on a new connection (so does one the daemon closed unread: the child
+//! sees its write fail, or the connection reset rather than ended).
 
 use crate::config::proxy::ProxyHeader;
 use crate::wsgi::gateway::ResponseHead;
 use crate::wsgi::proxy::Rewrite;
 use crate::wsgi::response::{check_header, parse_status};
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 
 /// Bumped on any incompatible change; both sides come from one build, so a mismatch means
 /// a stale daemon or a stranger on the socket.
@@ -51,10 +51,8 @@ pub enum Kind {
     ResponseFile = 8,
     /// Payload: u32 LE, the most body bytes the daemon wants now (at least 1).
     BodyWanted = 9,
-    /// The daemon took the request on a reused connection and runs it (empty).
-    Accepted = 10,
-    /// The daemon closes this idle connection (empty).
-    Closing = 11,
+    /// The daemon closes this idle connection and runs no request sent on it (empty).
+    Closing = 10,
 }
 
 impl Kind {
@@ -69,8 +67,7 @@ impl Kind {
             7 => Kind::ResponseStatus,
             8 => Kind::ResponseFile,
             9 => Kind::BodyWanted,
-            10 => Kind::Accepted,
-            11 => Kind::Closing,
+            10 => Kind::Closing,
             _ => return None,
         })
     }
@@ -79,7 +76,7 @@ impl Kind {
         match self {
             Kind::RequestHead | Kind::ResponseHead => MAX_HEAD,
             Kind::RequestBody | Kind::ResponseBody => MAX_BODY,
-            Kind::RequestEnd | Kind::Accepted | Kind::Closing => 0,
+            Kind::RequestEnd | Kind::Closing => 0,
             Kind::BodyWanted => 4,
             Kind::ResponseEnd => 1,
             Kind::ResponseStatus => 2,
@@ -158,28 +155,53 @@ pub fn header(kind: Kind, flags: u8, len: usize) -> [u8; HEADER_LEN] {
     head
 }
 
-/// Writes one frame with header flags.
+/// Writes one frame with header flags (header and payload in one write).
 pub fn write_flagged(w: &mut impl Write, kind: Kind, flags: u8, payload: &[u8]) -> io::Result<()> {
     let head = header(kind, flags, payload.len());
-    if payload.len() <= 4096 {
-        let mut one = Vec::with_capacity(HEADER_LEN + payload.len());
-        one.extend_from_slice(&head);
-        one.extend_from_slice(payload);
-        w.write_all(&one)
-    } else {
-        w.write_all(&head)?;
-        w.write_all(payload)
+    write_all_vectored(w, &mut [IoSlice::new(&head), IoSlice::new(payload)])
+}
+
+/// Writes every byte of `bufs`, in as few writes as the writer takes.
+pub fn write_all_vectored(w: &mut impl Write, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match w.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
+    Ok(())
 }
 
 /// Writes body bytes as frames no bigger than [`MAX_BODY`] (the flags go on the last).
 pub fn write_body(w: &mut impl Write, kind: Kind, flags: u8, data: &[u8]) -> io::Result<()> {
-    let mut chunks = data.chunks(MAX_BODY).peekable();
-    while let Some(chunk) = chunks.next() {
-        let f = if chunks.peek().is_none() { flags } else { 0 };
-        write_flagged(w, kind, f, chunk)?;
+    write_after(w, &[], kind, flags, data)
+}
+
+/// Writes `before` (frames already encoded), then `data` as body frames no bigger than
+/// [`MAX_BODY`] (the flags go on the last), in one gathered write: the payload is not copied.
+pub fn write_after(
+    w: &mut impl Write,
+    before: &[u8],
+    kind: Kind,
+    flags: u8,
+    data: &[u8],
+) -> io::Result<()> {
+    let n = data.len().div_ceil(MAX_BODY);
+    let heads: Vec<_> = data
+        .chunks(MAX_BODY)
+        .enumerate()
+        .map(|(i, c)| header(kind, if i + 1 == n { flags } else { 0 }, c.len()))
+        .collect();
+    let mut io = Vec::with_capacity(1 + 2 * n);
+    io.push(IoSlice::new(before));
+    for (h, c) in heads.iter().zip(data.chunks(MAX_BODY)) {
+        io.push(IoSlice::new(h));
+        io.push(IoSlice::new(c));
     }
-    Ok(())
+    write_all_vectored(w, &mut io)
 }
 
 /// Reads one frame's header (kind, payload length, flags): `Ok(None)` on a clean end of
@@ -918,16 +940,15 @@ mod tests {
         assert!(decode_wanted(&encode_wanted(0)).is_err());
         assert!(decode_wanted(&[1, 0]).is_err());
         let mut wire = Vec::new();
-        write_frame(&mut wire, Kind::Accepted, b"").unwrap();
-        write_frame(&mut wire, Kind::BodyWanted, &encode_wanted(9)).unwrap();
         write_frame(&mut wire, Kind::Closing, b"").unwrap();
+        write_frame(&mut wire, Kind::BodyWanted, &encode_wanted(9)).unwrap();
         let (mut r, mut buf) = (&wire[..], Vec::new());
-        assert_eq!(read_frame(&mut r, &mut buf).unwrap(), Some(Kind::Accepted));
+        assert_eq!(read_frame(&mut r, &mut buf).unwrap(), Some(Kind::Closing));
         assert_eq!(
             read_frame(&mut r, &mut buf).unwrap(),
             Some(Kind::BodyWanted)
         );
-        assert_eq!(read_frame(&mut r, &mut buf).unwrap(), Some(Kind::Closing));
+        assert_eq!(decode_wanted(&buf).unwrap(), 9);
         let mut bad = wire.clone();
         bad[4] = 1;
         assert!(matches!(

@@ -13,6 +13,7 @@ use crate::python::{app, preload, runtime};
 use crate::wsgi::environ::RequestFacts;
 use crate::wsgi::gateway::{After, Gateway, ReadFailure, RequestLog, ResponseHead, WriteError};
 use std::collections::BTreeMap;
+use std::io::BufReader;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -534,7 +535,7 @@ static IDLE: Mutex<Idle> = Mutex::new(Idle {
 static CLOSING: AtomicBool = AtomicBool::new(false);
 
 /// Tells an idle connection's Apache child that this process gives it up, and closes it
-/// (on drop). The child had sent nothing yet, or gets no `Accepted`: it retries elsewhere.
+/// (on drop). A request the child sent on it meanwhile is not run: the child retries it.
 fn say_closing(c: &Conn) {
     let _ = protocol::write_frame(&mut &c.stream, Kind::Closing, &[]);
 }
@@ -754,7 +755,8 @@ fn serve(
 ) -> Served {
     let name = &group.def.name;
     let mut buf = Vec::new();
-    let head = match protocol::read_frame(&mut &*conn, &mut buf) {
+    let mut rd = BufReader::with_capacity(READ_BUF, conn);
+    let head = match protocol::read_frame(&mut rd, &mut buf) {
         Ok(Some(Kind::RequestHead)) => RequestHead::decode(&buf),
         // The Apache child closed the connection (a pooled one, perhaps with our last frames
         // unread): no request, nothing to say.
@@ -789,15 +791,11 @@ fn serve(
         );
         return Served::Nothing;
     }
-    if reused {
-        // Checked after this request shows in ACTIVE, so a drain that saw none running has
-        // set CLOSING first; the Apache child retries elsewhere without an `Accepted`.
-        if CLOSING.load(Ordering::SeqCst)
-            || protocol::write_frame(&mut &*conn, Kind::Accepted, &[]).is_err()
-        {
-            let _ = protocol::write_frame(&mut &*conn, Kind::Closing, &[]);
-            return Served::Nothing;
-        }
+    // Checked after this request shows in ACTIVE, so a drain that saw none running has set
+    // CLOSING first. The Apache child sends the request again on a new connection.
+    if reused && CLOSING.load(Ordering::SeqCst) {
+        let _ = protocol::write_frame(&mut &*conn, Kind::Closing, &[]);
+        return Served::Nothing;
     }
     let _activity = (!head.ignore_activity).then(Activity::new);
     let ag = String::from_utf8_lossy(&head.application_group).into_owned();
@@ -808,6 +806,8 @@ fn serve(
     let late = queue_timeout > 0 && waited_us > (queue_timeout as i64).saturating_mul(1_000_000);
     let mut gw = SocketGateway {
         conn,
+        rd,
+        out: Vec::new(),
         frame: Vec::new(),
         pos: 0,
         body_done: false,
@@ -865,7 +865,7 @@ fn serve(
         crate::httpd::status::end(rec, gw.status.into());
     }
     Served::Request {
-        keep: gw.ended && !gw.broken && !gw.failed,
+        keep: gw.ended && !gw.broken && !gw.failed && gw.rd.buffer().is_empty(),
     }
 }
 
@@ -955,9 +955,19 @@ fn borrow(v: &protocol::Pairs) -> Vec<(&[u8], &[u8])> {
 /// The least body a read asks the Apache child for.
 const WANT: usize = 64 << 10;
 
+/// What the request's reads from the Apache child are buffered in: its head, or one body
+/// frame, usually comes in one read.
+const READ_BUF: usize = WANT + 16 * 1024;
+/// Frames up to this size in all are gathered into one write.
+const GATHER: usize = 64 << 10;
+
 /// The daemon socket as a WSGI transport.
 struct SocketGateway<'c> {
     conn: &'c UnixStream,
+    rd: BufReader<&'c UnixStream>,
+    /// Small frames not written yet: they go out with the next big one, at the end of the
+    /// response, or when the app flushes or reads.
+    out: Vec<u8>,
     /// The request body frame being consumed.
     frame: Vec<u8>,
     pos: usize,
@@ -979,32 +989,54 @@ impl SocketGateway<'_> {
         if self.failed {
             return Err(WriteError::ClientGone);
         }
-        let mut w = self.conn;
-        let r = match self.head.take() {
-            Some(h) => {
-                self.head_sent = true;
-                protocol::write_frame(&mut w, Kind::ResponseHead, &h)
-            }
-            None => Ok(()),
+        if let Some(h) = self.head.take() {
+            self.head_sent = true;
+            self.queue(Kind::ResponseHead, 0, &h);
         }
-        .and_then(|_| match kind {
+        let flush = flags & protocol::FLAG_FLUSH != 0;
+        let r = match kind {
             Kind::ResponseBody if data.is_empty() => Ok(()),
-            Kind::ResponseBody => protocol::write_body(&mut w, kind, flags, data),
-            _ => protocol::write_frame(&mut w, kind, data),
-        });
+            Kind::ResponseBody if flush || self.out.len() + data.len() >= GATHER => {
+                let r = protocol::write_after(&mut self.conn, &self.out, kind, flags, data);
+                self.out.clear();
+                r
+            }
+            _ => {
+                self.queue(kind, flags, data);
+                Ok(())
+            }
+        };
+        let r = match kind {
+            Kind::ResponseEnd | Kind::ResponseStatus => r.and_then(|_| self.flush()),
+            _ => r,
+        };
         r.map_err(|_| {
             self.failed = true;
             WriteError::ClientGone
         })
     }
 
+    fn queue(&mut self, kind: Kind, flags: u8, payload: &[u8]) {
+        self.out
+            .extend_from_slice(&protocol::header(kind, flags, payload.len()));
+        self.out.extend_from_slice(payload);
+    }
+
+    /// Writes the frames gathered so far.
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = std::io::Write::write_all(&mut self.conn, &self.out);
+        self.out.clear();
+        r
+    }
+
     /// Asks the Apache child for the next body bytes (at least [`WANT`], so that small
-    /// reads do not each cost a round trip) and reads its answer into `frame`.
+    /// reads do not each cost a round trip) and reads its answer into `frame`. Body the app
+    /// wrote goes first; a head not yet sent stays back (the app may still fail before it).
     fn pull(&mut self, want: usize) -> Result<Option<Kind>, ProtoError> {
         let want = want.clamp(WANT, protocol::MAX_BODY) as u32;
-        let mut w = self.conn;
-        protocol::write_frame(&mut w, Kind::BodyWanted, &protocol::encode_wanted(want))?;
-        protocol::read_frame(&mut w, &mut self.frame)
+        self.queue(Kind::BodyWanted, 0, &protocol::encode_wanted(want));
+        self.flush()?;
+        protocol::read_frame(&mut self.rd, &mut self.frame)
     }
 
     fn end(&mut self, broken: bool) {
@@ -1040,8 +1072,12 @@ impl SocketGateway<'_> {
         len: u64,
         after: After,
     ) -> Result<bool, WriteError> {
-        // The head goes first, in a frame of its own.
+        // The head and the body so far go first, without the descriptor.
         self.send(Kind::ResponseBody, 0, &[])?;
+        self.flush().map_err(|_| {
+            self.failed = true;
+            WriteError::ClientGone
+        })?;
         let flags = if after == After::Flush {
             protocol::FLAG_FLUSH
         } else {

@@ -177,7 +177,6 @@ pub fn seeds() -> Vec<Vec<u8>> {
     s.extend(wanted.clone());
     s.extend(frame(Kind::ResponseBody, 0, b"hello"));
     s.extend(frame(Kind::ResponseEnd, 0, &[0]));
-    s.extend(frame(Kind::Accepted, 0, b""));
     s.extend(wanted);
     s.extend(frame(Kind::ResponseStatus, 0, &500u16.to_le_bytes()));
     s.extend(frame(Kind::Closing, 0, b""));

@@ -95,8 +95,8 @@ pub fn as_daemon<R: Read>(
 }
 
 /// The Apache child's side (client `relay`), one exchange after another on the connection:
-/// `Accepted` (or `Closing`) on a reused connection, then a head or a status, then body,
-/// file and end frames, with `BodyWanted` anywhere in between.
+/// a head or a status (or `Closing` first on a reused connection), then body, file and end
+/// frames, with `BodyWanted` anywhere in between.
 pub fn as_client<R: Read>(
     r: &mut R,
     left: impl Fn(&R) -> usize + Copy,
@@ -127,11 +127,12 @@ fn exchange_as_client<R: Read>(
     reused: bool,
 ) -> Result<bool, String> {
     let mut head_seen = false;
-    let mut accepted = !reused;
     while let Some((kind, flags)) = next_frame(r, left, buf, log)? {
         match kind {
-            Kind::Accepted if !accepted => accepted = true,
-            _ if !accepted => break,
+            Kind::Closing => {
+                log.push(format!("closing, retried: {reused}"));
+                break;
+            }
             Kind::BodyWanted => match protocol::decode_wanted(buf) {
                 Ok(max) => check_wanted(max, buf)?,
                 Err(_) => break,
