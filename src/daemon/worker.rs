@@ -955,9 +955,9 @@ fn borrow(v: &protocol::Pairs) -> Vec<(&[u8], &[u8])> {
 /// The least body a read asks the Apache child for.
 const WANT: usize = 64 << 10;
 
-/// What the request's reads from the Apache child are buffered in: its head, or one body
-/// frame, usually comes in one read.
-const READ_BUF: usize = WANT + 16 * 1024;
+/// What the request's reads from the Apache child are buffered in: a head usually comes in
+/// one read; a bigger body frame's payload is read past the buffer, uncopied.
+const READ_BUF: usize = 16 << 10;
 /// Frames up to this size in all are gathered into one write.
 const GATHER: usize = 64 << 10;
 
