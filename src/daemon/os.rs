@@ -658,3 +658,18 @@ impl Epoll {
         (n == 1).then_some(ev.u64)
     }
 }
+
+/// Sets a socket's send buffer (the kernel doubles it for its bookkeeping); best effort.
+pub fn set_send_buffer(fd: RawFd, bytes: u32) {
+    let v = bytes.min(i32::MAX as u32) as libc::c_int;
+    // SAFETY: fd is an open socket; v is a live int of the size passed.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&raw const v).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
