@@ -412,7 +412,7 @@ fn socket_is_private_and_strangers_are_refused() {
         std::time::Duration::from_secs(5)
     ));
     // A head whose every field is empty or zero: parses, but carries no secret.
-    let n = RequestHead::default().encode().len();
+    let n = RequestHead::<Vec<u8>>::default().encode().len();
     send_as_www(&format!(
         "b'R\\x{VERSION:02x}\\x01\\x00' + ({n}).to_bytes(4,'little') + bytes({n})"
     ));

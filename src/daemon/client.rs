@@ -23,59 +23,56 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The request head for the daemon: the same facts the embedded environ is built from,
-/// and the script to load.
-pub fn request_head(
-    script: &str,
-    f: &RequestFacts<'_>,
-    mw: &ModWsgiFacts<'_>,
+/// and the script to load, borrowed (it is only encoded).
+pub fn request_head<'a>(
+    script: &'a str,
+    f: &RequestFacts<'a>,
+    mw: &ModWsgiFacts<'a>,
     reload_mtime: Option<i64>,
-) -> RequestHead {
-    let own = |v: &[(&[u8], &[u8])]| -> protocol::Pairs {
-        v.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
-    };
+) -> RequestHead<&'a [u8]> {
     RequestHead {
-        secret: Vec::new(),
-        script: script.as_bytes().to_vec(),
+        secret: &[],
+        script: script.as_bytes(),
         reload_mtime,
-        script_filename: f.script_filename.to_vec(),
-        handler_script: mw.handler_script.to_vec(),
+        script_filename: f.script_filename,
+        handler_script: mw.handler_script,
         ignore_activity: mw.ignore_activity,
-        callable: mw.callable_object.as_bytes().to_vec(),
-        process_group: mw.process_group.as_bytes().to_vec(),
-        application_group: mw.application_group.as_bytes().to_vec(),
-        request_handler: mw.request_handler.to_vec(),
-        listener_host: mw.listener_host.to_vec(),
+        callable: mw.callable_object.as_bytes(),
+        process_group: mw.process_group.as_bytes(),
+        application_group: mw.application_group.as_bytes(),
+        request_handler: mw.request_handler,
+        listener_host: mw.listener_host,
         listener_port: mw.listener_port,
-        request_id: mw.request_id.to_vec(),
-        connection_id: mw.connection_id.map(<[u8]>::to_vec),
+        request_id: mw.request_id,
+        connection_id: mw.connection_id,
         request_start_us: mw.request_start_us,
         queue_start_us: 0,
         vhost: 0,
         script_reloading: mw.script_reloading,
         enable_sendfile: mw.enable_sendfile,
-        method: f.method.to_vec(),
-        protocol: f.protocol.to_vec(),
-        request_uri: f.request_uri.to_vec(),
-        query_string: f.query_string.to_vec(),
-        script_name: f.script_name.to_vec(),
-        path_info: f.path_info.to_vec(),
-        path_translated: f.path_translated.map(<[u8]>::to_vec),
-        headers: own(f.headers),
-        env: own(f.env),
-        server_software: f.server_software.to_vec(),
-        server_name: f.server_name.to_vec(),
-        server_addr: f.server_addr.to_vec(),
+        method: f.method,
+        protocol: f.protocol,
+        request_uri: f.request_uri,
+        query_string: f.query_string,
+        script_name: f.script_name,
+        path_info: f.path_info,
+        path_translated: f.path_translated,
+        headers: f.headers.to_vec(),
+        env: f.env.to_vec(),
+        server_software: f.server_software,
+        server_name: f.server_name,
+        server_addr: f.server_addr,
         server_port: f.server_port,
-        server_admin: f.server_admin.to_vec(),
-        server_signature: f.server_signature.to_vec(),
-        remote_addr: f.remote_addr.to_vec(),
+        server_admin: f.server_admin,
+        server_signature: f.server_signature,
+        remote_addr: f.remote_addr,
         remote_port: f.remote_port,
-        document_root: f.document_root.to_vec(),
-        context_prefix: f.context_prefix.to_vec(),
-        context_document_root: f.context_document_root.to_vec(),
-        request_scheme: f.request_scheme.to_vec(),
-        remote_user: f.remote_user.map(<[u8]>::to_vec),
-        auth_type: f.auth_type.map(<[u8]>::to_vec),
+        document_root: f.document_root,
+        context_prefix: f.context_prefix,
+        context_document_root: f.context_document_root,
+        request_scheme: f.request_scheme,
+        remote_user: f.remote_user,
+        auth_type: f.auth_type,
         pass_authorization: f.pass_authorization,
         cgi_pass_auth: f.cgi_pass_auth,
         proxy: f.proxy.cloned(),
@@ -161,7 +158,7 @@ fn is_timeout(e: &ProtoError) -> bool {
 
 /// Runs the request in daemon group `name`; returns the handler's status. `error_override`:
 /// `WSGIErrorOverride On`.
-pub fn run(r: Request<'_>, name: &str, mut head: RequestHead, error_override: bool) -> i32 {
+pub fn run(r: Request<'_>, name: &str, head: RequestHead<&[u8]>, error_override: bool) -> i32 {
     let server = r.vhost_key();
     let g = match super::find(name, server) {
         Ok(g) => g,
@@ -181,7 +178,7 @@ pub fn run(r: Request<'_>, name: &str, mut head: RequestHead, error_override: bo
         );
         return sys::HTTP_SERVICE_UNAVAILABLE as i32;
     }
-    if let Some(why) = script_refused(&g, &head.script) {
+    if let Some(why) = script_refused(&g, head.script) {
         return refuse(
             &r,
             &Failure::DaemonScriptRefused {
@@ -190,7 +187,8 @@ pub fn run(r: Request<'_>, name: &str, mut head: RequestHead, error_override: bo
             },
         );
     }
-    head.secret = g.secret.clone();
+    let mut head = head;
+    head.secret = &g.secret;
     head.vhost = server as u64;
     let how = Relay {
         header_limit: g.def.header_buffer_size,

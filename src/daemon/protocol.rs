@@ -270,28 +270,29 @@ pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Option<Kind>, 
 }
 
 /// Name/value byte pairs (headers, environment).
-pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+pub type Pairs<B = Vec<u8>> = Vec<(B, B)>;
 
 /// Everything the daemon needs to run one request: the facts the environ is built from
-/// (the same ones the embedded builder uses), the routing, and the sender's secret.
+/// (the same ones the embedded builder uses), the routing, and the sender's secret. Owned
+/// bytes as decoded; the Apache child encodes one that borrows its request's.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RequestHead {
-    pub secret: Vec<u8>,
+pub struct RequestHead<B = Vec<u8>> {
+    pub secret: B,
     /// The file the app is loaded from (the WSGI script, or a `WSGIHandlerScript`).
-    pub script: Vec<u8>,
+    pub script: B,
     pub reload_mtime: Option<i64>,
     /// `SCRIPT_FILENAME`: the request's file.
-    pub script_filename: Vec<u8>,
-    pub handler_script: Vec<u8>,
+    pub script_filename: B,
+    pub handler_script: B,
     pub ignore_activity: bool,
-    pub callable: Vec<u8>,
-    pub process_group: Vec<u8>,
-    pub application_group: Vec<u8>,
-    pub request_handler: Vec<u8>,
-    pub listener_host: Vec<u8>,
+    pub callable: B,
+    pub process_group: B,
+    pub application_group: B,
+    pub request_handler: B,
+    pub listener_host: B,
     pub listener_port: u16,
-    pub request_id: Vec<u8>,
-    pub connection_id: Option<Vec<u8>>,
+    pub request_id: B,
+    pub connection_id: Option<B>,
     pub request_start_us: i64,
     /// When the Apache child handed the request over (µs since the epoch).
     pub queue_start_us: i64,
@@ -300,29 +301,29 @@ pub struct RequestHead {
     pub vhost: u64,
     pub script_reloading: bool,
     pub enable_sendfile: bool,
-    pub method: Vec<u8>,
-    pub protocol: Vec<u8>,
-    pub request_uri: Vec<u8>,
-    pub query_string: Vec<u8>,
-    pub script_name: Vec<u8>,
-    pub path_info: Vec<u8>,
-    pub path_translated: Option<Vec<u8>>,
-    pub headers: Pairs,
-    pub env: Pairs,
-    pub server_software: Vec<u8>,
-    pub server_name: Vec<u8>,
-    pub server_addr: Vec<u8>,
+    pub method: B,
+    pub protocol: B,
+    pub request_uri: B,
+    pub query_string: B,
+    pub script_name: B,
+    pub path_info: B,
+    pub path_translated: Option<B>,
+    pub headers: Pairs<B>,
+    pub env: Pairs<B>,
+    pub server_software: B,
+    pub server_name: B,
+    pub server_addr: B,
     pub server_port: u16,
-    pub server_admin: Vec<u8>,
-    pub server_signature: Vec<u8>,
-    pub remote_addr: Vec<u8>,
+    pub server_admin: B,
+    pub server_signature: B,
+    pub remote_addr: B,
     pub remote_port: u16,
-    pub document_root: Vec<u8>,
-    pub context_prefix: Vec<u8>,
-    pub context_document_root: Vec<u8>,
-    pub request_scheme: Vec<u8>,
-    pub remote_user: Option<Vec<u8>>,
-    pub auth_type: Option<Vec<u8>>,
+    pub document_root: B,
+    pub context_prefix: B,
+    pub context_document_root: B,
+    pub request_scheme: B,
+    pub remote_user: Option<B>,
+    pub auth_type: Option<B>,
     pub pass_authorization: bool,
     pub cgi_pass_auth: bool,
     /// What trusted proxy headers changed (`WSGITrustedProxyHeaders`), worked out in the
@@ -355,11 +356,11 @@ impl Enc {
     fn flag(&mut self, v: bool) {
         self.0.push(v as u8);
     }
-    fn pairs(&mut self, p: &[(Vec<u8>, Vec<u8>)]) {
+    fn pairs<B: AsRef<[u8]>>(&mut self, p: &[(B, B)]) {
         self.0.extend_from_slice(&(p.len() as u32).to_le_bytes());
         for (k, v) in p {
-            self.bytes(k);
-            self.bytes(v);
+            self.bytes(k.as_ref());
+            self.bytes(v.as_ref());
         }
     }
 }
@@ -470,16 +471,16 @@ impl Dec<'_> {
     }
 }
 
-impl RequestHead {
+impl<B: AsRef<[u8]>> RequestHead<B> {
     /// The frame payload.
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Enc(Vec::with_capacity(1024));
-        e.bytes(&self.secret);
-        e.bytes(&self.script);
+        e.bytes(self.secret.as_ref());
+        e.bytes(self.script.as_ref());
         e.flag(self.reload_mtime.is_some());
         e.i64(self.reload_mtime.unwrap_or(0));
-        e.bytes(&self.script_filename);
-        e.bytes(&self.handler_script);
+        e.bytes(self.script_filename.as_ref());
+        e.bytes(self.handler_script.as_ref());
         e.flag(self.ignore_activity);
         for b in [
             &self.callable,
@@ -488,11 +489,11 @@ impl RequestHead {
             &self.request_handler,
             &self.listener_host,
         ] {
-            e.bytes(b);
+            e.bytes(b.as_ref());
         }
         e.u16(self.listener_port);
-        e.bytes(&self.request_id);
-        e.opt(self.connection_id.as_deref());
+        e.bytes(self.request_id.as_ref());
+        e.opt(self.connection_id.as_ref().map(AsRef::as_ref));
         e.i64(self.request_start_us);
         e.i64(self.queue_start_us);
         e.i64(self.vhost as i64);
@@ -506,18 +507,18 @@ impl RequestHead {
             &self.script_name,
             &self.path_info,
         ] {
-            e.bytes(b);
+            e.bytes(b.as_ref());
         }
-        e.opt(self.path_translated.as_deref());
+        e.opt(self.path_translated.as_ref().map(AsRef::as_ref));
         e.pairs(&self.headers);
         e.pairs(&self.env);
         for b in [&self.server_software, &self.server_name, &self.server_addr] {
-            e.bytes(b);
+            e.bytes(b.as_ref());
         }
         e.u16(self.server_port);
-        e.bytes(&self.server_admin);
-        e.bytes(&self.server_signature);
-        e.bytes(&self.remote_addr);
+        e.bytes(self.server_admin.as_ref());
+        e.bytes(self.server_signature.as_ref());
+        e.bytes(self.remote_addr.as_ref());
         e.u16(self.remote_port);
         for b in [
             &self.document_root,
@@ -525,10 +526,10 @@ impl RequestHead {
             &self.context_document_root,
             &self.request_scheme,
         ] {
-            e.bytes(b);
+            e.bytes(b.as_ref());
         }
-        e.opt(self.remote_user.as_deref());
-        e.opt(self.auth_type.as_deref());
+        e.opt(self.remote_user.as_ref().map(AsRef::as_ref));
+        e.opt(self.auth_type.as_ref().map(AsRef::as_ref));
         e.flag(self.pass_authorization);
         e.flag(self.cgi_pass_auth);
         e.flag(self.proxy.is_some());
@@ -556,7 +557,9 @@ impl RequestHead {
         }
         e.0
     }
+}
 
+impl RequestHead {
     /// Parses a frame payload.
     pub fn decode(p: &[u8]) -> Result<RequestHead, ProtoError> {
         let mut d = Dec(p);
