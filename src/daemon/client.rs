@@ -386,6 +386,9 @@ fn too_long(h: &crate::wsgi::gateway::ResponseHead, limit: u32) -> Option<(&str,
         .map(|(n, v)| (n.as_str(), v.as_str()))
 }
 
+/// A body frame from this size on is flushed to the client as it comes.
+const BIG_FRAME: usize = 64 << 10;
+
 /// What the daemon's frames are read through: small frames arriving together cost one read;
 /// a bigger payload is read past the buffer, uncopied.
 const READ_BUF: usize = 16 << 10;
@@ -417,12 +420,31 @@ struct Relay {
     error_override: bool,
 }
 
+thread_local! {
+    /// The frame buffer of this thread's last relay: a big response's frames would otherwise
+    /// cost a fresh allocation (and its page faults) per request.
+    static FRAME_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 /// Relays the daemon's answer to the client, and the client's body as the daemon asks for
 /// it. `reused`: until a first frame comes, the request may go again (see [`Fate::Retry`]).
 fn relay(r: Request<'_>, conn: &UnixStream, name: &str, reused: bool, how: &Relay) -> (i32, Fate) {
+    let mut buf = FRAME_BUF.take();
+    let out = relay_with(r, conn, name, reused, how, &mut buf);
+    FRAME_BUF.set(buf);
+    out
+}
+
+fn relay_with(
+    r: Request<'_>,
+    conn: &UnixStream,
+    name: &str,
+    reused: bool,
+    how: &Relay,
+    buf: &mut Vec<u8>,
+) -> (i32, Fate) {
     let limit = how.header_limit;
     let mut writer = BodyWriter::new(&r);
-    let mut buf = Vec::new();
     let mut rd = std::io::BufReader::with_capacity(
         READ_BUF,
         FdReader {
@@ -435,7 +457,7 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, reused: bool, how: &Rela
     let mut head_seen = false;
     let close = |s: i32| (s, Fate::Close);
     loop {
-        let frame = protocol::read_flagged(&mut rd, &mut buf);
+        let frame = protocol::read_flagged(&mut rd, buf);
         // The first frame (or failure) on a reused connection.
         let first = !std::mem::replace(&mut answered, true);
         let failure = match frame {
@@ -444,7 +466,7 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, reused: bool, how: &Rela
             // stream means it read the request, and died or refused it: no second try.
             Ok(Some((Kind::Closing, _))) if first => return (0, Fate::Retry),
             Err(ProtoError::Io(e)) if first && is_reset(&e) => return (0, Fate::Retry),
-            Ok(Some((Kind::BodyWanted, _))) => match protocol::decode_wanted(&buf) {
+            Ok(Some((Kind::BodyWanted, _))) => match protocol::decode_wanted(buf) {
                 Ok(max) => match body.answer(&r, conn, max) {
                     Ok(()) => continue,
                     Err(BodyError::Client(e)) if !head_seen => {
@@ -468,7 +490,7 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, reused: bool, how: &Rela
                 Err(e) => e.to_string(),
             },
             Ok(Some((Kind::ResponseHead, _))) if !head_seen => {
-                match protocol::decode_response_head(&buf) {
+                match protocol::decode_response_head(buf) {
                     Ok(h) => {
                         if let Some((n, v)) = too_long(&h, limit) {
                             let f = Failure::DaemonHeaderTooLong {
@@ -495,7 +517,7 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, reused: bool, how: &Rela
                 }
             }
             Ok(Some((Kind::ResponseStatus, _))) if !head_seen => {
-                match protocol::decode_status(&buf) {
+                match protocol::decode_status(buf) {
                     Ok(s) if rd.buffer().is_empty() && rd.get_ref().fds.is_empty() => {
                         return (i32::from(s), Fate::Keep);
                     }
@@ -504,12 +526,15 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, reused: bool, how: &Rela
                 }
             }
             Ok(Some((Kind::ResponseBody, flags))) if head_seen => {
-                let after = if flags & protocol::FLAG_FLUSH != 0 {
+                // A big frame is written out in place rather than copied aside by the core
+                // output filter for a later write: this thread waits for the daemon's next
+                // frame anyway.
+                let after = if flags & protocol::FLAG_FLUSH != 0 || buf.len() > BIG_FRAME {
                     After::Flush
                 } else {
                     After::Buffer
                 };
-                match writer.write(&buf, after) {
+                match writer.write(buf, after) {
                     Ok(()) => continue,
                     Err(WriteError::ClientGone) => return close(sys::OK as i32),
                     Err(WriteError::Failed(e)) => {
@@ -521,7 +546,7 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, reused: bool, how: &Rela
             Ok(Some((Kind::ResponseFile, flags))) if head_seen => {
                 // The descriptor of this frame: the oldest not yet used.
                 let fd = rd.get_mut().fds.pop_front();
-                match (protocol::decode_file(&buf), fd) {
+                match (protocol::decode_file(buf), fd) {
                     (Ok((offset, len)), Some(fd)) => {
                         let after = if flags & protocol::FLAG_FLUSH != 0 {
                             After::Flush
@@ -548,7 +573,7 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, reused: bool, how: &Rela
                     (Ok(_), None) => "a file frame came without its descriptor".into(),
                 }
             }
-            Ok(Some((Kind::ResponseEnd, _))) if head_seen => match protocol::decode_end(&buf) {
+            Ok(Some((Kind::ResponseEnd, _))) if head_seen => match protocol::decode_end(buf) {
                 Ok(true) => {
                     writer.end_broken();
                     return close(sys::OK as i32);

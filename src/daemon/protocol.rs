@@ -251,16 +251,22 @@ pub fn read_flagged(
     let Some((kind, len, flags)) = read_header(r)? else {
         return Ok(None);
     };
-    buf.clear();
     // Memory follows the bytes that arrive, not the length a header claims: a peer that
     // announces a 16 MiB head and stops costs what it sent. A frame up to MAX_BODY (every
-    // body frame) is still one read_exact. Zeros are copied in rather than `resize`d: a
-    // memcpy in every build, which keeps the unoptimised fuzz target fast.
-    while buf.len() < len {
-        let at = buf.len();
-        buf.extend_from_slice(&ZEROS[..(len - at).min(MAX_BODY)]);
-        r.read_exact(&mut buf[at..])?;
+    // body frame) is still one read_exact. The bytes of the last frame are read over, so
+    // only growth is zeroed; zeros are copied in rather than `resize`d: a memcpy in every
+    // build, which keeps the unoptimised fuzz target fast.
+    let mut at = 0;
+    while at < len {
+        let end = (at + MAX_BODY).min(len);
+        if buf.len() < end {
+            let grow = end - buf.len();
+            buf.extend_from_slice(&ZEROS[..grow]);
+        }
+        r.read_exact(&mut buf[at..end])?;
+        at = end;
     }
+    buf.truncate(len);
     Ok(Some((kind, flags)))
 }
 
