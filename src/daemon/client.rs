@@ -1,5 +1,8 @@
 //! The Apache child's side: hands a request to its daemon group and relays the answer.
-//! The body streams both ways a frame at a time, so memory stays bounded.
+//! The body streams both ways a frame at a time, so memory stays bounded; the request body
+//! is read from the client only when the daemon asks for it (so `100 Continue` goes out only
+//! when the app reads). A connection whose exchange ended cleanly goes back to the
+//! [`pool`](super::pool) for the next request.
 
 use super::protocol::{self, Kind, ProtoError, RequestHead};
 use super::{Group, Lookup};
@@ -16,62 +19,60 @@ use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The request head for the daemon: the same facts the embedded environ is built from,
-/// and the script to load.
-pub fn request_head(
-    script: &str,
-    f: &RequestFacts<'_>,
-    mw: &ModWsgiFacts<'_>,
+/// and the script to load, borrowed (it is only encoded).
+pub fn request_head<'a>(
+    script: &'a str,
+    f: &RequestFacts<'a>,
+    mw: &ModWsgiFacts<'a>,
     reload_mtime: Option<i64>,
-) -> RequestHead {
-    let own = |v: &[(&[u8], &[u8])]| -> protocol::Pairs {
-        v.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
-    };
+) -> RequestHead<&'a [u8]> {
     RequestHead {
-        secret: Vec::new(),
-        script: script.as_bytes().to_vec(),
+        secret: &[],
+        script: script.as_bytes(),
         reload_mtime,
-        script_filename: f.script_filename.to_vec(),
-        handler_script: mw.handler_script.to_vec(),
+        script_filename: f.script_filename,
+        handler_script: mw.handler_script,
         ignore_activity: mw.ignore_activity,
-        callable: mw.callable_object.as_bytes().to_vec(),
-        process_group: mw.process_group.as_bytes().to_vec(),
-        application_group: mw.application_group.as_bytes().to_vec(),
-        request_handler: mw.request_handler.to_vec(),
-        listener_host: mw.listener_host.to_vec(),
+        callable: mw.callable_object.as_bytes(),
+        process_group: mw.process_group.as_bytes(),
+        application_group: mw.application_group.as_bytes(),
+        request_handler: mw.request_handler,
+        listener_host: mw.listener_host,
         listener_port: mw.listener_port,
-        request_id: mw.request_id.to_vec(),
-        connection_id: mw.connection_id.map(<[u8]>::to_vec),
+        request_id: mw.request_id,
+        connection_id: mw.connection_id,
         request_start_us: mw.request_start_us,
         queue_start_us: 0,
         vhost: 0,
         script_reloading: mw.script_reloading,
         enable_sendfile: mw.enable_sendfile,
-        method: f.method.to_vec(),
-        protocol: f.protocol.to_vec(),
-        request_uri: f.request_uri.to_vec(),
-        query_string: f.query_string.to_vec(),
-        script_name: f.script_name.to_vec(),
-        path_info: f.path_info.to_vec(),
-        path_translated: f.path_translated.map(<[u8]>::to_vec),
-        headers: own(f.headers),
-        env: own(f.env),
-        server_software: f.server_software.to_vec(),
-        server_name: f.server_name.to_vec(),
-        server_addr: f.server_addr.to_vec(),
+        method: f.method,
+        protocol: f.protocol,
+        request_uri: f.request_uri,
+        query_string: f.query_string,
+        script_name: f.script_name,
+        path_info: f.path_info,
+        path_translated: f.path_translated,
+        headers: f.headers.to_vec(),
+        env: f.env.to_vec(),
+        server_software: f.server_software,
+        server_name: f.server_name,
+        server_addr: f.server_addr,
         server_port: f.server_port,
-        server_admin: f.server_admin.to_vec(),
-        server_signature: f.server_signature.to_vec(),
-        remote_addr: f.remote_addr.to_vec(),
+        server_admin: f.server_admin,
+        server_signature: f.server_signature,
+        remote_addr: f.remote_addr,
         remote_port: f.remote_port,
-        document_root: f.document_root.to_vec(),
-        context_prefix: f.context_prefix.to_vec(),
-        context_document_root: f.context_document_root.to_vec(),
-        request_scheme: f.request_scheme.to_vec(),
-        remote_user: f.remote_user.map(<[u8]>::to_vec),
-        auth_type: f.auth_type.map(<[u8]>::to_vec),
+        document_root: f.document_root,
+        context_prefix: f.context_prefix,
+        context_document_root: f.context_document_root,
+        request_scheme: f.request_scheme,
+        remote_user: f.remote_user,
+        auth_type: f.auth_type,
         pass_authorization: f.pass_authorization,
         cgi_pass_auth: f.cgi_pass_auth,
         proxy: f.proxy.cloned(),
@@ -157,7 +158,7 @@ fn is_timeout(e: &ProtoError) -> bool {
 
 /// Runs the request in daemon group `name`; returns the handler's status. `error_override`:
 /// `WSGIErrorOverride On`.
-pub fn run(r: Request<'_>, name: &str, mut head: RequestHead, error_override: bool) -> i32 {
+pub fn run(r: Request<'_>, name: &str, head: RequestHead<&[u8]>, error_override: bool) -> i32 {
     let server = r.vhost_key();
     let g = match super::find(name, server) {
         Ok(g) => g,
@@ -177,7 +178,7 @@ pub fn run(r: Request<'_>, name: &str, mut head: RequestHead, error_override: bo
         );
         return sys::HTTP_SERVICE_UNAVAILABLE as i32;
     }
-    if let Some(why) = script_refused(&g, &head.script) {
+    if let Some(why) = script_refused(&g, head.script) {
         return refuse(
             &r,
             &Failure::DaemonScriptRefused {
@@ -186,55 +187,119 @@ pub fn run(r: Request<'_>, name: &str, mut head: RequestHead, error_override: bo
             },
         );
     }
-    let conn = match connect(&g) {
-        Ok(c) => c,
-        Err(error) => {
-            let socket = g.socket.display().to_string();
-            return refuse(
-                &r,
-                &Failure::DaemonConnectTimeout {
-                    group: name.into(),
-                    socket,
-                    error,
-                },
-            );
-        }
-    };
-    let _ = conn.set_read_timeout(Some(g.io_timeout));
-    let _ = conn.set_write_timeout(Some(g.io_timeout));
-    let _in_flight = InFlight::new(&conn);
-    head.secret = g.secret.clone();
-    head.queue_start_us = now_us();
+    let mut head = head;
+    head.secret = &g.secret;
     head.vhost = server as u64;
-    let mut w = &conn;
-    if let Err(e) = protocol::write_frame(&mut w, Kind::RequestHead, &head.encode()) {
-        let error = e.to_string();
-        return refuse(
-            &r,
-            &Failure::DaemonSendFailed {
-                group: name.into(),
-                error,
+    let how = Relay {
+        header_limit: g.def.header_buffer_size,
+        force_sendfile: head.enable_sendfile,
+        error_override,
+    };
+    let mut pooled = super::pool::take(&g);
+    loop {
+        let reused = pooled.is_some();
+        let conn = match pooled.take() {
+            Some(c) => c,
+            None => match connect(&g) {
+                Ok(c) => {
+                    let _ = c.set_read_timeout(Some(g.io_timeout));
+                    let _ = c.set_write_timeout(Some(g.io_timeout));
+                    c
+                }
+                Err(error) => {
+                    let socket = g.socket.display().to_string();
+                    return refuse(
+                        &r,
+                        &Failure::DaemonConnectTimeout {
+                            group: name.into(),
+                            socket,
+                            error,
+                        },
+                    );
+                }
             },
-        );
-    }
-    if let Some(status) = send_body(r, &conn, name) {
+        };
+        head.queue_start_us = now_us();
+        let (status, fate) = {
+            let _in_flight = InFlight::new(&conn);
+            exchange(r, &conn, reused, name, &head.encode(), &how)
+        };
+        match fate {
+            // A stopping child cuts its requests (abort_all) rather than sending them again.
+            Fate::Retry if !ABORTED.load(Ordering::SeqCst) => {
+                r.log(
+                    Level::Debug,
+                    &format!(
+                        "RWSGI0540: daemon process group '{name}' gave up an idle connection \
+                         before taking the request; sent again on a new connection"
+                    ),
+                );
+                continue;
+            }
+            Fate::Retry => {
+                let failure = "the connection was cut (this child is stopping)".into();
+                let f = Failure::DaemonDiedBeforeHead {
+                    group: name.into(),
+                    failure,
+                };
+                return refuse(&r, &f);
+            }
+            Fate::Keep => super::pool::put(&g, conn),
+            Fate::Close => {}
+        }
         return status;
     }
-    relay(
-        r,
-        &conn,
-        name,
-        Relay {
-            header_limit: g.def.header_buffer_size,
-            force_sendfile: head.enable_sendfile,
-            error_override,
-        },
+}
+
+/// What becomes of a connection after one exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Clean end, every frame consumed: it can carry the next request.
+    Keep,
+    Close,
+    /// A reused connection the daemon had given up without reading the request (`Closing`,
+    /// or the connection reset): the app never ran, the request goes again on a new
+    /// connection.
+    Retry,
+}
+
+/// A broken connection (as opposed to a timeout or a protocol error).
+fn is_reset(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::BrokenPipe | ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
     )
+}
+
+/// Sends the request head on `conn` and relays the answer.
+fn exchange(
+    r: Request<'_>,
+    conn: &UnixStream,
+    reused: bool,
+    name: &str,
+    head: &[u8],
+    how: &Relay,
+) -> (i32, Fate) {
+    if let Err(e) = protocol::write_frame(&mut &*conn, Kind::RequestHead, head) {
+        if reused && is_reset(&e) {
+            return (0, Fate::Retry);
+        }
+        let error = e.to_string();
+        let f = Failure::DaemonSendFailed {
+            group: name.into(),
+            error,
+        };
+        return (refuse(&r, &f), Fate::Close);
+    }
+    relay(r, conn, name, reused, how)
 }
 
 /// The daemon connections of this child's running requests, so that a stop does not wait
 /// for a daemon's answer (see [`abort_all`]).
 static IN_FLIGHT: Mutex<Vec<RawFd>> = Mutex::new(Vec::new());
+
+/// Set by [`abort_all`]: no request is sent again.
+static ABORTED: AtomicBool = AtomicBool::new(false);
 
 /// Registers one connection in [`IN_FLIGHT`] until dropped (before the connection closes).
 struct InFlight(RawFd);
@@ -260,6 +325,7 @@ impl Drop for InFlight {
 /// A stopping child (not graceful) cuts its requests waiting on daemons: each gets the
 /// "daemon failed" answer at once instead of holding the child until Apache kills it.
 pub fn abort_all() {
+    ABORTED.store(true, Ordering::SeqCst);
     if let Ok(v) = IN_FLIGHT.lock() {
         for &fd in v.iter() {
             super::os::shutdown(fd);
@@ -267,34 +333,48 @@ pub fn abort_all() {
     }
 }
 
-/// Streams the client's body to the daemon. `Some(status)` when the client's body failed.
-fn send_body(r: Request<'_>, conn: &UnixStream, name: &str) -> Option<i32> {
-    let mut reader = BodyReader::new(&r);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut w = conn;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(n) => n,
-            Err(e) => {
-                let (message, status) = (e.message, e.status);
-                let f = Failure::ClientBodyFailed {
-                    group: name.into(),
-                    message,
-                    status,
-                };
-                return Some(refuse(&r, &f));
+/// The most body bytes one `RequestBody` frame carries.
+const BODY_CHUNK: usize = 64 << 10;
+
+/// The client's body, opened at the daemon's first `BodyWanted` (which is what makes Apache
+/// send `100 Continue`).
+#[derive(Default)]
+struct Body {
+    reader: Option<(BodyReader, Vec<u8>)>,
+}
+
+/// Why a `BodyWanted` could not be answered.
+enum BodyError {
+    /// Reading the client's body failed.
+    Client(crate::httpd::input::ReadError),
+    /// Writing to the daemon failed.
+    Daemon,
+}
+
+impl Body {
+    /// Answers a `BodyWanted` for up to `max` bytes: the next bytes, or `RequestEnd`.
+    fn answer(&mut self, r: &Request<'_>, conn: &UnixStream, max: usize) -> Result<(), BodyError> {
+        let (reader, buf) = self
+            .reader
+            .get_or_insert_with(|| (BodyReader::new(r), vec![0u8; BODY_CHUNK]));
+        let want = max.min(BODY_CHUNK);
+        let mut n = reader.read(&mut buf[..want]).map_err(BodyError::Client)?;
+        // Apache's input filters hand out a socket read at a time: what else has already
+        // arrived goes in the same frame, so a body costs fewer round trips.
+        while n > 0 && n < want {
+            match reader.read_available(&mut buf[n..want]) {
+                Ok(0) => break,
+                Ok(m) => n += m,
+                Err(e) => return Err(BodyError::Client(e)),
             }
-        };
-        let sent = if n == 0 {
+        }
+        let mut w = conn;
+        if n == 0 {
             protocol::write_frame(&mut w, Kind::RequestEnd, &[])
         } else {
             protocol::write_frame(&mut w, Kind::RequestBody, &buf[..n])
-        };
-        // A daemon that stops reading (it died, or answered early) is judged by what it
-        // sends back, read next.
-        if sent.is_err() || n == 0 {
-            return None;
         }
+        .map_err(|_| BodyError::Daemon)
     }
 }
 
@@ -306,16 +386,27 @@ fn too_long(h: &crate::wsgi::gateway::ResponseHead, limit: u32) -> Option<(&str,
         .map(|(n, v)| (n.as_str(), v.as_str()))
 }
 
+/// A body frame from this size on is flushed to the client as it comes.
+const BIG_FRAME: usize = 64 << 10;
+
+/// What the daemon's frames are read through: small frames arriving together cost one read;
+/// a bigger payload is read past the buffer, uncopied.
+const READ_BUF: usize = 16 << 10;
+
 /// The daemon socket read with recvmsg, keeping the descriptors that come with
-/// `ResponseFile` frames; any left unused are closed when it is dropped.
+/// `ResponseFile` frames, in order (each comes with its frame, and the kernel ends a read
+/// after a descriptor); any left unused are closed when it is dropped.
 struct FdReader<'c> {
     conn: &'c UnixStream,
-    fds: Vec<OwnedFd>,
+    fds: std::collections::VecDeque<OwnedFd>,
 }
 
 impl std::io::Read for FdReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        super::os::recv_with_fds(self.conn.as_raw_fd(), buf, &mut self.fds)
+        let mut got = Vec::new();
+        let n = super::os::recv_with_fds(self.conn.as_raw_fd(), buf, &mut got)?;
+        self.fds.extend(got);
+        Ok(n)
     }
 }
 
@@ -329,21 +420,77 @@ struct Relay {
     error_override: bool,
 }
 
-/// Relays the daemon's answer to the client.
-fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
+thread_local! {
+    /// The frame buffer of this thread's last relay: a big response's frames would otherwise
+    /// cost a fresh allocation (and its page faults) per request.
+    static FRAME_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Relays the daemon's answer to the client, and the client's body as the daemon asks for
+/// it. `reused`: until a first frame comes, the request may go again (see [`Fate::Retry`]).
+fn relay(r: Request<'_>, conn: &UnixStream, name: &str, reused: bool, how: &Relay) -> (i32, Fate) {
+    let mut buf = FRAME_BUF.take();
+    let out = relay_with(r, conn, name, reused, how, &mut buf);
+    FRAME_BUF.set(buf);
+    out
+}
+
+fn relay_with(
+    r: Request<'_>,
+    conn: &UnixStream,
+    name: &str,
+    reused: bool,
+    how: &Relay,
+    buf: &mut Vec<u8>,
+) -> (i32, Fate) {
     let limit = how.header_limit;
     let mut writer = BodyWriter::new(&r);
-    let mut buf = Vec::new();
-    let mut rd = FdReader {
-        conn,
-        fds: Vec::new(),
-    };
+    let mut rd = std::io::BufReader::with_capacity(
+        READ_BUF,
+        FdReader {
+            conn,
+            fds: std::collections::VecDeque::new(),
+        },
+    );
+    let mut body = Body::default();
+    let mut answered = !reused;
     let mut head_seen = false;
+    let close = |s: i32| (s, Fate::Close);
     loop {
-        let frame = protocol::read_flagged(&mut rd, &mut buf);
+        let frame = protocol::read_flagged(&mut rd, buf);
+        // The first frame (or failure) on a reused connection.
+        let first = !std::mem::replace(&mut answered, true);
         let failure = match frame {
+            // The daemon gave the connection up without reading the request (a reset: it
+            // closed it with the request unread), so the app did not run. A plain end of
+            // stream means it read the request, and died or refused it: no second try.
+            Ok(Some((Kind::Closing, _))) if first => return (0, Fate::Retry),
+            Err(ProtoError::Io(e)) if first && is_reset(&e) => return (0, Fate::Retry),
+            Ok(Some((Kind::BodyWanted, _))) => match protocol::decode_wanted(buf) {
+                Ok(max) => match body.answer(&r, conn, max) {
+                    Ok(()) => continue,
+                    Err(BodyError::Client(e)) if !head_seen => {
+                        let (message, status) = (e.message, e.status);
+                        let f = Failure::ClientBodyFailed {
+                            group: name.into(),
+                            message,
+                            status,
+                        };
+                        return close(refuse(&r, &f));
+                    }
+                    Err(BodyError::Client(_)) => {
+                        // The client's body broke after the head went out: the response is
+                        // cut (the daemon sees the connection close).
+                        writer.end_broken();
+                        return close(sys::OK as i32);
+                    }
+                    // The daemon is judged by what it sends (or not) next.
+                    Err(BodyError::Daemon) => continue,
+                },
+                Err(e) => e.to_string(),
+            },
             Ok(Some((Kind::ResponseHead, _))) if !head_seen => {
-                match protocol::decode_response_head(&buf) {
+                match protocol::decode_response_head(buf) {
                     Ok(h) => {
                         if let Some((n, v)) = too_long(&h, limit) {
                             let f = Failure::DaemonHeaderTooLong {
@@ -352,7 +499,7 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
                                 len: n.len() + 2 + v.len(),
                                 limit,
                             };
-                            return refuse(&r, &f);
+                            return close(refuse(&r, &f));
                         }
                         crate::httpd::output::apply_head(r, &h, true);
                         if how.error_override && (400..600).contains(&h.status) {
@@ -361,7 +508,7 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
                             // for the status, ErrorDocument included. Headers meant for error
                             // pages (WWW-Authenticate) stay.
                             r.reset_status();
-                            return i32::from(h.status);
+                            return close(i32::from(h.status));
                         }
                         head_seen = true;
                         continue;
@@ -370,31 +517,36 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
                 }
             }
             Ok(Some((Kind::ResponseStatus, _))) if !head_seen => {
-                match protocol::decode_status(&buf) {
-                    Ok(s) => return i32::from(s),
+                match protocol::decode_status(buf) {
+                    Ok(s) if rd.buffer().is_empty() && rd.get_ref().fds.is_empty() => {
+                        return (i32::from(s), Fate::Keep);
+                    }
+                    Ok(s) => return close(i32::from(s)),
                     Err(e) => e.to_string(),
                 }
             }
             Ok(Some((Kind::ResponseBody, flags))) if head_seen => {
-                let after = if flags & protocol::FLAG_FLUSH != 0 {
+                // A big frame is written out in place rather than copied aside by the core
+                // output filter for a later write: this thread waits for the daemon's next
+                // frame anyway.
+                let after = if flags & protocol::FLAG_FLUSH != 0 || buf.len() > BIG_FRAME {
                     After::Flush
                 } else {
                     After::Buffer
                 };
-                match writer.write(&buf, after) {
+                match writer.write(buf, after) {
                     Ok(()) => continue,
-                    Err(WriteError::ClientGone) => return sys::OK as i32,
+                    Err(WriteError::ClientGone) => return close(sys::OK as i32),
                     Err(WriteError::Failed(e)) => {
                         r.log(Level::Error, &format!("RWSGI0534: {e}"));
-                        return sys::AP_FILTER_ERROR;
+                        return close(sys::AP_FILTER_ERROR);
                     }
                 }
             }
             Ok(Some((Kind::ResponseFile, flags))) if head_seen => {
-                // Exactly the descriptor of this frame; anything else is closed here.
-                let fd = rd.fds.pop();
-                rd.fds.clear();
-                match (protocol::decode_file(&buf), fd) {
+                // The descriptor of this frame: the oldest not yet used.
+                let fd = rd.get_mut().fds.pop_front();
+                match (protocol::decode_file(buf), fd) {
                     (Ok((offset, len)), Some(fd)) => {
                         let after = if flags & protocol::FLAG_FLUSH != 0 {
                             After::Flush
@@ -410,10 +562,10 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
                             how.force_sendfile,
                         ) {
                             Ok(()) => continue,
-                            Err(WriteError::ClientGone) => return sys::OK as i32,
+                            Err(WriteError::ClientGone) => return close(sys::OK as i32),
                             Err(WriteError::Failed(e)) => {
                                 r.log(Level::Error, &format!("RWSGI0534: {e}"));
-                                return sys::AP_FILTER_ERROR;
+                                return close(sys::AP_FILTER_ERROR);
                             }
                         }
                     }
@@ -421,17 +573,21 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
                     (Ok(_), None) => "a file frame came without its descriptor".into(),
                 }
             }
-            Ok(Some((Kind::ResponseEnd, _))) if head_seen => match protocol::decode_end(&buf) {
+            Ok(Some((Kind::ResponseEnd, _))) if head_seen => match protocol::decode_end(buf) {
                 Ok(true) => {
                     writer.end_broken();
-                    return sys::OK as i32;
+                    return close(sys::OK as i32);
                 }
                 Ok(false) => {
+                    // Nothing may be left over for the next exchange.
+                    let clean = rd.buffer().is_empty() && rd.get_ref().fds.is_empty();
                     return match writer.end() {
-                        Ok(()) | Err(WriteError::ClientGone) => sys::OK as i32,
+                        Ok(()) if clean => (sys::OK as i32, Fate::Keep),
+                        Ok(()) => close(sys::OK as i32),
+                        Err(WriteError::ClientGone) => close(sys::OK as i32),
                         Err(WriteError::Failed(e)) => {
                             r.log(Level::Error, &format!("RWSGI0534: {e}"));
-                            sys::AP_FILTER_ERROR
+                            close(sys::AP_FILTER_ERROR)
                         }
                     };
                 }
@@ -440,18 +596,18 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
             Ok(Some((k, _))) => format!("unexpected {k:?} frame"),
             Ok(None) => "the connection closed (the daemon process may have died)".into(),
             Err(e) if !head_seen && is_timeout(&e) => {
-                return refuse(&r, &Failure::SocketTimeout { group: name.into() });
+                return close(refuse(&r, &Failure::SocketTimeout { group: name.into() }));
             }
             Err(e) => e.to_string(),
         };
         if !head_seen {
-            return refuse(
+            return close(refuse(
                 &r,
                 &Failure::DaemonDiedBeforeHead {
                     group: name.into(),
                     failure,
                 },
-            );
+            ));
         }
         // The head is out: no status can tell the client, so the response ends broken.
         r.log(
@@ -462,6 +618,6 @@ fn relay(r: Request<'_>, conn: &UnixStream, name: &str, how: Relay) -> i32 {
             ),
         );
         writer.end_broken();
-        return sys::OK as i32;
+        return close(sys::OK as i32);
     }
 }

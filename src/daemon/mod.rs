@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod os;
+pub mod pool;
 pub mod protocol;
 pub mod spawner;
 pub mod worker;

@@ -635,3 +635,81 @@ pub fn shutdown(fd: RawFd) {
     // SAFETY: fd is an open socket, registered by its owner until it closes it.
     unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
 }
+
+/// True when `fd` has something to read, or its peer closed or failed: a pooled connection
+/// the daemon has given up (its `Closing` frame, or end of stream). Does not wait.
+pub fn readable_or_closed(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one live pollfd, no wait.
+    unsafe { libc::poll(&mut p, 1, 0) != 0 }
+}
+
+/// An epoll instance: the daemon's request threads wait on it for the listener and every
+/// idle connection, each registered one-shot under a token.
+pub struct Epoll(std::os::fd::OwnedFd);
+
+impl Epoll {
+    /// A new instance (close-on-exec).
+    pub fn new() -> std::io::Result<Epoll> {
+        use std::os::fd::FromRawFd;
+        // SAFETY: a plain system call; the descriptor it returns is ours alone.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd was just created and is owned by nothing else.
+        Ok(Epoll(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }))
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd, token: u64) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
+            u64: token,
+        };
+        // SAFETY: the epoll descriptor is live; fd is an open descriptor the caller owns;
+        // ev is a live event the kernel copies.
+        if unsafe { libc::epoll_ctl(self.0.as_raw_fd(), op, fd, &mut ev) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Watches `fd` for one readable event reported as `token`.
+    pub fn add(&self, fd: RawFd, token: u64) -> std::io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, token)
+    }
+
+    /// Watches a registered `fd` again for one readable event (after its last one fired).
+    pub fn rearm(&self, fd: RawFd, token: u64) -> std::io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_MOD, fd, token)
+    }
+
+    /// Waits (without end) for one event; its token.
+    pub fn wait(&self) -> Option<u64> {
+        use std::os::fd::AsRawFd;
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: room for exactly the one event asked for.
+        let n = unsafe { libc::epoll_wait(self.0.as_raw_fd(), &mut ev, 1, -1) };
+        (n == 1).then_some(ev.u64)
+    }
+}
+
+/// Sets a socket's send buffer (the kernel doubles it for its bookkeeping); best effort.
+pub fn set_send_buffer(fd: RawFd, bytes: u32) {
+    let v = bytes.min(i32::MAX as u32) as libc::c_int;
+    // SAFETY: fd is an open socket; v is a live int of the size passed.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&raw const v).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}

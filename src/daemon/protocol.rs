@@ -1,22 +1,30 @@
 //! The wire protocol between an Apache child and a daemon process (same host, private).
 //!
-//! Every frame is an 8-byte header — `'R'`, version, kind, 0, payload length (u32 LE) —
-//! then the payload. A request is one `RequestHead`, any number of `RequestBody` frames and
-//! one `RequestEnd`; the answer is a `ResponseHead`, `ResponseBody` frames and a
-//! `ResponseEnd`, or a lone `ResponseStatus` when the app failed before choosing a head. The
-//! explicit end frame is what tells "the app finished" from "the daemon died". A
-//! `ResponseFile` frame stands for body bytes the Apache child sends itself from a file
-//! descriptor that comes with the frame (`SCM_RIGHTS`).
+//! Every frame is an 8-byte header — `'R'`, version, kind, flags, payload length (u32 LE) —
+//! then the payload. A request is one `RequestHead`; the answer is a `ResponseHead`,
+//! `ResponseBody` frames and a `ResponseEnd`, or a lone `ResponseStatus` when the app failed
+//! before choosing a head. The explicit end frame is what tells "the app finished" from "the
+//! daemon died". A `ResponseFile` frame stands for body bytes the Apache child sends itself
+//! from a file descriptor that comes with the frame (`SCM_RIGHTS`).
+//!
+//! The request body is pulled: only when the app reads does the daemon send `BodyWanted`,
+//! answered by one `RequestBody` (at most the size asked) or `RequestEnd`. One question is
+//! outstanding at a time, so neither side ever writes while the other is blocked writing.
+//!
+//! A connection carries one exchange after another. An idle connection the daemon gives up
+//! gets `Closing`, then end of stream; a request the Apache child sent on it meanwhile was not
+//! run, and goes again on a new connection (so does one the daemon closed unread: the child
+//! sees its write fail, or the connection reset rather than ended).
 
 use crate::config::proxy::ProxyHeader;
 use crate::wsgi::gateway::ResponseHead;
 use crate::wsgi::proxy::Rewrite;
 use crate::wsgi::response::{check_header, parse_status};
-use std::io::{self, Read, Write};
+use std::io::{self, IoSlice, Read, Write};
 
 /// Bumped on any incompatible change; both sides come from one build, so a mismatch means
 /// a stale daemon or a stranger on the socket.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 const MAGIC: u8 = b'R';
 const HEADER_LEN: usize = 8;
 /// Largest head frame (request environ or response headers).
@@ -41,6 +49,10 @@ pub enum Kind {
     /// Payload: offset and length (u64 LE each) of the file whose descriptor is attached
     /// to the frame; the Apache child sends those bytes as the next part of the body.
     ResponseFile = 8,
+    /// Payload: u32 LE, the most body bytes the daemon wants now (at least 1).
+    BodyWanted = 9,
+    /// The daemon closes this idle connection and runs no request sent on it (empty).
+    Closing = 10,
 }
 
 impl Kind {
@@ -54,6 +66,8 @@ impl Kind {
             6 => Kind::ResponseEnd,
             7 => Kind::ResponseStatus,
             8 => Kind::ResponseFile,
+            9 => Kind::BodyWanted,
+            10 => Kind::Closing,
             _ => return None,
         })
     }
@@ -62,7 +76,8 @@ impl Kind {
         match self {
             Kind::RequestHead | Kind::ResponseHead => MAX_HEAD,
             Kind::RequestBody | Kind::ResponseBody => MAX_BODY,
-            Kind::RequestEnd => 0,
+            Kind::RequestEnd | Kind::Closing => 0,
+            Kind::BodyWanted => 4,
             Kind::ResponseEnd => 1,
             Kind::ResponseStatus => 2,
             Kind::ResponseFile => FILE_PAYLOAD,
@@ -129,33 +144,64 @@ pub fn write_frame(w: &mut impl Write, kind: Kind, payload: &[u8]) -> io::Result
     write_flagged(w, kind, 0, payload)
 }
 
-/// Writes one frame with header flags.
-pub fn write_flagged(w: &mut impl Write, kind: Kind, flags: u8, payload: &[u8]) -> io::Result<()> {
+/// The header of a frame carrying `len` payload bytes.
+pub fn header(kind: Kind, flags: u8, len: usize) -> [u8; HEADER_LEN] {
     let mut head = [0u8; HEADER_LEN];
     head[0] = MAGIC;
     head[1] = VERSION;
     head[2] = kind as u8;
     head[3] = flags;
-    head[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
-    if payload.len() <= 4096 {
-        let mut one = Vec::with_capacity(HEADER_LEN + payload.len());
-        one.extend_from_slice(&head);
-        one.extend_from_slice(payload);
-        w.write_all(&one)
-    } else {
-        w.write_all(&head)?;
-        w.write_all(payload)
+    head[4..8].copy_from_slice(&(len as u32).to_le_bytes());
+    head
+}
+
+/// Writes one frame with header flags (header and payload in one write).
+pub fn write_flagged(w: &mut impl Write, kind: Kind, flags: u8, payload: &[u8]) -> io::Result<()> {
+    let head = header(kind, flags, payload.len());
+    write_all_vectored(w, &mut [IoSlice::new(&head), IoSlice::new(payload)])
+}
+
+/// Writes every byte of `bufs`, in as few writes as the writer takes.
+pub fn write_all_vectored(w: &mut impl Write, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut bufs, 0);
+    while !bufs.is_empty() {
+        match w.write_vectored(bufs) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut bufs, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
     }
+    Ok(())
 }
 
 /// Writes body bytes as frames no bigger than [`MAX_BODY`] (the flags go on the last).
 pub fn write_body(w: &mut impl Write, kind: Kind, flags: u8, data: &[u8]) -> io::Result<()> {
-    let mut chunks = data.chunks(MAX_BODY).peekable();
-    while let Some(chunk) = chunks.next() {
-        let f = if chunks.peek().is_none() { flags } else { 0 };
-        write_flagged(w, kind, f, chunk)?;
+    write_after(w, &[], kind, flags, data)
+}
+
+/// Writes `before` (frames already encoded), then `data` as body frames no bigger than
+/// [`MAX_BODY`] (the flags go on the last), in one gathered write: the payload is not copied.
+pub fn write_after(
+    w: &mut impl Write,
+    before: &[u8],
+    kind: Kind,
+    flags: u8,
+    data: &[u8],
+) -> io::Result<()> {
+    let n = data.len().div_ceil(MAX_BODY);
+    let heads: Vec<_> = data
+        .chunks(MAX_BODY)
+        .enumerate()
+        .map(|(i, c)| header(kind, if i + 1 == n { flags } else { 0 }, c.len()))
+        .collect();
+    let mut io = Vec::with_capacity(1 + 2 * n);
+    io.push(IoSlice::new(before));
+    for (h, c) in heads.iter().zip(data.chunks(MAX_BODY)) {
+        io.push(IoSlice::new(h));
+        io.push(IoSlice::new(c));
     }
-    Ok(())
+    write_all_vectored(w, &mut io)
 }
 
 /// Reads one frame's header (kind, payload length, flags): `Ok(None)` on a clean end of
@@ -205,16 +251,22 @@ pub fn read_flagged(
     let Some((kind, len, flags)) = read_header(r)? else {
         return Ok(None);
     };
-    buf.clear();
     // Memory follows the bytes that arrive, not the length a header claims: a peer that
     // announces a 16 MiB head and stops costs what it sent. A frame up to MAX_BODY (every
-    // body frame) is still one read_exact. Zeros are copied in rather than `resize`d: a
-    // memcpy in every build, which keeps the unoptimised fuzz target fast.
-    while buf.len() < len {
-        let at = buf.len();
-        buf.extend_from_slice(&ZEROS[..(len - at).min(MAX_BODY)]);
-        r.read_exact(&mut buf[at..])?;
+    // body frame) is still one read_exact. The bytes of the last frame are read over, so
+    // only growth is zeroed; zeros are copied in rather than `resize`d: a memcpy in every
+    // build, which keeps the unoptimised fuzz target fast.
+    let mut at = 0;
+    while at < len {
+        let end = (at + MAX_BODY).min(len);
+        if buf.len() < end {
+            let grow = end - buf.len();
+            buf.extend_from_slice(&ZEROS[..grow]);
+        }
+        r.read_exact(&mut buf[at..end])?;
+        at = end;
     }
+    buf.truncate(len);
     Ok(Some((kind, flags)))
 }
 
@@ -224,28 +276,29 @@ pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Option<Kind>, 
 }
 
 /// Name/value byte pairs (headers, environment).
-pub type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+pub type Pairs<B = Vec<u8>> = Vec<(B, B)>;
 
 /// Everything the daemon needs to run one request: the facts the environ is built from
-/// (the same ones the embedded builder uses), the routing, and the sender's secret.
+/// (the same ones the embedded builder uses), the routing, and the sender's secret. Owned
+/// bytes as decoded; the Apache child encodes one that borrows its request's.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct RequestHead {
-    pub secret: Vec<u8>,
+pub struct RequestHead<B = Vec<u8>> {
+    pub secret: B,
     /// The file the app is loaded from (the WSGI script, or a `WSGIHandlerScript`).
-    pub script: Vec<u8>,
+    pub script: B,
     pub reload_mtime: Option<i64>,
     /// `SCRIPT_FILENAME`: the request's file.
-    pub script_filename: Vec<u8>,
-    pub handler_script: Vec<u8>,
+    pub script_filename: B,
+    pub handler_script: B,
     pub ignore_activity: bool,
-    pub callable: Vec<u8>,
-    pub process_group: Vec<u8>,
-    pub application_group: Vec<u8>,
-    pub request_handler: Vec<u8>,
-    pub listener_host: Vec<u8>,
+    pub callable: B,
+    pub process_group: B,
+    pub application_group: B,
+    pub request_handler: B,
+    pub listener_host: B,
     pub listener_port: u16,
-    pub request_id: Vec<u8>,
-    pub connection_id: Option<Vec<u8>>,
+    pub request_id: B,
+    pub connection_id: Option<B>,
     pub request_start_us: i64,
     /// When the Apache child handed the request over (µs since the epoch).
     pub queue_start_us: i64,
@@ -254,29 +307,29 @@ pub struct RequestHead {
     pub vhost: u64,
     pub script_reloading: bool,
     pub enable_sendfile: bool,
-    pub method: Vec<u8>,
-    pub protocol: Vec<u8>,
-    pub request_uri: Vec<u8>,
-    pub query_string: Vec<u8>,
-    pub script_name: Vec<u8>,
-    pub path_info: Vec<u8>,
-    pub path_translated: Option<Vec<u8>>,
-    pub headers: Pairs,
-    pub env: Pairs,
-    pub server_software: Vec<u8>,
-    pub server_name: Vec<u8>,
-    pub server_addr: Vec<u8>,
+    pub method: B,
+    pub protocol: B,
+    pub request_uri: B,
+    pub query_string: B,
+    pub script_name: B,
+    pub path_info: B,
+    pub path_translated: Option<B>,
+    pub headers: Pairs<B>,
+    pub env: Pairs<B>,
+    pub server_software: B,
+    pub server_name: B,
+    pub server_addr: B,
     pub server_port: u16,
-    pub server_admin: Vec<u8>,
-    pub server_signature: Vec<u8>,
-    pub remote_addr: Vec<u8>,
+    pub server_admin: B,
+    pub server_signature: B,
+    pub remote_addr: B,
     pub remote_port: u16,
-    pub document_root: Vec<u8>,
-    pub context_prefix: Vec<u8>,
-    pub context_document_root: Vec<u8>,
-    pub request_scheme: Vec<u8>,
-    pub remote_user: Option<Vec<u8>>,
-    pub auth_type: Option<Vec<u8>>,
+    pub document_root: B,
+    pub context_prefix: B,
+    pub context_document_root: B,
+    pub request_scheme: B,
+    pub remote_user: Option<B>,
+    pub auth_type: Option<B>,
     pub pass_authorization: bool,
     pub cgi_pass_auth: bool,
     /// What trusted proxy headers changed (`WSGITrustedProxyHeaders`), worked out in the
@@ -309,11 +362,11 @@ impl Enc {
     fn flag(&mut self, v: bool) {
         self.0.push(v as u8);
     }
-    fn pairs(&mut self, p: &[(Vec<u8>, Vec<u8>)]) {
+    fn pairs<B: AsRef<[u8]>>(&mut self, p: &[(B, B)]) {
         self.0.extend_from_slice(&(p.len() as u32).to_le_bytes());
         for (k, v) in p {
-            self.bytes(k);
-            self.bytes(v);
+            self.bytes(k.as_ref());
+            self.bytes(v.as_ref());
         }
     }
 }
@@ -424,16 +477,16 @@ impl Dec<'_> {
     }
 }
 
-impl RequestHead {
+impl<B: AsRef<[u8]>> RequestHead<B> {
     /// The frame payload.
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Enc(Vec::with_capacity(1024));
-        e.bytes(&self.secret);
-        e.bytes(&self.script);
+        e.bytes(self.secret.as_ref());
+        e.bytes(self.script.as_ref());
         e.flag(self.reload_mtime.is_some());
         e.i64(self.reload_mtime.unwrap_or(0));
-        e.bytes(&self.script_filename);
-        e.bytes(&self.handler_script);
+        e.bytes(self.script_filename.as_ref());
+        e.bytes(self.handler_script.as_ref());
         e.flag(self.ignore_activity);
         for b in [
             &self.callable,
@@ -442,11 +495,11 @@ impl RequestHead {
             &self.request_handler,
             &self.listener_host,
         ] {
-            e.bytes(b);
+            e.bytes(b.as_ref());
         }
         e.u16(self.listener_port);
-        e.bytes(&self.request_id);
-        e.opt(self.connection_id.as_deref());
+        e.bytes(self.request_id.as_ref());
+        e.opt(self.connection_id.as_ref().map(AsRef::as_ref));
         e.i64(self.request_start_us);
         e.i64(self.queue_start_us);
         e.i64(self.vhost as i64);
@@ -460,18 +513,18 @@ impl RequestHead {
             &self.script_name,
             &self.path_info,
         ] {
-            e.bytes(b);
+            e.bytes(b.as_ref());
         }
-        e.opt(self.path_translated.as_deref());
+        e.opt(self.path_translated.as_ref().map(AsRef::as_ref));
         e.pairs(&self.headers);
         e.pairs(&self.env);
         for b in [&self.server_software, &self.server_name, &self.server_addr] {
-            e.bytes(b);
+            e.bytes(b.as_ref());
         }
         e.u16(self.server_port);
-        e.bytes(&self.server_admin);
-        e.bytes(&self.server_signature);
-        e.bytes(&self.remote_addr);
+        e.bytes(self.server_admin.as_ref());
+        e.bytes(self.server_signature.as_ref());
+        e.bytes(self.remote_addr.as_ref());
         e.u16(self.remote_port);
         for b in [
             &self.document_root,
@@ -479,10 +532,10 @@ impl RequestHead {
             &self.context_document_root,
             &self.request_scheme,
         ] {
-            e.bytes(b);
+            e.bytes(b.as_ref());
         }
-        e.opt(self.remote_user.as_deref());
-        e.opt(self.auth_type.as_deref());
+        e.opt(self.remote_user.as_ref().map(AsRef::as_ref));
+        e.opt(self.auth_type.as_ref().map(AsRef::as_ref));
         e.flag(self.pass_authorization);
         e.flag(self.cgi_pass_auth);
         e.flag(self.proxy.is_some());
@@ -510,7 +563,9 @@ impl RequestHead {
         }
         e.0
     }
+}
 
+impl RequestHead {
     /// Parses a frame payload.
     pub fn decode(p: &[u8]) -> Result<RequestHead, ProtoError> {
         let mut d = Dec(p);
@@ -656,6 +711,22 @@ pub fn decode_end(p: &[u8]) -> Result<bool, ProtoError> {
         _ => Err(ProtoError::Malformed(
             "end frame is neither complete nor broken",
         )),
+    }
+}
+
+/// The payload of a `BodyWanted` frame.
+pub fn encode_wanted(max: u32) -> [u8; 4] {
+    max.to_le_bytes()
+}
+
+/// Parses a `BodyWanted` payload: how many bytes at most the answer may carry.
+pub fn decode_wanted(p: &[u8]) -> Result<usize, ProtoError> {
+    match p {
+        [a, b, c, d] => match u32::from_le_bytes([*a, *b, *c, *d]) as usize {
+            0 => Err(ProtoError::Malformed("body wanted for zero bytes")),
+            n => Ok(n.min(MAX_BODY)),
+        },
+        _ => Err(ProtoError::Malformed("body-wanted frame is not four bytes")),
     }
 }
 
@@ -867,6 +938,30 @@ mod tests {
         bad[4] = 17;
         assert!(matches!(
             read_flagged(&mut &bad[..], &mut buf),
+            Err(ProtoError::Oversized { .. })
+        ));
+    }
+
+    #[test]
+    fn wanted_frame() {
+        assert_eq!(decode_wanted(&encode_wanted(100)).unwrap(), 100);
+        assert_eq!(decode_wanted(&encode_wanted(u32::MAX)).unwrap(), MAX_BODY);
+        assert!(decode_wanted(&encode_wanted(0)).is_err());
+        assert!(decode_wanted(&[1, 0]).is_err());
+        let mut wire = Vec::new();
+        write_frame(&mut wire, Kind::Closing, b"").unwrap();
+        write_frame(&mut wire, Kind::BodyWanted, &encode_wanted(9)).unwrap();
+        let (mut r, mut buf) = (&wire[..], Vec::new());
+        assert_eq!(read_frame(&mut r, &mut buf).unwrap(), Some(Kind::Closing));
+        assert_eq!(
+            read_frame(&mut r, &mut buf).unwrap(),
+            Some(Kind::BodyWanted)
+        );
+        assert_eq!(decode_wanted(&buf).unwrap(), 9);
+        let mut bad = wire.clone();
+        bad[4] = 1;
+        assert!(matches!(
+            read_frame(&mut &bad[..], &mut buf),
             Err(ProtoError::Oversized { .. })
         ));
     }

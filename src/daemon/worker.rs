@@ -1,6 +1,8 @@
-//! The daemon process: drops privileges, starts Python, then `threads` workers accept on the
-//! group's socket and run each request through the same WSGI core as embedded mode, with
-//! the socket as the transport.
+//! The daemon process: drops privileges, starts Python, then `threads` workers wait on one
+//! epoll set holding the group's listening socket and every idle connection, and run each
+//! request through the same WSGI core as embedded mode, with the socket as the transport.
+//! A connection stays open between requests (the Apache child pools it) until either side
+//! gives it up.
 
 use super::protocol::{self, Kind, ProtoError, RequestHead};
 use super::{Group, os};
@@ -10,6 +12,8 @@ use crate::python::interp::{self, GroupError};
 use crate::python::{app, preload, runtime};
 use crate::wsgi::environ::RequestFacts;
 use crate::wsgi::gateway::{After, Gateway, ReadFailure, RequestLog, ResponseHead, WriteError};
+use std::collections::BTreeMap;
+use std::io::BufReader;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -95,23 +99,40 @@ pub fn run(
             group.def.threads
         ),
     );
-    let listener = Arc::new(os::listener(group.listener));
-    // Polled, so that a process recycling itself stops taking connections and leaves them
-    // in the queue (which the parent keeps open) for its replacement.
+    let listener = os::listener(group.listener);
+    // Accepted only after epoll reports it readable; non-blocking, as another process of the
+    // group may have taken the connection meanwhile.
     if let Err(e) = listener.set_nonblocking(true) {
         fail(format!("cannot poll the listening socket: {e}"));
     }
+    let epoll = match os::Epoll::new() {
+        Ok(e) => e,
+        Err(e) => fail(format!("cannot create the epoll set: {e}")),
+    };
+    if let Err(e) = epoll.add(listener.as_raw_fd(), LISTENER) {
+        fail(format!("cannot watch the listening socket: {e}"));
+    }
+    let shared = Arc::new(Shared { epoll, listener });
     let process = ProcessFacts {
         multithread: group.def.threads > 1,
         multiprocess: group.def.processes_set,
     };
     for i in 0..group.def.threads {
-        let (l, g) = (listener.clone(), group.clone());
+        let (sh, g) = (shared.clone(), group.clone());
         let mut builder = std::thread::Builder::new().name(format!("wsgi-{i}"));
         if let Some(size) = group.def.stack_size {
             builder = builder.stack_size(size);
         }
-        let spawned = builder.spawn(move || accept_loop(&l, &g, process, apache_version, logger()));
+        let spawned = builder.spawn(move || {
+            let w = Worker {
+                shared: &sh,
+                group: &g,
+                process,
+                apache_version,
+                log: logger(),
+            };
+            w.run()
+        });
         if let Err(e) = spawned {
             fail(format!("cannot start request thread: {e}"));
         }
@@ -173,6 +194,7 @@ fn started() -> Instant {
 /// parent starts a replacement at once (exit status 0).
 fn recycle(group: &Group, why: &str, log: &RequestLog) {
     if !RECYCLING.swap(true, Ordering::SeqCst) {
+        shed_idle(true);
         log.log(
             crate::wsgi::gateway::Severity::Info,
             &format!(
@@ -441,8 +463,10 @@ impl Drop for Activity {
 /// once; a drain: its own end); otherwise it exits without.
 fn exit_process(group: &Group, deadline: Instant, logger: fn() -> RequestLog) -> ! {
     RECYCLING.store(true, Ordering::SeqCst);
-    // The request threads see RECYCLING within one poll of the listener (200 ms); a request
-    // accepted meanwhile shows in ACTIVE: a stop then exits at once, a drain waits for it.
+    shed_idle(true);
+    // A request thread that saw the listener readable before RECYCLING was set may still
+    // accept one connection: it shows in ACTIVE; a stop then exits at once, a drain waits
+    // for it.
     let seen = Instant::now() + Duration::from_millis(250);
     loop {
         let (now, active) = (Instant::now(), ACTIVE.load(Ordering::SeqCst) > 0);
@@ -489,6 +513,8 @@ fn finalize_within(group: &Group, logger: fn() -> RequestLog) {
 /// graceful-timeout has passed — the process ends, finalising Python if it can. A stop
 /// signal ends it at once.
 fn drain(group: &Group, timeout: u32, logger: fn() -> RequestLog) -> ! {
+    // Idle connections are not waited for: their Apache children retry elsewhere.
+    shed_idle(true);
     let deadline = Instant::now() + Duration::from_secs(timeout.into());
     let mut idle_seen = 0;
     while Instant::now() < deadline {
@@ -567,62 +593,249 @@ fn become_user(group: &Group) -> Result<(), String> {
     Ok(())
 }
 
-fn accept_loop(
-    listener: &UnixListener,
-    group: &Group,
+/// The send buffer of a connection when send-buffer-size is not given (the kernel doubles it).
+const SEND_BUF: u32 = 512 << 10;
+
+/// The listener's token in the epoll set; connections get 1, 2, ...
+const LISTENER: u64 = 0;
+static NEXT_TOKEN_CONN: AtomicU64 = AtomicU64::new(LISTENER + 1);
+
+/// What the request threads share.
+struct Shared {
+    epoll: os::Epoll,
+    listener: UnixListener,
+}
+
+/// A connection from an Apache child, kept between its requests.
+struct Conn {
+    stream: UnixStream,
+    /// Its epoll token, never reused (a stale event cannot reach a newer connection).
+    token: u64,
+    /// Requests it has carried.
+    served: u64,
+}
+
+/// The idle connections, each registered in the epoll set under its token. `closing`: this
+/// process keeps no more (it recycles, drains or stops).
+struct Idle {
+    closing: bool,
+    conns: BTreeMap<u64, Conn>,
+}
+
+static IDLE: Mutex<Idle> = Mutex::new(Idle {
+    closing: false,
+    conns: BTreeMap::new(),
+});
+/// Mirrors `Idle::closing`, read without the lock.
+static CLOSING: AtomicBool = AtomicBool::new(false);
+
+/// Tells an idle connection's Apache child that this process gives it up, and closes it
+/// (on drop). A request the child sent on it meanwhile is not run: the child retries it.
+fn say_closing(c: &Conn) {
+    let _ = protocol::write_frame(&mut &c.stream, Kind::Closing, &[]);
+}
+
+/// Closes every idle connection; `stop`: and keeps none from now on.
+fn shed_idle(stop: bool) {
+    let conns = match IDLE.lock() {
+        Ok(mut idle) => {
+            if stop {
+                idle.closing = true;
+                CLOSING.store(true, Ordering::SeqCst);
+            }
+            std::mem::take(&mut idle.conns)
+        }
+        Err(_) => return,
+    };
+    conns.values().for_each(say_closing);
+}
+
+/// Claims one request's place under maximum-requests (always granted without one).
+fn admit(max: u64) -> bool {
+    max == 0
+        || ADMITTED
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+}
+
+/// What a connection brought.
+enum Served {
+    /// No request (the Apache child closed it, or it was refused).
+    Nothing,
+    /// One request; `keep` when the exchange ended cleanly and the connection can carry the
+    /// next.
+    Request { keep: bool },
+}
+
+/// One request thread.
+struct Worker<'a> {
+    shared: &'a Shared,
+    group: &'a Group,
     process: ProcessFacts,
     apache_version: (u32, u32, u32),
     log: RequestLog,
-) {
-    let max = group.def.maximum_requests;
-    while !RECYCLING.load(Ordering::SeqCst) {
-        if !os::wait_readable(listener.as_raw_fd(), Duration::from_millis(200)) {
-            continue;
+}
+
+impl Worker<'_> {
+    fn run(&self) {
+        loop {
+            let Some(token) = self.shared.epoll.wait() else {
+                continue;
+            };
+            let conn = if token == LISTENER {
+                self.accept()
+            } else {
+                IDLE.lock().ok().and_then(|mut i| i.conns.remove(&token))
+            };
+            if let Some(c) = conn {
+                self.handle(c);
+            }
         }
+    }
+
+    /// Takes one new connection from the listener. A process that recycles or has admitted
+    /// its maximum-requests stops watching the listener: the connections stay queued for
+    /// the other processes and its replacement.
+    fn accept(&self) -> Option<Conn> {
+        let max = self.group.def.maximum_requests;
         // Each request's place under maximum-requests is claimed before the accept: counted
         // after serving, threads accepting while the last ones run would take more.
-        if max > 0
-            && ADMITTED
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                    (n < max).then_some(n + 1)
-                })
-                .is_err()
-        {
-            // The last requests are in hand; the recycle follows when they end.
-            std::thread::sleep(Duration::from_millis(50));
-            continue;
+        if RECYCLING.load(Ordering::SeqCst) || !admit(max) {
+            return None;
         }
-        let conn = match listener.accept() {
+        let accepted = self.shared.listener.accept();
+        let _ = self
+            .shared
+            .epoll
+            .rearm(self.shared.listener.as_raw_fd(), LISTENER);
+        let stream = match accepted {
             Ok((c, _)) => c,
             Err(e) => {
                 if max > 0 {
                     ADMITTED.fetch_sub(1, Ordering::SeqCst);
                 }
-                if matches!(
+                if !matches!(
                     e.kind(),
                     std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock
                 ) {
-                    continue;
+                    error(
+                        &self.log,
+                        &format!(
+                            "RWSGI0511: daemon process group '{}': accept failed: {e}",
+                            self.group.def.name
+                        ),
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
                 }
-                log.log(
-                    crate::wsgi::gateway::Severity::Error,
-                    &format!(
-                        "RWSGI0511: daemon process group '{}': accept failed: {e}",
-                        group.def.name
-                    ),
-                );
-                std::thread::sleep(Duration::from_millis(100));
-                continue;
+                return None;
             }
         };
-        let _ = conn.set_nonblocking(false);
-        {
-            let _busy = Busy::new();
-            serve(conn, group, process, apache_version, log);
+        let conn = Conn {
+            stream,
+            token: NEXT_TOKEN_CONN.fetch_add(1, Ordering::Relaxed),
+            served: 0,
+        };
+        match os::peer_uid(conn.stream.as_raw_fd()) {
+            Some(uid) if uid == self.group.child_uid => {}
+            other => {
+                error(
+                    &self.log,
+                    &format!(
+                        "RWSGI0512: daemon process group '{}': refused a connection from uid \
+                         {other:?}; only Apache's children (uid {}) may connect",
+                        self.group.def.name, self.group.child_uid
+                    ),
+                );
+                if max > 0 {
+                    ADMITTED.fetch_sub(1, Ordering::SeqCst);
+                }
+                return None;
+            }
         }
+        let _ = conn.stream.set_nonblocking(false);
+        if self.group.def.send_buffer_size == 0 {
+            // A response of up to about a MiB fits at once: the request's thread is free
+            // while the Apache child still sends it, and neither side waits on the other.
+            os::set_send_buffer(conn.stream.as_raw_fd(), SEND_BUF);
+        }
+        let _ = conn.stream.set_read_timeout(Some(self.group.io_timeout));
+        let _ = conn.stream.set_write_timeout(Some(self.group.io_timeout));
+        Some(conn)
+    }
+
+    /// Serves the next request of `conn` (its place already claimed when it is new), then
+    /// keeps the connection idle or closes it.
+    fn handle(&self, mut conn: Conn) {
+        let max = self.group.def.maximum_requests;
+        let reused = conn.served > 0;
+        if reused && !admit(max) {
+            // The last requests are in hand; the recycle follows when they end.
+            say_closing(&conn);
+            return;
+        }
+        let served = {
+            let _busy = Busy::new();
+            // A request waiting on a connection of a process whose threads are all busy
+            // would wait there while another process may be idle: the idle connections are
+            // given up, and their Apache children come back through the shared queue.
+            if self.group.def.processes > 1
+                && ACTIVE.load(Ordering::SeqCst) >= self.group.def.threads as usize
+            {
+                shed_idle(false);
+            }
+            serve(
+                &conn.stream,
+                reused,
+                self.group,
+                self.process,
+                self.apache_version,
+                self.log,
+            )
+        };
+        let keep = match served {
+            Served::Nothing => {
+                if max > 0 {
+                    ADMITTED.fetch_sub(1, Ordering::SeqCst);
+                }
+                return;
+            }
+            Served::Request { keep } => keep,
+        };
+        conn.served += 1;
         let n = SERVED.fetch_add(1, Ordering::SeqCst) + 1;
         if max > 0 && n >= max {
-            recycle(group, &format!("maximum-requests={max} reached"), &log);
+            recycle(
+                self.group,
+                &format!("maximum-requests={max} reached"),
+                &self.log,
+            );
+        }
+        if keep {
+            self.park(conn);
+        }
+    }
+
+    /// Makes `conn` idle: watched for its next request, unless this process keeps none.
+    fn park(&self, conn: Conn) {
+        let Ok(mut idle) = IDLE.lock() else {
+            return;
+        };
+        if idle.closing {
+            drop(idle);
+            say_closing(&conn);
+            return;
+        }
+        // Rearmed under the lock: its event, if it fires at once, waits for the insert.
+        let fd = conn.stream.as_raw_fd();
+        let watched = if conn.served == 1 {
+            self.shared.epoll.add(fd, conn.token)
+        } else {
+            self.shared.epoll.rearm(fd, conn.token)
+        };
+        if watched.is_ok() {
+            idle.conns.insert(conn.token, conn);
         }
     }
 }
@@ -631,35 +844,26 @@ fn error(log: &RequestLog, msg: &str) {
     log.log(crate::wsgi::gateway::Severity::Error, msg);
 }
 
-/// Serves the one request of a connection.
+/// Serves the next request of a connection (`reused`: it carried one before).
 fn serve(
-    conn: UnixStream,
+    conn: &UnixStream,
+    reused: bool,
     group: &Group,
     process: ProcessFacts,
     apache_version: (u32, u32, u32),
     log: RequestLog,
-) {
+) -> Served {
     let name = &group.def.name;
-    match os::peer_uid(conn.as_raw_fd()) {
-        Some(uid) if uid == group.child_uid => {}
-        other => {
-            error(
-                &log,
-                &format!(
-                    "RWSGI0512: daemon process group '{name}': refused a connection from uid \
-                     {other:?}; only Apache's children (uid {}) may connect",
-                    group.child_uid
-                ),
-            );
-            return;
-        }
-    }
-    let _ = conn.set_read_timeout(Some(group.io_timeout));
-    let _ = conn.set_write_timeout(Some(group.io_timeout));
     let mut buf = Vec::new();
-    let head = match protocol::read_frame(&mut &conn, &mut buf) {
+    let mut rd = BufReader::with_capacity(READ_BUF, conn);
+    let head = match protocol::read_frame(&mut rd, &mut buf) {
         Ok(Some(Kind::RequestHead)) => RequestHead::decode(&buf),
-        Ok(None) => return,
+        // The Apache child closed the connection (a pooled one, perhaps with our last frames
+        // unread): no request, nothing to say.
+        Ok(None) => return Served::Nothing,
+        Err(ProtoError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+            return Served::Nothing;
+        }
         Ok(Some(k)) => Err(ProtoError::Malformed(if k == Kind::RequestBody {
             "body before the request head"
         } else {
@@ -674,7 +878,7 @@ fn serve(
                 &log,
                 &format!("RWSGI0513: daemon process group '{name}': bad request frame: {e}"),
             );
-            return;
+            return Served::Nothing;
         }
     };
     if !protocol::secret_matches(&head.secret, &group.secret) {
@@ -685,7 +889,13 @@ fn serve(
                  secret refused"
             ),
         );
-        return;
+        return Served::Nothing;
+    }
+    // Checked after this request shows in ACTIVE, so a drain that saw none running has set
+    // CLOSING first. The Apache child sends the request again on a new connection.
+    if reused && CLOSING.load(Ordering::SeqCst) {
+        let _ = protocol::write_frame(&mut &*conn, Kind::Closing, &[]);
+        return Served::Nothing;
     }
     let head = in_jail(group, head);
     let _activity = (!head.ignore_activity).then(Activity::new);
@@ -696,13 +906,16 @@ fn serve(
     let queue_timeout = group.def.queue_timeout;
     let late = queue_timeout > 0 && waited_us > (queue_timeout as i64).saturating_mul(1_000_000);
     let mut gw = SocketGateway {
-        conn: &conn,
+        conn,
+        rd,
+        out: Vec::new(),
         frame: Vec::new(),
         pos: 0,
         body_done: false,
         head: None,
         head_sent: false,
         ended: false,
+        broken: false,
         failed: false,
         status: 500,
     };
@@ -749,9 +962,11 @@ fn serve(
         }
     };
     gw.finish(outcome);
-    gw.drain();
     if let Some(rec) = counted {
         crate::httpd::status::end(rec, gw.status.into());
+    }
+    Served::Request {
+        keep: gw.ended && !gw.broken && !gw.failed && gw.rd.buffer().is_empty(),
     }
 }
 
@@ -852,9 +1067,22 @@ fn borrow(v: &protocol::Pairs) -> Vec<(&[u8], &[u8])> {
     v.iter().map(|(k, v)| (&k[..], &v[..])).collect()
 }
 
+/// The least body a read asks the Apache child for.
+const WANT: usize = 64 << 10;
+
+/// What the request's reads from the Apache child are buffered in: a head usually comes in
+/// one read; a bigger body frame's payload is read past the buffer, uncopied.
+const READ_BUF: usize = 16 << 10;
+/// Frames up to this size in all are gathered into one write.
+const GATHER: usize = 64 << 10;
+
 /// The daemon socket as a WSGI transport.
 struct SocketGateway<'c> {
     conn: &'c UnixStream,
+    rd: BufReader<&'c UnixStream>,
+    /// Small frames not written yet: they go out with the next big one, at the end of the
+    /// response, or when the app flushes or reads.
+    out: Vec<u8>,
     /// The request body frame being consumed.
     frame: Vec<u8>,
     pos: usize,
@@ -863,7 +1091,9 @@ struct SocketGateway<'c> {
     head: Option<Vec<u8>>,
     head_sent: bool,
     ended: bool,
-    /// The Apache child is gone: nothing more is written.
+    /// The response ended cut short.
+    broken: bool,
+    /// The Apache child is gone, or the exchange lost its footing: nothing more is written.
     failed: bool,
     /// The response status, for the figures.
     status: u16,
@@ -874,28 +1104,60 @@ impl SocketGateway<'_> {
         if self.failed {
             return Err(WriteError::ClientGone);
         }
-        let mut w = self.conn;
-        let r = match self.head.take() {
-            Some(h) => {
-                self.head_sent = true;
-                protocol::write_frame(&mut w, Kind::ResponseHead, &h)
-            }
-            None => Ok(()),
+        if let Some(h) = self.head.take() {
+            self.head_sent = true;
+            self.queue(Kind::ResponseHead, 0, &h);
         }
-        .and_then(|_| match kind {
+        let flush = flags & protocol::FLAG_FLUSH != 0;
+        let r = match kind {
             Kind::ResponseBody if data.is_empty() => Ok(()),
-            Kind::ResponseBody => protocol::write_body(&mut w, kind, flags, data),
-            _ => protocol::write_frame(&mut w, kind, data),
-        });
+            Kind::ResponseBody if flush || self.out.len() + data.len() >= GATHER => {
+                let r = protocol::write_after(&mut self.conn, &self.out, kind, flags, data);
+                self.out.clear();
+                r
+            }
+            _ => {
+                self.queue(kind, flags, data);
+                Ok(())
+            }
+        };
+        let r = match kind {
+            Kind::ResponseEnd | Kind::ResponseStatus => r.and_then(|_| self.flush()),
+            _ => r,
+        };
         r.map_err(|_| {
             self.failed = true;
             WriteError::ClientGone
         })
     }
 
+    fn queue(&mut self, kind: Kind, flags: u8, payload: &[u8]) {
+        self.out
+            .extend_from_slice(&protocol::header(kind, flags, payload.len()));
+        self.out.extend_from_slice(payload);
+    }
+
+    /// Writes the frames gathered so far.
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = std::io::Write::write_all(&mut self.conn, &self.out);
+        self.out.clear();
+        r
+    }
+
+    /// Asks the Apache child for the next body bytes (at least [`WANT`], so that small
+    /// reads do not each cost a round trip) and reads its answer into `frame`. Body the app
+    /// wrote goes first; a head not yet sent stays back (the app may still fail before it).
+    fn pull(&mut self, want: usize) -> Result<Option<Kind>, ProtoError> {
+        let want = want.clamp(WANT, protocol::MAX_BODY) as u32;
+        self.queue(Kind::BodyWanted, 0, &protocol::encode_wanted(want));
+        self.flush()?;
+        protocol::read_frame(&mut self.rd, &mut self.frame)
+    }
+
     fn end(&mut self, broken: bool) {
         if !self.ended {
             self.ended = true;
+            self.broken = broken;
             let _ = self.send(Kind::ResponseEnd, 0, &[broken as u8]);
         }
     }
@@ -925,8 +1187,12 @@ impl SocketGateway<'_> {
         len: u64,
         after: After,
     ) -> Result<bool, WriteError> {
-        // The head goes first, in a frame of its own.
+        // The head and the body so far go first, without the descriptor.
         self.send(Kind::ResponseBody, 0, &[])?;
+        self.flush().map_err(|_| {
+            self.failed = true;
+            WriteError::ClientGone
+        })?;
         let flags = if after == After::Flush {
             protocol::FLAG_FLUSH
         } else {
@@ -955,17 +1221,6 @@ impl SocketGateway<'_> {
         })?;
         Ok(true)
     }
-
-    /// Reads what the app left of the body, so the Apache child is never stuck sending it.
-    fn drain(&mut self) {
-        let mut r = self.conn;
-        while !self.body_done && !self.failed {
-            match protocol::read_frame(&mut r, &mut self.frame) {
-                Ok(Some(Kind::RequestBody)) => {}
-                _ => self.body_done = true,
-            }
-        }
-    }
 }
 
 impl Gateway for SocketGateway<'_> {
@@ -980,9 +1235,8 @@ impl Gateway for SocketGateway<'_> {
             if self.body_done || buf.is_empty() {
                 return Ok(0);
             }
-            let mut r = self.conn;
             self.pos = 0;
-            match protocol::read_frame(&mut r, &mut self.frame) {
+            match self.pull(buf.len()) {
                 Ok(Some(Kind::RequestBody)) => {}
                 Ok(Some(Kind::RequestEnd)) => {
                     self.body_done = true;
@@ -990,6 +1244,7 @@ impl Gateway for SocketGateway<'_> {
                 }
                 other => {
                     self.body_done = true;
+                    self.failed = true;
                     self.frame.clear();
                     let what = match other {
                         Err(e) => e.to_string(),

@@ -29,6 +29,16 @@ impl BodyReader {
 
     /// Reads up to `buf.len()` bytes; `Ok(0)` means end of body. Blocks for the client.
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, ReadError> {
+        self.read_mode(buf, true)
+    }
+
+    /// Reads what has arrived, up to `buf.len()` bytes, without waiting: `Ok(0)` when
+    /// nothing has (or at the end of the body).
+    pub fn read_available(&mut self, buf: &mut [u8]) -> Result<usize, ReadError> {
+        self.read_mode(buf, false)
+    }
+
+    fn read_mode(&mut self, buf: &mut [u8], block: bool) -> Result<usize, ReadError> {
         if let Some(e) = &self.failed {
             return Err(e.clone());
         }
@@ -42,10 +52,19 @@ impl BodyReader {
                     (*self.r).input_filters,
                     self.bb,
                     sys::ap_input_mode_t_AP_MODE_READBYTES,
-                    sys::apr_read_type_e_APR_BLOCK_READ,
+                    if block {
+                        sys::apr_read_type_e_APR_BLOCK_READ
+                    } else {
+                        sys::apr_read_type_e_APR_NONBLOCK_READ
+                    },
                     buf.len() as sys::apr_off_t,
                 )
             };
+            if !block && (rv == libc::EAGAIN || rv == 0 && self.brigade_empty()) {
+                // SAFETY: bb is live.
+                unsafe { sys::apr_brigade_cleanup(self.bb.cast()) };
+                return Ok(0);
+            }
             if rv != 0 {
                 // SAFETY: bb is live; drop whatever the failed read left.
                 unsafe { sys::apr_brigade_cleanup(self.bb.cast()) };
@@ -89,10 +108,15 @@ impl BodyReader {
                 }
                 sys::apr_brigade_cleanup(self.bb.cast());
             }
-            if copied > 0 || self.eos {
+            if copied > 0 || self.eos || !block {
                 return Ok(copied);
             }
         }
+    }
+
+    fn brigade_empty(&self) -> bool {
+        // SAFETY: bb is live; an empty brigade's first bucket is its sentinel.
+        unsafe { sys::rwsgi_brigade_first(self.bb) == sys::rwsgi_brigade_sentinel(self.bb) }
     }
 }
 

@@ -164,6 +164,29 @@ pub fn seeds() -> Vec<Vec<u8>> {
         out.push(broken);
     }
     out.push(frame(Kind::ResponseStatus, 0, &503u16.to_le_bytes()));
+    // The pulled body and a second exchange on the same connection, as the daemon writes
+    // them, and the Apache child's answers to two `BodyWanted`.
+    let wanted = frame(Kind::BodyWanted, 0, &protocol::encode_wanted(65536));
+    let mut s = wanted.clone();
+    let h = &response_heads()[0];
+    s.extend(frame(
+        Kind::ResponseHead,
+        0,
+        &protocol::encode_response_head(h),
+    ));
+    s.extend(wanted.clone());
+    s.extend(frame(Kind::ResponseBody, 0, b"hello"));
+    s.extend(frame(Kind::ResponseEnd, 0, &[0]));
+    s.extend(wanted);
+    s.extend(frame(Kind::ResponseStatus, 0, &500u16.to_le_bytes()));
+    s.extend(frame(Kind::Closing, 0, b""));
+    out.push(s);
+    let mut s = frame(Kind::RequestHead, 0, &heads[0].encode());
+    s.extend(frame(Kind::RequestBody, 0, b"abc"));
+    s.extend(frame(Kind::RequestEnd, 0, b""));
+    s.extend(frame(Kind::RequestHead, 0, &heads[1].encode()));
+    s.extend(frame(Kind::RequestEnd, 0, b""));
+    out.push(s);
     out.push(protocol::file_frame(0, u64::from(u32::MAX) + 1, 0).to_vec());
     out
 }
@@ -260,7 +283,7 @@ pub fn mutate_once(d: &mut Vec<u8>, corpus: &[Vec<u8>], rng: &mut Rng) {
             let at = starts[rng.below(starts.len())];
             let field = rng.below(4);
             d[at + field] = match field {
-                2 => rng.below(10) as u8,
+                2 => rng.below(13) as u8,
                 3 => [0, 1, 2, 0x80, 0xff][rng.below(5)],
                 _ => rng.next() as u8,
             };

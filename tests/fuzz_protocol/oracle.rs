@@ -58,48 +58,88 @@ fn next_frame<R: Read>(
     }
 }
 
-/// The daemon's side (worker `serve`): the request head, its secret, then body frames until
-/// the end frame or anything else.
+/// The daemon's side (worker `serve`), one request after another on the connection: the
+/// request head, its secret, then the answers to its `BodyWanted` frames (body frames until
+/// the end frame; anything else ends the connection).
 pub fn as_daemon<R: Read>(
     r: &mut R,
     left: impl Fn(&R) -> usize + Copy,
 ) -> Result<Vec<String>, String> {
     let mut log = Vec::new();
     let mut buf = Vec::new();
-    if next_frame(r, left, &mut buf, &mut log)?.map(|f| f.0) != Some(Kind::RequestHead) {
-        return Ok(log);
-    }
-    match RequestHead::decode(&buf) {
-        Ok(h) => {
-            check_request_head(&h, &buf)?;
-            log.push(format!(
-                "head, secret ok: {}",
-                protocol::secret_matches(&h.secret, SECRET)
-            ));
-        }
-        Err(e) => {
-            log.push(format!("bad head: {e}"));
+    loop {
+        if next_frame(r, left, &mut buf, &mut log)?.map(|f| f.0) != Some(Kind::RequestHead) {
             return Ok(log);
         }
+        match RequestHead::decode(&buf) {
+            Ok(h) => {
+                check_request_head(&h, &buf)?;
+                log.push(format!(
+                    "head, secret ok: {}",
+                    protocol::secret_matches(&h.secret, SECRET)
+                ));
+            }
+            Err(e) => {
+                log.push(format!("bad head: {e}"));
+                return Ok(log);
+            }
+        }
+        loop {
+            match next_frame(r, left, &mut buf, &mut log)? {
+                Some((Kind::RequestBody, _)) => {}
+                Some((Kind::RequestEnd, _)) => break,
+                _ => return Ok(log),
+            }
+        }
     }
-    while let Some((Kind::RequestBody, _)) = next_frame(r, left, &mut buf, &mut log)? {}
-    Ok(log)
 }
 
-/// The Apache child's side (client `relay`): a head or a status, then body, file and end
-/// frames.
+/// The Apache child's side (client `relay`), one exchange after another on the connection:
+/// a head or a status (or `Closing` first on a reused connection), then body, file and end
+/// frames, with `BodyWanted` anywhere in between.
 pub fn as_client<R: Read>(
     r: &mut R,
     left: impl Fn(&R) -> usize + Copy,
 ) -> Result<Vec<String>, String> {
     let mut log = Vec::new();
     let mut buf = Vec::new();
+    let mut reused = false;
+    while exchange_as_client(r, left, &mut buf, &mut log, reused)? {
+        reused = true;
+    }
+    Ok(log)
+}
+
+fn check_wanted(max: usize, payload: &[u8]) -> Result<(), String> {
+    let raw = <[u8; 4]>::try_from(payload).map(u32::from_le_bytes).ok();
+    if raw.is_none_or(|n| n == 0 || max != (n as usize).min(protocol::MAX_BODY)) {
+        return Err(format!("decode_wanted read {payload:?} as {max}"));
+    }
+    Ok(())
+}
+
+/// One exchange; true when it ended cleanly and the connection may carry the next.
+fn exchange_as_client<R: Read>(
+    r: &mut R,
+    left: impl Fn(&R) -> usize + Copy,
+    buf: &mut Vec<u8>,
+    log: &mut Vec<String>,
+    reused: bool,
+) -> Result<bool, String> {
     let mut head_seen = false;
-    while let Some((kind, flags)) = next_frame(r, left, &mut buf, &mut log)? {
+    while let Some((kind, flags)) = next_frame(r, left, buf, log)? {
         match kind {
-            Kind::ResponseHead if !head_seen => match protocol::decode_response_head(&buf) {
+            Kind::Closing => {
+                log.push(format!("closing, retried: {reused}"));
+                break;
+            }
+            Kind::BodyWanted => match protocol::decode_wanted(buf) {
+                Ok(max) => check_wanted(max, buf)?,
+                Err(_) => break,
+            },
+            Kind::ResponseHead if !head_seen => match protocol::decode_response_head(buf) {
                 Ok(h) => {
-                    check_response_head(&h, &buf)?;
+                    check_response_head(&h, buf)?;
                     head_seen = true;
                 }
                 Err(e) => {
@@ -108,26 +148,26 @@ pub fn as_client<R: Read>(
                 }
             },
             Kind::ResponseStatus if !head_seen => {
-                if let Ok(s) = protocol::decode_status(&buf) {
-                    check_status(s, &buf)?;
-                }
-                break;
+                return match protocol::decode_status(buf) {
+                    Ok(s) => check_status(s, buf).map(|_| true),
+                    Err(_) => Ok(false),
+                };
             }
             Kind::ResponseBody if head_seen => {}
-            Kind::ResponseFile if head_seen => match protocol::decode_file(&buf) {
-                Ok((offset, len)) => check_file(offset, len, flags, &buf)?,
+            Kind::ResponseFile if head_seen => match protocol::decode_file(buf) {
+                Ok((offset, len)) => check_file(offset, len, flags, buf)?,
                 Err(_) => break,
             },
             Kind::ResponseEnd if head_seen => {
-                if let Ok(broken) = protocol::decode_end(&buf) {
-                    check_end(broken, &buf)?;
-                }
-                break;
+                return match protocol::decode_end(buf) {
+                    Ok(broken) => check_end(broken, buf).map(|_| !broken),
+                    Err(_) => Ok(false),
+                };
             }
             _ => break,
         }
     }
-    Ok(log)
+    Ok(false)
 }
 
 fn check_request_head(h: &RequestHead, payload: &[u8]) -> Result<(), String> {
@@ -210,6 +250,9 @@ fn all_payload_decoders(p: &[u8]) -> Result<(), String> {
     }
     if let Ok(b) = protocol::decode_end(p) {
         check_end(b, p)?;
+    }
+    if let Ok(n) = protocol::decode_wanted(p) {
+        check_wanted(n, p)?;
     }
     Ok(())
 }
