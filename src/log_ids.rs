@@ -87,7 +87,6 @@ log_ids! {
     GROUP_CHECK_FAILED = "RWSGI0458", "error", "The user is in none of the required wsgi-group groups (refused).";
     GROUP_CHECK_NO_VERDICT = "RWSGI0459", "info", "The user is in none of the wsgi-group groups; WSGIGroupAuthoritative Off lets other Require lines decide.";
     DISPATCH_NO_INTERPRETER = "RWSGI0460", "error", "WSGIDispatchScript cannot run: its application group is unavailable.";
-    DAEMON_OPTIONS_NOT_HONOURED = "RWSGI0500", "warn", "WSGIDaemonProcess options accepted but not acted on yet (named once at start-up).";
     DAEMON_FORK_FAILED = "RWSGI0501", "crit", "The parent could not fork a daemon process.";
     DAEMON_STARTED = "RWSGI0502", "info", "The parent started a daemon process (group and pid).";
     DAEMON_DIED = "RWSGI0503", "error", "A daemon process ended (group, pid, exit status or signal); it is replaced, with back-off if it keeps dying young.";

@@ -276,18 +276,6 @@ fn process_group_of_another_virtual_host_is_refused() {
 }
 
 #[test]
-fn options_not_acted_on_yet_are_named_at_start() {
-    let srv = daemon_server(
-        "daemon_not_honoured",
-        Mpm::Event,
-        "threads=1 response-flush-delay=10 response-socket-timeout=30",
-    )
-    .start();
-    srv.assert_log("WSGIDaemonProcess site: these options are accepted but not acted on yet by this version of mod_rwsgi: response-flush-delay, response-socket-timeout");
-    assert_eq!(srv.get("/d/pid").status, 200);
-}
-
-#[test]
 fn socket_timeout_gives_504_naming_the_group() {
     let mut srv = daemon_server("daemon_timeout", Mpm::Event, "threads=2 socket-timeout=1").start();
     let r = srv.raw(&request_bytes(

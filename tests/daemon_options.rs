@@ -385,7 +385,6 @@ fn chroot_jails_the_daemon_and_shows_it_paths_inside() {
     assert_eq!(j.s("SCRIPT_FILENAME"), "/app/jail.wsgi");
     assert_eq!(j.s("DOCUMENT_ROOT"), "/htdocs");
     assert_ne!(j.n("uid"), 0.0);
-    assert!(!srv.error_log_text().contains("RWSGI0500"));
 }
 
 /// `/` is a valid jail that changes nothing: the paths stay as Apache has them.
@@ -405,7 +404,6 @@ fn chroot_to_the_root_directory_changes_nothing() {
         j.s("DOCUMENT_ROOT"),
         srv.root.join("htdocs").display().to_string()
     );
-    assert!(!srv.error_log_text().contains("RWSGI0500"));
 }
 
 #[test]

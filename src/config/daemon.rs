@@ -93,8 +93,6 @@ pub struct DaemonGroup {
     pub server_metrics: bool,
     /// `script-user=` / `script-group=`: who must own the script and its directory.
     pub script_owner: Option<ScriptOwner>,
-    /// Options given that this version accepts and validates but does not act on yet.
-    pub not_honoured: Vec<String>,
 }
 
 impl DaemonGroup {
@@ -174,17 +172,9 @@ impl DaemonGroup {
             socket_user: None,
             script_owner: None,
             server_metrics: false,
-            not_honoured: Vec::new(),
         }
     }
 }
-
-/// Options accepted and validated, but not acted on yet.
-const NOT_HONOURED: &[&str] = &[
-    "response-buffer-size",
-    "response-socket-timeout",
-    "response-flush-delay",
-];
 
 /// Every option name, for the "unknown option" message.
 const KNOWN: &str = "processes, threads, user, group, supplementary-groups, umask, home, chroot, \
@@ -383,9 +373,6 @@ pub fn parse(d: &str, args: &[&str]) -> Result<DaemonGroup, String> {
                 ));
             }
         }
-        if NOT_HONOURED.contains(&key.as_str()) {
-            g.not_honoured.push(key);
-        }
     }
     Ok(g)
 }
@@ -423,7 +410,6 @@ mod tests {
         assert_eq!(g.umask, Some(0o027));
         assert_eq!(g.python_path, vec!["/a", "/b"]);
         assert_eq!(g.display_name.as_deref(), Some("%{GROUP}"));
-        assert!(g.not_honoured.is_empty());
         // mod_wsgi-express writes python-path='' when no path is given.
         assert!(
             parse(D, &["site", "python-path="])
@@ -448,7 +434,6 @@ mod tests {
         assert_eq!(g.cpu_priority, Some(-5));
         assert_eq!((g.maximum_requests, g.graceful_timeout), (9, 3));
         assert_eq!(g.switch_interval, Some(0.01));
-        assert!(g.not_honoured.is_empty());
         // The relay's options: the flush delay is in milliseconds (mod_wsgi 6.0.2).
         let g = parse(D, &["g"]).unwrap();
         assert_eq!(
@@ -476,14 +461,6 @@ mod tests {
                 g.response_flush_delay_ms
             ),
             (65536, 30, 20)
-        );
-        assert_eq!(
-            g.not_honoured,
-            [
-                "response-buffer-size",
-                "response-socket-timeout",
-                "response-flush-delay"
-            ]
         );
     }
 
@@ -535,7 +512,6 @@ mod tests {
         let dir = jail.to_str().unwrap().trim_end_matches('/').to_string();
         let g = parse(D, &["g", &format!("chroot={dir}/")]).unwrap();
         assert_eq!(g.chroot.as_deref(), Some(dir.as_str()));
-        assert!(g.not_honoured.is_empty());
         let inside = format!("{dir}/site/app.wsgi");
         assert_eq!(g.in_jail(inside.as_bytes()), b"/site/app.wsgi");
         assert_eq!(g.in_jail(dir.as_bytes()), b"/");

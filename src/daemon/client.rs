@@ -194,6 +194,20 @@ pub fn run(r: Request<'_>, name: &str, head: RequestHead<&[u8]>, error_override:
         header_limit: g.def.header_buffer_size,
         force_sendfile: head.enable_sendfile,
         error_override,
+        flush_delay: Duration::from_millis(g.def.response_flush_delay_ms),
+        flush_limit: match g.def.response_buffer_size {
+            0 => DEFAULT_FLUSH_LIMIT,
+            n => n as usize,
+        },
+    };
+    // response-socket-timeout (else socket-timeout) bounds each write to the client while
+    // relaying; neither given, the connection keeps Apache's Timeout.
+    let _client_timeout = match (
+        g.def.response_socket_timeout,
+        u64::from(g.def.socket_timeout),
+    ) {
+        (0, 0) => None,
+        (0, t) | (t, _) => r.client_timeout(Duration::from_secs(t)),
     };
     let mut pooled = super::pool::take(&g);
     loop {
@@ -418,6 +432,27 @@ struct Relay {
     force_sendfile: bool,
     /// `WSGIErrorOverride On`.
     error_override: bool,
+    /// response-flush-delay: how long a flush the app asked for waits for more of the body,
+    /// so that a burst of small chunks goes out in one write.
+    flush_delay: Duration,
+    /// response-buffer-size: body bytes passed on without a flush before one is forced.
+    flush_limit: usize,
+}
+
+/// response-buffer-size's default, as mod_wsgi 6's.
+const DEFAULT_FLUSH_LIMIT: usize = 8 << 20;
+
+/// Whether a body frame is flushed to the client: a big one always (written in place rather
+/// than copied aside by the core output filter); one the app flushed unless more of the body
+/// is already on its way (`more_soon`); any once `flush_limit` bytes went unflushed.
+fn flush_now(
+    len: usize,
+    app_flushed: bool,
+    unflushed: usize,
+    limit: usize,
+    more_soon: impl FnOnce() -> bool,
+) -> bool {
+    len > BIG_FRAME || unflushed + len >= limit || (app_flushed && !more_soon())
 }
 
 thread_local! {
@@ -453,6 +488,8 @@ fn relay_with(
         },
     );
     let mut body = Body::default();
+    // Body bytes passed on since the last flush.
+    let mut unflushed = 0usize;
     let mut answered = !reused;
     let mut head_seen = false;
     let close = |s: i32| (s, Fate::Close);
@@ -467,6 +504,11 @@ fn relay_with(
             Ok(Some((Kind::Closing, _))) if first => return (0, Fate::Retry),
             Err(ProtoError::Io(e)) if first && is_reset(&e) => return (0, Fate::Retry),
             Ok(Some((Kind::BodyWanted, _))) => match protocol::decode_wanted(buf) {
+                // What was held back waiting for more goes out first: the app now waits
+                // for the client, which may wait for it.
+                Ok(_) if unflushed > 0 && writer.write(&[], After::Flush).is_err() => {
+                    return close(sys::OK as i32);
+                }
                 Ok(max) => match body.answer(&r, conn, max) {
                     Ok(()) => continue,
                     Err(BodyError::Client(e)) if !head_seen => {
@@ -526,12 +568,22 @@ fn relay_with(
                 }
             }
             Ok(Some((Kind::ResponseBody, flags))) if head_seen => {
-                // A big frame is written out in place rather than copied aside by the core
-                // output filter for a later write: this thread waits for the daemon's next
-                // frame anyway.
-                let after = if flags & protocol::FLAG_FLUSH != 0 || buf.len() > BIG_FRAME {
+                let app_flushed = flags & protocol::FLAG_FLUSH != 0;
+                let more_soon = || {
+                    !rd.buffer().is_empty()
+                        || super::os::wait_readable(conn.as_raw_fd(), how.flush_delay)
+                };
+                let after = if flush_now(
+                    buf.len(),
+                    app_flushed,
+                    unflushed,
+                    how.flush_limit,
+                    more_soon,
+                ) {
+                    unflushed = 0;
                     After::Flush
                 } else {
+                    unflushed += buf.len();
                     After::Buffer
                 };
                 match writer.write(buf, after) {

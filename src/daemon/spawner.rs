@@ -144,18 +144,6 @@ fn check_chroot(def: &DaemonGroup, root: bool) -> Result<(), String> {
     }
 }
 
-/// The start-up warning for options accepted but not acted on yet, if any.
-pub fn not_honoured_warning(g: &DaemonGroup) -> Option<String> {
-    (!g.not_honoured.is_empty()).then(|| {
-        format!(
-            "RWSGI0500: WSGIDaemonProcess {}: these options are accepted but not acted on yet \
-             by this version of mod_rwsgi: {}",
-            g.name,
-            g.not_honoured.join(", ")
-        )
-    })
-}
-
 /// How long a replacement waits before starting, given how long the dead daemon lived and
 /// the wait before it: at once after a long life, doubling (0.5 s to 30 s) while daemons
 /// keep dying young, so a broken group cannot make a fork storm.
@@ -201,18 +189,5 @@ mod tests {
         assert!(check_chroot(&g, true).is_ok());
         let plain = crate::config::daemon::parse("WSGIDaemonProcess", &["g"]).unwrap();
         assert!(check_chroot(&plain, false).is_ok());
-    }
-
-    #[test]
-    fn warning_names_the_options() {
-        let g = crate::config::daemon::parse("WSGIDaemonProcess", &["g", "response-flush-delay=5"])
-            .unwrap();
-        let w = not_honoured_warning(&g).unwrap();
-        assert!(
-            w.contains("response-flush-delay") && w.contains(" g:"),
-            "{w}"
-        );
-        let g = crate::config::daemon::parse("WSGIDaemonProcess", &["g"]).unwrap();
-        assert!(not_honoured_warning(&g).is_none());
     }
 }

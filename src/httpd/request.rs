@@ -387,6 +387,35 @@ impl<'r> Request<'r> {
             (*self.r).status_line = std::ptr::null();
         }
     }
+    /// Gives writes to the client `timeout` until the guard drops (then the connection's own
+    /// comes back). None on a secondary connection (an HTTP/2 stream), whose socket is the
+    /// shared main connection's.
+    pub fn client_timeout(&self, timeout: std::time::Duration) -> Option<ClientTimeout<'r>> {
+        if !self.conn().master.is_null() {
+            return None;
+        }
+        // SAFETY: the connection is live; its socket lives as long as the connection.
+        let sock = unsafe { sys::ap_get_conn_socket(self.rec().connection) };
+        if sock.is_null() {
+            return None;
+        }
+        let mut previous: sys::apr_interval_time_t = 0;
+        let wanted = timeout.as_micros().min(i64::MAX as u128) as sys::apr_interval_time_t;
+        // SAFETY: a live socket; both calls only read or set its timeout field (and its
+        // non-blocking flag when the sign changes, which it does not here: both positive).
+        unsafe {
+            sys::apr_socket_timeout_get(sock, &mut previous);
+            if previous <= 0 || previous == wanted {
+                return None;
+            }
+            sys::apr_socket_timeout_set(sock, wanted);
+        }
+        Some(ClientTimeout {
+            sock,
+            previous,
+            _life: PhantomData,
+        })
+    }
     /// Sets the response Content-Type (so filters and mod_mime see it).
     pub fn set_content_type(&self, ct: &[u8]) {
         // SAFETY: the value is copied into the request pool first.
@@ -402,5 +431,19 @@ impl<'r> Request<'r> {
     pub fn log(&self, level: super::log::Level, msg: &str) {
         // SAFETY: the request is live.
         unsafe { super::log::request_log(self.r, level, msg) }
+    }
+}
+
+/// A client socket timeout set for one request's writes; the previous one comes back on drop.
+pub struct ClientTimeout<'r> {
+    sock: *mut sys::apr_socket_t,
+    previous: sys::apr_interval_time_t,
+    _life: PhantomData<&'r sys::conn_rec>,
+}
+
+impl Drop for ClientTimeout<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the socket outlives the request this guard borrows from.
+        unsafe { sys::apr_socket_timeout_set(self.sock, self.previous) };
     }
 }

@@ -227,12 +227,6 @@ pub unsafe fn start(pconf: *mut sys::apr_pool_t, s: *mut sys::server_rec) -> Res
         import_scripts: &scripts,
         root: os::euid() == 0,
     };
-    for (g, _) in &defs {
-        if let Some(w) = spawner::not_honoured_warning(g) {
-            // SAFETY: s is live.
-            log::server_log(unsafe { s.as_ref() }, Level::Warn, &w);
-        }
-    }
     let sockets = spawner::Sockets {
         prefix: conf
             .daemon
