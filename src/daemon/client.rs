@@ -386,7 +386,13 @@ impl Body {
         if n == 0 {
             protocol::write_frame(&mut w, Kind::RequestEnd, &[])
         } else {
-            protocol::write_frame(&mut w, Kind::RequestBody, &buf[..n])
+            // The last bytes say so: the daemon does not ask again just to learn the end.
+            let flags = if reader.ended() {
+                protocol::FLAG_END
+            } else {
+                0
+            };
+            protocol::write_flagged(&mut w, Kind::RequestBody, flags, &buf[..n])
         }
         .map_err(|_| BodyError::Daemon)
     }

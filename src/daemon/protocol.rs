@@ -8,7 +8,8 @@
 //! from a file descriptor that comes with the frame (`SCM_RIGHTS`).
 //!
 //! The request body is pulled: only when the app reads does the daemon send `BodyWanted`,
-//! answered by one `RequestBody` (at most the size asked) or `RequestEnd`. One question is
+//! answered by one `RequestBody` (at most the size asked; [`FLAG_END`] when the body ends
+//! with it) or `RequestEnd`. One question is
 //! outstanding at a time, so neither side ever writes while the other is blocked writing.
 //!
 //! A connection carries one exchange after another. An idle connection the daemon gives up
@@ -139,6 +140,10 @@ const FILE_PAYLOAD: usize = 16;
 /// streaming), rather than letting Apache buffer it.
 pub const FLAG_FLUSH: u8 = 1;
 
+/// Header flag of a `RequestBody` frame: the body ends with these bytes (no `RequestEnd`
+/// follows, and no more is asked for).
+pub const FLAG_END: u8 = 2;
+
 /// Writes one frame (header and payload in one write when small).
 pub fn write_frame(w: &mut impl Write, kind: Kind, payload: &[u8]) -> io::Result<()> {
     write_flagged(w, kind, 0, payload)
@@ -225,10 +230,10 @@ pub fn read_header(r: &mut impl Read) -> Result<Option<(Kind, usize, u8)>, Proto
         return Err(ProtoError::BadVersion(head[1]));
     }
     let kind = Kind::from_u8(head[2]).ok_or(ProtoError::UnknownKind(head[2]))?;
-    let allowed = if matches!(kind, Kind::ResponseBody | Kind::ResponseFile) {
-        FLAG_FLUSH
-    } else {
-        0
+    let allowed = match kind {
+        Kind::ResponseBody | Kind::ResponseFile => FLAG_FLUSH,
+        Kind::RequestBody => FLAG_END,
+        _ => 0,
     };
     if head[3] & !allowed != 0 {
         return Err(ProtoError::Malformed("unknown header flags"));
@@ -958,6 +963,16 @@ mod tests {
             Some(Kind::BodyWanted)
         );
         assert_eq!(decode_wanted(&buf).unwrap(), 9);
+        let last = header(Kind::RequestBody, FLAG_END, 0);
+        assert_eq!(
+            read_flagged(&mut &last[..], &mut buf).unwrap(),
+            Some((Kind::RequestBody, FLAG_END))
+        );
+        let wrong = header(Kind::ResponseBody, FLAG_END, 0);
+        assert!(matches!(
+            read_flagged(&mut &wrong[..], &mut buf),
+            Err(ProtoError::Malformed(_))
+        ));
         let mut bad = wire.clone();
         bad[4] = 1;
         assert!(matches!(

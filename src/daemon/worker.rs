@@ -1147,11 +1147,11 @@ impl SocketGateway<'_> {
     /// Asks the Apache child for the next body bytes (at least [`WANT`], so that small
     /// reads do not each cost a round trip) and reads its answer into `frame`. Body the app
     /// wrote goes first; a head not yet sent stays back (the app may still fail before it).
-    fn pull(&mut self, want: usize) -> Result<Option<Kind>, ProtoError> {
+    fn pull(&mut self, want: usize) -> Result<Option<(Kind, u8)>, ProtoError> {
         let want = want.clamp(WANT, protocol::MAX_BODY) as u32;
         self.queue(Kind::BodyWanted, 0, &protocol::encode_wanted(want));
         self.flush()?;
-        protocol::read_frame(&mut self.rd, &mut self.frame)
+        protocol::read_flagged(&mut self.rd, &mut self.frame)
     }
 
     fn end(&mut self, broken: bool) {
@@ -1237,8 +1237,10 @@ impl Gateway for SocketGateway<'_> {
             }
             self.pos = 0;
             match self.pull(buf.len()) {
-                Ok(Some(Kind::RequestBody)) => {}
-                Ok(Some(Kind::RequestEnd)) => {
+                Ok(Some((Kind::RequestBody, flags))) => {
+                    self.body_done = flags & protocol::FLAG_END != 0;
+                }
+                Ok(Some((Kind::RequestEnd, _))) => {
                     self.body_done = true;
                     self.frame.clear();
                 }

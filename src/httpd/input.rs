@@ -32,6 +32,11 @@ impl BodyReader {
         self.read_mode(buf, true)
     }
 
+    /// True once the end of the body was read.
+    pub fn ended(&self) -> bool {
+        self.eos
+    }
+
     /// Reads what has arrived, up to `buf.len()` bytes, without waiting: `Ok(0)` when
     /// nothing has (or at the end of the body).
     pub fn read_available(&mut self, buf: &mut [u8]) -> Result<usize, ReadError> {

@@ -1,7 +1,7 @@
 //! The seed corpus, made by the real encoders, and the structure-aware mutations.
 
 use mod_rwsgi::config::proxy::ProxyHeader;
-use mod_rwsgi::daemon::protocol::{self, FLAG_FLUSH, Kind, MAX_BODY, RequestHead};
+use mod_rwsgi::daemon::protocol::{self, FLAG_END, FLAG_FLUSH, Kind, MAX_BODY, RequestHead};
 use mod_rwsgi::wsgi::gateway::ResponseHead;
 use mod_rwsgi::wsgi::proxy::Rewrite;
 
@@ -182,8 +182,7 @@ pub fn seeds() -> Vec<Vec<u8>> {
     s.extend(frame(Kind::Closing, 0, b""));
     out.push(s);
     let mut s = frame(Kind::RequestHead, 0, &heads[0].encode());
-    s.extend(frame(Kind::RequestBody, 0, b"abc"));
-    s.extend(frame(Kind::RequestEnd, 0, b""));
+    s.extend(frame(Kind::RequestBody, FLAG_END, b"abc"));
     s.extend(frame(Kind::RequestHead, 0, &heads[1].encode()));
     s.extend(frame(Kind::RequestEnd, 0, b""));
     out.push(s);

@@ -86,6 +86,7 @@ pub fn as_daemon<R: Read>(
         }
         loop {
             match next_frame(r, left, &mut buf, &mut log)? {
+                Some((Kind::RequestBody, flags)) if flags & protocol::FLAG_END != 0 => break,
                 Some((Kind::RequestBody, _)) => {}
                 Some((Kind::RequestEnd, _)) => break,
                 _ => return Ok(log),
