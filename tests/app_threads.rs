@@ -193,7 +193,12 @@ fn request_end_waits_for_a_read_in_progress_in_another_thread(mode: Mode) {
         "the read in progress at the end: {during}"
     );
     assert_expired(&doc);
-    srv.assert_log("RWSGI0170");
+    // In daemon mode the response's end frame ends the exchange with the Apache child, so a
+    // read begun after it fails at once, with the same error, and there is nothing to wait
+    // for.
+    if mode == Mode::Embedded {
+        srv.assert_log("RWSGI0170");
+    }
     assert_child_alive(&srv, &children);
 }
 

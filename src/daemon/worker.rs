@@ -1235,6 +1235,12 @@ impl Gateway for SocketGateway<'_> {
             if self.body_done || buf.is_empty() {
                 return Ok(0);
             }
+            if self.ended {
+                // The Apache child took the end frame as the end of the exchange: it no
+                // longer answers for the body (a thread of the app still reading, or a read
+                // in close()), and Apache discards what is left of it.
+                return Err(ReadFailure::request_ended());
+            }
             self.pos = 0;
             match self.pull(buf.len()) {
                 Ok(Some((Kind::RequestBody, flags))) => {

@@ -30,6 +30,16 @@ pub struct ReadFailure {
     pub message: String,
 }
 
+impl ReadFailure {
+    /// A read stopped because the request ended while another thread was still reading.
+    pub fn request_ended() -> ReadFailure {
+        ReadFailure {
+            status: 500,
+            message: "request data read stopped: the request has ended".into(),
+        }
+    }
+}
+
 /// Why response bytes could not be written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteError {

@@ -92,14 +92,6 @@ fn fill(ctx: &mut RequestCtx, want: usize) -> PyResult<bool> {
     }
 }
 
-/// A read stopped because the request ended while another thread was still reading.
-fn ended() -> ReadFailure {
-    ReadFailure {
-        status: 500,
-        message: "request data read stopped: the request has ended".into(),
-    }
-}
-
 fn read_failed(ctx: &mut RequestCtx, e: ReadFailure) -> PyErr {
     ctx.input.failed_status = Some(e.status);
     PyOSError::new_err(format!("mod_wsgi {}", e.message))
@@ -117,7 +109,7 @@ fn read_to_vec(ctx: &mut RequestCtx, out: &mut Vec<u8>, limit: usize) -> PyResul
     let result = blocking(|| {
         while out.len() < limit {
             if ctx.cancelled() {
-                return Err(ended());
+                return Err(ReadFailure::request_ended());
             }
             let at = out.len();
             out.resize(at + (limit - at).min(CHUNK), 0);
@@ -233,7 +225,7 @@ fn read_direct(py: Python<'_>, ctx: &mut RequestCtx, n: usize) -> PyResult<*mut 
                 let mut got = 0;
                 while got < rest.len() {
                     if ctx.cancelled() {
-                        return Err((got, ended()));
+                        return Err((got, ReadFailure::request_ended()));
                     }
                     match (*gw).read(&mut rest[got..]) {
                         Ok(0) => return Ok((got, true)),
