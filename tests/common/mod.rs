@@ -863,10 +863,11 @@ impl Drop for Server {
         self.stop();
         if std::thread::panicking() {
             eprintln!(
-                "test server {} failed; root kept at {}\nerror log tail:\n{}",
+                "test server {} failed; root kept at {}\nerror log tail:\n{}{}",
                 self.name,
                 self.root.display(),
-                tail(&self.error_log_text(), 60)
+                tail(&self.error_log_text(), 60),
+                crash_backtraces(&self.unexpected_log_lines())
             );
             return;
         }
@@ -878,15 +879,63 @@ impl Drop for Server {
         }
         if !bad.is_empty() {
             panic!(
-                "unexpected error-log lines in {} (root kept at {}):\n{}\n--- error log tail:\n{}",
+                "unexpected error-log lines in {} (root kept at {}):\n{}\n--- error log tail:\n{}{}",
                 self.name,
                 self.root.display(),
                 bad.join("\n"),
-                tail(&self.error_log_text(), 60)
+                tail(&self.error_log_text(), 60),
+                crash_backtraces(&bad)
             );
         }
         let _ = fs::remove_dir_all(&self.root);
     }
+}
+
+/// For each "child pid N exit signal" line (AH00052), the backtrace of the core file the
+/// kernel wrote for N, when `kernel.core_pattern` is an absolute path naming it by `%p` and
+/// gdb is installed; empty otherwise. Such crashes are rare and timing-dependent, so the
+/// run that meets one should say where it happened.
+fn crash_backtraces(bad: &[String]) -> String {
+    let pattern = fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+    let pattern = pattern.trim();
+    if !pattern.starts_with('/') || !pattern.contains("%p") {
+        return String::new();
+    }
+    let mut out = String::new();
+    for line in bad.iter().filter(|l| l.contains("exit signal")) {
+        let Some(pid) = line
+            .split("child pid ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+        else {
+            continue;
+        };
+        let core = pattern.replace("%p", pid);
+        if !Path::new(&core).exists() {
+            out.push_str(&format!(
+                "\n--- no core file {core} for pid {pid} (ulimit -c?)"
+            ));
+            continue;
+        }
+        let bt = Command::new("gdb")
+            .args([
+                "-batch",
+                "-nx",
+                "-ex",
+                "thread apply all bt 40",
+                APACHE,
+                &core,
+            ])
+            .output();
+        match bt {
+            Ok(o) => out.push_str(&format!(
+                "\n--- backtrace of pid {pid} from {core}:\n{}",
+                tail(&String::from_utf8_lossy(&o.stdout), 400)
+            )),
+            Err(e) => out.push_str(&format!("\n--- core file {core} (gdb: {e})")),
+        }
+    }
+    out
 }
 
 pub fn tail(s: &str, n: usize) -> String {
