@@ -191,8 +191,20 @@ fn check_events(prefix: &str, mode: Mode) {
     assert_eq!(bad.status, 200, "a failing callback broke the request");
     s.expect_error(bad.client_port, "RWSGI0301");
     s.allow_log("callback failure on purpose");
-    let all = get_json(&s, &format!("{prefix}/events"));
-    let all = all.at("events").arr();
+    // A daemon records request_finished once the request has ended, which may be after the
+    // Apache child has relayed the whole response: wait (bounded) for it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let doc = loop {
+        let doc = get_json(&s, &format!("{prefix}/events"));
+        let done = events_of(doc.at("events").arr(), &rid)
+            .iter()
+            .any(|e| e.s("name") == "request_finished");
+        if done || std::time::Instant::now() > deadline {
+            break doc;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let all = doc.at("events").arr();
 
     let evs = events_of(all, &rid);
     assert_eq!(
