@@ -28,17 +28,6 @@ fn site_sockets(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-/// GET `path` on its own connection; its error lines are expected and one contains `needle`.
-fn get_with_error(srv: &mut Server, path: &str, needle: &str) -> (Response, Vec<String>) {
-    let mut c = srv.connect();
-    let port = c.local_port();
-    c.send(&request_bytes("GET", path, &[("Connection", "close")], b""))
-        .unwrap();
-    let r = c.read_response(false).unwrap();
-    let lines = srv.expect_error(port, needle);
-    (r, lines)
-}
-
 fn daemon_pid(srv: &Server) -> u32 {
     let r = srv.get("/d/pid");
     assert_eq!(r.status, 200, "{}", r.describe());
@@ -179,14 +168,12 @@ fn restrict_process_refuses_groups_not_listed() {
     assert_eq!(r.json().s("process_group"), "site");
     // Outside the restricted location the same group is fine.
     assert_eq!(srv.get("/free/pid").status, 200);
-    let (r, _) = get_with_error(
-        &mut srv,
+    let (r, _) = srv.get_with_error(
         "/r/other/pid",
         "RWSGI0670: process group 'other' may not be used",
     );
     assert_eq!(r.status, 500, "{}", r.describe());
-    let (r, _) = get_with_error(
-        &mut srv,
+    let (r, _) = srv.get_with_error(
         "/r/emb/pid",
         "RWSGI0670: process group '%{GLOBAL}' may not be used",
     );
@@ -206,11 +193,7 @@ fn restrict_process_applies_to_a_group_chosen_from_the_environment() {
     let r = srv.get("/x/a/pid");
     assert_eq!(r.status, 200, "{}", r.describe());
     assert_eq!(r.json().s("process_group"), "site");
-    let (r, _) = get_with_error(
-        &mut srv,
-        "/x/b/pid",
-        "process group 'other' may not be used",
-    );
+    let (r, _) = srv.get_with_error("/x/b/pid", "process group 'other' may not be used");
     assert_eq!(r.status, 500, "{}", r.describe());
 }
 
@@ -231,8 +214,7 @@ fn restrict_embedded(mpm: Mpm) {
     assert_eq!(r.status, 200, "{}", r.describe());
     assert_eq!(r.json().s("process_group"), "site");
     let daemon = r.json().n("pid") as u32;
-    let (r, lines) = get_with_error(
-        &mut srv,
+    let (r, lines) = srv.get_with_error(
         "/e/pid",
         "RWSGI0671: WSGIRestrictEmbedded On forbids running the WSGI application",
     );

@@ -33,17 +33,6 @@ fn wait_started(srv: &Server, group: &str, n: usize, within: Duration) -> Vec<u3
     }
 }
 
-/// GET `path` on its own connection; its error lines are expected and one contains `needle`.
-fn get_with_error(srv: &mut Server, path: &str, needle: &str) -> (Response, Vec<String>) {
-    let mut c = srv.connect();
-    let port = c.local_port();
-    c.send(&request_bytes("GET", path, &[("Connection", "close")], b""))
-        .unwrap();
-    let r = c.read_response(false).unwrap();
-    let lines = srv.expect_error(port, needle);
-    (r, lines)
-}
-
 /// Waits (bounded) until process `pid` has exited.
 fn wait_gone(pid: u32, within: Duration) -> bool {
     let deadline = Instant::now() + within;
@@ -69,7 +58,7 @@ fn startup_timeout_replaces_a_process_whose_script_never_loads() {
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(started_pids(&srv, "site"), vec![first]);
     let armed = Instant::now();
-    let (r, lines) = get_with_error(&mut srv, "/s", "startup-ready marker missing");
+    let (r, lines) = srv.get_with_error("/s", "startup-ready marker missing");
     assert_eq!(r.status, 500, "{}", r.describe());
     assert!(lines.iter().any(|l| l.contains("RWSGI0101")), "{lines:?}");
     // Every further request fails the same way until the timer fires.
@@ -80,7 +69,7 @@ fn startup_timeout_replaces_a_process_whose_script_never_loads() {
             "no RWSGI0590 for {first}; tail:\n{}",
             tail(&srv.error_log_text(), 30)
         );
-        let (r, _) = get_with_error(&mut srv, "/s", "startup-ready marker missing");
+        let (r, _) = srv.get_with_error("/s", "startup-ready marker missing");
         assert_eq!(r.status, 500, "{}", r.describe());
         std::thread::sleep(Duration::from_millis(300));
     }

@@ -733,6 +733,18 @@ impl Server {
         out
     }
 
+    /// GET `path` on its own connection, whose error lines are expected, one containing
+    /// `needle`: the response and those lines.
+    pub fn get_with_error(&mut self, path: &str, needle: &str) -> (Response, Vec<String>) {
+        let mut c = self.connect();
+        let port = c.local_port();
+        c.send(&request_bytes("GET", path, &[("Connection", "close")], b""))
+            .unwrap();
+        let r = c.read_response(false).unwrap();
+        let lines = self.expect_error(port, needle);
+        (r, lines)
+    }
+
     /// Errors logged for this connection are expected: allow them, and assert (waiting up to
     /// 5 s) that some line for it contains `needle`. Returns that request's log lines.
     pub fn expect_error(&mut self, client_port: u16, needle: &str) -> Vec<String> {
