@@ -29,17 +29,20 @@ static POOL: Mutex<Vec<Slot>> = Mutex::new(Vec::new());
 
 /// An idle connection to `g` that the daemon has not given up, if there is one.
 pub fn take(g: &Group) -> Option<UnixStream> {
-    let mut pool = POOL.lock().ok()?;
-    let slot = pool
-        .iter_mut()
-        .find(|s| s.socket == g.socket && s.secret == g.secret)?;
-    // Dropped ones close outside no lock of the daemon's; closing is cheap here.
-    while let Some((conn, since)) = slot.idle.pop() {
+    loop {
+        let (conn, since) = {
+            let mut pool = POOL.lock().ok()?;
+            let slot = pool
+                .iter_mut()
+                .find(|s| s.socket == g.socket && s.secret == g.secret)?;
+            slot.idle.pop()?
+        };
+        // Checked (a system call) and dropped outside the lock, which every request of the
+        // child takes.
         if since.elapsed() < MAX_IDLE && !super::os::readable_or_closed(conn.as_raw_fd()) {
             return Some(conn);
         }
     }
-    None
 }
 
 /// Keeps `conn`, whose last exchange with `g` ended cleanly, for the next request.
@@ -67,4 +70,5 @@ pub fn put(g: &Group, conn: UnixStream) {
     if idle.len() < MAX_KEPT {
         idle.push((conn, Instant::now()));
     }
+    // Otherwise `conn` closes after the lock is released: parameters drop after locals.
 }
