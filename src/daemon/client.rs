@@ -679,3 +679,23 @@ fn relay_with(
         return close(sys::OK as i32);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flush_waits_only_while_more_of_the_body_is_coming() {
+        let limit = DEFAULT_FLUSH_LIMIT;
+        // The app flushed and nothing more came within the delay: out it goes.
+        assert!(flush_now(10, true, 0, limit, || false));
+        // More is on its way: held, to go out with it.
+        assert!(!flush_now(10, true, 0, limit, || true));
+        // No flush asked for: Apache's own buffering decides.
+        assert!(!flush_now(10, false, 0, limit, || panic!("not asked")));
+        // A big frame is written in place, and response-buffer-size forces a flush.
+        assert!(flush_now(BIG_FRAME + 1, false, 0, limit, || true));
+        assert!(flush_now(10, false, limit - 10, limit, || true));
+        assert!(!flush_now(10, false, limit - 11, limit, || true));
+    }
+}
