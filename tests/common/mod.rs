@@ -126,8 +126,15 @@ fn built_module() -> PathBuf {
 
 /// `apache2` with a clean, fixed environment (cargo's LD_LIBRARY_PATH etc. would otherwise leak
 /// into the CGI variables).
+/// apache2 run with core files allowed (`CoreDumpDirectory` in base.conf.in makes the
+/// children dumpable), so that a child's crash leaves a backtrace for [`crash_backtraces`].
 fn apache_cmd() -> Command {
-    let mut c = Command::new(APACHE);
+    let mut c = Command::new("/bin/sh");
+    c.args([
+        "-c",
+        "ulimit -c unlimited 2>/dev/null; exec \"$0\" \"$@\"",
+        APACHE,
+    ]);
     c.env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
         .env("LANG", "C");
@@ -326,6 +333,7 @@ impl Builder {
         mkdir_mode(&data, 0o777);
         mkdir_mode(&root.join("logs"), 0o755);
         mkdir_mode(&root.join("run"), 0o755);
+        mkdir_mode(&root.join("cores"), 0o1777);
         mkdir_mode(&root.join("htdocs"), 0o755);
         mkdir_mode(&root.join("conf"), 0o755);
         let port = free_port();
@@ -879,7 +887,7 @@ impl Drop for Server {
                 self.name,
                 self.root.display(),
                 tail(&self.error_log_text(), 60),
-                crash_backtraces(&self.unexpected_log_lines())
+                crash_backtraces(&self.root, &self.unexpected_log_lines())
             );
             return;
         }
@@ -896,55 +904,58 @@ impl Drop for Server {
                 self.root.display(),
                 bad.join("\n"),
                 tail(&self.error_log_text(), 60),
-                crash_backtraces(&bad)
+                crash_backtraces(&self.root, &bad)
             );
         }
         let _ = fs::remove_dir_all(&self.root);
     }
 }
 
-/// For each "child pid N exit signal" line (AH00052), the backtrace of the core file the
-/// kernel wrote for N, when `kernel.core_pattern` is an absolute path naming it by `%p` and
-/// gdb is installed; empty otherwise. Such crashes are rare and timing-dependent, so the
-/// run that meets one should say where it happened.
-fn crash_backtraces(bad: &[String]) -> String {
-    let pattern = fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
-    let pattern = pattern.trim();
-    if !pattern.starts_with('/') || !pattern.contains("%p") {
+/// gdb's backtraces of the core files a crashed child left: those in the ServerRoot's
+/// `cores/` (base.conf.in's `CoreDumpDirectory`, with the kernel's default relative
+/// `core_pattern`), and, for each "child pid N exit signal" line (AH00052), the one an
+/// absolute `kernel.core_pattern` naming it by `%p` points at. Such crashes are rare and
+/// timing-dependent, so the run that meets one should say where it happened.
+fn crash_backtraces(root: &Path, bad: &[String]) -> String {
+    if !bad.iter().any(|l| l.contains("exit signal")) {
         return String::new();
     }
-    let mut out = String::new();
-    for line in bad.iter().filter(|l| l.contains("exit signal")) {
-        let Some(pid) = line
-            .split("child pid ")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-        else {
-            continue;
-        };
-        let core = pattern.replace("%p", pid);
-        if !Path::new(&core).exists() {
-            out.push_str(&format!(
-                "\n--- no core file {core} for pid {pid} (ulimit -c?)"
-            ));
-            continue;
+    let mut cores: Vec<PathBuf> = fs::read_dir(root.join("cores"))
+        .map(|rd| rd.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    let pattern = fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+    let pattern = pattern.trim();
+    if pattern.starts_with('/') && pattern.contains("%p") {
+        for line in bad.iter().filter(|l| l.contains("exit signal")) {
+            if let Some(pid) = line
+                .split("child pid ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+            {
+                cores.push(PathBuf::from(pattern.replace("%p", pid)));
+            }
         }
+    }
+    cores.retain(|c| c.is_file());
+    if cores.is_empty() {
+        return format!(
+            "\n--- no core file in {} (core_pattern {pattern:?})",
+            root.join("cores").display()
+        );
+    }
+    let mut out = String::new();
+    for core in cores {
         let bt = Command::new("gdb")
-            .args([
-                "-batch",
-                "-nx",
-                "-ex",
-                "thread apply all bt 40",
-                APACHE,
-                &core,
-            ])
+            .args(["-batch", "-nx", "-ex", "thread apply all bt 40", APACHE])
+            .arg(&core)
             .output();
         match bt {
             Ok(o) => out.push_str(&format!(
-                "\n--- backtrace of pid {pid} from {core}:\n{}",
+                "\n--- backtrace from {}:\n{}",
+                core.display(),
                 tail(&String::from_utf8_lossy(&o.stdout), 400)
             )),
-            Err(e) => out.push_str(&format!("\n--- core file {core} (gdb: {e})")),
+            Err(e) => out.push_str(&format!("\n--- core file {} (gdb: {e})", core.display())),
         }
     }
     out
