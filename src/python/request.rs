@@ -240,6 +240,9 @@ struct HandleState {
     ctx: *mut RequestCtx,
     /// The thread (pthread id) inside a call on the context.
     user: Option<libc::pthread_t>,
+    /// Threads waiting on `idle`. Only app threads sharing the request's objects ever wait,
+    /// and a notify is a system call even with nobody waiting: most requests make none.
+    waiters: usize,
 }
 
 // SAFETY: the context pointer is only dereferenced by the one thread recorded as its user,
@@ -255,6 +258,7 @@ impl RequestHandle {
             state: Mutex::new(HandleState {
                 ctx: std::ptr::null_mut(),
                 user: None,
+                waiters: 0,
             }),
             idle: Condvar::new(),
             cancel: Arc::new(AtomicBool::new(false)),
@@ -263,6 +267,16 @@ impl RequestHandle {
 
     fn lock(&self) -> MutexGuard<'_, HandleState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until `done` holds, counted in `waiters` so that releases know to notify.
+    fn wait_until(&self, done: impl Fn(&HandleState) -> bool) {
+        let mut st = self.lock();
+        st.waiters += 1;
+        while !done(&st) {
+            st = self.idle.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        st.waiters -= 1;
     }
 
     /// Makes `ctx` the context calls reach.
@@ -301,10 +315,7 @@ impl RequestHandle {
                     drop(st);
                     // The other call needs the GIL to finish: wait without it.
                     blocking(|| {
-                        let mut st = self.lock();
-                        while st.user.is_some() && !st.ctx.is_null() {
-                            st = self.idle.wait(st).unwrap_or_else(|e| e.into_inner());
-                        }
+                        self.wait_until(|st| st.user.is_none() || st.ctx.is_null());
                     });
                 }
             }
@@ -312,8 +323,11 @@ impl RequestHandle {
         struct Release<'a>(&'a RequestHandle);
         impl Drop for Release<'_> {
             fn drop(&mut self) {
-                self.0.lock().user = None;
-                self.0.idle.notify_all();
+                let mut st = self.0.lock();
+                st.user = None;
+                if st.waiters > 0 {
+                    self.0.idle.notify_all();
+                }
             }
         }
         let _release = Release(self);
@@ -330,16 +344,15 @@ impl RequestHandle {
         self.cancel.store(true, Ordering::Relaxed);
         let mut st = self.lock();
         st.ctx = std::ptr::null_mut();
-        self.idle.notify_all();
+        if st.waiters > 0 {
+            self.idle.notify_all();
+        }
         if st.user.is_none() {
             return false;
         }
         drop(st);
         blocking(|| {
-            let mut st = self.lock();
-            while st.user.is_some() {
-                st = self.idle.wait(st).unwrap_or_else(|e| e.into_inner());
-            }
+            self.wait_until(|st| st.user.is_none());
         });
         true
     }
