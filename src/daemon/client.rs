@@ -465,14 +465,18 @@ thread_local! {
     /// The frame buffer of this thread's last relay: a big response's frames would otherwise
     /// cost a fresh allocation (and its page faults) per request.
     static FRAME_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    /// The read buffer of this thread's last relay (a fresh one per request is an allocation
+    /// big enough to make glibc consolidate its fast bins).
+    static READ_BUF_KEPT: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Relays the daemon's answer to the client, and the client's body as the daemon asks for
 /// it. `reused`: until a first frame comes, the request may go again (see [`Fate::Retry`]).
 fn relay(r: Request<'_>, conn: &UnixStream, name: &str, reused: bool, how: &Relay) -> (i32, Fate) {
-    let mut buf = FRAME_BUF.take();
-    let out = relay_with(r, conn, name, reused, how, &mut buf);
+    let (mut buf, mut read_buf) = (FRAME_BUF.take(), READ_BUF_KEPT.take());
+    let out = relay_with(r, conn, name, reused, how, &mut buf, &mut read_buf);
     FRAME_BUF.set(buf);
+    READ_BUF_KEPT.set(read_buf);
     out
 }
 
@@ -483,15 +487,17 @@ fn relay_with(
     reused: bool,
     how: &Relay,
     buf: &mut Vec<u8>,
+    read_buf: &mut Vec<u8>,
 ) -> (i32, Fate) {
     let limit = how.header_limit;
     let mut writer = BodyWriter::new(&r);
-    let mut rd = std::io::BufReader::with_capacity(
-        READ_BUF,
+    let mut rd = super::protocol::Buffered::new(
         FdReader {
             conn,
             fds: std::collections::VecDeque::new(),
         },
+        read_buf,
+        READ_BUF,
     );
     let mut body = Body::default();
     // Body bytes passed on since the last flush.

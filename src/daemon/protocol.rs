@@ -280,6 +280,63 @@ pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> Result<Option<Kind>, 
     Ok(read_flagged(r, buf)?.map(|(k, _)| k))
 }
 
+/// A buffered reader as `std::io::BufReader`, over a buffer its owner keeps from one request
+/// to the next: a fresh 16 KiB buffer per request is an allocation big enough to make glibc
+/// consolidate its fast bins each time.
+pub struct Buffered<'b, R> {
+    inner: R,
+    buf: &'b mut Vec<u8>,
+    pos: usize,
+    filled: usize,
+}
+
+impl<'b, R: Read> Buffered<'b, R> {
+    /// Reads `inner` through `buf`, grown to `capacity` bytes if it is smaller.
+    pub fn new(inner: R, buf: &'b mut Vec<u8>, capacity: usize) -> Self {
+        if buf.len() < capacity {
+            buf.resize(capacity, 0);
+        }
+        Buffered {
+            inner,
+            buf,
+            pos: 0,
+            filled: 0,
+        }
+    }
+
+    /// The bytes read from `inner` and not consumed yet.
+    pub fn buffer(&self) -> &[u8] {
+        &self.buf[self.pos..self.filled]
+    }
+
+    /// The reader underneath.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    /// The reader underneath, mutably.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.inner
+    }
+}
+
+impl<R: Read> Read for Buffered<'_, R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.filled {
+            // A read at least as big as the buffer goes straight to the caller, uncopied.
+            if out.len() >= self.buf.len() {
+                return self.inner.read(out);
+            }
+            self.filled = self.inner.read(self.buf)?;
+            self.pos = 0;
+        }
+        let n = (self.filled - self.pos).min(out.len());
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// Name/value byte pairs (headers, environment).
 pub type Pairs<B = Vec<u8>> = Vec<(B, B)>;
 
@@ -763,6 +820,29 @@ pub fn decode_status(p: &[u8]) -> Result<u16, ProtoError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn buffered_reads_small_pieces_through_its_buffer_and_big_ones_past_it() {
+        let data: Vec<u8> = (0..100u8).collect();
+        let mut kept = vec![0xAA; 3];
+        let mut rd = Buffered::new(&data[..], &mut kept, 16);
+        let mut small = [0u8; 4];
+        rd.read_exact(&mut small).unwrap();
+        assert_eq!(small, [0, 1, 2, 3]);
+        assert_eq!(rd.buffer(), &data[4..16]);
+        let mut rest = vec![0u8; 12];
+        rd.read_exact(&mut rest).unwrap();
+        assert_eq!(rest, &data[4..16]);
+        // Buffer empty and a read as big as it: straight from the source.
+        let mut big = vec![0u8; 40];
+        assert_eq!(rd.read(&mut big).unwrap(), 40);
+        assert_eq!(big, &data[16..56]);
+        assert!(rd.buffer().is_empty());
+        let mut tail = Vec::new();
+        rd.read_to_end(&mut tail).unwrap();
+        assert_eq!(tail, &data[56..]);
+        assert_eq!(kept.len(), 16, "the kept buffer grew to the capacity asked for");
+    }
 
     fn sample() -> RequestHead {
         RequestHead {

@@ -13,7 +13,6 @@ use crate::python::{app, preload, runtime};
 use crate::wsgi::environ::RequestFacts;
 use crate::wsgi::gateway::{After, Gateway, ReadFailure, RequestLog, ResponseHead, WriteError};
 use std::collections::BTreeMap;
-use std::io::BufReader;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -853,11 +852,39 @@ fn serve(
     apache_version: (u32, u32, u32),
     log: RequestLog,
 ) -> Served {
+    let mut bufs = BUFFERS.take();
+    let out = serve_with(conn, reused, group, process, apache_version, log, &mut bufs);
+    BUFFERS.set(bufs);
+    out
+}
+
+/// A request thread's buffers, kept from one request to the next.
+#[derive(Default)]
+struct Buffers {
+    /// The request head frame.
+    head: Vec<u8>,
+    /// What reads from the Apache child go through.
+    read: Vec<u8>,
+}
+
+thread_local! {
+    static BUFFERS: std::cell::Cell<Buffers> = std::cell::Cell::new(Buffers::default());
+}
+
+fn serve_with(
+    conn: &UnixStream,
+    reused: bool,
+    group: &Group,
+    process: ProcessFacts,
+    apache_version: (u32, u32, u32),
+    log: RequestLog,
+    bufs: &mut Buffers,
+) -> Served {
     let name = &group.def.name;
-    let mut buf = Vec::new();
-    let mut rd = BufReader::with_capacity(READ_BUF, conn);
-    let head = match protocol::read_frame(&mut rd, &mut buf) {
-        Ok(Some(Kind::RequestHead)) => RequestHead::decode(&buf),
+    let buf = &mut bufs.head;
+    let mut rd = protocol::Buffered::new(conn, &mut bufs.read, READ_BUF);
+    let head = match protocol::read_frame(&mut rd, buf) {
+        Ok(Some(Kind::RequestHead)) => RequestHead::decode(buf),
         // The Apache child closed the connection (a pooled one, perhaps with our last frames
         // unread): no request, nothing to say.
         Ok(None) => return Served::Nothing,
@@ -1079,7 +1106,7 @@ const GATHER: usize = 64 << 10;
 /// The daemon socket as a WSGI transport.
 struct SocketGateway<'c> {
     conn: &'c UnixStream,
-    rd: BufReader<&'c UnixStream>,
+    rd: protocol::Buffered<'c, &'c UnixStream>,
     /// Small frames not written yet: they go out with the next big one, at the end of the
     /// response, or when the app flushes or reads.
     out: Vec<u8>,
