@@ -236,7 +236,13 @@ pub fn run(r: Request<'_>, name: &str, head: RequestHead<&[u8]>, error_override:
         head.queue_start_us = now_us();
         let (status, fate) = {
             let _in_flight = InFlight::new(&conn);
-            exchange(r, &conn, reused, name, &head.encode(), &how)
+            // Taken, not borrowed: a subrequest run by an output filter during the relay
+            // comes back here on this thread.
+            let mut payload = HEAD_BUF.take();
+            head.encode_into(&mut payload);
+            let out = exchange(r, &conn, reused, name, &payload, &how);
+            HEAD_BUF.set(payload);
+            out
         };
         match fate {
             // A stopping child cuts its requests (abort_all) rather than sending them again.
@@ -468,6 +474,8 @@ thread_local! {
     /// The read buffer of this thread's last relay (a fresh one per request is an allocation
     /// big enough to make glibc consolidate its fast bins).
     static READ_BUF_KEPT: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    /// The request head payload of this thread's last request.
+    static HEAD_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// Relays the daemon's answer to the client, and the client's body as the daemon asks for

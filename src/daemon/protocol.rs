@@ -542,7 +542,15 @@ impl Dec<'_> {
 impl<B: AsRef<[u8]>> RequestHead<B> {
     /// The frame payload.
     pub fn encode(&self) -> Vec<u8> {
-        let mut e = Enc(Vec::with_capacity(1024));
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// The frame payload, written over `out` (a buffer kept between requests).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.clear();
+        let mut e = Enc(std::mem::take(out));
         e.bytes(self.secret.as_ref());
         e.bytes(self.script.as_ref());
         e.flag(self.reload_mtime.is_some());
@@ -623,7 +631,7 @@ impl<B: AsRef<[u8]>> RequestHead<B> {
                 e.0.push(i as u8);
             }
         }
-        e.0
+        *out = e.0;
     }
 }
 
@@ -841,7 +849,11 @@ mod tests {
         let mut tail = Vec::new();
         rd.read_to_end(&mut tail).unwrap();
         assert_eq!(tail, &data[56..]);
-        assert_eq!(kept.len(), 16, "the kept buffer grew to the capacity asked for");
+        assert_eq!(
+            kept.len(),
+            16,
+            "the kept buffer grew to the capacity asked for"
+        );
     }
 
     fn sample() -> RequestHead {
