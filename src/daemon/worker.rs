@@ -784,14 +784,18 @@ impl Worker<'_> {
             {
                 shed_idle(false);
             }
-            serve(
+            let mut bufs = BUFFERS.take();
+            let served = serve(
                 &conn.stream,
                 reused,
                 self.group,
                 self.process,
                 self.apache_version,
                 self.log,
-            )
+                &mut bufs,
+            );
+            BUFFERS.set(bufs);
+            served
         };
         let keep = match served {
             Served::Nothing => {
@@ -843,21 +847,6 @@ fn error(log: &RequestLog, msg: &str) {
     log.log(crate::wsgi::gateway::Severity::Error, msg);
 }
 
-/// Serves the next request of a connection (`reused`: it carried one before).
-fn serve(
-    conn: &UnixStream,
-    reused: bool,
-    group: &Group,
-    process: ProcessFacts,
-    apache_version: (u32, u32, u32),
-    log: RequestLog,
-) -> Served {
-    let mut bufs = BUFFERS.take();
-    let out = serve_with(conn, reused, group, process, apache_version, log, &mut bufs);
-    BUFFERS.set(bufs);
-    out
-}
-
 /// A request thread's buffers, kept from one request to the next.
 #[derive(Default)]
 struct Buffers {
@@ -871,7 +860,8 @@ thread_local! {
     static BUFFERS: std::cell::Cell<Buffers> = std::cell::Cell::new(Buffers::default());
 }
 
-fn serve_with(
+/// Serves the next request of a connection (`reused`: it carried one before).
+fn serve(
     conn: &UnixStream,
     reused: bool,
     group: &Group,
