@@ -411,3 +411,47 @@ fn the_daemon_gives_up_a_connection_idle_past_the_pools_limit() {
     assert_eq!(r.status, 200, "{}", r.describe());
     assert_eq!(r.json().n("pid") as u32, pid);
 }
+
+/// A pooled connection that already carried a request, then gets a malformed frame, and
+/// another one an oversized frame: each is refused with a line naming the group and closed,
+/// and the daemon process goes on serving.
+#[test]
+fn bad_frames_on_a_used_connection_close_it_and_the_daemon_serves_on() {
+    use mod_rwsgi::daemon::protocol::VERSION;
+    let mut srv = persist_server("persist_badframe", "processes=1 threads=2")
+        .single_process()
+        .start();
+    let first = srv.get("/p/sleep?0");
+    assert_eq!(first.status, 200, "{}", first.describe());
+    let pid = first.json().n("pid") as u32;
+    let child = the_apache_child(&srv, &[pid]);
+    let socket = group_socket(&srv);
+    let malformed = b"XYZW\0\0\0\0".to_vec();
+    let oversized = [b'R', VERSION, 1, 0, 0xff, 0xff, 0xff, 0x7f].to_vec();
+    for (bytes, why) in [
+        (malformed, "bad request frame: not a mod_rwsgi frame"),
+        (
+            oversized,
+            "bad request frame: RequestHead frame of 2147483647 bytes exceeds its limit",
+        ),
+    ] {
+        let line = format!("RWSGI0513: daemon process group 'persist': {why}");
+        // The connection the last request went over, idle in the child's pool.
+        let mut conns = connections_to(child, &socket);
+        assert_eq!(conns.len(), 1, "the child's pooled connections");
+        let mut conn = conns.pop().unwrap();
+        conn.write_all(&bytes).unwrap();
+        assert!(srv.wait_log(&line, Duration::from_secs(5)), "no {line:?}");
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest)
+            .expect("the daemon closes the connection");
+        assert!(rest.is_empty(), "{rest:?}");
+        drop(conn);
+        srv.allow_log(&line);
+        // The child finds its copy closed and connects afresh, to the same process.
+        let r = srv.get("/p/sleep?0");
+        assert_eq!(r.status, 200, "{}", r.describe());
+        assert_eq!(r.json().n("pid") as u32, pid);
+    }
+}
