@@ -455,3 +455,49 @@ fn bad_frames_on_a_used_connection_close_it_and_the_daemon_serves_on() {
         assert_eq!(r.json().n("pid") as u32, pid);
     }
 }
+
+/// 100 requests at once from one child (a few threads to spare, so that Apache does not log
+/// reaching MaxRequestWorkers) to a group with threads to spare:
+/// the child holds a connection per request meanwhile, and keeps at most `MAX_KEPT` of them
+/// idle afterwards; none fails.
+#[test]
+fn a_child_keeps_at_most_max_kept_idle_connections_after_a_burst() {
+    use mod_rwsgi::daemon::pool::MAX_KEPT;
+    const N: usize = 100;
+    let srv = persist_server("persist_burst", "processes=1 threads=110")
+        .single_process()
+        .threads(N as u32 + 8)
+        .start();
+    let r = srv.get("/p/sleep?0");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let pid = r.json().n("pid") as u32;
+    let child = the_apache_child(&srv, &[pid]);
+    let socket = group_socket(&srv);
+    let mut peak = 0;
+    let statuses: Vec<u16> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..N)
+            .map(|_| sc.spawn(|| srv.get("/p/sleep?2").status))
+            .collect();
+        while !hs.iter().all(|h| h.is_finished()) {
+            peak = peak.max(connections_to(child, &socket).len());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let failed = statuses.iter().filter(|&&s| s != 200).count();
+    assert_eq!(failed, 0, "{statuses:?}");
+    // Enough requests overlapped for the bound to matter.
+    assert!(peak > MAX_KEPT, "at most {peak} connections at once");
+    // The last responses may reach the client just before their connections are pooled
+    // or closed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut kept = connections_to(child, &socket).len();
+    while kept > MAX_KEPT && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        kept = connections_to(child, &socket).len();
+    }
+    assert!(
+        (1..=MAX_KEPT).contains(&kept),
+        "{kept} idle connections (peak {peak})"
+    );
+}
