@@ -113,6 +113,7 @@ log_ids! {
     DAEMON_HEADER_TOO_LONG = "RWSGI0537", "error", "A daemon's response header line exceeds header-buffer-size; answered 500.";
     DAEMON_SCRIPT_REFUSED = "RWSGI0538", "error", "The script or its directory fails script-user=/script-group= (owner, or writable by others); answered 403.";
     DAEMON_RETRY = "RWSGI0540", "debug", "A pooled daemon connection had been given up by its daemon before it took the request; the request went again on a new connection.";
+    DAEMON_IDLE_SWEPT = "RWSGI0545", "debug", "A daemon process gave up connections idle longer than their Apache child keeps one in its pool.";
     DAEMON_SERVICE_ONLY = "RWSGI0560", "error", "A request was routed to a threads=0 (service-script) daemon group, which serves no requests; answered 503.";
     DAEMON_READY = "RWSGI0580", "info", "A daemon process started Python and its import scripts and takes requests.";
     DAEMON_STARTUP_TIMEOUT = "RWSGI0590", "warn", "No WSGI script loaded in a daemon process within startup-timeout of its first request; the process stops and is replaced.";

@@ -8,6 +8,8 @@ use common::*;
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 /// A server whose group `persist` (with `options`) serves `daemon_persist.wsgi` at `/p`.
@@ -303,4 +305,199 @@ fn graceful_restart_never_reuses_the_old_generation() {
     let (bad, after) = parallel_load(&srv, 4, 10);
     assert!(bad.is_empty(), "{} failures: {bad:?}", bad.len());
     assert!(before.is_disjoint(&after), "{before:?} {after:?}");
+}
+
+/// The socket of group `persist`, under the ServerRoot's DefaultRuntimeDir.
+fn group_socket(srv: &Server) -> std::path::PathBuf {
+    std::fs::read_dir(srv.root.join("run"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".persist.sock"))
+        .expect("the group's socket under DefaultRuntimeDir")
+}
+
+/// Duplicates of the connections process `pid` holds to the daemon socket `socket` (its
+/// sockets whose peer address is that path), taken with `pidfd_getfd`.
+fn connections_to(pid: u32, socket: &std::path::Path) -> Vec<UnixStream> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: a plain system call; a negative result is checked.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if pidfd < 0 {
+        return Vec::new();
+    }
+    // SAFETY: pidfd_open returned a new descriptor that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in fds.flatten() {
+        let is_socket =
+            std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"));
+        let Some(target) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if !is_socket {
+            continue;
+        }
+        // SAFETY: a plain system call on our pidfd; a negative result is checked.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), target, 0) };
+        if fd < 0 {
+            continue;
+        }
+        // SAFETY: pidfd_getfd returned a new descriptor that nothing else owns; a socket
+        // that is not a UNIX stream fails `peer_addr` below and is closed.
+        let s = unsafe { UnixStream::from_raw_fd(fd as i32) };
+        let peer = s.peer_addr().ok();
+        if peer.as_ref().and_then(|a| a.as_pathname()) == Some(socket) {
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// The Apache child of a single-process server (the parent's other children are daemons).
+fn the_apache_child(srv: &Server, daemons: &[u32]) -> u32 {
+    let children: Vec<u32> = srv
+        .child_pids()
+        .into_iter()
+        .filter(|p| !daemons.contains(p))
+        .collect();
+    assert_eq!(children.len(), 1, "{children:?}");
+    children[0]
+}
+
+/// A connection left in an Apache child's pool is given up by the daemon itself, with
+/// `Closing` and then end of stream, once idle a little longer than the child would reuse it:
+/// not before `MAX_IDLE`, and soon after `DAEMON_IDLE`. There is no setting for these
+/// limits, so this test waits them out (about 63 s).
+#[test]
+fn the_daemon_gives_up_a_connection_idle_past_the_pools_limit() {
+    use mod_rwsgi::daemon::pool::{DAEMON_IDLE, MAX_IDLE};
+    use mod_rwsgi::daemon::protocol::{Kind, read_frame};
+    let srv = persist_server("persist_idle", "processes=1 threads=2")
+        .single_process()
+        .start();
+    let r = srv.get("/p/sleep?0");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let since = Instant::now();
+    let pid = r.json().n("pid") as u32;
+    let child = the_apache_child(&srv, &[pid]);
+    let mut conns = connections_to(child, &group_socket(&srv));
+    assert_eq!(conns.len(), 1, "the child's pooled connections");
+    let mut conn = conns.pop().unwrap();
+    let mut buf = Vec::new();
+    // Nothing comes while the child may still reuse it (a read that times out takes nothing).
+    conn.set_read_timeout(Some(MAX_IDLE - Duration::from_secs(1)))
+        .unwrap();
+    match read_frame(&mut conn, &mut buf) {
+        Err(mod_rwsgi::daemon::protocol::ProtoError::Io(e))
+            if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!(
+            "after {:?}: {:?}",
+            since.elapsed(),
+            other.map_err(|e| e.to_string())
+        ),
+    }
+    conn.set_read_timeout(Some(DAEMON_IDLE + Duration::from_secs(3) - since.elapsed()))
+        .unwrap();
+    let got = read_frame(&mut conn, &mut buf).map_err(|e| e.to_string());
+    assert_eq!(got, Ok(Some(Kind::Closing)), "after {:?}", since.elapsed());
+    assert!(since.elapsed() >= MAX_IDLE, "{:?}", since.elapsed());
+    let end = read_frame(&mut conn, &mut buf).map_err(|e| e.to_string());
+    assert_eq!(end, Ok(None));
+    // The child drops its copy unused and connects afresh, to the same daemon.
+    let r = srv.get("/p/sleep?0");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    assert_eq!(r.json().n("pid") as u32, pid);
+}
+
+/// A pooled connection that already carried a request, then gets a malformed frame, and
+/// another one an oversized frame: each is refused with a line naming the group and closed,
+/// and the daemon process goes on serving.
+#[test]
+fn bad_frames_on_a_used_connection_close_it_and_the_daemon_serves_on() {
+    use mod_rwsgi::daemon::protocol::VERSION;
+    let mut srv = persist_server("persist_badframe", "processes=1 threads=2")
+        .single_process()
+        .start();
+    let first = srv.get("/p/sleep?0");
+    assert_eq!(first.status, 200, "{}", first.describe());
+    let pid = first.json().n("pid") as u32;
+    let child = the_apache_child(&srv, &[pid]);
+    let socket = group_socket(&srv);
+    let malformed = b"XYZW\0\0\0\0".to_vec();
+    let oversized = [b'R', VERSION, 1, 0, 0xff, 0xff, 0xff, 0x7f].to_vec();
+    for (bytes, why) in [
+        (malformed, "bad request frame: not a mod_rwsgi frame"),
+        (
+            oversized,
+            "bad request frame: RequestHead frame of 2147483647 bytes exceeds its limit",
+        ),
+    ] {
+        let line = format!("RWSGI0513: daemon process group 'persist': {why}");
+        // The connection the last request went over, idle in the child's pool.
+        let mut conns = connections_to(child, &socket);
+        assert_eq!(conns.len(), 1, "the child's pooled connections");
+        let mut conn = conns.pop().unwrap();
+        conn.write_all(&bytes).unwrap();
+        assert!(srv.wait_log(&line, Duration::from_secs(5)), "no {line:?}");
+        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut rest = Vec::new();
+        conn.read_to_end(&mut rest)
+            .expect("the daemon closes the connection");
+        assert!(rest.is_empty(), "{rest:?}");
+        drop(conn);
+        srv.allow_log(&line);
+        // The child finds its copy closed and connects afresh, to the same process.
+        let r = srv.get("/p/sleep?0");
+        assert_eq!(r.status, 200, "{}", r.describe());
+        assert_eq!(r.json().n("pid") as u32, pid);
+    }
+}
+
+/// 100 requests at once from one child (a few threads to spare, so that Apache does not log
+/// reaching MaxRequestWorkers) to a group with threads to spare:
+/// the child holds a connection per request meanwhile, and keeps at most `MAX_KEPT` of them
+/// idle afterwards; none fails.
+#[test]
+fn a_child_keeps_at_most_max_kept_idle_connections_after_a_burst() {
+    use mod_rwsgi::daemon::pool::MAX_KEPT;
+    const N: usize = 100;
+    let srv = persist_server("persist_burst", "processes=1 threads=110")
+        .single_process()
+        .threads(N as u32 + 8)
+        .start();
+    let r = srv.get("/p/sleep?0");
+    assert_eq!(r.status, 200, "{}", r.describe());
+    let pid = r.json().n("pid") as u32;
+    let child = the_apache_child(&srv, &[pid]);
+    let socket = group_socket(&srv);
+    let mut peak = 0;
+    let statuses: Vec<u16> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..N)
+            .map(|_| sc.spawn(|| srv.get("/p/sleep?2").status))
+            .collect();
+        while !hs.iter().all(|h| h.is_finished()) {
+            peak = peak.max(connections_to(child, &socket).len());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let failed = statuses.iter().filter(|&&s| s != 200).count();
+    assert_eq!(failed, 0, "{statuses:?}");
+    // Enough requests overlapped for the bound to matter.
+    assert!(peak > MAX_KEPT, "at most {peak} connections at once");
+    // The last responses may reach the client just before their connections are pooled
+    // or closed.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut kept = connections_to(child, &socket).len();
+    while kept > MAX_KEPT && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        kept = connections_to(child, &socket).len();
+    }
+    assert!(
+        (1..=MAX_KEPT).contains(&kept),
+        "{kept} idle connections (peak {peak})"
+    );
 }

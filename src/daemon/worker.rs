@@ -5,7 +5,7 @@
 //! gives it up.
 
 use super::protocol::{self, Kind, ProtoError, RequestHead};
-use super::{Group, os};
+use super::{Group, os, pool};
 use crate::config::daemon::Ident;
 use crate::python::environ::{ModWsgiFacts, ProcessFacts};
 use crate::python::interp::{self, GroupError};
@@ -137,6 +137,7 @@ pub fn run(
         }
     }
     start_recycle_timer(&group, logger);
+    start_idle_sweep(&group, logger);
     start_deadlock_probe(&group, logger);
     start_startup_timer(&group, logger);
     loop {
@@ -612,6 +613,8 @@ struct Conn {
     token: u64,
     /// Requests it has carried.
     served: u64,
+    /// When it last became idle.
+    idle_since: Instant,
 }
 
 /// The idle connections, each registered in the epoll set under its token. `closing`: this
@@ -647,6 +650,59 @@ fn shed_idle(stop: bool) {
         Err(_) => return,
     };
     conns.values().for_each(say_closing);
+}
+
+/// Takes out of `conns` those idle [`pool::DAEMON_IDLE`] or longer at `now`; also says how
+/// long until the next of the others is due.
+fn take_stale(conns: &mut BTreeMap<u64, Conn>, now: Instant) -> (Vec<Conn>, Duration) {
+    let mut next = pool::DAEMON_IDLE;
+    let mut stale = Vec::new();
+    for (&token, c) in conns.iter() {
+        match pool::DAEMON_IDLE.checked_sub(now.saturating_duration_since(c.idle_since)) {
+            Some(left) if !left.is_zero() => next = next.min(left),
+            _ => stale.push(token),
+        }
+    }
+    let stale = stale.iter().filter_map(|t| conns.remove(t)).collect();
+    (stale, next)
+}
+
+/// Gives up, with `Closing`, each connection idle longer than its Apache child keeps one in
+/// its pool: a child that sees little traffic would otherwise hold them (and this process's
+/// descriptors) until it next takes from that pool, which may be never.
+fn start_idle_sweep(group: &Arc<Group>, logger: fn() -> RequestLog) {
+    let name = group.def.name.clone();
+    let _ = std::thread::Builder::new()
+        .name("wsgi-idle".into())
+        .spawn(move || {
+            let mut wait = pool::DAEMON_IDLE;
+            loop {
+                // A floor, so that connections falling due together go together.
+                std::thread::sleep(wait.max(Duration::from_millis(100)));
+                let stale = match IDLE.lock() {
+                    Ok(mut idle) => {
+                        let (stale, next) = take_stale(&mut idle.conns, Instant::now());
+                        wait = next;
+                        stale
+                    }
+                    Err(_) => return,
+                };
+                if stale.is_empty() {
+                    continue;
+                }
+                stale.iter().for_each(say_closing);
+                logger().log(
+                    crate::wsgi::gateway::Severity::Debug,
+                    &format!(
+                        "RWSGI0545: daemon process group '{name}' process {}: gave up {} \
+                         connection(s) idle for {} s",
+                        os::pid(),
+                        stale.len(),
+                        pool::DAEMON_IDLE.as_secs()
+                    ),
+                );
+            }
+        });
 }
 
 /// Claims one request's place under maximum-requests (always granted without one).
@@ -735,6 +791,7 @@ impl Worker<'_> {
             stream,
             token: NEXT_TOKEN_CONN.fetch_add(1, Ordering::Relaxed),
             served: 0,
+            idle_since: Instant::now(),
         };
         match os::peer_uid(conn.stream.as_raw_fd()) {
             Some(uid) if uid == self.group.child_uid => {}
@@ -821,10 +878,11 @@ impl Worker<'_> {
     }
 
     /// Makes `conn` idle: watched for its next request, unless this process keeps none.
-    fn park(&self, conn: Conn) {
+    fn park(&self, mut conn: Conn) {
         let Ok(mut idle) = IDLE.lock() else {
             return;
         };
+        conn.idle_since = Instant::now();
         if idle.closing {
             drop(idle);
             say_closing(&conn);
@@ -1341,5 +1399,47 @@ impl Gateway for SocketGateway<'_> {
 
     fn client_gone(&self) -> bool {
         self.failed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(token: u64, idle_since: Instant) -> Conn {
+        Conn {
+            stream: UnixStream::pair().unwrap().0,
+            token,
+            served: 1,
+            idle_since,
+        }
+    }
+
+    #[test]
+    fn the_sweep_takes_connections_idle_past_the_pools_limit_and_waits_for_the_next() {
+        let limit = pool::DAEMON_IDLE;
+        // The daemon gives up a connection only after its Apache child stopped reusing it.
+        assert!(limit > pool::MAX_IDLE);
+        let now = Instant::now() + limit * 2;
+        let mut conns: BTreeMap<u64, Conn> = [
+            (1, limit * 2),
+            (2, limit),
+            (3, limit - Duration::from_secs(5)),
+            (4, Duration::from_secs(1)),
+        ]
+        .into_iter()
+        .map(|(t, age)| (t, conn(t, now - age)))
+        .collect();
+        let (stale, next) = take_stale(&mut conns, now);
+        let mut gone: Vec<u64> = stale.iter().map(|c| c.token).collect();
+        gone.sort();
+        assert_eq!(gone, [1, 2]);
+        assert_eq!(conns.keys().copied().collect::<Vec<_>>(), [3, 4]);
+        // Connection 3 falls due first.
+        assert_eq!(next, Duration::from_secs(5));
+        // None idle: a full period.
+        let (stale, next) = take_stale(&mut BTreeMap::new(), now);
+        assert!(stale.is_empty());
+        assert_eq!(next, limit);
     }
 }

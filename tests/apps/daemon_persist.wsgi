@@ -3,7 +3,7 @@
 #   /p/echo     -> reads the whole body: {"pid", "len", "sha256"}
 #   /p/ignore   -> never reads the body: {"pid"}
 #   /p/bigfirst -> sends 1 MiB, then reads the whole body, then its sha256 (text)
-#   /p/sleep    -> sleeps 0.3 s: {"pid"}
+#   /p/sleep    -> sleeps 0.3 s (or the seconds in the query string): {"pid"}
 import hashlib
 import json
 import os
@@ -50,7 +50,7 @@ def application(environ, start_response):
     if path == '/ignore':
         return answer(start_response, {'pid': os.getpid()})
     if path == '/sleep':
-        time.sleep(0.3)
+        time.sleep(float(environ.get('QUERY_STRING') or 0.3))
         return answer(start_response, {'pid': os.getpid()})
     if path == '/bigfirst':
         start_response('200 OK', [('Content-Type', 'text/plain')])
