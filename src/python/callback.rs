@@ -30,8 +30,8 @@ thread_local! {
     static DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Each interpreter's entry function: (interpreter, strong reference owned by it). Kept for
-/// the process, as the interpreters are.
+/// Each interpreter's entry function: (interpreter, strong reference owned by it), until
+/// the interpreter ends ([`end_interpreter`]).
 static ENTRIES: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
 
 /// Runs `f`, turning a panic into a `RuntimeError` (the panic hook has logged it already).
@@ -102,6 +102,31 @@ fn entry_function(py: Python<'_>) -> *mut ffi::PyObject {
     }
     entries.push((interp, made as usize));
     made
+}
+
+/// Ends the current sub-interpreter with `Py_EndInterpreter(ts)`, releasing its entry
+/// function first: a later interpreter may get the same address, and must not be handed a
+/// function of this one.
+///
+/// # Safety
+/// As `Py_EndInterpreter`: the caller holds the GIL with `ts`, the interpreter's current
+/// and only thread state; afterwards no thread state is current.
+pub unsafe fn end_interpreter(ts: *mut ffi::PyThreadState) {
+    // SAFETY: `ts` is live (contract).
+    let interp = unsafe { ffi::PyThreadState_GetInterpreter(ts) } as usize;
+    let entry = {
+        let mut entries = ENTRIES.lock().unwrap_or_else(|e| e.into_inner());
+        let at = entries.iter().position(|(i, _)| *i == interp);
+        at.map(|at| entries.swap_remove(at).1)
+    };
+    // SAFETY: the reference ENTRIES owned, released in its own interpreter, GIL held; then
+    // the caller's contract for Py_EndInterpreter.
+    unsafe {
+        if let Some(f) = entry {
+            ffi::Py_DECREF(f as *mut ffi::PyObject);
+        }
+        ffi::Py_EndInterpreter(ts);
+    }
 }
 
 /// Runs `f` with PyO3 knowing this thread is attached. The caller holds the GIL (of any
@@ -314,7 +339,7 @@ fn imported_module(line: &str, package: Option<&str>) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{ENTRIES, call, enter, imported_module};
+    use super::{ENTRIES, call, end_interpreter, enter, imported_module};
     use crate::python::objects::{Methods, noargs};
     use pyo3::exceptions::{PyRuntimeError, PyValueError};
     use pyo3::ffi;
@@ -456,17 +481,15 @@ t.join()
             assert_ne!(entries[0].0, entries[1].0);
             assert_ne!(entries[0].1, entries[1].1);
         }
-        // SAFETY: ends the sub-interpreter we made (its state is current), back to main,
-        // then the GIL is released.
+        // SAFETY: ends the sub-interpreter we made (its state is current and its only one),
+        // back to main, then the GIL is released.
         unsafe {
-            ENTRIES
-                .lock()
-                .unwrap()
-                .retain(|(i, _)| *i != ffi::PyThreadState_GetInterpreter(sub_ts) as usize);
-            ffi::Py_EndInterpreter(sub_ts);
+            end_interpreter(sub_ts);
             ffi::PyThreadState_Swap(main_ts);
             ffi::PyEval_SaveThread();
         }
+        // Only the main interpreter's function is left.
+        assert_eq!(ENTRIES.lock().unwrap().len(), 1);
     }
 
     #[test]

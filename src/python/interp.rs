@@ -4,7 +4,7 @@
 //! refused, never created again.
 
 use super::attach::{self, Attached};
-use super::callback::log_exception;
+use super::callback::{end_interpreter, log_exception};
 use super::state::InterpState;
 use crate::wsgi::failure::Failure;
 use crate::wsgi::gateway::{RequestLog, Severity};
@@ -346,7 +346,7 @@ pub unsafe fn end_left_over(main_ts: *mut ffi::PyThreadState) -> bool {
         // states are not bound to OS threads in 3.11, and the GIL is held throughout.
         unsafe {
             ffi::PyThreadState_Swap(ts);
-            ffi::Py_EndInterpreter(ts);
+            end_interpreter(ts);
             ffi::PyThreadState_Swap(main_ts);
         }
         false
@@ -390,7 +390,7 @@ unsafe fn end_failed(
     // SAFETY: `ts` is current and the interpreter's only thread state; afterwards no state
     // is current, and the GIL is handed back through this thread's main state.
     unsafe {
-        ffi::Py_EndInterpreter(ts);
+        end_interpreter(ts);
         attach::forget(interp);
         ffi::PyThreadState_Swap(main_ts);
         ffi::PyEval_SaveThread();

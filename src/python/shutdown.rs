@@ -16,7 +16,7 @@
 //! stopping.
 
 use super::attach;
-use super::callback::{blocking, enter};
+use super::callback::{blocking, end_interpreter, enter};
 use super::interp::{self, Interp};
 use crate::wsgi::gateway::{RequestLog, Severity};
 use pyo3::ffi;
@@ -361,7 +361,7 @@ pub fn finalize(log: &RequestLog) {
                         ffi::PyThreadState_Delete(other);
                     }
                 }
-                ffi::Py_EndInterpreter(ts);
+                end_interpreter(ts);
                 log.log(
                     Severity::Debug,
                     &format!(
