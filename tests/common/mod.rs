@@ -836,13 +836,7 @@ impl Server {
         self.stopped = true;
         let started = Instant::now();
         let children = self.parent.map(children_of).unwrap_or_default();
-        // httpd's event MPM can crash its child when an ungraceful stop closes the socket of
-        // a connection a worker is finishing at that very moment (see `httpd_stop_race`);
-        // a test's last response has often just been read when it stops the server.
-        let deadline = started + Duration::from_millis(500);
-        while Instant::now() < deadline && server_side_connections(self.port) > 0 {
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        wait_for_connections_to_close(self.port);
         let _ = apache_cmd()
             .arg("-f")
             .arg(&self.conf)
@@ -957,9 +951,9 @@ fn gdb(core: &Path, command: &str) -> String {
         .unwrap_or_default()
 }
 
-/// True when `line` reports a child's segfault that its core shows to be httpd's own
-/// event-MPM stop race, not this module: the child's main thread, in an ungraceful stop,
-/// closing the socket of a connection (`close_worker_sockets` → `close_socket_at` →
+/// True when `line` reports a child's segfault that its core shows to be httpd's own stop
+/// race in its threaded MPMs, not this module: the child's main thread, in an ungraceful
+/// stop, shutting the socket of a connection (event and worker `close_worker_sockets` →
 /// `apr_os_sock_get`) that a worker finishing that connection at the same moment had just
 /// freed with its pool. No module code runs on that path. Without a core that shows
 /// exactly this, the crash counts.
@@ -977,9 +971,10 @@ fn httpd_stop_race(root: &Path, line: &str) -> bool {
                 .any(|l| l.starts_with(&format!("#{n} ")) && l.contains(needle))
         };
         let main_thread = bt.contains(&format!("(LWP {pid}))]"));
-        if main_thread && frame("0", " apr_os_sock_get ") && frame("1", "/mod_mpm_event.so") {
+        let mpm = frame("1", "/mod_mpm_event.so") || frame("1", "/mod_mpm_worker.so");
+        if main_thread && frame("0", " apr_os_sock_get ") && mpm {
             eprintln!(
-                "child {pid} of {} crashed in httpd's event-MPM stop race \
+                "child {pid} of {} crashed in httpd's MPM stop race \
                  (close_worker_sockets on a connection its worker had just freed), not in \
                  mod_rwsgi; core kept in {}",
                 root.display(),
@@ -1015,6 +1010,17 @@ fn crash_backtraces(root: &Path, bad: &[String]) -> String {
         ));
     }
     out
+}
+
+/// Waits (at most 0.5 s) until the server on `port` holds no connection. httpd's threaded
+/// MPMs can crash a child when an ungraceful stop shuts the socket of a connection a worker is
+/// finishing at that very moment (see [`httpd_stop_race`]), and a test has often just read
+/// its last response when it stops the server.
+fn wait_for_connections_to_close(port: u16) {
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < deadline && server_side_connections(port) > 0 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// Server-side TCP connections on `port` still open (held by a process: TIME_WAIT and

@@ -84,10 +84,15 @@ impl Express {
             !conf.contains("mod_wsgi.c"),
             "{conf_path:?} tests the module's C name"
         );
-        let conf = conf.replace(
+        let mut conf = conf.replace(
             load[0],
             &format!("LoadModule {} '{}'", m.sym, m.path.display()),
         );
+        // As base.conf.in: a crashed child leaves a core for the harness to show.
+        conf.push_str(&format!(
+            "\nCoreDumpDirectory '{}'\n",
+            root.join("cores").display()
+        ));
         fs::write(&conf_path, conf).unwrap();
         let chmod = Command::new("chmod")
             .arg("-R")
@@ -96,6 +101,7 @@ impl Express {
             .status()
             .unwrap();
         assert!(chmod.success());
+        mkdir_mode(&root.join("cores"), 0o1777);
         Express {
             site,
             root,
@@ -113,8 +119,11 @@ impl Express {
     }
 
     fn apachectl(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(self.root.join("apachectl"));
-        c.args(args)
+        // With core files allowed, as `apache_cmd`.
+        let mut c = Command::new("/bin/sh");
+        c.args(["-c", "ulimit -c unlimited 2>/dev/null; exec \"$0\" \"$@\""])
+            .arg(self.root.join("apachectl"))
+            .args(args)
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
         c
@@ -219,6 +228,7 @@ impl Express {
         let Some(pid) = self.parent else {
             return Duration::ZERO;
         };
+        wait_for_connections_to_close(self.port);
         let _ = self.apachectl(&["stop"]).output();
         let deadline = Instant::now() + Duration::from_secs(15);
         while alive(pid) && Instant::now() < deadline {
@@ -246,6 +256,7 @@ impl Express {
             .filter(|l| BAD_MARKERS.iter().any(|m| l.contains(m)))
             .filter(|l| !self.allow.iter().any(|a| l.contains(a.as_str())))
             .filter(|l| !BENIGN.iter().any(|b| l.contains(b)))
+            .filter(|l| !httpd_stop_race(&self.root, l))
             // mod_wsgi-express sizes the worker MPM with MinSpareThreads equal to
             // MaxRequestWorkers, so Apache warns (at error level) whenever all threads are idle.
             .filter(|l| !l.contains("AH00287: server is within MinSpareThreads"))
