@@ -309,16 +309,8 @@ fn full_backlog_gives_503_after_connect_timeout() {
         let rest: Vec<_> = (0..5)
             .map(|_| {
                 sc.spawn(|| {
-                    let mut c = srv.connect();
-                    let port = c.local_port();
-                    c.send(&request_bytes(
-                        "GET",
-                        "/d/slow",
-                        &[("Connection", "close")],
-                        b"",
-                    ))
-                    .unwrap();
-                    (c.read_response(false).unwrap().status, port)
+                    let r = srv.get("/d/slow");
+                    (r.status, r.client_port)
                 })
             })
             .collect();
@@ -643,33 +635,17 @@ fn response_rules_hold_through_the_daemon() {
     assert_eq!(r.header("X-Error"), Some("yes"));
     assert_eq!(r.body, b"error page");
 
-    let mut c = srv.connect();
-    let port = c.local_port();
-    c.send(&request_bytes(
-        "GET",
-        "/dr?mode=exc_before",
-        &[("Connection", "close")],
-        b"",
-    ))
-    .unwrap();
-    assert_eq!(c.read_response(false).unwrap().status, 500);
-    srv.expect_error(port, "boom-before-start-response");
+    let (r, _) = srv.get_with_error("/dr?mode=exc_before", "boom-before-start-response");
+    assert_eq!(r.status, 500);
 
     let tok = token("dexcafter");
-    let mut c = srv.connect();
-    let port = c.local_port();
-    c.send(&request_bytes(
-        "GET",
+    let (r, _) = srv.get_with_error(
         &format!("/dr?mode=exc_info_after&token={tok}"),
-        &[("Connection", "close")],
-        b"",
-    ))
-    .unwrap();
-    let r = c.read_response(false).unwrap();
+        "exc_info after headers",
+    );
     assert_eq!(r.status, 200, "{}", r.describe());
     assert!(r.body.starts_with(b"partial"), "{}", r.describe());
     assert!(!r.complete, "not cut: {}", r.describe());
-    srv.expect_error(port, "exc_info after headers");
 
     let data = pattern((3 << 20) + 123, 9);
     std::fs::write(srv.data.join("blob.bin"), &data).unwrap();
@@ -710,17 +686,8 @@ fn queue_timeout_gives_504_without_running_the_app() {
     let (first, (late, port)) = std::thread::scope(|sc| {
         let first = sc.spawn(|| srv.get("/d/slow").status);
         std::thread::sleep(std::time::Duration::from_millis(300));
-        let mut c = srv.connect();
-        let port = c.local_port();
-        c.send(&request_bytes(
-            "GET",
-            "/d/pid",
-            &[("Connection", "close")],
-            b"",
-        ))
-        .unwrap();
-        let late = c.read_response(false).unwrap().status;
-        (first.join().unwrap(), (late, port))
+        let late = srv.get("/d/pid");
+        (first.join().unwrap(), (late.status, late.client_port))
     });
     assert_eq!((first, late), (200, 504));
     srv.expect_error(port, "more than queue-timeout=1");
@@ -798,14 +765,7 @@ fn stop_with_a_busy_daemon(mpm: Mpm) {
     .allow_log("RWSGI0536")
     .start();
     let daemon = srv.get("/d/pid").json().n("pid") as u32;
-    let mut c = srv.connect();
-    c.send(&request_bytes(
-        "GET",
-        "/d/hang",
-        &[("Connection", "close")],
-        b"",
-    ))
-    .unwrap();
+    let _hanging = srv.send_get("/d/hang");
     std::thread::sleep(std::time::Duration::from_millis(500));
     let started = std::time::Instant::now();
     srv.stop();
@@ -837,17 +797,8 @@ fn header_buffer_size_limits_response_header_lines() {
     )
     .start();
     assert_eq!(srv.get("/d/bigheader?8000").status, 200);
-    let mut c = srv.connect();
-    let port = c.local_port();
-    c.send(&request_bytes(
-        "GET",
-        "/d/bigheader?9000",
-        &[("Connection", "close")],
-        b"",
-    ))
-    .unwrap();
-    assert_eq!(c.read_response(false).unwrap().status, 500);
-    srv.expect_error(port, "more than header-buffer-size=8192");
+    let (r, _) = srv.get_with_error("/d/bigheader?9000", "more than header-buffer-size=8192");
+    assert_eq!(r.status, 500);
 }
 
 /// interrupt-timeout: a request past request-timeout first gets mod_wsgi.RequestTimeout;

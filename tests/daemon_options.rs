@@ -108,19 +108,14 @@ fn startup_timeout_replaces_a_process_whose_import_hangs() {
         .start();
     let first = wait_started(&srv, "site", 1, Duration::from_secs(5))[0];
     let armed = Instant::now();
-    let mut c = srv.connect();
-    c.set_timeout(Duration::from_secs(10));
-    let port = c.local_port();
-    c.send(&request_bytes("GET", "/h", &[("Connection", "close")], b""))
-        .unwrap();
-    let r = c.read_response(false).unwrap();
+    let r = srv.get("/h");
     let took = armed.elapsed();
     assert_eq!(r.status, 502, "{}", r.describe());
     assert!(
         took >= Duration::from_millis(1900) && took < Duration::from_secs(5),
         "answered after {took:?}"
     );
-    srv.expect_error(port, "RWSGI0536");
+    srv.expect_error(r.client_port, "RWSGI0536");
     srv.assert_log(&format!(
         "RWSGI0590: daemon process group 'site' process {first}:"
     ));
@@ -240,25 +235,15 @@ fn metrics_server(name: &str) -> Server {
 fn scoreboard_pids(srv: &Server) -> Vec<u32> {
     let r = srv.get("/on/smetrics");
     assert_eq!(r.status, 200, "{}", r.describe());
-    let j = r.json();
-    let keys: Vec<String> = j
-        .at("keys")
-        .arr()
-        .iter()
-        .map(|k| k.str().to_string())
-        .collect();
-    for k in [
-        "current_time",
-        "processes",
-        "running_generation",
-        "server_limit",
-    ] {
-        assert!(
-            keys.iter().any(|x| x == k),
-            "server_metrics() lacks {k}: {j}"
-        );
-    }
-    j.at("pids").arr().iter().map(|p| p.num() as u32).collect()
+    server_metrics_pids(
+        &r.json(),
+        &[
+            "current_time",
+            "processes",
+            "running_generation",
+            "server_limit",
+        ],
+    )
 }
 
 #[test]
@@ -422,15 +407,8 @@ fn stop_during_a_drain_is_prompt() {
         .conf("WSGIScriptAlias /d \"@APPS@/daemon.wsgi\" process-group=site")
         .start();
     let pid = pid_of(&srv, "/d/pid");
-    let mut c = srv.connect();
+    let c = srv.send_get("/d/hang");
     let port = c.local_port();
-    c.send(&request_bytes(
-        "GET",
-        "/d/hang",
-        &[("Connection", "close")],
-        b"",
-    ))
-    .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let out = std::process::Command::new("kill")
         .args(["-USR1", &pid.to_string()])

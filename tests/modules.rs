@@ -389,24 +389,19 @@ fn process_metrics_counters_and_cpu_grow_after_requests(mode: Mode) {
         assert!(sm.is_null(), "{sm}");
         return;
     }
-    let smk: Vec<String> = sm
-        .at("keys")
-        .arr()
-        .iter()
-        .map(|k| k.str().to_string())
-        .collect();
-    for k in [
-        "current_time",
-        "processes",
-        "restart_time",
-        "running_generation",
-        "running_time",
-        "server_limit",
-        "thread_limit",
-    ] {
-        assert!(smk.iter().any(|x| x == k), "server_metrics() lacks {k}");
-    }
-    assert!(sm.at("pids").arr().iter().any(|p| p.num() as u32 == pid));
+    let pids = server_metrics_pids(
+        &sm,
+        &[
+            "current_time",
+            "processes",
+            "restart_time",
+            "running_generation",
+            "running_time",
+            "server_limit",
+            "thread_limit",
+        ],
+    );
+    assert!(pids.contains(&pid));
 }
 
 /// As under mod_wsgi 4.9.4, embedded code gets the scoreboard whatever WSGIServerMetrics says.

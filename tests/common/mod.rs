@@ -743,13 +743,20 @@ impl Server {
         out
     }
 
+    /// A new connection with a GET of `path` (`Connection: close`) sent on it, the response
+    /// left for the caller to read.
+    pub fn send_get(&self, path: &str) -> Conn {
+        let mut c = self.connect();
+        c.send(&request_bytes("GET", path, &[("Connection", "close")], b""))
+            .unwrap();
+        c
+    }
+
     /// GET `path` on its own connection, whose error lines are expected, one containing
     /// `needle`: the response and those lines.
     pub fn get_with_error(&mut self, path: &str, needle: &str) -> (Response, Vec<String>) {
-        let mut c = self.connect();
+        let mut c = self.send_get(path);
         let port = c.local_port();
-        c.send(&request_bytes("GET", path, &[("Connection", "close")], b""))
-            .unwrap();
         let r = c.read_response(false).unwrap();
         let lines = self.expect_error(port, needle);
         (r, lines)
@@ -1647,6 +1654,16 @@ pub trait JsonExt {
     fn obj(&self) -> &serde_json::Map<String, Json>;
     /// The keys of the object this value is, sorted.
     fn keys(&self) -> Vec<String>;
+}
+
+/// The process pids of a `mod_wsgi.server_metrics()` answer (its key list and pids, as the
+/// apps return them), after asserting that its keys include `keys`.
+pub fn server_metrics_pids(sm: &Json, keys: &[&str]) -> Vec<u32> {
+    let have: Vec<&str> = sm.at("keys").arr().iter().map(Json::str).collect();
+    for k in keys {
+        assert!(have.contains(k), "server_metrics() lacks {k}: {sm}");
+    }
+    sm.at("pids").arr().iter().map(|p| p.num() as u32).collect()
 }
 
 impl JsonExt for Json {
