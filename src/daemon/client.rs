@@ -238,10 +238,10 @@ pub fn run(r: Request<'_>, name: &str, head: RequestHead<&[u8]>, error_override:
             let _in_flight = InFlight::new(&conn);
             // Taken, not borrowed: a subrequest run by an output filter during the relay
             // comes back here on this thread.
-            let mut payload = HEAD_BUF.take();
-            head.encode_into(&mut payload);
-            let out = exchange(r, &conn, reused, name, &payload, &how);
-            HEAD_BUF.set(payload);
+            let mut bufs = BUFFERS.take();
+            head.encode_into(&mut bufs.head);
+            let out = exchange(r, &conn, reused, name, &mut bufs, &how);
+            BUFFERS.set(bufs);
             out
         };
         match fate {
@@ -297,10 +297,10 @@ fn exchange(
     conn: &UnixStream,
     reused: bool,
     name: &str,
-    head: &[u8],
+    bufs: &mut Buffers,
     how: &Relay,
 ) -> (i32, Fate) {
-    if let Err(e) = protocol::write_frame(&mut &*conn, Kind::RequestHead, head) {
+    if let Err(e) = protocol::write_frame(&mut &*conn, Kind::RequestHead, &bufs.head) {
         if reused && is_reset(&e) {
             return (0, Fate::Retry);
         }
@@ -311,7 +311,7 @@ fn exchange(
         };
         return (refuse(&r, &f), Fate::Close);
     }
-    relay(r, conn, name, reused, how)
+    relay(r, conn, name, reused, how, &mut bufs.frame, &mut bufs.read)
 }
 
 /// The daemon connections of this child's running requests, so that a stop does not wait
@@ -467,28 +467,26 @@ fn flush_now(
     len > BIG_FRAME || unflushed + len >= limit || (app_flushed && !more_soon())
 }
 
+/// A request thread's buffers, kept from one relay to the next: fresh ones per request
+/// would cost allocations (a big response's frames also their page faults), and one of a
+/// KiB or more makes glibc consolidate its fast bins.
+#[derive(Default)]
+struct Buffers {
+    /// The request head payload.
+    head: Vec<u8>,
+    /// The frame being relayed.
+    frame: Vec<u8>,
+    /// What the daemon's frames are read through.
+    read: Vec<u8>,
+}
+
 thread_local! {
-    /// The frame buffer of this thread's last relay: a big response's frames would otherwise
-    /// cost a fresh allocation (and its page faults) per request.
-    static FRAME_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
-    /// The read buffer of this thread's last relay (a fresh one per request is an allocation
-    /// big enough to make glibc consolidate its fast bins).
-    static READ_BUF_KEPT: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
-    /// The request head payload of this thread's last request.
-    static HEAD_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    static BUFFERS: std::cell::Cell<Buffers> = std::cell::Cell::new(Buffers::default());
 }
 
 /// Relays the daemon's answer to the client, and the client's body as the daemon asks for
 /// it. `reused`: until a first frame comes, the request may go again (see [`Fate::Retry`]).
-fn relay(r: Request<'_>, conn: &UnixStream, name: &str, reused: bool, how: &Relay) -> (i32, Fate) {
-    let (mut buf, mut read_buf) = (FRAME_BUF.take(), READ_BUF_KEPT.take());
-    let out = relay_with(r, conn, name, reused, how, &mut buf, &mut read_buf);
-    FRAME_BUF.set(buf);
-    READ_BUF_KEPT.set(read_buf);
-    out
-}
-
-fn relay_with(
+fn relay(
     r: Request<'_>,
     conn: &UnixStream,
     name: &str,
