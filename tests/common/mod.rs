@@ -416,14 +416,28 @@ impl Builder {
     /// Like [`Builder::start`], but a refused `apache2 -k start` is returned, not a panic
     /// (for tests of start-up checks).
     pub fn start_attempt(self) -> Result<Server, StartFailure> {
-        let r = self.render();
-        let out = apache_cmd()
-            .arg("-f")
-            .arg(&r.conf)
-            .arg("-k")
-            .arg("start")
-            .output()
-            .expect("run apache2 -k start");
+        let mut attempt = 1;
+        let (r, out) = loop {
+            let r = self.render();
+            let out = apache_cmd()
+                .arg("-f")
+                .arg(&r.conf)
+                .arg("-k")
+                .arg("start")
+                .output()
+                .expect("run apache2 -k start");
+            // The port was free when picked, but a client's ephemeral port or another
+            // server can take it before Apache binds it: another port, another root.
+            let taken = !out.status.success()
+                && [&out.stdout, &out.stderr]
+                    .iter()
+                    .any(|o| String::from_utf8_lossy(o).contains("Address already in use"));
+            if !taken || attempt == 3 {
+                break (r, out);
+            }
+            let _ = fs::remove_dir_all(&r.root);
+            attempt += 1;
+        };
         let error_log = r.root.join("logs/error.log");
         if !out.status.success() {
             let log = fs::read(&error_log).unwrap_or_default();
